@@ -1,0 +1,130 @@
+"""The application factory and its lifespan: every pooled resource is made and closed here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import structlog
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from facetoface.auth.jwks import JwksCache
+from facetoface.auth.tokens import TokenVerifier
+from facetoface.config import ConfigurationError, Settings
+from facetoface.db import Database
+from facetoface.errors import install_error_handlers
+from facetoface.observability.middleware import RequestContextMiddleware
+from facetoface.sessions.endpoints import router as sessions_router
+from facetoface.sessions.service import SessionService
+from facetoface.tavus import TavusClient
+
+log = structlog.get_logger(__name__)
+
+
+class UnmigratedDatabase(ConfigurationError):
+    """The database schema is not at the code's migration head."""
+
+
+async def check_migrations(db: Database) -> None:
+    """Refuse to serve on a database that is not migrated to this code's head."""
+    current, head = await db.migration_state()
+    if current != head:
+        raise UnmigratedDatabase(
+            f"database schema is at {current or 'nothing (empty database)'}, this code needs "
+            f"{head}: run `facetoface migrate` first"
+        )
+
+
+def build_token_verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier:
+    jwks = None
+    if settings.jwks_url:
+        jwks = JwksCache(
+            settings.jwks_url,
+            client=http,
+            cache_seconds=settings.jwks_cache_seconds,
+            cooldown_seconds=settings.jwks_refetch_cooldown_seconds,
+        )
+    return TokenVerifier(
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        hs256_secret=settings.hs256_secret,
+        jwks=jwks,
+        leeway_seconds=settings.jwt_leeway_seconds,
+    )
+
+
+def build_tavus_client(settings: Settings) -> TavusClient:
+    return TavusClient(
+        settings.effective_tavus_base_url,
+        settings.effective_tavus_api_key,
+        connect_timeout_s=settings.tavus_connect_timeout_seconds,
+        read_timeout_s=settings.tavus_read_timeout_seconds,
+        total_timeout_s=settings.tavus_total_timeout_seconds,
+        max_concurrency=settings.tavus_max_concurrent_requests,
+        retry_attempts=settings.tavus_retry_attempts,
+        retry_timeout_s=settings.tavus_retry_timeout_seconds,
+        concurrency_retry_after_s=settings.tavus_concurrency_retry_after_seconds,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the service. Nothing connects until the lifespan starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.check_production_ready()
+        db = Database(settings)
+        auth_http = httpx.AsyncClient(
+            timeout=settings.jwks_fetch_timeout_seconds, follow_redirects=False
+        )
+        tavus = build_tavus_client(settings)
+        try:
+            await check_migrations(db)
+            app.state.db = db
+            app.state.tavus = tavus
+            app.state.token_verifier = build_token_verifier(settings, auth_http)
+            app.state.session_service = SessionService(settings, db, tavus)
+            log.info(
+                "app.started",
+                environment=settings.environment.value,
+                database=db.dialect,
+                tavus="simulator" if settings.uses_simulator else "tavus",
+            )
+            yield
+        finally:
+            await tavus.aclose()
+            await auth_http.aclose()
+            await db.dispose()
+
+    app = FastAPI(
+        title="facetoface",
+        version="0.1.0",
+        summary="AI video mentor sessions on Tavus CVI",
+        lifespan=lifespan,
+        docs_url="/docs" if settings.is_development else None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(sessions_router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        db: Database = app.state.db
+        try:
+            current, head = await db.migration_state()
+        except Exception as exc:  # any failure here means "not ready", with the reason
+            log.warning("readyz.database_unreachable", error_type=type(exc).__name__)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        if current != head:
+            return JSONResponse({"status": "unavailable", "database": "not migrated"}, 503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    return app

@@ -1,0 +1,211 @@
+"""The `facetoface` command: serve · migrate · token · seed-demo · tavus-sim."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from typing import Annotated
+
+import structlog
+import typer
+import uvicorn
+
+from facetoface.config import ConfigurationError, Settings, get_settings
+from facetoface.observability.logging import configure_logging
+
+app = typer.Typer(
+    name="facetoface",
+    help="Backend for AI video mentor sessions on Tavus CVI.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+log = structlog.get_logger("facetoface.cli")
+
+
+def _settings() -> Settings:
+    try:
+        settings = get_settings()
+    except ValueError as exc:  # pydantic's ValidationError names the bad variable
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    configure_logging(settings.log_level, settings.log_format or _default_format(settings))
+    return settings
+
+
+def _default_format(settings: Settings) -> str:
+    return "console" if settings.is_development else "json"
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"facetoface: {message}", err=True)
+    return typer.Exit(2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default: HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: PORT)")] = None,
+) -> None:
+    """Run the HTTP service (and, without TAVUS_API_KEY in development, the simulator)."""
+    settings = _settings()
+    try:
+        settings.check_production_ready()
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from exc
+    asyncio.run(_serve(settings, host or settings.host, port or settings.port))
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    from facetoface.app import UnmigratedDatabase, check_migrations, create_app
+    from facetoface.db import Database
+
+    db = Database(settings)
+    try:
+        await check_migrations(db)
+    except UnmigratedDatabase as exc:
+        raise _fail(str(exc)) from exc
+    except Exception as exc:
+        raise _fail(f"cannot reach the database: {type(exc).__name__}: {exc}") from exc
+    finally:
+        await db.dispose()
+
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings),
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                proxy_headers=False,
+                server_header=False,
+            )
+        )
+    ]
+    if settings.uses_simulator:
+        from facetoface.tavus_sim import SimConfig, create_sim_app
+
+        sim_config = SimConfig(latency_ms=settings.tavus_sim_latency_ms)
+        servers.append(
+            uvicorn.Server(
+                uvicorn.Config(
+                    create_sim_app(sim_config),
+                    host="127.0.0.1",
+                    port=settings.tavus_sim_port,
+                    log_config=None,
+                    access_log=False,
+                )
+            )
+        )
+        log.info(
+            "tavus_sim.embedded",
+            url=f"http://127.0.0.1:{settings.tavus_sim_port}",
+            note="no TAVUS_API_KEY: using the built-in Tavus simulator",
+        )
+    await asyncio.gather(*(server.serve() for server in servers))
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+) -> None:
+    """Apply database migrations (SQLite or PostgreSQL, from DATABASE_URL)."""
+    from facetoface.db import run_migrations
+
+    settings = _settings()
+    run_migrations(settings, revision)
+    typer.echo(f"database migrated to {revision}")
+
+
+@app.command()
+def token(
+    email: Annotated[str | None, typer.Option(help="Look the user up by profile email")] = None,
+    user_id: Annotated[str | None, typer.Option("--user-id", help="The user's UUID")] = None,
+    ttl: Annotated[int | None, typer.Option(help="Lifetime in seconds")] = None,
+) -> None:
+    """Print a development access token (HS256, signed with the configured secret)."""
+    from facetoface.auth.dev_issuer import mint_token
+
+    settings = _settings()
+    if settings.supabase_url and settings.supabase_jwt_secret is None:
+        raise _fail("tokens come from your Supabase project; no HS256 secret is configured")
+    if (email is None) == (user_id is None):
+        raise _fail("give exactly one of --email or --user-id")
+    if user_id is not None:
+        try:
+            uid = uuid.UUID(user_id)
+        except ValueError as exc:
+            raise _fail(f"--user-id {user_id!r} is not a UUID") from exc
+    else:
+        assert email is not None
+        found = asyncio.run(_user_id_for_email(settings, email))
+        if found is None:
+            raise _fail(f"no profile with email {email!r} (try `facetoface seed-demo`)")
+        uid = found
+    print(mint_token(settings, user_id=uid, email=email, ttl_seconds=ttl))
+
+
+async def _user_id_for_email(settings: Settings, email: str) -> uuid.UUID | None:
+    from facetoface.db import Database
+    from facetoface.demo import find_user_by_email
+
+    db = Database(settings)
+    try:
+        async with db.transaction() as session:
+            return await find_user_by_email(session, email)
+    finally:
+        await db.dispose()
+
+
+@app.command("seed-demo")
+def seed_demo() -> None:
+    """Create demo users with complete profiles and a mentor (idempotent)."""
+    from facetoface.db import Database
+    from facetoface.demo import seed_demo_data
+
+    settings = _settings()
+
+    async def run() -> list[tuple[str, str]]:
+        db = Database(settings)
+        try:
+            async with db.transaction() as session:
+                return await seed_demo_data(session)
+        finally:
+            await db.dispose()
+
+    users = asyncio.run(run())
+    print("Demo users (email → user id):")
+    for email, uid in users:
+        print(f"  {email:<28} {uid}")
+    print("\nGet a token:   facetoface token --email", users[0][0])
+    print("Start:         curl -X POST -H \"Authorization: Bearer $TOKEN\" "
+          f"{settings.public_base_url}/v1/sessions")
+
+
+@app.command("tavus-sim")
+def tavus_sim(
+    host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8100,
+    api_key: Annotated[str, typer.Option(help="Accepted x-api-key")] = "sim-key",
+    latency_ms: Annotated[int, typer.Option(help="Added latency per API call")] = 0,
+    concurrency_limit: Annotated[int, typer.Option(help="Max active conversations")] = 10,
+) -> None:
+    """Run the Tavus-compatible simulator on its own."""
+    from facetoface.tavus_sim import SimConfig, run_sim
+
+    settings = _settings()
+    del settings  # only for logging configuration
+    run_sim(
+        host,
+        port,
+        SimConfig(api_key=api_key, latency_ms=latency_ms, concurrency_limit=concurrency_limit),
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

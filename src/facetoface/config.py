@@ -1,0 +1,233 @@
+"""Settings: one place for every knob, read from the environment (and a `.env` file).
+
+Every variable is documented in the README's configuration table. Outside development,
+`Settings.check_production_ready()` refuses missing or default secrets; `serve` calls it before
+it binds a port.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Secret used by the development token issuer. Refused outside development.
+DEV_JWT_SECRET = "facetoface-development-secret-do-not-use-in-production"
+#: API key the built-in simulator accepts; meaningless against the real Tavus.
+SIM_API_KEY = "sim-key"
+#: Persona/replica the simulator is given when no default is configured (Tavus stock IDs).
+DEV_PERSONA_ID = "pcb7a34da5fe"
+DEV_REPLICA_ID = "r90bbd427f71"
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class ConfigurationError(Exception):
+    """The configuration cannot run safely; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    environment: Environment = Environment.development
+    data_dir: Path = Path("data")
+    log_level: str = "INFO"
+    #: `console` for people, `json` for log pipelines; empty = by environment.
+    log_format: Literal["", "console", "json"] = ""
+
+    # --- HTTP -----------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Base URL Tavus reaches this service on; callback URLs are built from it.
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    # --- database -------------------------------------------------------------------------
+    #: Empty = SQLite file `facetoface.db` in `data_dir`. Supabase's `postgres://` strings work.
+    database_url: str = ""
+    #: `transaction` when connecting through a transaction pooler (Supavisor :6543, PgBouncer):
+    #: disables prepared statements and session state.
+    db_pooler_mode: Literal["session", "transaction"] = "session"
+    db_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
+    db_max_overflow: Annotated[int, Field(ge=0, le=200)] = 5
+    db_pool_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
+    db_connect_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
+    #: Server-side limit per statement (PostgreSQL); a stuck query must not hold a request.
+    db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 8000
+
+    # --- Tavus ----------------------------------------------------------------------------
+    #: Absent in development → the built-in simulator is started and used over HTTP.
+    tavus_api_key: SecretStr | None = None
+    tavus_base_url: str = "https://tavusapi.com/v2"
+    tavus_default_persona_id: str = ""
+    tavus_default_replica_id: str = ""
+    tavus_connect_timeout_seconds: Annotated[float, Field(gt=0)] = 3.0
+    tavus_read_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    tavus_total_timeout_seconds: Annotated[float, Field(gt=0)] = 15.0
+    tavus_max_concurrent_requests: Annotated[int, Field(ge=1)] = 16
+    tavus_retry_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    tavus_retry_timeout_seconds: Annotated[float, Field(gt=0)] = 20.0
+    #: What a client is told to wait when Tavus's concurrency limit is reached.
+    tavus_concurrency_retry_after_seconds: Annotated[int, Field(ge=1)] = 30
+    #: Port of the embedded simulator `serve` starts when no TAVUS_API_KEY is set (development).
+    tavus_sim_port: Annotated[int, Field(ge=0, le=65535)] = 8100
+    #: Simulated Tavus latency for the embedded simulator, in milliseconds.
+    tavus_sim_latency_ms: Annotated[int, Field(ge=0)] = 0
+    #: Names every conversation this deployment creates (`<name>:<session id>`), so the
+    #: reconciler can tell its own conversations from others on a shared Tavus account.
+    deployment_name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")] = "facetoface"
+
+    # --- sessions -------------------------------------------------------------------------
+    #: Hard cap of a call at Tavus (Tavus documents 3600 s as the maximum).
+    session_max_call_duration_seconds: Annotated[int, Field(ge=60, le=3600)] = 900
+    #: Seconds after the user leaves before Tavus shuts the room (stops billing).
+    session_participant_left_timeout_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+    #: Seconds Tavus waits for the user to join before shutting the room.
+    session_participant_absent_timeout_seconds: Annotated[int, Field(ge=10, le=3600)] = 120
+    session_enable_recording: bool = False
+    session_enable_closed_captions: bool = True
+    session_custom_greeting: str = ""
+    #: Cap on the context sent to Tavus (its LLM slows beyond ~25k tokens; keep it small).
+    context_max_chars: Annotated[int, Field(ge=500, le=50_000)] = 4000
+    context_item_max_chars: Annotated[int, Field(ge=20, le=2000)] = 200
+
+    # --- authentication -------------------------------------------------------------------
+    #: The Supabase project URL; issuer = `<url>/auth/v1`, JWKS = issuer + `/.well-known/jwks.json`.
+    supabase_url: str = ""
+    #: Legacy HS256 secret (Supabase "JWT secret"). In development defaults to the dev issuer's.
+    supabase_jwt_secret: SecretStr | None = None
+    #: Accepted so a Supabase `.env` can be used unchanged; this service never needs them
+    #: (it never calls Supabase's APIs, and refuses these keys as user tokens).
+    supabase_anon_key: SecretStr | None = None
+    supabase_service_role_key: SecretStr | None = None
+    jwt_audience: str = "authenticated"
+    jwt_leeway_seconds: Annotated[int, Field(ge=0, le=300)] = 30
+    jwks_cache_seconds: Annotated[int, Field(ge=10)] = 300
+    #: At most one JWKS fetch per this many seconds for tokens whose `kid` is unknown.
+    jwks_refetch_cooldown_seconds: Annotated[int, Field(ge=1)] = 30
+    jwks_fetch_timeout_seconds: Annotated[float, Field(gt=0)] = 3.0
+    #: Lifetime of tokens minted by `facetoface token` (development issuer).
+    dev_token_ttl_seconds: Annotated[int, Field(ge=60)] = 3600
+
+    @field_validator("public_base_url", "supabase_url", "tavus_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    # --- derived --------------------------------------------------------------------------
+    @property
+    def is_development(self) -> bool:
+        return self.environment is Environment.development
+
+    @property
+    def uses_simulator(self) -> bool:
+        """True when no Tavus key is configured: development talks to the built-in simulator."""
+        return self.tavus_api_key is None and self.environment is not Environment.production
+
+    @property
+    def effective_tavus_base_url(self) -> str:
+        if self.uses_simulator and self.tavus_base_url == "https://tavusapi.com/v2":
+            return f"http://127.0.0.1:{self.tavus_sim_port}/v2"
+        return self.tavus_base_url
+
+    @property
+    def effective_tavus_api_key(self) -> str:
+        if self.tavus_api_key is not None:
+            return self.tavus_api_key.get_secret_value()
+        return SIM_API_KEY
+
+    @property
+    def default_persona_id(self) -> str | None:
+        if self.tavus_default_persona_id:
+            return self.tavus_default_persona_id
+        return DEV_PERSONA_ID if self.uses_simulator else None
+
+    @property
+    def default_replica_id(self) -> str | None:
+        if self.tavus_default_replica_id:
+            return self.tavus_default_replica_id
+        return DEV_REPLICA_ID if self.uses_simulator else None
+
+    @property
+    def jwt_issuer(self) -> str:
+        base = self.supabase_url or self.public_base_url
+        return f"{base}/auth/v1"
+
+    @property
+    def jwks_url(self) -> str | None:
+        return f"{self.jwt_issuer}/.well-known/jwks.json" if self.supabase_url else None
+
+    @property
+    def hs256_secret(self) -> str | None:
+        if self.supabase_jwt_secret is not None:
+            return self.supabase_jwt_secret.get_secret_value()
+        return DEV_JWT_SECRET if self.environment is not Environment.production else None
+
+    @cached_property
+    def sqlalchemy_url(self) -> str:
+        """The async SQLAlchemy URL for `database_url` (or the SQLite default)."""
+        return normalize_database_url(self.database_url, self.data_dir)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.sqlalchemy_url.startswith("postgresql")
+
+    def check_production_ready(self) -> None:
+        """Refuse to run outside development with missing or default secrets."""
+        if self.is_development:
+            return
+        problems: list[str] = []
+        if self.environment is Environment.production:
+            if self.tavus_api_key is None:
+                problems.append("TAVUS_API_KEY is not set (the simulator is for development)")
+            if not (self.default_persona_id or self.default_replica_id):
+                problems.append("set TAVUS_DEFAULT_PERSONA_ID and/or TAVUS_DEFAULT_REPLICA_ID")
+            if not self.supabase_url:
+                problems.append("SUPABASE_URL is not set (token issuer and JWKS derive from it)")
+            if not self.database_url:
+                problems.append("DATABASE_URL is not set (SQLite is for development)")
+            if self.public_base_url.startswith(("http://127.", "http://localhost")):
+                problems.append("PUBLIC_BASE_URL must be the address Tavus can reach")
+        secret = self.supabase_jwt_secret
+        if secret is not None:
+            value = secret.get_secret_value()
+            if value == DEV_JWT_SECRET or len(value) < 32:
+                problems.append("SUPABASE_JWT_SECRET is the development default or too short")
+        if problems:
+            raise ConfigurationError(
+                f"refusing to start in {self.environment.value} mode: " + "; ".join(problems)
+            )
+
+
+def normalize_database_url(url: str, data_dir: Path) -> str:
+    """Turn what operators paste (Supabase `postgres://…`, plain paths) into an async URL."""
+    if not url:
+        return f"sqlite+aiosqlite:///{(data_dir / 'facetoface.db').as_posix()}"
+    scheme, _, rest = url.partition("://")
+    scheme = scheme.lower()
+    if scheme in {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg"}:
+        parts = urlsplit("postgresql+asyncpg://" + rest)
+        # asyncpg takes `ssl`, not libpq's `sslmode`; keep the operator's intent.
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "sslmode"]
+        sslmode = dict(parse_qsl(parts.query)).get("sslmode")
+        if sslmode:
+            query.append(("ssl", sslmode))
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    if scheme in {"sqlite", "sqlite+aiosqlite"}:
+        return "sqlite+aiosqlite://" + rest
+    raise ConfigurationError(f"DATABASE_URL scheme {scheme!r} is not supported")
+
+
+def get_settings() -> Settings:
+    """Read settings from the environment now (not cached: tests and the CLI build their own)."""
+    return Settings()

@@ -1,0 +1,32 @@
+"""All tables, one module each; imported here so metadata and relationships see every table."""
+
+from facetoface.models.base import Base, utcnow
+from facetoface.models.daily_session import DailySession
+from facetoface.models.mentor_avatar import MentorAvatar
+from facetoface.models.mentor_conversation import (
+    LIVE_STATUSES,
+    ConversationStatus,
+    MentorConversation,
+)
+from facetoface.models.onboarding_profile import OnboardingProfile
+from facetoface.models.profile import Profile
+from facetoface.models.ritual_preferences import RitualPreferences
+from facetoface.models.user_emotional_category import UserEmotionalCategory
+from facetoface.models.user_goal import UserGoal
+from facetoface.models.user_persona import UserPersona
+
+__all__ = [
+    "LIVE_STATUSES",
+    "Base",
+    "ConversationStatus",
+    "DailySession",
+    "MentorAvatar",
+    "MentorConversation",
+    "OnboardingProfile",
+    "Profile",
+    "RitualPreferences",
+    "UserEmotionalCategory",
+    "UserGoal",
+    "UserPersona",
+    "utcnow",
+]

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from facetoface.models.base import Base, IDMixin, TimestampsMixin, check_in
+
+
+class ConversationStatus(StrEnum):
+    """Our side of a Tavus conversation (see DESIGN.md, session lifecycle)."""
+
+    starting = "starting"  # rows written, Tavus create not answered yet
+    active = "active"  # Tavus created it; billing runs
+    ending = "ending"  # end requested, Tavus end call in progress
+    ended = "ended"
+    failed = "failed"  # Tavus definitely did not create it
+    indeterminate = "indeterminate"  # Tavus may or may not have created it; reconciler decides
+
+
+#: States in which a Tavus conversation may be running for the user. At most one per user.
+LIVE_STATUSES = (
+    ConversationStatus.starting,
+    ConversationStatus.active,
+    ConversationStatus.ending,
+    ConversationStatus.indeterminate,
+)
+SESSION_TYPES = ("face_to_face", "extended")
+_LIVE_SQL = "status IN ('starting', 'active', 'ending', 'indeterminate')"
+
+
+class MentorConversation(IDMixin, TimestampsMixin, Base):
+    """One Tavus conversation, linked one-to-one to the user's `daily_sessions` row."""
+
+    __tablename__ = "mentor_conversations"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"))
+    daily_session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("daily_sessions.id", ondelete="CASCADE"), unique=True
+    )
+    user_persona_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("user_personas.id", ondelete="SET NULL"), index=True
+    )
+    tavus_conversation_id: Mapped[str | None] = mapped_column(Text, unique=True)
+    conversation_name: Mapped[str] = mapped_column(Text)
+    conversation_url: Mapped[str | None] = mapped_column(Text)
+    persona_id: Mapped[str | None] = mapped_column(Text)
+    replica_id: Mapped[str | None] = mapped_column(Text)
+    mentor_name: Mapped[str | None] = mapped_column(Text)
+    mentor_avatar_url: Mapped[str | None] = mapped_column(Text)
+    session_type: Mapped[str] = mapped_column(
+        Text, default="face_to_face", server_default=text("'face_to_face'")
+    )
+    status: Mapped[str] = mapped_column(Text, default=ConversationStatus.starting)
+    #: When Tavus created the conversation (billing starts), else when we asked it to.
+    start_time: Mapped[datetime | None]
+    end_time: Mapped[datetime | None]
+    duration_seconds: Mapped[int | None]
+    shutdown_reason: Mapped[str | None] = mapped_column(Text)
+    #: Why we marked it failed/indeterminate (a stable code, never Tavus's raw message).
+    failure_code: Mapped[str | None] = mapped_column(Text)
+    #: From Tavus's callbacks: when the replica joined and when the room shut down.
+    replica_joined_at: Mapped[datetime | None]
+    shutdown_at: Mapped[datetime | None]
+    #: SHA-256 of the per-session callback token; the token itself is never stored.
+    callback_token_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+    __table_args__ = (
+        CheckConstraint(check_in("status", tuple(ConversationStatus)), name="status"),
+        CheckConstraint(check_in("session_type", SESSION_TYPES), name="session_type"),
+        CheckConstraint("duration_seconds >= 0", name="duration_seconds"),
+        # The database, not the application, guarantees one live session per user: a second
+        # concurrent start loses the race on this index instead of creating a billed duplicate.
+        Index(
+            "uq_mentor_conversations_live_user_id",
+            "user_id",
+            unique=True,
+            postgresql_where=text(_LIVE_SQL),
+            sqlite_where=text(_LIVE_SQL),
+        ),
+        Index(None, "user_id", "created_at"),
+        # The reconciler's scan: live rows by age.
+        Index(
+            "ix_mentor_conversations_live_updated_at",
+            "status",
+            "updated_at",
+            postgresql_where=text(_LIVE_SQL),
+            sqlite_where=text(_LIVE_SQL),
+        ),
+    )

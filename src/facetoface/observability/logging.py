@@ -1,0 +1,66 @@
+"""structlog, configured once: console output for people, JSON for pipelines.
+
+Standard-library loggers (uvicorn, sqlalchemy, alembic) go through the same processors, so
+every line has the same shape. uvicorn's access log is off: it prints raw paths, and callback
+paths carry secret tokens; `RequestContextMiddleware` logs route templates instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+from typing import Any
+
+import structlog
+
+_SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
+    """Configure structlog and the standard library's logging (idempotent)."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {
+                "structlog": {
+                    "()": structlog.stdlib.ProcessorFormatter,
+                    "processors": [
+                        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                        structlog.processors.format_exc_info,
+                        renderer,
+                    ],
+                    "foreign_pre_chain": _SHARED,
+                }
+            },
+            "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "structlog"}},
+            "root": {"handlers": ["default"], "level": level.upper()},
+            "loggers": {
+                "uvicorn.access": {"level": "WARNING", "propagate": True},
+                "uvicorn.error": {"level": level.upper(), "propagate": True, "handlers": []},
+                "sqlalchemy.engine": {"level": "WARNING"},
+                "httpx": {"level": "WARNING"},
+                "httpcore": {"level": "WARNING"},
+            },
+        }
+    )
+    structlog.configure(
+        processors=[
+            *_SHARED,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,454 @@
+"""Start and end face-to-face sessions (DESIGN.md, "Session lifecycle").
+
+Start is done in phases, because a Tavus conversation bills from the moment it exists and
+cannot share our transaction:
+
+1. one transaction: load the context (one statement), insert both session rows as `starting`
+   with a fresh callback token. The one-live-session index refuses a second live session.
+2. Tavus create, outside any transaction, sent at most once.
+3. one transaction: record the conversation and mark the session `active`.
+
+A definite Tavus refusal marks the rows `failed`; a create whose outcome is unknown marks them
+`indeterminate` (the reconciler looks the conversation up by its name). A crash between the
+phases leaves a `starting` row that the reconciler resolves the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import structlog
+
+from facetoface.config import Settings
+from facetoface.db import Database, DatabaseUnavailable, Identity
+from facetoface.errors import BadGateway, Conflict, Forbidden, NotFound, ServiceUnavailable
+from facetoface.models import ConversationStatus, utcnow
+from facetoface.sessions.context import MentorContext, UserContextData, build_mentor_context
+from facetoface.sessions.repository import (
+    LiveSessionExists,
+    PersonaRow,
+    SessionRepository,
+    SessionRow,
+    StartData,
+)
+from facetoface.sessions.schemas import SessionOut
+from facetoface.tavus import (
+    ConversationProperties,
+    CreateConversationRequest,
+    TavusAuthError,
+    TavusClient,
+    TavusConcurrencyLimit,
+    TavusError,
+    TavusNotFound,
+    TavusOutcomeUnknown,
+    TavusOutOfCredits,
+    TavusRateLimited,
+    TavusRejected,
+    TavusServerError,
+    TavusUnavailable,
+)
+
+log = structlog.get_logger(__name__)
+
+
+# --- errors -------------------------------------------------------------------------------
+class ProfileNotFound(NotFound):
+    code = "profile_not_found"
+    title = "Profile not found"
+
+
+class MentorNotFound(NotFound):
+    code = "mentor_not_found"
+    title = "Mentor not found"
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+    title = "Session not found"
+
+
+class PremiumMentorRequired(Forbidden):
+    code = "premium_mentor_required"
+    title = "This mentor needs a paid subscription"
+
+
+class SessionAlreadyActive(Conflict):
+    code = "session_already_active"
+    title = "A session is already live"
+
+
+class NoMentorConfigured(BadGateway):
+    code = "mentor_not_configured"
+    title = "No Tavus persona or replica is configured"
+
+
+class TavusCapacityReached(ServiceUnavailable):
+    code = "tavus_capacity_reached"
+    title = "All video mentor slots are busy"
+
+
+class TavusUnavailableError(ServiceUnavailable):
+    code = "tavus_unavailable"
+    title = "The video service is unavailable"
+
+
+class TavusConfigurationError(BadGateway):
+    code = "tavus_configuration_error"
+    title = "The video service rejected this deployment's request"
+
+
+class TavusOutOfCreditsError(BadGateway):
+    code = "tavus_out_of_credits"
+    title = "The video service account is out of credits"
+
+
+class SessionOutcomeUnknown(ServiceUnavailable):
+    code = "session_outcome_unknown"
+    title = "The video service did not confirm the session"
+
+
+# --- helpers ------------------------------------------------------------------------------
+def hash_callback_token(token: str) -> bytes:
+    """The stored form of a callback token (SHA-256; the token itself is never stored)."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class MentorChoice:
+    persona: PersonaRow | None
+    persona_id: str | None
+    replica_id: str | None
+    name: str | None
+    avatar_url: str | None
+
+
+class SessionService:
+    """The session lifecycle; one instance per app, shared by all requests."""
+
+    def __init__(self, settings: Settings, db: Database, tavus: TavusClient) -> None:
+        self.settings = settings
+        self.db = db
+        self.tavus = tavus
+
+    # --- start ----------------------------------------------------------------------------
+    async def start(self, identity: Identity, mentor_id: uuid.UUID | None) -> SessionRow:
+        """Start a session for the caller; see the module docstring for the phases."""
+        user_id = identity.user_id
+        now = utcnow()
+        daily_session_id, conversation_row_id = uuid.uuid4(), uuid.uuid4()
+        callback_token = secrets.token_urlsafe(32)
+        try:
+            async with self.db.transaction(identity) as session:
+                repo = SessionRepository(session)
+                data = await repo.load_start_data(user_id, mentor_id)
+                if data.profile is None:
+                    raise ProfileNotFound("Create the user's profile before starting a session.")
+                mentor = self._choose_mentor(data, mentor_id)
+                context = self._build_context(data, mentor)
+                conversation_name = f"{self.settings.deployment_name}:{conversation_row_id}"
+                await repo.insert_session(
+                    user_id=user_id,
+                    daily_session_id=daily_session_id,
+                    mentor_conversation_id=conversation_row_id,
+                    session_date=_local_date(now, data.profile.get("timezone")),
+                    now=now,
+                    conversation_name=conversation_name,
+                    persona=mentor.persona,
+                    persona_id=mentor.persona_id,
+                    replica_id=mentor.replica_id,
+                    mentor_name=mentor.name,
+                    mentor_avatar_url=mentor.avatar_url,
+                    callback_token_hash=hash_callback_token(callback_token),
+                )
+        except LiveSessionExists:
+            # The refused INSERT aborted that transaction; read the live session in a new one.
+            async with self.db.transaction(identity) as session:
+                live = await SessionRepository(session).get_live(user_id)
+            raise SessionAlreadyActive(
+                "End the live session (or rejoin it) before starting another.",
+                extra={"session": _session_json(live)} if live else None,
+            ) from None
+        log.info("session.starting", mentor_conversation_id=str(conversation_row_id))
+        return await self._create_at_tavus(
+            identity,
+            daily_session_id=daily_session_id,
+            conversation_row_id=conversation_row_id,
+            request=CreateConversationRequest(
+                persona_id=mentor.persona_id,
+                replica_id=mentor.replica_id,
+                callback_url=self.callback_url(conversation_row_id, callback_token),
+                conversation_name=conversation_name,
+                conversational_context=context.text,
+                custom_greeting=self.settings.session_custom_greeting or None,
+                properties=ConversationProperties(
+                    max_call_duration=self.settings.session_max_call_duration_seconds,
+                    participant_left_timeout=self.settings.session_participant_left_timeout_seconds,
+                    participant_absent_timeout=(
+                        self.settings.session_participant_absent_timeout_seconds
+                    ),
+                    language=context.language,
+                    enable_recording=self.settings.session_enable_recording or None,
+                    enable_closed_captions=self.settings.session_enable_closed_captions,
+                ),
+            ),
+        )
+
+    def callback_url(self, conversation_row_id: uuid.UUID, token: str) -> str:
+        """Where Tavus posts this conversation's events; the path carries its secret token."""
+        return f"{self.settings.public_base_url}/v1/callbacks/tavus/{conversation_row_id}/{token}"
+
+    async def _create_at_tavus(
+        self,
+        identity: Identity,
+        *,
+        daily_session_id: uuid.UUID,
+        conversation_row_id: uuid.UUID,
+        request: CreateConversationRequest,
+    ) -> SessionRow:
+        bound = log.bind(mentor_conversation_id=str(conversation_row_id))
+        try:
+            conversation = await self.tavus.create_conversation(request)
+        except TavusOutcomeUnknown as exc:
+            await self._mark_unresolved(
+                identity, conversation_row_id, ConversationStatus.indeterminate, exc
+            )
+            raise SessionOutcomeUnknown(
+                "The video service did not confirm the session in time. It is being checked; "
+                "try again in a minute.",
+                retry_after_seconds=60,
+                extra={"session_id": str(daily_session_id)},
+            ) from exc
+        except TavusError as exc:
+            await self._mark_unresolved(
+                identity, conversation_row_id, ConversationStatus.failed, exc
+            )
+            raise self._start_error(exc) from exc
+        start_time = conversation.created_at or utcnow()
+        try:
+            async with self.db.transaction(identity) as session:
+                row = await SessionRepository(session).mark_active(
+                    conversation_row_id,
+                    tavus_conversation_id=conversation.conversation_id,
+                    conversation_url=conversation.conversation_url,
+                    start_time=start_time,
+                    now=utcnow(),
+                )
+        except DatabaseUnavailable:
+            # We cannot record the conversation: end it rather than leave it billing unowned.
+            bound.warning("session.compensating_end", conversation_id=conversation.conversation_id)
+            await self._end_at_tavus(conversation.conversation_id)
+            raise
+        assert row is not None, "the session row was written in phase 1"
+        if row.conversation_status != ConversationStatus.active.value:
+            # The user ended the session while Tavus was creating it: end what was created.
+            bound.info("session.ended_during_start", status=row.conversation_status)
+            await self._end_at_tavus(conversation.conversation_id)
+        bound.info("session.started", conversation_id=conversation.conversation_id)
+        return row
+
+    async def _mark_unresolved(
+        self,
+        identity: Identity,
+        conversation_row_id: uuid.UUID,
+        status: ConversationStatus,
+        exc: TavusError,
+    ) -> None:
+        log.warning(
+            "session.start_failed",
+            mentor_conversation_id=str(conversation_row_id),
+            status=status.value,
+            tavus_error=type(exc).__name__,
+            tavus_status=exc.status_code,
+        )
+        async with self.db.transaction(identity) as session:
+            await SessionRepository(session).mark_unresolved(
+                conversation_row_id, status=status, failure_code=_failure_code(exc), now=utcnow()
+            )
+
+    def _start_error(self, exc: TavusError) -> Exception:
+        if isinstance(exc, TavusConcurrencyLimit):
+            return TavusCapacityReached(
+                "Every video mentor slot is in use; try again shortly.",
+                retry_after_seconds=self.settings.tavus_concurrency_retry_after_seconds,
+            )
+        if isinstance(exc, TavusRateLimited):
+            return TavusCapacityReached(
+                "The video service asked us to slow down; try again shortly.",
+                retry_after_seconds=int(exc.retry_after_seconds or 5),
+            )
+        if isinstance(exc, TavusOutOfCredits):
+            return TavusOutOfCreditsError("The operator must top up the video service account.")
+        if isinstance(exc, TavusAuthError | TavusRejected):
+            return TavusConfigurationError(
+                "The video service refused this deployment's request (API key, persona or "
+                "replica configuration)."
+            )
+        if isinstance(exc, TavusServerError | TavusUnavailable):
+            return TavusUnavailableError("The video service is not answering; try again shortly.")
+        return TavusUnavailableError("The video service failed; try again shortly.")
+
+    def _choose_mentor(self, data: StartData, mentor_id: uuid.UUID | None) -> MentorChoice:
+        persona = data.persona
+        if mentor_id is not None and persona is None:
+            raise MentorNotFound("No mentor with this id belongs to you.")
+        if persona is not None:
+            if persona.avatar_is_premium and (data.profile or {}).get(
+                "subscription_tier", "free"
+            ) not in {"paid"}:
+                raise PremiumMentorRequired("Choose another mentor or upgrade the subscription.")
+            persona_id = persona.tavus_persona_id or persona.avatar_persona_id
+            replica_id = persona.replica_id or persona.avatar_replica_id
+            name: str | None = persona.name or persona.avatar_name
+            avatar_url = persona.avatar_thumbnail_url
+        else:
+            persona_id, replica_id = None, None
+            name, avatar_url = None, None
+        if not (persona_id or replica_id):
+            persona_id = self.settings.default_persona_id
+            replica_id = self.settings.default_replica_id
+        if not (persona_id or replica_id):
+            raise NoMentorConfigured(
+                "Set TAVUS_DEFAULT_PERSONA_ID or TAVUS_DEFAULT_REPLICA_ID, or give the user a "
+                "mentor with a Tavus persona or replica."
+            )
+        return MentorChoice(persona, persona_id, replica_id, name, avatar_url)
+
+    def _build_context(self, data: StartData, mentor: MentorChoice) -> MentorContext:
+        context_data = UserContextData.model_validate(
+            {
+                "profile": data.profile,
+                "onboarding": data.onboarding,
+                "ritual": data.ritual,
+                "emotional_categories": data.emotional_categories,
+                "goals": data.goals,
+                "mentor_name": mentor.name,
+            }
+        )
+        context = build_mentor_context(
+            context_data,
+            max_chars=self.settings.context_max_chars,
+            item_max_chars=self.settings.context_item_max_chars,
+        )
+        if context.language_fallback:
+            log.info("session.language_fallback", language_code=context.language_code)
+        return context
+
+    # --- end ------------------------------------------------------------------------------
+    async def end(self, identity: Identity, session_id: uuid.UUID) -> SessionRow:
+        """End the caller's session: idempotent; anyone else's session is a 404.
+
+        Tavus's end is attempted (and retried by the client); if it still fails, our records
+        are closed anyway and the row keeps `failure_code = tavus_end_failed` so the
+        reconciler ends the conversation at Tavus later.
+        """
+        now = utcnow()
+        async with self.db.transaction(identity) as session:
+            row, previous = await SessionRepository(session).claim_end(
+                identity.user_id, session_id, now
+            )
+        if row is None:
+            raise SessionNotFound("No session with this id belongs to you.")
+        if previous is None:
+            return row  # already closed (or failed): ending again changes nothing
+        bound = log.bind(session_id=str(session_id))
+        tavus_ended = True
+        if row.tavus_conversation_id:
+            tavus_ended = await self._end_at_tavus(row.tavus_conversation_id)
+        end_time = row.shutdown_at or now
+        duration = _duration_seconds(row.start_time, end_time)
+        was_running = previous in {ConversationStatus.active.value, ConversationStatus.ending.value}
+        session_status = "completed" if was_running and row.start_time else "interrupted"
+        failure_code = None if tavus_ended else "tavus_end_failed"
+        async with self.db.transaction(identity) as session:
+            repo = SessionRepository(session)
+            closed = await repo.close(
+                row.mentor_conversation_id,
+                end_time=end_time,
+                duration_seconds=duration,
+                session_status=session_status,
+                failure_code=failure_code,
+                now=utcnow(),
+            )
+            if not closed:
+                # A concurrent end (or callback) closed it first; report what is stored.
+                fresh = await repo.get_for_user(identity.user_id, session_id)
+                assert fresh is not None
+                return fresh
+        bound.info(
+            "session.ended",
+            session_status=session_status,
+            duration_seconds=duration,
+            tavus_ended=tavus_ended,
+        )
+        return replace(
+            row,
+            conversation_status=ConversationStatus.ended.value,
+            session_status=session_status,
+            end_time=end_time,
+            completed_at=end_time,
+            duration_seconds=duration,
+            failure_code=failure_code,
+        )
+
+    async def _end_at_tavus(self, conversation_id: str) -> bool:
+        """End a conversation at Tavus; True when it is (or already was) ended."""
+        try:
+            await self.tavus.end_conversation(conversation_id)
+        except TavusNotFound:
+            return True  # Tavus no longer knows it: nothing is running
+        except TavusError as exc:
+            log.warning(
+                "session.tavus_end_failed",
+                conversation_id=conversation_id,
+                tavus_error=type(exc).__name__,
+                tavus_status=exc.status_code,
+            )
+            return False
+        return True
+
+    # --- read -----------------------------------------------------------------------------
+    async def get(self, identity: Identity, session_id: uuid.UUID) -> SessionRow:
+        """The caller's session; 404 for anyone else's."""
+        async with self.db.transaction(identity) as session:
+            row = await SessionRepository(session).get_for_user(identity.user_id, session_id)
+        if row is None:
+            raise SessionNotFound("No session with this id belongs to you.")
+        return row
+
+
+def _local_date(now: datetime, timezone: Any) -> date:
+    """The session's calendar date in the user's own timezone (the origin used UTC's)."""
+    if isinstance(timezone, str) and timezone:
+        try:
+            return now.astimezone(ZoneInfo(timezone)).date()
+        except (ZoneInfoNotFoundError, ValueError):
+            log.info("session.unknown_timezone")
+    return now.astimezone(UTC).date()
+
+
+def _duration_seconds(start: datetime | None, end: datetime) -> int | None:
+    if start is None:
+        return None
+    return max(0, int((end - start).total_seconds()))
+
+
+def _failure_code(exc: TavusError) -> str:
+    return {
+        TavusConcurrencyLimit: "tavus_concurrency_limit",
+        TavusRateLimited: "tavus_rate_limited",
+        TavusOutOfCredits: "tavus_out_of_credits",
+        TavusAuthError: "tavus_auth_failed",
+        TavusServerError: "tavus_server_error",
+        TavusUnavailable: "tavus_unavailable",
+        TavusOutcomeUnknown: "tavus_outcome_unknown",
+    }.get(type(exc), "tavus_rejected")
+
+
+def _session_json(row: SessionRow) -> dict[str, Any]:
+    return SessionOut.from_row(row).model_dump(mode="json")

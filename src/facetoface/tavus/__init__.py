@@ -1,0 +1,52 @@
+"""Client for Tavus's Conversational Video Interface (CVI) REST API.
+
+`TavusClient` creates, reads, lists, ends and deletes conversations; every failure is a
+`TavusError` subclass that says what the caller may assume about Tavus's state (see
+`facetoface.tavus.errors` for the tree and what to do with each).
+"""
+
+from facetoface.tavus.client import OnRequest, TavusClient, validate_conversation_id
+from facetoface.tavus.errors import (
+    TavusAuthError,
+    TavusConcurrencyLimit,
+    TavusError,
+    TavusInvalidRequest,
+    TavusNotFound,
+    TavusOutcomeUnknown,
+    TavusOutOfCredits,
+    TavusRateLimited,
+    TavusRejected,
+    TavusServerError,
+    TavusUnavailable,
+)
+from facetoface.tavus.schemas import (
+    Conversation,
+    ConversationDetails,
+    ConversationEvent,
+    ConversationPage,
+    ConversationProperties,
+    CreateConversationRequest,
+)
+
+__all__ = [
+    "Conversation",
+    "ConversationDetails",
+    "ConversationEvent",
+    "ConversationPage",
+    "ConversationProperties",
+    "CreateConversationRequest",
+    "OnRequest",
+    "TavusAuthError",
+    "TavusClient",
+    "TavusConcurrencyLimit",
+    "TavusError",
+    "TavusInvalidRequest",
+    "TavusNotFound",
+    "TavusOutOfCredits",
+    "TavusOutcomeUnknown",
+    "TavusRateLimited",
+    "TavusRejected",
+    "TavusServerError",
+    "TavusUnavailable",
+    "validate_conversation_id",
+]

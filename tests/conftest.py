@@ -1,0 +1,184 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL), the Tavus simulator, the service.
+
+Integration tests take the `service` fixture, parametrised over both databases; the service
+runs under uvicorn on a real socket and calls the simulator over real HTTP, and the simulator
+calls the service's callback URLs back the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import text
+
+from facetoface.app import create_app
+from facetoface.auth.dev_issuer import mint_token
+from facetoface.config import Settings
+from facetoface.db import Database, StatementCounter, run_migrations
+from facetoface.models import Base
+from facetoface.tavus_sim import SimConfig, SimServer
+from tests.support.postgres import PostgresServer, fresh_database, postgres_server
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("ENVIRONMENT", "test")
+
+
+# --- databases ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    try:
+        with postgres_server() as server:
+            yield server
+    except Exception as exc:  # no server and no way to start one
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required under CI=true: {exc}")
+        pytest.skip(f"PostgreSQL TESTS SKIPPED: {exc}")
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def pg_database_url(pg_server: PostgresServer) -> Iterator[str]:
+    """A fresh, migrated database for this test run (this xdist worker)."""
+    with fresh_database(pg_server, _worker()) as name:
+        url = pg_server.url(name)
+        run_migrations(_base_settings(database_url=url))
+        yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file; each test gets a copy."""
+    data_dir = tmp_path_factory.mktemp("sqlite-template")
+    run_migrations(_base_settings(data_dir=data_dir))
+    return data_dir / "facetoface.db"
+
+
+def _base_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"environment": "test", "log_level": "WARNING"}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+_TABLES = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> dict[str, Any]:
+    """Settings overrides for a clean, migrated database of the parametrised kind."""
+    if request.param == "sqlite":
+        shutil.copy(sqlite_template, tmp_path / "facetoface.db")
+        return {"data_dir": tmp_path}
+    url = request.getfixturevalue("pg_database_url")
+
+    async def truncate() -> None:
+        db = Database(_base_settings(database_url=url))
+        try:
+            async with db.transaction() as session:
+                await session.execute(text(f"TRUNCATE {_TABLES} CASCADE"))
+        finally:
+            await db.dispose()
+
+    asyncio.run(truncate())
+    return {"database_url": url}
+
+
+# --- Tavus simulator ---------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def sim_server() -> Iterator[SimServer]:
+    with SimServer(SimConfig(replica_join_delay_ms=20)) as server:
+        yield server
+
+
+@pytest.fixture
+def sim(sim_server: SimServer) -> Iterator[SimServer]:
+    """The simulator, reset before each test."""
+    sim_server.reset()
+    yield sim_server
+    sim_server.reset()
+
+
+# --- the service -------------------------------------------------------------------------
+@dataclass
+class RunningService:
+    url: str
+    client: httpx.AsyncClient
+    settings: Settings
+    db: Database
+    sim: SimServer
+
+    def token(self, user_id: uuid.UUID, **kwargs: Any) -> str:
+        return mint_token(self.settings, user_id=user_id, **kwargs)
+
+    def auth(self, user_id: uuid.UUID) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(user_id)}"}
+
+    def count_statements(self) -> StatementCounter:
+        return StatementCounter(self.db.engine)
+
+
+def _bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.fixture
+def service_overrides() -> dict[str, Any]:
+    """Override in a test module to change the service's settings."""
+    return {}
+
+
+@pytest.fixture
+async def service(
+    database_settings: dict[str, Any], sim: SimServer, service_overrides: dict[str, Any]
+) -> AsyncIterator[RunningService]:
+    """The service under uvicorn on a real socket, talking to the simulator over HTTP."""
+    sock = _bound_socket()
+    port = sock.getsockname()[1]
+    settings = _base_settings(
+        **database_settings,
+        public_base_url=f"http://127.0.0.1:{port}",
+        tavus_api_key=sim.config.api_key,
+        tavus_base_url=sim.api_url,
+        tavus_default_persona_id="p0000default",
+        tavus_default_replica_id="r0000default",
+        tavus_read_timeout_seconds=2.0,
+        tavus_total_timeout_seconds=3.0,
+        tavus_retry_timeout_seconds=3.0,
+        **service_overrides,
+    )
+    app = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        yield RunningService(url, client, settings, app.state.db, sim)
+    server.should_exit = True
+    await task
+    sock.close()
