@@ -61,3 +61,20 @@ def _literal(key: str) -> Any:
     # Keys are our own identifiers, never user input; inline them so statements cache well.
     assert key.isidentifier()
     return literal_column(f"'{key}'")
+
+
+class embed_json(FunctionElement[Any]):  # noqa: N801
+    """A JSON column placed inside `json_object` as JSON, not as a quoted string (SQLite)."""
+
+    type = JSON()
+    inherit_cache = True
+
+
+@compiles(embed_json, "postgresql")
+def _embed_json_pg(element: embed_json, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(embed_json, "sqlite")
+def _embed_json_sqlite(element: embed_json, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json({compiler.process(element.clauses, **kw)})"

@@ -13,7 +13,7 @@ from facetoface.sessions.service import SessionService
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
-_PROBLEM = {"content": {"application/problem+json": {}}}
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid access token", **_PROBLEM},
     404: {"description": "No such session for this user", **_PROBLEM},

@@ -29,7 +29,7 @@ from facetoface.models import (
     UserGoal,
     UserPersona,
 )
-from facetoface.sql import json_array_agg, json_fields
+from facetoface.sql import embed_json, json_array_agg, json_fields
 
 LIVE_INDEX = "uq_mentor_conversations_live_user_id"
 
@@ -127,7 +127,7 @@ class SessionRepository:
 
     @property
     def _is_postgres(self) -> bool:
-        return self.session.bind.dialect.name == "postgresql"
+        return self.session.get_bind().dialect.name == "postgresql"
 
     # --- start ----------------------------------------------------------------------------
     async def load_start_data(self, user_id: uuid.UUID, mentor_id: uuid.UUID | None) -> StartData:
@@ -152,7 +152,7 @@ class SessionRepository:
                     disc_type=o.disc_type,
                     enneagram_type=o.enneagram_type,
                     confidence_score=o.confidence_score,
-                    personality_insights=o.personality_insights,
+                    personality_insights=embed_json(o.personality_insights),
                 )
             )
             .where(o.user_id == user_id)
@@ -548,11 +548,12 @@ class SessionRepository:
                 .returning(mc.daily_session_id)
                 .cte("upd")
             )
+            daily = DailySession.__table__
             result = await self.session.execute(
-                update(DailySession)
-                .where(DailySession.id == upd.c.daily_session_id)
+                update(daily)
+                .where(daily.c.id == upd.c.daily_session_id)
                 .values(daily_values)
-                .returning(DailySession.id)
+                .returning(daily.c.id)
             )
             return result.first() is not None
         result = await self.session.execute(

@@ -362,9 +362,8 @@ async def create_conversation(request: Request) -> Response:
         response, record.conversation_id = await _create(request, runtime, raw)
         if rule is not None:
             response = await _fault_response(request, runtime, rule, response)
-    record.status_code = None if rule is not None and rule.kind == "drop_connection" else (
-        response.status_code
-    )
+    dropped = rule is not None and rule.kind == "drop_connection"
+    record.status_code = None if dropped else response.status_code
     return response
 
 

@@ -81,8 +81,7 @@ def sim_conversation_json(conversation: Conversation) -> dict[str, Any]:
         "ended_at": _iso_or_none(conversation.ended_at),
         "shutdown_reason": conversation.shutdown_reason,
         "participants": [
-            {"participant_id": p.participant_id, "name": p.name, "joined_at": isoformat(p.joined_at)}
-            for p in conversation.participants.values()
+            participant.to_json() for participant in conversation.participants.values()
         ],
         "transcript": [entry.to_json() for entry in transcript],
         "events": conversation.events,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -137,7 +137,7 @@ class DeliveryPlan:
 
 
 def plan_deliveries(
-    events: list[Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]],
     config: SimConfig,
     rng: random.Random,
     *,

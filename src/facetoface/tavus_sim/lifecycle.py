@@ -164,11 +164,9 @@ class Lifecycle:
     def _add_turn(
         self, conversation: Conversation, role: Literal["user", "assistant"], content: str
     ) -> None:
+        # Turns are stamped with the wall clock when they are said; the duration is an
+        # estimate of speaking time and is not used to push later turns into the future.
         start = time.time()
-        if conversation.transcript:
-            previous = conversation.transcript[-1]
-            # A turn cannot start before the previous one has finished being said.
-            start = max(start, (previous.timestamp or 0.0) + (previous.duration or 0.0))
         words = len(content.split())
         conversation.transcript.append(
             TranscriptEntry(

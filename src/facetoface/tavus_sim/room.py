@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from facetoface.tavus_sim.runtime import SimRuntime, get_runtime
-from facetoface.tavus_sim.state import Conversation, isoformat
+from facetoface.tavus_sim.state import Conversation
 
 router = APIRouter(prefix="/rooms")
 
@@ -116,8 +116,7 @@ def _room_state(runtime: SimRuntime, conversation: Conversation) -> dict[str, An
         "require_auth": conversation.meeting_token is not None,
         "greeting": runtime.lifecycle.greeting_text(conversation),
         "participants": [
-            {"participant_id": p.participant_id, "name": p.name, "joined_at": isoformat(p.joined_at)}
-            for p in conversation.participants.values()
+            participant.to_json() for participant in conversation.participants.values()
         ],
         "transcript": [entry.to_json() for entry in conversation.transcript],
     }

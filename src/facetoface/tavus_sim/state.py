@@ -64,6 +64,14 @@ class Participant:
     name: str
     joined_at: datetime
 
+    def to_json(self) -> dict[str, Any]:
+        """Return the participant as JSON-ready data."""
+        return {
+            "participant_id": self.participant_id,
+            "name": self.name,
+            "joined_at": isoformat(self.joined_at),
+        }
+
 
 @dataclass(slots=True)
 class Delivery:

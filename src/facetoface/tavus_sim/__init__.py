@@ -1,0 +1,17 @@
+"""A Tavus-compatible HTTP simulator for development and tests.
+
+It serves the Tavus CVI conversation API (``/v2/conversations…``) over real HTTP, sends
+Tavus-shaped callbacks, simulates rooms (``/rooms/{id}``) where a person or a test can join,
+speak and leave, and exposes a test control API (``/_sim``, no auth: a dev tool only) for
+fault injection and inspection.
+
+- :func:`create_sim_app` builds the ASGI app from a :class:`SimConfig`.
+- :func:`run_sim` serves it (blocking), for ``facetoface tavus-sim``.
+- :class:`SimServer` runs it on a free local port in a background thread, for tests.
+"""
+
+from facetoface.tavus_sim.app import create_sim_app
+from facetoface.tavus_sim.config import SimConfig
+from facetoface.tavus_sim.server import SimServer, run_sim
+
+__all__ = ["SimConfig", "SimServer", "create_sim_app", "run_sim"]

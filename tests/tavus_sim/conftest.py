@@ -1,0 +1,158 @@
+"""Fixtures for the Tavus simulator tests: one simulator and one callback receiver per session,
+both real HTTP servers on 127.0.0.1, reset before every test."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from facetoface.tavus_sim import SimConfig, SimServer
+from facetoface.tavus_sim.server import BackgroundServer
+
+CONTEXT = (
+    "Name: Ana Souza\n"
+    "Language: english\n"
+    "Active Goals: Run a 5k by June; Sleep before 23:00\n"
+    "Emotional Focus Areas: anxiety, self-confidence"
+)
+
+
+class Receiver:
+    """A callback endpoint that records every POST it gets (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._received: list[dict[str, Any]] = []
+        self.fail_next = 0
+        """Answer 500 to this many upcoming requests (to exercise retries)."""
+        self.server = BackgroundServer(
+            Starlette(routes=[Route("/cb/{token}", self._handle, methods=["POST"])])
+        )
+
+    async def _handle(self, request: Request) -> Response:
+        payload = await request.json()
+        with self._lock:
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return JSONResponse({"error": "try again"}, status_code=500)
+            self._received.append({"token": request.path_params["token"], "payload": payload})
+        return JSONResponse({"ok": True})
+
+    def url(self, token: str = "secret-token") -> str:
+        """A callback URL on this receiver."""
+        return f"{self.server.base_url}/cb/{token}"
+
+    def clear(self) -> None:
+        """Forget everything received; stop failing."""
+        with self._lock:
+            self._received.clear()
+            self.fail_next = 0
+
+    def payloads(self, conversation_id: str | None = None) -> list[dict[str, Any]]:
+        """Return the payloads received so far, optionally for one conversation."""
+        with self._lock:
+            items = [entry["payload"] for entry in self._received]
+        if conversation_id is None:
+            return items
+        return [item for item in items if item.get("conversation_id") == conversation_id]
+
+    def event_types(self, conversation_id: str) -> list[str]:
+        """Return the event types received for a conversation, in arrival order."""
+        return [item["event_type"] for item in self.payloads(conversation_id)]
+
+    def wait_for(
+        self,
+        conversation_id: str,
+        predicate: Callable[[list[str]], bool],
+        timeout_s: float = 3.0,
+    ) -> list[str]:
+        """Poll until ``predicate(event_types)`` holds; return the event types."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            types = self.event_types(conversation_id)
+            if predicate(types):
+                return types
+            if time.monotonic() > deadline:
+                raise AssertionError(f"callbacks did not arrive in time; got {types}")
+            time.sleep(0.01)
+
+    def wait_for_count(self, conversation_id: str, count: int, timeout_s: float = 3.0) -> list[str]:
+        """Wait for at least ``count`` callbacks of a conversation."""
+        return self.wait_for(conversation_id, lambda types: len(types) >= count, timeout_s)
+
+
+@pytest.fixture(scope="session")
+def sim() -> Iterator[SimServer]:
+    """The simulator, with quick replica joins and retries."""
+    config = SimConfig(replica_join_delay_ms=10, callback_backoff_s=0.01)
+    with SimServer(config) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[Receiver]:
+    """The callback receiver."""
+    instance = Receiver()
+    with instance.server:
+        yield instance
+
+
+@pytest.fixture(autouse=True)
+def _clean(sim: SimServer, receiver: Receiver) -> None:
+    sim.reset()
+    receiver.clear()
+
+
+@pytest.fixture
+def api(sim: SimServer) -> Iterator[httpx.Client]:
+    """An httpx client for the simulated Tavus API, authenticated."""
+    with httpx.Client(
+        base_url=sim.api_url, headers={"x-api-key": sim.api_key}, timeout=5.0
+    ) as client:
+        yield client
+
+
+CreateFn = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def create(api: httpx.Client) -> CreateFn:
+    """Return a function that creates a conversation (replica ``r1`` unless given) and
+    returns the 200 body."""
+
+    def _create(**fields: Any) -> dict[str, Any]:
+        response = api.post("/conversations", json={"replica_id": "r1", **fields})
+        assert response.status_code == 200, response.text
+        data: dict[str, Any] = response.json()
+        return data
+
+    return _create
+
+
+def _wait_until(predicate: Callable[[], object], timeout_s: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., None]:
+    """Return a function polling a predicate until it is true (or failing the test)."""
+    return _wait_until
+
+
+@pytest.fixture
+def mentor_context() -> str:
+    """A conversational context in the service's labelled-lines style."""
+    return CONTEXT
