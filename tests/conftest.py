@@ -155,18 +155,19 @@ async def service(
     """The service under uvicorn on a real socket, talking to the simulator over HTTP."""
     sock = _bound_socket()
     port = sock.getsockname()[1]
-    settings = _base_settings(
+    values: dict[str, Any] = {
         **database_settings,
-        public_base_url=f"http://127.0.0.1:{port}",
-        tavus_api_key=sim.config.api_key,
-        tavus_base_url=sim.api_url,
-        tavus_default_persona_id="p0000default",
-        tavus_default_replica_id="r0000default",
-        tavus_read_timeout_seconds=2.0,
-        tavus_total_timeout_seconds=3.0,
-        tavus_retry_timeout_seconds=3.0,
-        **service_overrides,
-    )
+        "public_base_url": f"http://127.0.0.1:{port}",
+        "tavus_api_key": sim.config.api_key,
+        "tavus_base_url": sim.api_url,
+        "tavus_default_persona_id": "p0000default",
+        "tavus_default_replica_id": "r0000default",
+        "tavus_read_timeout_seconds": 2.0,
+        "tavus_total_timeout_seconds": 3.0,
+        "tavus_retry_timeout_seconds": 3.0,
+    }
+    values.update(service_overrides)
+    settings = _base_settings(**values)
     app = create_app(settings)
     server = uvicorn.Server(
         uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
@@ -174,7 +175,9 @@ async def service(
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
+            sock.close()
             task.result()
+            raise RuntimeError("the service stopped during startup")
         await asyncio.sleep(0.01)
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:

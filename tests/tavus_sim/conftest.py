@@ -47,7 +47,7 @@ class Receiver:
             self._received.append({"token": request.path_params["token"], "payload": payload})
         return JSONResponse({"ok": True})
 
-    def url(self, token: str = "secret-token") -> str:
+    def url(self, token: str = "session-token") -> str:  # noqa: S107 - a path segment
         """A callback URL on this receiver."""
         return f"{self.server.base_url}/cb/{token}"
 
@@ -112,12 +112,20 @@ def _clean(sim: SimServer, receiver: Receiver) -> None:
     receiver.clear()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def api(sim: SimServer) -> Iterator[httpx.Client]:
-    """An httpx client for the simulated Tavus API, authenticated."""
+    """An httpx client for the simulated Tavus API, authenticated (shared: clients are slow
+    to build because of their TLS context)."""
     with httpx.Client(
         base_url=sim.api_url, headers={"x-api-key": sim.api_key}, timeout=5.0
     ) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def http() -> Iterator[httpx.Client]:
+    """A plain shared httpx client, for calls that need full URLs or no API key."""
+    with httpx.Client(timeout=5.0) as client:
         yield client
 
 

@@ -109,9 +109,9 @@ def test_create_rejects_malformed_json(api: httpx.Client) -> None:
     ],
 )
 def test_bad_or_missing_api_key_is_401(
-    sim: SimServer, headers: dict[str, str], method: str, path: str
+    http: httpx.Client, sim: SimServer, headers: dict[str, str], method: str, path: str
 ) -> None:
-    response = httpx.request(method, sim.api_url + path, headers=headers, json={"replica_id": "r"})
+    response = http.request(method, sim.api_url + path, headers=headers, json={"replica_id": "r"})
 
     assert response.status_code == 401
     assert response.json() == {"message": "Invalid access token"}

@@ -1,0 +1,149 @@
+"""The simulated room: page, join/say/leave, and replies that show the context arrived."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from facetoface.tavus_sim import SimServer
+from facetoface.tavus_sim.mentor import reply, topics
+
+
+def test_room_page_is_served(http: httpx.Client, create: Any) -> None:
+    url = create()["conversation_url"]
+
+    page = http.get(url)
+
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<script>" in page.text
+    # No external assets (no CDN): the page must work offline.
+    assert "http://" not in page.text
+    assert "https://" not in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+
+
+def test_unknown_room_is_404(http: httpx.Client, sim: SimServer) -> None:
+    assert http.get(f"{sim.base_url}/rooms/cnope").status_code == 404
+    assert http.post(f"{sim.base_url}/rooms/cnope/join").status_code == 404
+
+
+def test_join_say_leave(create: Any, sim: SimServer, mentor_context: str) -> None:
+    conversation_id = create(conversational_context=mentor_context)["conversation_id"]
+
+    joined = sim.join(conversation_id, "Ana")
+    first = sim.say(conversation_id, "I keep worrying about work", joined["participant_id"])
+    second = sim.say(conversation_id, "And I stay up late")
+    third = sim.say(conversation_id, "What should I do?")
+    state = sim.room_state(conversation_id)
+    left = sim.leave(conversation_id, joined["participant_id"])
+
+    assert joined["greeting"].startswith("Hello")
+    assert "I have your context: Name: Ana Souza" in joined["greeting"]
+    assert "Run a 5k by June" in first
+    assert "Sleep before 23:00" in second
+    assert "anxiety" in third
+    assert [p["name"] for p in state["participants"]] == ["Ana"]
+    assert [t["role"] for t in state["transcript"]] == ["assistant"] + ["user", "assistant"] * 3
+    assert left == {"conversation_id": conversation_id, "status": "ended", "participants": 0}
+
+
+def test_replies_are_deterministic() -> None:
+    context = "Name: Ana\nGoals:\n- Walk daily\n- Read more\nFocus areas: calm"
+
+    assert topics(context) == [
+        ("goal", "Walk daily"),
+        ("goal", "Read more"),
+        ("focus area", "calm"),
+    ]
+    assert reply(context, "hi", 0, mention_context=False) == reply(
+        context, "hi", 0, mention_context=False
+    )
+    assert "Read more" in reply(context, "hi", 1, mention_context=False)
+
+
+def test_custom_greeting_is_verbatim_and_first_reply_quotes_the_context(
+    create: Any, sim: SimServer, mentor_context: str
+) -> None:
+    conversation_id = create(
+        conversational_context=mentor_context, custom_greeting="Hi Ana, welcome back!"
+    )["conversation_id"]
+
+    joined = sim.join(conversation_id)
+    first = sim.say(conversation_id, "Hello")
+    second = sim.say(conversation_id, "Hello again")
+
+    assert joined["greeting"] == "Hi Ana, welcome back!"
+    assert first.startswith("I have your context: Name: Ana Souza.")
+    assert "I have your context" not in second
+
+
+def test_without_context_the_mentor_says_so(create: Any, sim: SimServer) -> None:
+    conversation_id = create()["conversation_id"]
+
+    greeting = sim.join(conversation_id)["greeting"]
+
+    assert "don't have any context" in greeting
+    assert "Tell me more" in sim.say(conversation_id, "hi")
+
+
+@pytest.mark.parametrize("test_mode", [False, True])
+def test_joining_an_ended_conversation_is_409(
+    http: httpx.Client, api: httpx.Client, create: Any, sim: SimServer, test_mode: bool
+) -> None:
+    conversation_id = create(test_mode=test_mode)["conversation_id"]
+    api.post(f"/conversations/{conversation_id}/end")
+
+    response = http.post(f"{sim.base_url}/rooms/{conversation_id}/join", json={})
+
+    assert response.status_code == 409
+    assert "has ended" in response.json()["message"]
+
+
+def test_say_requires_a_participant(http: httpx.Client, create: Any, sim: SimServer) -> None:
+    conversation_id = create()["conversation_id"]
+
+    response = http.post(f"{sim.base_url}/rooms/{conversation_id}/say", json={"text": "hello?"})
+
+    assert response.status_code == 409
+    assert "join" in response.json()["message"]
+
+
+def test_say_validates_the_body(http: httpx.Client, create: Any, sim: SimServer) -> None:
+    conversation_id = create()["conversation_id"]
+    sim.join(conversation_id)
+
+    response = http.post(f"{sim.base_url}/rooms/{conversation_id}/say", json={"text": ""})
+
+    assert response.status_code == 400
+
+
+def test_private_room_needs_the_meeting_token(
+    http: httpx.Client, create: Any, sim: SimServer
+) -> None:
+    created = create(require_auth=True)
+    conversation_id = created["conversation_id"]
+
+    refused = http.post(f"{sim.base_url}/rooms/{conversation_id}/join", json={})
+    with_query = http.post(
+        f"{sim.base_url}/rooms/{conversation_id}/join", params={"t": created["meeting_token"]}
+    )
+
+    assert refused.status_code == 403
+    assert refused.json() == {"message": "You are not allowed to join this meeting."}
+    assert with_query.status_code == 200
+    assert sim.join(conversation_id, token=created["meeting_token"])["participant_id"]
+
+
+def test_max_participants_counts_the_replica(
+    http: httpx.Client, create: Any, sim: SimServer
+) -> None:
+    conversation_id = create(max_participants=2)["conversation_id"]
+    sim.join(conversation_id)
+
+    response = http.post(f"{sim.base_url}/rooms/{conversation_id}/join", json={})
+
+    assert response.status_code == 409
+    assert "full" in response.json()["message"]
