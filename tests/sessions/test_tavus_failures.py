@@ -258,7 +258,7 @@ class TestEndWhenTavusFails:
         assert ended.json()["status"] == "interrupted"
         assert started.status_code == 201
         assert started.json()["status"] == "interrupted"
-                [conversation] = service.sim.conversations()["conversations"]
+        [conversation] = service.sim.conversations()["conversations"]
         assert conversation["status"] == "ended", "the conversation created late was ended"
         stored = await session_rows(service.db, session_id)
         assert stored["conversation"]["tavus_conversation_id"] == conversation["conversation_id"]
