@@ -35,10 +35,10 @@ def test_participant_absent_timeout(
 
 def test_join_cancels_the_absent_timeout(create: Any, sim: SimServer) -> None:
     sim.set_config(time_scale=FAST)
-    conversation_id = create(properties={"participant_absent_timeout": 150})["conversation_id"]
+    conversation_id = create(properties={"participant_absent_timeout": 300})["conversation_id"]
     sim.join(conversation_id)
 
-    time.sleep(0.3)
+    time.sleep(0.4)
 
     assert sim.conversation(conversation_id)["status"] == "active"
 
@@ -57,12 +57,12 @@ def test_participant_left_timeout_waits_and_rejoin_cancels_it(
     create: Any, sim: SimServer, wait_until: Any
 ) -> None:
     sim.set_config(time_scale=FAST)
-    conversation_id = create(properties={"participant_left_timeout": 150})["conversation_id"]
+    conversation_id = create(properties={"participant_left_timeout": 300})["conversation_id"]
     sim.join(conversation_id)
     sim.leave(conversation_id)
     sim.join(conversation_id)  # back before the timeout: the call goes on
 
-    time.sleep(0.3)
+    time.sleep(0.4)
     assert sim.conversation(conversation_id)["status"] == "active"
 
     sim.leave(conversation_id)

@@ -1,0 +1,102 @@
+"""Settings: URL normalisation, simulator defaults, and refusing unsafe production configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from facetoface.config import (
+    DEV_JWT_SECRET,
+    ConfigurationError,
+    Settings,
+    normalize_database_url,
+)
+
+
+def settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("", "sqlite+aiosqlite:///data/facetoface.db"),
+        ("sqlite:///tmp/x.db", "sqlite+aiosqlite:///tmp/x.db"),
+        ("postgres://u:p@db.example.com:5432/postgres", "postgresql+asyncpg://u:p@db.example.com:5432/postgres"),
+        ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
+        (
+            "postgresql://u:p@pooler.supabase.com:6543/postgres?sslmode=require",
+            "postgresql+asyncpg://u:p@pooler.supabase.com:6543/postgres?ssl=require",
+        ),
+    ],
+)
+def test_database_urls_are_normalised(given: str, expected: str) -> None:
+    assert normalize_database_url(given, Path("data")) == expected
+
+
+def test_unsupported_database_url_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="mysql"):
+        normalize_database_url("mysql://x/y", Path("data"))
+
+
+def test_development_defaults_use_the_simulator_and_dev_issuer() -> None:
+    s = settings()
+    assert s.uses_simulator
+    assert s.effective_tavus_base_url == "http://127.0.0.1:8100/v2"
+    assert s.hs256_secret == DEV_JWT_SECRET
+    assert s.default_persona_id and s.default_replica_id
+    s.check_production_ready()  # development never refuses
+
+
+def test_a_tavus_key_switches_to_real_tavus() -> None:
+    s = settings(tavus_api_key="tvsk_123")
+    assert not s.uses_simulator
+    assert s.effective_tavus_base_url == "https://tavusapi.com/v2"
+    assert s.default_persona_id is None
+
+
+def test_production_without_secrets_refuses_with_every_reason() -> None:
+    s = settings(environment="production")
+    with pytest.raises(ConfigurationError) as info:
+        s.check_production_ready()
+    message = str(info.value)
+    for needed in ("TAVUS_API_KEY", "SUPABASE_URL", "DATABASE_URL", "PUBLIC_BASE_URL"):
+        assert needed in message
+    assert s.hs256_secret is None, "production never falls back to the dev secret"
+
+
+def test_production_refuses_the_development_secret() -> None:
+    s = settings(
+        environment="production",
+        tavus_api_key="tvsk_123",
+        tavus_default_replica_id="r1",
+        supabase_url="https://proj.supabase.co",
+        database_url="postgresql://u@h/db",
+        public_base_url="https://api.example.com",
+        supabase_jwt_secret=DEV_JWT_SECRET,
+    )
+    with pytest.raises(ConfigurationError, match="SUPABASE_JWT_SECRET"):
+        s.check_production_ready()
+
+
+def test_complete_production_config_starts() -> None:
+    s = settings(
+        environment="production",
+        tavus_api_key="tvsk_123",
+        tavus_default_persona_id="p1",
+        supabase_url="https://proj.supabase.co/",
+        database_url="postgresql://u@h/db",
+        public_base_url="https://api.example.com",
+    )
+    s.check_production_ready()
+    assert s.jwt_issuer == "https://proj.supabase.co/auth/v1"
+    assert s.jwks_url == "https://proj.supabase.co/auth/v1/.well-known/jwks.json"
+
+
+def test_bad_values_are_refused() -> None:
+    with pytest.raises(ValueError, match="session_max_call_duration_seconds"):
+        settings(session_max_call_duration_seconds=7200)
+    with pytest.raises(ValueError, match="deployment_name"):
+        settings(deployment_name="Has Spaces")
