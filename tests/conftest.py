@@ -169,9 +169,7 @@ async def service(
     values.update(service_overrides)
     settings = _base_settings(**values)
     app = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

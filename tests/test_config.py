@@ -24,7 +24,10 @@ def settings(**values: Any) -> Settings:
     [
         ("", "sqlite+aiosqlite:///data/facetoface.db"),
         ("sqlite:///tmp/x.db", "sqlite+aiosqlite:///tmp/x.db"),
-        ("postgres://u:p@db.example.com:5432/postgres", "postgresql+asyncpg://u:p@db.example.com:5432/postgres"),
+        (
+            "postgres://u:p@db.example.com:5432/postgres",
+            "postgresql+asyncpg://u:p@db.example.com:5432/postgres",
+        ),
         ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
         (
             "postgresql://u:p@pooler.supabase.com:6543/postgres?sslmode=require",
@@ -46,7 +49,8 @@ def test_development_defaults_use_the_simulator_and_dev_issuer() -> None:
     assert s.uses_simulator
     assert s.effective_tavus_base_url == "http://127.0.0.1:8100/v2"
     assert s.hs256_secret == DEV_JWT_SECRET
-    assert s.default_persona_id and s.default_replica_id
+    assert s.default_persona_id
+    assert s.default_replica_id
     s.check_production_ready()  # development never refuses
 
 

@@ -179,8 +179,10 @@ def seed_demo() -> None:
     for email, uid in users:
         print(f"  {email:<28} {uid}")
     print("\nGet a token:   facetoface token --email", users[0][0])
-    print("Start:         curl -X POST -H \"Authorization: Bearer $TOKEN\" "
-          f"{settings.public_base_url}/v1/sessions")
+    print(
+        'Start:         curl -X POST -H "Authorization: Bearer $TOKEN" '
+        f"{settings.public_base_url}/v1/sessions"
+    )
 
 
 @app.command("tavus-sim")

@@ -63,7 +63,7 @@ def _literal(key: str) -> Any:
     return literal_column(f"'{key}'")
 
 
-class embed_json(FunctionElement[Any]):  # noqa: N801
+class embed_json(FunctionElement[Any]):
     """A JSON column placed inside `json_object` as JSON, not as a quoted string (SQLite)."""
 
     type = JSON()

@@ -64,7 +64,9 @@ def _wait_healthy(url: str, process: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"serve exited early: {process.stderr.read() if process.stderr else ''}")
+            raise AssertionError(
+                f"serve exited early: {process.stderr.read() if process.stderr else ''}"
+            )
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                 return
@@ -99,7 +101,8 @@ def test_readme_walkthrough(env: dict[str, str]) -> None:
         assert session["conversation_url"].startswith(f"http://127.0.0.1:{env['TAVUS_SIM_PORT']}/")
         assert session["mentor"]["name"] == "Sage"
         room = httpx.get(session["conversation_url"], timeout=5)
-        assert room.status_code == 200 and "<html" in room.text.lower()
+        assert room.status_code == 200
+        assert "<html" in room.text.lower()
 
         time.sleep(1.1)
         ended = httpx.post(f"{url}/v1/sessions/{session['id']}/end", headers=headers, timeout=10)

@@ -92,9 +92,7 @@ class TestStart:
         assert service.sim.conversations()["created_total"] == 0
 
     async def test_user_without_profile_gets_a_404_problem(self, service: RunningService) -> None:
-        response = await service.client.post(
-            "/v1/sessions", headers=service.auth(uuid.uuid4())
-        )
+        response = await service.client.post("/v1/sessions", headers=service.auth(uuid.uuid4()))
         assert response.status_code == 404
         problem = response.json()
         assert problem["code"] == "profile_not_found"
@@ -108,9 +106,7 @@ class TestStart:
         assert created["properties"]["language"] == "french"
         assert "None" not in created["conversational_context"]
 
-    async def test_second_start_is_409_with_the_live_session(
-        self, service: RunningService
-    ) -> None:
+    async def test_second_start_is_409_with_the_live_session(self, service: RunningService) -> None:
         user_id = await create_user(service.db)
         first = await start(service, user_id)
 
@@ -123,9 +119,7 @@ class TestStart:
         assert problem["session"]["conversation_url"] == first["conversation_url"]
         assert service.sim.conversations()["created_total"] == 1
 
-    async def test_concurrent_starts_create_one_conversation(
-        self, service: RunningService
-    ) -> None:
+    async def test_concurrent_starts_create_one_conversation(self, service: RunningService) -> None:
         user_id = await create_user(service.db)
 
         responses = await asyncio.gather(
@@ -322,9 +316,7 @@ class TestRead:
         body = await start(service, owner)
 
         mine = await service.client.get(f"/v1/sessions/{body['id']}", headers=service.auth(owner))
-        theirs = await service.client.get(
-            f"/v1/sessions/{body['id']}", headers=service.auth(other)
-        )
+        theirs = await service.client.get(f"/v1/sessions/{body['id']}", headers=service.auth(other))
 
         assert mine.status_code == 200
         assert mine.json()["conversation_id"] == body["conversation_id"]

@@ -23,9 +23,12 @@ async def test_context_loads_in_one_statement(service: RunningService) -> None:
         counter.close()
 
     assert counter.count == 1, counter.statements
-    assert data.profile is not None and data.profile["full_name"] == "Maria Silva"
-    assert data.onboarding is not None and data.onboarding["disc_type"] == "I"
-    assert data.ritual is not None and data.ritual["focus_area"] == "Managing work stress"
+    assert data.profile is not None
+    assert data.profile["full_name"] == "Maria Silva"
+    assert data.onboarding is not None
+    assert data.onboarding["disc_type"] == "I"
+    assert data.ritual is not None
+    assert data.ritual["focus_area"] == "Managing work stress"
     assert {c["category"] for c in data.emotional_categories} == {
         "stress_management",
         "work_life_balance",
@@ -34,7 +37,8 @@ async def test_context_loads_in_one_statement(service: RunningService) -> None:
         "Meditate 10 minutes every morning",
         "Set boundaries with my manager",
     }
-    assert data.persona is not None and data.persona.id == persona
+    assert data.persona is not None
+    assert data.persona.id == persona
 
 
 async def test_start_costs_three_statements_and_end_two(service: RunningService) -> None:
@@ -48,11 +52,14 @@ async def test_start_costs_three_statements_and_end_two(service: RunningService)
         started = await service.client.post("/v1/sessions", headers=headers)
         start_count = counter.count
         counter.reset()
-        ended = await service.client.post(f"/v1/sessions/{started.json()['id']}/end", headers=headers)
+        ended = await service.client.post(
+            f"/v1/sessions/{started.json()['id']}/end", headers=headers
+        )
         end_count = counter.count
     finally:
         counter.close()
 
-    assert started.status_code == 201 and ended.status_code == 200
+    assert started.status_code == 201
+    assert ended.status_code == 200
     assert start_count == 3, counter.statements
     assert end_count == 2

@@ -122,7 +122,9 @@ async def session_rows(db: Database, session_id: uuid.UUID | str) -> dict[str, A
     """Both stored rows of a session, as dicts."""
     sid = uuid.UUID(str(session_id))
     async with db.transaction() as session:
-        daily = (await session.execute(select(DailySession).where(DailySession.id == sid))).scalar_one()
+        daily = (
+            await session.execute(select(DailySession).where(DailySession.id == sid))
+        ).scalar_one()
         conv = (
             await session.execute(
                 select(MentorConversation).where(MentorConversation.daily_session_id == sid)

@@ -75,8 +75,16 @@ def throwaway_cluster() -> Iterator[PostgresServer]:
     )
     subprocess.run(
         [
-            *prefix, pg_ctl, "-D", str(data), "-l", str(workdir / "log"), "-w", "start",
-            "-o", f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off",
+            *prefix,
+            pg_ctl,
+            "-D",
+            str(data),
+            "-l",
+            str(workdir / "log"),
+            "-w",
+            "start",
+            "-o",
+            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off",
         ],
         check=True,
         capture_output=True,

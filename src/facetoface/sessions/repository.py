@@ -10,9 +10,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, insert, literal, select, update
+from sqlalchemy import Table, and_, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -548,7 +548,7 @@ class SessionRepository:
                 .returning(mc.daily_session_id)
                 .cte("upd")
             )
-            daily = DailySession.__table__
+            daily = cast(Table, DailySession.__table__)
             result = await self.session.execute(
                 update(daily)
                 .where(daily.c.id == upd.c.daily_session_id)
