@@ -26,12 +26,12 @@ import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from facetoface.tavus_sim.faults import (
     CONCURRENCY_LIMIT_BODY,
@@ -56,7 +56,7 @@ router = APIRouter(prefix="/v2")
 INVALID_CONVERSATION_BODY = {"error": "Invalid conversation_id"}
 INVALID_TOKEN_BODY = {"message": "Invalid access token"}
 
-NonEmptyStr = Field(default=None, min_length=1)
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 
 
 class CreateProperties(BaseModel):
@@ -84,10 +84,10 @@ class CreateBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    replica_id: str | None = NonEmptyStr
-    persona_id: str | None = NonEmptyStr
-    face_id: str | None = NonEmptyStr
-    pal_id: str | None = NonEmptyStr
+    replica_id: NonEmptyStr | None = None
+    persona_id: NonEmptyStr | None = None
+    face_id: NonEmptyStr | None = None
+    pal_id: NonEmptyStr | None = None
     audio_only: bool | None = None
     callback_url: str | None = None
     conversation_name: str | None = None
