@@ -52,6 +52,8 @@ class JwksCache:
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
         self._lock = asyncio.Lock()
+        #: Completed fetch attempts (success or failure); lets lock waiters reuse a result.
+        self._attempts_done = 0
         self.fetch_count = 0
 
     async def get_key(self, kid: str) -> jwt.PyJWK:
@@ -72,10 +74,11 @@ class JwksCache:
         return self._fetched_at is None or (self._clock() - self._fetched_at > self._cache_seconds)
 
     async def _refresh(self) -> None:
-        attempt_started = self._clock()
+        attempts_seen = self._attempts_done
         async with self._lock:
-            # Someone else refreshed while we waited for the lock: use their result.
-            if self._last_attempt is not None and self._last_attempt >= attempt_started:
+            # A fetch finished while we waited for the lock: use its result (even when it took
+            # longer than the cooldown, e.g. a hanging endpoint, no second fetch follows).
+            if self._attempts_done != attempts_seen:
                 return
             # The cooldown holds even with no keys at all: an unreachable JWKS endpoint must
             # not be hit once per incoming request.
@@ -93,9 +96,15 @@ class JwksCache:
             except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
                 log.warning("auth.jwks_fetch_failed", url=self.url, error_type=type(exc).__name__)
                 return
-            self._keys = keys
-            self._fetched_at = self._clock()
-            log.info("auth.jwks_fetched", url=self.url, keys=len(keys))
+            else:
+                self._keys = keys
+                self._fetched_at = self._clock()
+                log.info("auth.jwks_fetched", url=self.url, keys=len(keys))
+            finally:
+                self._attempts_done += 1
+                # The cooldown runs from the end of the attempt: a fetch that outlasts it (a
+                # hanging endpoint) must not be followed straight away by another.
+                self._last_attempt = self._clock()
 
 
 def _parse_jwks(document: Any) -> dict[str, jwt.PyJWK]:
@@ -105,10 +114,13 @@ def _parse_jwks(document: Any) -> dict[str, jwt.PyJWK]:
     for data in document["keys"]:
         if not isinstance(data, dict) or not data.get("kid"):
             continue
-        if data.get("use", "sig") != "sig" or data.get("alg") not in ALLOWED_ALGORITHMS:
+        alg = data.get("alg")
+        if data.get("use", "sig") != "sig" or not isinstance(alg, str):
+            continue
+        if alg not in ALLOWED_ALGORITHMS:
             continue
         try:
             keys[str(data["kid"])] = jwt.PyJWK(data)
-        except jwt.PyJWKError:
+        except jwt.PyJWTError:  # PyJWKError, and InvalidKeyError for malformed key material
             log.warning("auth.jwks_key_skipped", kid=str(data.get("kid")))
     return keys

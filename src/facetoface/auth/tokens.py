@@ -68,6 +68,9 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthorized("malformed token") from exc
         alg = header.get("alg")
+        if not isinstance(alg, str):
+            # PyJWT does not type-check `alg`; a list/object here is unhashable (TypeError → 500).
+            raise Unauthorized("alg is not a string")
         if alg in {"ES256", "RS256"} and self._jwks is not None:
             kid = header.get("kid")
             if not isinstance(kid, str) or not kid:

@@ -1,6 +1,7 @@
 """All tables, one module each; imported here so metadata and relationships see every table."""
 
 from facetoface.models.base import Base, utcnow
+from facetoface.models.callback_event import TavusCallbackEvent
 from facetoface.models.daily_session import DailySession
 from facetoface.models.mentor_avatar import MentorAvatar
 from facetoface.models.mentor_conversation import (
@@ -25,6 +26,7 @@ __all__ = [
     "OnboardingProfile",
     "Profile",
     "RitualPreferences",
+    "TavusCallbackEvent",
     "UserEmotionalCategory",
     "UserGoal",
     "UserPersona",

@@ -3,11 +3,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from facetoface.models.base import Base, IDMixin, TimestampsMixin, check_in
+from facetoface.models.base import Base, IDMixin, JSONType, TimestampsMixin, check_in
 
 
 class ConversationStatus(StrEnum):
@@ -65,8 +66,19 @@ class MentorConversation(IDMixin, TimestampsMixin, Base):
     #: From Tavus's callbacks: when the replica joined and when the room shut down.
     replica_joined_at: Mapped[datetime | None]
     shutdown_at: Mapped[datetime | None]
+    #: When our end call closed the session (Tavus's shutdown time wins for `end_time`).
+    closed_at: Mapped[datetime | None]
+    #: From Tavus's callbacks (or the reconciler's verbose GET): the full transcript as Tavus
+    #: sent it, the recording's storage location, the perception analysis, post-call actions.
+    transcript: Mapped[Any | None] = mapped_column(JSONType)
+    recording: Mapped[Any | None] = mapped_column(JSONType)
+    perception_analysis: Mapped[str | None] = mapped_column(Text)
+    post_call_actions: Mapped[Any | None] = mapped_column(JSONType)
     #: SHA-256 of the per-session callback token; the token itself is never stored.
     callback_token_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    #: Bumped by every write: lets a writer that read the row earlier detect a concurrent
+    #: change (optimistic concurrency) without holding a lock across a Tavus call.
+    version: Mapped[int] = mapped_column(default=0, server_default=text("0"))
 
     __table_args__ = (
         CheckConstraint(check_in("status", tuple(ConversationStatus)), name="status"),

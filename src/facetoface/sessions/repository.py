@@ -8,13 +8,14 @@ tables are written by two statements each; it is the single-process development 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
 
 from facetoface.models import (
     LIVE_STATUSES,
@@ -29,6 +30,7 @@ from facetoface.models import (
     UserGoal,
     UserPersona,
 )
+from facetoface.sessions.state import ConversationState, derive
 from facetoface.sql import embed_json, json_array_agg, json_fields
 
 LIVE_INDEX = "uq_mentor_conversations_live_user_id"
@@ -88,6 +90,49 @@ class SessionRow:
     failure_code: str | None
     mentor_name: str | None
     mentor_avatar_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LockedConversation:
+    """A conversation row read for a state change: its facts and its version."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    daily_session_id: uuid.UUID
+    version: int
+    callback_token_hash: bytes
+    state: ConversationState
+
+
+def _state_columns() -> list[Any]:
+    mc = MentorConversation
+    return [
+        mc.status,
+        mc.tavus_conversation_id,
+        mc.replica_id,
+        mc.mentor_name,
+        mc.start_time,
+        mc.replica_joined_at,
+        mc.shutdown_at,
+        mc.shutdown_reason,
+        mc.closed_at,
+        mc.transcript,
+        mc.recording,
+        mc.perception_analysis,
+        mc.post_call_actions,
+    ]
+
+
+def _to_locked(row: Any) -> LockedConversation:
+    data = dict(row._mapping)
+    return LockedConversation(
+        id=data.pop("id"),
+        user_id=data.pop("user_id"),
+        daily_session_id=data.pop("daily_session_id"),
+        version=data.pop("version"),
+        callback_token_hash=data.pop("callback_token_hash"),
+        state=ConversationState(**data),
+    )
 
 
 def _session_columns() -> list[Any]:
@@ -278,6 +323,7 @@ class SessionRepository:
             "session_type": "face_to_face",
             "status": ConversationStatus.starting.value,
             "callback_token_hash": callback_token_hash,
+            "version": 0,
             "created_at": now,
             "updated_at": now,
         }
@@ -310,78 +356,79 @@ class SessionRepository:
         start_time: datetime,
         now: datetime,
     ) -> SessionRow | None:
-        """Record Tavus's conversation. Status becomes `active` only if still `starting`.
+        """Record Tavus's conversation and mark the session `active`; returns the session.
 
-        The conversation id is recorded whatever the status, so a session ended while its
-        create was in flight still names the conversation that must be ended. Returns the
-        session as it now is.
+        Fast path, when nothing happened since phase 1: one statement. When a callback or an
+        end call got there first, the conversation is merged into the stored facts under the
+        row lock instead (the id is always recorded, so an ended session still names the
+        conversation that must be ended).
         """
         mc = MentorConversation
-        new_status = _case_starting(ConversationStatus.active.value)
         values = {
             "tavus_conversation_id": tavus_conversation_id,
             "conversation_url": conversation_url,
-            "start_time": func.coalesce(mc.start_time, start_time),
-            "status": new_status,
+            "start_time": start_time,
+            "status": ConversationStatus.active.value,
             "updated_at": now,
+            "version": mc.version + 1,
         }
+        starting = and_(
+            mc.id == mentor_conversation_id, mc.status == ConversationStatus.starting.value
+        )
         if self._is_postgres:
-            upd = (
-                update(mc)
-                .where(mc.id == mentor_conversation_id)
-                .values(values)
-                .returning(mc.daily_session_id, mc.status)
-                .cte("upd")
-            )
-            daily = (
-                update(DailySession)
-                .where(DailySession.id == upd.c.daily_session_id, upd.c.status == "active")
+            daily = _daily_table()
+            upd = update(mc).where(starting).values(values).returning(mc.daily_session_id).cte()
+            daily_upd = (
+                update(daily)
+                .where(daily.c.id == upd.c.daily_session_id)
                 .values(started_at=start_time, updated_at=now)
-                .returning(DailySession.id)
-                .cte("daily")
+                .returning(daily.c.id)
+                .cte()
             )
+            matched = select(func.count()).select_from(daily_upd).scalar_subquery()
             result = await self.session.execute(
-                select(*_session_columns())
+                select(*_session_columns(), matched.label("matched"))
                 .select_from(DailySession)
                 .join(mc, mc.daily_session_id == DailySession.id)
                 .where(mc.id == mentor_conversation_id)
-                .add_cte(upd)
-                .add_cte(daily)
             )
             row = result.one_or_none()
             if row is None:
                 return None
-            # The outer select sees the pre-statement snapshot; patch in what the CTEs wrote.
-            session_row = _to_session_row(row)
-            if session_row.conversation_status == ConversationStatus.starting.value:
+            data = dict(row._mapping)
+            if data.pop("matched"):
+                # The outer SELECT sees the statement's starting snapshot: patch in the write.
                 return _replace(
-                    session_row,
+                    SessionRow(**data),
                     conversation_status=ConversationStatus.active.value,
                     tavus_conversation_id=tavus_conversation_id,
                     conversation_url=conversation_url,
-                    start_time=session_row.start_time or start_time,
+                    start_time=start_time,
                     started_at=start_time,
                 )
-            return _replace(
-                session_row,
-                tavus_conversation_id=tavus_conversation_id,
-                conversation_url=conversation_url,
+        else:
+            result = await self.session.execute(
+                update(mc).where(starting).values(values).returning(mc.daily_session_id)
             )
-        result = await self.session.execute(
-            update(mc)
-            .where(mc.id == mentor_conversation_id)
-            .values(values)
-            .returning(mc.daily_session_id, mc.status)
-        )
-        updated = result.one_or_none()
-        if updated is None:
+            daily_id = result.scalar_one_or_none()
+            if daily_id is not None:
+                await self.session.execute(
+                    update(DailySession)
+                    .where(DailySession.id == daily_id)
+                    .values(started_at=start_time, updated_at=now)
+                )
+                return await self.get_by_conversation_row(mentor_conversation_id)
+        locked = await self.lock_conversation(mentor_conversation_id)
+        if locked is None:
             return None
-        if updated.status == ConversationStatus.active.value:
-            await self.session.execute(
-                update(DailySession)
-                .where(DailySession.id == updated.daily_session_id)
-                .values(started_at=start_time, updated_at=now)
-            )
+        state = replace(locked.state, tavus_conversation_id=tavus_conversation_id)
+        if not state.has_ended:
+            # Ended before Tavus answered: the user never had the session, so it gets no
+            # start time (and no duration); the id is kept so the conversation gets ended.
+            state = replace(state, start_time=state.start_time or start_time)
+        if state.status == ConversationStatus.indeterminate.value:
+            state = replace(state, status=ConversationStatus.active.value)
+        await self.write_state(locked, state, now=now, extra={"conversation_url": conversation_url})
         return await self.get_by_conversation_row(mentor_conversation_id)
 
     async def mark_unresolved(
@@ -392,19 +439,30 @@ class SessionRepository:
         failure_code: str,
         now: datetime,
     ) -> None:
-        """Mark a start that did not succeed: `failed` (definite) or `indeterminate`."""
+        """Mark a start that did not succeed: `failed` (definite) or `indeterminate`.
+
+        Only a session still `starting` changes: if a callback proved the conversation
+        exists, or the user ended it meanwhile, that knowledge stands.
+        """
         mc = MentorConversation
-        session_status = "failed" if status is ConversationStatus.failed else "started"
-        await self._update_both(
-            mentor_conversation_id,
-            conversation_values={
-                "status": _case_starting(status.value),
-                "failure_code": failure_code,
-                "updated_at": now,
-            },
-            daily_values={"session_status": session_status, "updated_at": now},
-            only_if=mc.status == ConversationStatus.starting.value,
+        result = await self.session.execute(
+            update(mc)
+            .where(mc.id == mentor_conversation_id, mc.status == ConversationStatus.starting.value)
+            .values(
+                status=status.value,
+                failure_code=failure_code,
+                updated_at=now,
+                version=mc.version + 1,
+            )
+            .returning(mc.daily_session_id)
         )
+        daily_id = result.scalar_one_or_none()
+        if daily_id is not None and status is ConversationStatus.failed:
+            await self.session.execute(
+                update(DailySession)
+                .where(DailySession.id == daily_id)
+                .values(session_status="failed", updated_at=now)
+            )
 
     async def get_live(self, user_id: uuid.UUID) -> SessionRow | None:
         """The user's live session, if any."""
@@ -415,101 +473,166 @@ class SessionRepository:
             )
         )
 
+    # --- state changes --------------------------------------------------------------------
+    async def lock_conversation(
+        self, mentor_conversation_id: uuid.UUID, *, user_id: uuid.UUID | None = None
+    ) -> LockedConversation | None:
+        """Read a conversation's facts for a change, locking its row (PostgreSQL).
+
+        SQLite needs no row lock: every write transaction holds the database's write lock.
+        """
+        mc = MentorConversation
+        query = select(
+            mc.id,
+            mc.user_id,
+            mc.daily_session_id,
+            mc.version,
+            mc.callback_token_hash,
+            *_state_columns(),
+        ).where(mc.id == mentor_conversation_id)
+        if user_id is not None:
+            query = query.where(mc.user_id == user_id)
+        row = (await self.session.execute(query.with_for_update())).one_or_none()
+        return _to_locked(row) if row is not None else None
+
+    async def write_state(
+        self,
+        locked: LockedConversation,
+        state: ConversationState,
+        *,
+        now: datetime,
+        extra: dict[str, Any] | None = None,
+        inbox: Insert | None = None,
+    ) -> bool:
+        """Store `state` and everything derived from it, if the row is still at
+        `locked.version` (and, with `inbox`, only if that event row was new).
+
+        One statement on PostgreSQL. False means nothing was written: the event was a
+        duplicate, or someone changed the conversation since it was read.
+        """
+        mc = MentorConversation
+        view = derive(state)
+        conversation_values: dict[str, Any] = {
+            "status": state.status,
+            "tavus_conversation_id": state.tavus_conversation_id,
+            "start_time": state.start_time,
+            "replica_joined_at": state.replica_joined_at,
+            "shutdown_at": state.shutdown_at,
+            "shutdown_reason": state.shutdown_reason,
+            "closed_at": state.closed_at,
+            "end_time": view.end_time,
+            "duration_seconds": view.duration_seconds,
+            "transcript": state.transcript,
+            "recording": state.recording,
+            "perception_analysis": state.perception_analysis,
+            "post_call_actions": state.post_call_actions,
+            "updated_at": now,
+            "version": mc.version + 1,
+            **(extra or {}),
+        }
+        daily_values: dict[str, Any] = {
+            "session_status": view.session_status,
+            "started_at": view.started_at,
+            "completed_at": view.end_time,
+            "duration_seconds": view.duration_seconds,
+            "conversation_transcript": view.conversation_transcript,
+            "session_metadata": view.session_metadata,
+            "updated_at": now,
+        }
+        current = and_(mc.id == locked.id, mc.version == locked.version)
+        if self._is_postgres:
+            criteria = [current]
+            if inbox is not None:
+                inserted = inbox.cte("inserted")
+                criteria.append(select(inserted.c.id).exists())
+            upd = (
+                update(mc)
+                .where(*criteria)
+                .values(conversation_values)
+                .returning(mc.daily_session_id)
+                .cte("upd")
+            )
+            daily = _daily_table()
+            result = await self.session.execute(
+                update(daily)
+                .where(daily.c.id == upd.c.daily_session_id)
+                .values(daily_values)
+                .returning(daily.c.id)
+            )
+            return result.first() is not None
+        if inbox is not None and (await self.session.execute(inbox)).first() is None:
+            return False
+        result = await self.session.execute(
+            update(mc).where(current).values(conversation_values).returning(mc.id)
+        )
+        if result.first() is None:
+            return False
+        await self.session.execute(
+            update(DailySession)
+            .where(DailySession.id == locked.daily_session_id)
+            .values(daily_values)
+        )
+        return True
+
     # --- end ------------------------------------------------------------------------------
     async def claim_end(
         self, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
-    ) -> tuple[SessionRow | None, str | None]:
-        """Move the caller's live session to `ending`; returns (session, previous status).
+    ) -> tuple[SessionRow | None, LockedConversation | None]:
+        """Mark the caller's live session `ending` (one statement on PostgreSQL).
 
-        One statement when it succeeds. A session that is not live is returned unchanged with
-        previous status None; someone else's (or no) session gives (None, None).
+        Returns (session, conversation) — the conversation is None when the session was not
+        live (already closed or failed); both are None when it is not the caller's.
         """
         mc = MentorConversation
-        claimable = [
-            ConversationStatus.active.value,
-            ConversationStatus.ending.value,
-            ConversationStatus.starting.value,
-            ConversationStatus.indeterminate.value,
-        ]
+        claimable = [s.value for s in LIVE_STATUSES]
         if self._is_postgres:
-            # Lock the row so two concurrent ends serialise; report the status before.
-            before = (
-                select(mc.id, mc.status)
+            ds = DailySession
+            mct = cast(Table, mc.__table__)
+            claim = (
+                update(mct)
                 .where(
-                    mc.daily_session_id == session_id,
-                    mc.user_id == user_id,
-                    mc.status.in_(claimable),
+                    mct.c.daily_session_id == ds.id,
+                    ds.id == session_id,
+                    ds.user_id == user_id,
+                    mct.c.user_id == user_id,
+                    mct.c.status.in_(claimable),
                 )
-                .with_for_update()
-                .cte("before")
+                .values(
+                    status=ConversationStatus.ending.value,
+                    updated_at=now,
+                    version=mct.c.version + 1,
+                )
+                .returning(
+                    mct.c.version,
+                    mct.c.callback_token_hash,
+                    *[mct.c[c.key] for c in _state_columns()],
+                    *_session_columns(),
+                )
             )
-            upd = (
-                update(mc)
-                .where(mc.id == before.c.id)
-                .values(status=ConversationStatus.ending.value, updated_at=now)
-                .returning(mc.id)
-                .cte("upd")
-            )
-            result = await self.session.execute(
-                select(*_session_columns(), before.c.status.label("previous"))
-                .select_from(DailySession)
-                .join(mc, mc.daily_session_id == DailySession.id)
-                .outerjoin(before, before.c.id == mc.id)
-                .where(DailySession.id == session_id, DailySession.user_id == user_id)
-                .add_cte(upd)
-            )
-            row = result.one_or_none()
+            row = (await self.session.execute(claim)).one_or_none()
             if row is None:
-                return None, None
-            mapping = dict(row._mapping)
-            previous = mapping.pop("previous")
-            session_row = SessionRow(**mapping)
-            if previous is not None:
-                session_row = _replace(session_row, conversation_status="ending")
-            return session_row, previous
-        current = await self._get_one(
-            and_(DailySession.id == session_id, DailySession.user_id == user_id)
-        )
+                return await self.get_for_user(user_id, session_id), None
+            data = dict(row._mapping)
+            session_row = SessionRow(**{k: data[k] for k in SessionRow.__dataclass_fields__})
+            locked = LockedConversation(
+                id=session_row.mentor_conversation_id,
+                user_id=user_id,
+                daily_session_id=session_id,
+                version=data["version"],
+                callback_token_hash=data["callback_token_hash"],
+                state=ConversationState(**{c.key: data[c.key] for c in _state_columns()}),
+            )
+            return session_row, locked
+        current = await self.get_for_user(user_id, session_id)
         if current is None or current.conversation_status not in claimable:
             return current, None
         await self.session.execute(
             update(mc)
             .where(mc.id == current.mentor_conversation_id)
-            .values(status=ConversationStatus.ending.value, updated_at=now)
+            .values(status=ConversationStatus.ending.value, updated_at=now, version=mc.version + 1)
         )
-        return _replace(current, conversation_status="ending"), current.conversation_status
-
-    async def close(
-        self,
-        mentor_conversation_id: uuid.UUID,
-        *,
-        end_time: datetime,
-        duration_seconds: int | None,
-        session_status: str,
-        failure_code: str | None,
-        now: datetime,
-    ) -> bool:
-        """Close both rows of an `ending` session (one statement on PostgreSQL).
-
-        False when the session was no longer `ending` (someone else closed it first).
-        """
-        return await self._update_both(
-            mentor_conversation_id,
-            conversation_values={
-                "status": ConversationStatus.ended.value,
-                "end_time": end_time,
-                "duration_seconds": duration_seconds,
-                "failure_code": failure_code,
-                "updated_at": now,
-            },
-            daily_values={
-                "session_status": session_status,
-                "completed_at": end_time,
-                "duration_seconds": duration_seconds,
-                "updated_at": now,
-            },
-            only_if=MentorConversation.status == ConversationStatus.ending.value,
-        )
+        claimed = await self.lock_conversation(current.mentor_conversation_id)
+        return _replace(current, conversation_status="ending"), claimed
 
     # --- read -----------------------------------------------------------------------------
     async def get_for_user(self, user_id: uuid.UUID, session_id: uuid.UUID) -> SessionRow | None:
@@ -531,51 +654,9 @@ class SessionRepository:
         row = result.one_or_none()
         return _to_session_row(row) if row is not None else None
 
-    async def _update_both(
-        self,
-        mentor_conversation_id: uuid.UUID,
-        *,
-        conversation_values: dict[str, Any],
-        daily_values: dict[str, Any],
-        only_if: Any,
-    ) -> bool:
-        mc = MentorConversation
-        if self._is_postgres:
-            upd = (
-                update(mc)
-                .where(mc.id == mentor_conversation_id, only_if)
-                .values(conversation_values)
-                .returning(mc.daily_session_id)
-                .cte("upd")
-            )
-            daily = cast(Table, DailySession.__table__)
-            result = await self.session.execute(
-                update(daily)
-                .where(daily.c.id == upd.c.daily_session_id)
-                .values(daily_values)
-                .returning(daily.c.id)
-            )
-            return result.first() is not None
-        result = await self.session.execute(
-            update(mc)
-            .where(mc.id == mentor_conversation_id, only_if)
-            .values(conversation_values)
-            .returning(mc.daily_session_id)
-        )
-        daily_id = result.scalar_one_or_none()
-        if daily_id is None:
-            return False
-        await self.session.execute(
-            update(DailySession).where(DailySession.id == daily_id).values(daily_values)
-        )
-        return True
 
-
-def _case_starting(value: str) -> Any:
-    from sqlalchemy import case
-
-    mc = MentorConversation
-    return case((mc.status == ConversationStatus.starting.value, value), else_=mc.status)
+def _daily_table() -> Table:
+    return cast(Table, DailySession.__table__)
 
 
 def _persona_row(data: dict[str, Any]) -> PersonaRow:
@@ -593,6 +674,4 @@ def _persona_row(data: dict[str, Any]) -> PersonaRow:
 
 
 def _replace(row: SessionRow, **changes: Any) -> SessionRow:
-    from dataclasses import replace
-
     return replace(row, **changes)

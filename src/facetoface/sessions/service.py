@@ -38,6 +38,7 @@ from facetoface.sessions.repository import (
     StartData,
 )
 from facetoface.sessions.schemas import SessionOut
+from facetoface.sessions.state import close_by_user, derive
 from facetoface.tavus import (
     ConversationProperties,
     CreateConversationRequest,
@@ -347,53 +348,52 @@ class SessionService:
         are closed anyway and the row keeps `failure_code = tavus_end_failed` so the
         reconciler ends the conversation at Tavus later.
         """
-        now = utcnow()
         async with self.db.transaction(identity) as session:
-            row, previous = await SessionRepository(session).claim_end(
-                identity.user_id, session_id, now
+            row, claimed = await SessionRepository(session).claim_end(
+                identity.user_id, session_id, utcnow()
             )
         if row is None:
             raise SessionNotFound("No session with this id belongs to you.")
-        if previous is None:
+        if claimed is None:
             return row  # already closed (or failed): ending again changes nothing
-        bound = log.bind(session_id=str(session_id))
         tavus_ended = True
-        if row.tavus_conversation_id:
-            tavus_ended = await self._end_at_tavus(row.tavus_conversation_id)
-        end_time = row.shutdown_at or now
-        duration = _duration_seconds(row.start_time, end_time)
-        was_running = previous in {ConversationStatus.active.value, ConversationStatus.ending.value}
-        session_status = "completed" if was_running and row.start_time else "interrupted"
-        failure_code = None if tavus_ended else "tavus_end_failed"
+        if claimed.state.tavus_conversation_id:
+            tavus_ended = await self._end_at_tavus(claimed.state.tavus_conversation_id)
+        extra = None if tavus_ended else {"failure_code": "tavus_end_failed"}
+        now = utcnow()
         async with self.db.transaction(identity) as session:
             repo = SessionRepository(session)
-            closed = await repo.close(
-                row.mentor_conversation_id,
-                end_time=end_time,
-                duration_seconds=duration,
-                session_status=session_status,
-                failure_code=failure_code,
-                now=utcnow(),
-            )
-            if not closed:
-                # A concurrent end (or callback) closed it first; report what is stored.
-                fresh = await repo.get_for_user(identity.user_id, session_id)
+            closed = close_by_user(claimed.state, now)
+            if not await repo.write_state(claimed, closed, now=now, extra=extra):
+                # A callback (or a concurrent end) changed the row since the claim: merge
+                # into what is stored now, under the row lock.
+                fresh = await repo.lock_conversation(claimed.id, user_id=identity.user_id)
                 assert fresh is not None
-                return fresh
-        bound.info(
+                if fresh.state.status == ConversationStatus.ending.value:
+                    await repo.write_state(
+                        fresh, close_by_user(fresh.state, now), now=now, extra=extra
+                    )
+                result = await repo.get_for_user(identity.user_id, session_id)
+                assert result is not None
+                return result
+        view = derive(closed)
+        log.info(
             "session.ended",
-            session_status=session_status,
-            duration_seconds=duration,
+            session_id=str(session_id),
+            session_status=view.session_status,
+            duration_seconds=view.duration_seconds,
             tavus_ended=tavus_ended,
         )
         return replace(
             row,
-            conversation_status=ConversationStatus.ended.value,
-            session_status=session_status,
-            end_time=end_time,
-            completed_at=end_time,
-            duration_seconds=duration,
-            failure_code=failure_code,
+            conversation_status=view.conversation_status,
+            session_status=view.session_status,
+            started_at=view.started_at,
+            end_time=view.end_time,
+            completed_at=view.end_time,
+            duration_seconds=view.duration_seconds,
+            shutdown_reason=closed.shutdown_reason,
+            failure_code=extra["failure_code"] if extra else row.failure_code,
         )
 
     async def _end_at_tavus(self, conversation_id: str) -> bool:
@@ -430,12 +430,6 @@ def _local_date(now: datetime, timezone: Any) -> date:
         except (ZoneInfoNotFoundError, ValueError):
             log.info("session.unknown_timezone")
     return now.astimezone(UTC).date()
-
-
-def _duration_seconds(start: datetime | None, end: datetime) -> int | None:
-    if start is None:
-        return None
-    return max(0, int((end - start).total_seconds()))
 
 
 def _failure_code(exc: TavusError) -> str:

@@ -1,0 +1,386 @@
+"""The JWKS cache against a real HTTP endpoint: fetch counting under floods, outages, key
+rotation and concurrency. The cache runs on a fake clock, so nothing here sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+
+import httpx
+import jwt
+import pytest
+
+from facetoface.auth.jwks import JwksCache, JwksUnavailable, UnknownSigningKey
+from facetoface.auth.tokens import AuthUnavailable, TokenVerifier
+from facetoface.errors import Unauthorized
+from tests.auth.jwtkit import (
+    AUDIENCE,
+    CACHE_SECONDS,
+    COOLDOWN_SECONDS,
+    HS256_SECRET,
+    ISSUER,
+    FakeClock,
+    JwksServer,
+    Keys,
+    b64url,
+    forge,
+    user_claims,
+)
+
+
+async def _rejected(verifier: TokenVerifier, token: str) -> None:
+    with pytest.raises(Unauthorized) as excinfo:
+        await verifier.verify(token)
+    assert type(excinfo.value) is Unauthorized
+
+
+async def _unavailable(verifier: TokenVerifier, token: str) -> AuthUnavailable:
+    with pytest.raises(AuthUnavailable) as excinfo:
+        await verifier.verify(token)
+    assert excinfo.value.status_code == 503
+    return excinfo.value
+
+
+# --- unknown-kid floods ----------------------------------------------------------------------
+async def test_unknown_kid_flood_costs_at_most_one_fetch_per_cooldown(
+    verifier: TokenVerifier, keys: Keys, jwks_server: JwksServer, clock: FakeClock
+) -> None:
+    def random_kid_token() -> str:
+        return keys.attacker_ec.sign(user_claims(), kid=uuid.uuid4().hex)
+
+    # Cold cache, 50 concurrent tokens with random kids: one fetch.
+    results = await asyncio.gather(
+        *(verifier.verify(random_kid_token()) for _ in range(50)), return_exceptions=True
+    )
+    assert all(type(r) is Unauthorized for r in results), results
+    assert jwks_server.fetches == 1
+
+    # Warm cache, within the cooldown: no fetch at all.
+    clock.advance(COOLDOWN_SECONDS - 1)
+    for _ in range(50):
+        await _rejected(verifier, random_kid_token())
+    assert jwks_server.fetches == 1
+
+    # Once the cooldown has passed: one more fetch for the next 50.
+    clock.advance(2)
+    for _ in range(50):
+        await _rejected(verifier, random_kid_token())
+    assert jwks_server.fetches == 2
+
+    # Legitimate tokens are unaffected throughout.
+    await verifier.verify(keys.ec.sign(user_claims()))
+    assert jwks_server.fetches == 2
+
+
+async def test_tokens_that_cannot_be_ours_never_cause_a_fetch(
+    verifier: TokenVerifier, keys: Keys, jwks_server: JwksServer
+) -> None:
+    """`alg: none`, HMAC and unsupported algorithms are refused before the JWKS is consulted."""
+    tokens = [
+        forge({"alg": "none", "kid": "x"}, user_claims()),
+        jwt.encode(user_claims(), "x" * 64, algorithm="HS256", headers={"kid": "x"}),
+        keys.attacker_p384.sign(user_claims(), kid="random"),
+        keys.ec.sign(user_claims(), omit_kid=True),
+    ]
+    for token in tokens:
+        await _rejected(verifier, token)
+    assert jwks_server.fetches == 0
+
+
+# --- endpoint outages --------------------------------------------------------------------------
+@pytest.mark.parametrize("failure", ["http-500", "http-503", "redirect", "not-json", "no-keys"])
+async def test_cached_keys_survive_an_endpoint_outage(
+    verifier: TokenVerifier,
+    jwks: JwksCache,
+    keys: Keys,
+    jwks_server: JwksServer,
+    clock: FakeClock,
+    failure: str,
+) -> None:
+    token = keys.ec.sign(user_claims())
+    await verifier.verify(token)
+    assert jwks_server.fetches == 1
+
+    if failure == "not-json":
+        jwks_server.raw_body = b"<html>maintenance</html>"
+    elif failure == "no-keys":
+        jwks_server.raw_body = b'{"error": "oops"}'
+    else:
+        jwks_server.status = {"http-500": 500, "http-503": 503, "redirect": 302}[failure]
+
+    # Within the cache lifetime: no fetch, keys keep working.
+    clock.advance(CACHE_SECONDS - 1)
+    await verifier.verify(token)
+    assert jwks_server.fetches == 1
+
+    # Cache expired: one refresh attempt fails; the stale keys are still used.
+    clock.advance(2)
+    await verifier.verify(token)
+    await verifier.verify(keys.rsa.sign(user_claims()))
+    assert jwks_server.fetches == 2
+
+    # Stale and still failing: at most one attempt per cooldown, however many requests.
+    for _ in range(20):
+        await verifier.verify(token)
+    assert jwks_server.fetches == 2
+    clock.advance(COOLDOWN_SECONDS + 1)
+    for _ in range(20):
+        await verifier.verify(token)
+    assert jwks_server.fetches == 3
+
+    # A kid we never saw, during the outage: 401 (we do have keys), not 503.
+    clock.advance(COOLDOWN_SECONDS + 1)
+    await _rejected(verifier, keys.ec_next.sign(user_claims()))
+    assert jwks_server.fetches == 4
+
+    # The endpoint recovers: the next refresh (after the cooldown) replaces the stale set.
+    jwks_server.reset()
+    jwks_server.publish(keys.ec, keys.rsa)
+    clock.advance(COOLDOWN_SECONDS + 1)
+    await verifier.verify(token)
+    assert jwks_server.fetches == 1
+    await verifier.verify(token)
+    assert jwks_server.fetches == 1  # fresh again
+
+
+async def test_cached_keys_survive_the_endpoint_going_away(
+    keys: Keys, http: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    server = JwksServer()
+    server.publish(keys.ec)
+    server.start()
+    try:
+        cache = JwksCache(
+            server.url, client=http, cache_seconds=60, cooldown_seconds=5, clock=clock
+        )
+        verifier = TokenVerifier(issuer=ISSUER, jwks=cache)
+        token = keys.ec.sign(user_claims())
+        await verifier.verify(token)
+    finally:
+        server.stop()  # connection refused from now on
+
+    clock.advance(3600)
+    await verifier.verify(token)
+    assert cache.fetch_count == 2  # one failed attempt (connection refused), keys kept
+    await verifier.verify(token)
+    assert cache.fetch_count == 2
+
+
+@pytest.mark.parametrize("failure", ["http-500", "not-json", "no-keys", "connection-refused"])
+async def test_no_keys_and_endpoint_down_is_503_and_respects_the_cooldown(
+    keys: Keys,
+    jwks_server: JwksServer,
+    http: httpx.AsyncClient,
+    clock: FakeClock,
+    failure: str,
+) -> None:
+    url = jwks_server.url
+    if failure == "connection-refused":
+        server = JwksServer()
+        server.start()
+        url = server.url
+        server.stop()
+    elif failure == "not-json":
+        jwks_server.raw_body = b"not json"
+    elif failure == "no-keys":
+        jwks_server.raw_body = b'{"keys": "none"}'
+    else:
+        jwks_server.status = 500
+    cache = JwksCache(
+        url, client=http, cache_seconds=CACHE_SECONDS, cooldown_seconds=30, clock=clock
+    )
+    verifier = TokenVerifier(issuer=ISSUER, hs256_secret=HS256_SECRET, jwks=cache)
+    token = keys.ec.sign(user_claims())
+
+    error = await _unavailable(verifier, token)
+    assert error.code == "auth_unavailable"
+    assert error.headers["Retry-After"].isdigit()
+    assert cache.fetch_count == 1
+
+    # Repeated attempts within the cooldown: still 503, no refetch.
+    for _ in range(20):
+        await _unavailable(verifier, token)
+        await _unavailable(verifier, keys.ec.sign(user_claims(), kid=uuid.uuid4().hex))
+    clock.advance(29)
+    await _unavailable(verifier, token)
+    assert cache.fetch_count == 1
+    assert failure == "connection-refused" or jwks_server.fetches == 1
+
+    # A garbage or unsigned token is still a 401, not a 503.
+    await _rejected(verifier, "garbage")
+    # HS256 tokens do not depend on the JWKS.
+    await verifier.verify(jwt.encode(user_claims(), HS256_SECRET, algorithm="HS256"))
+
+    # After the cooldown: one new attempt.
+    clock.advance(2)
+    await _unavailable(verifier, token)
+    assert cache.fetch_count == 2
+
+    if failure != "connection-refused":
+        # The endpoint recovers: keys arrive at the next attempt after the cooldown.
+        jwks_server.reset()
+        jwks_server.publish(keys.ec)
+        await _unavailable(verifier, token)
+        clock.advance(COOLDOWN_SECONDS + 1)
+        await verifier.verify(token)
+        assert cache.fetch_count == 3
+
+
+async def test_an_empty_key_set_is_401_not_503(
+    verifier: TokenVerifier, keys: Keys, jwks_server: JwksServer
+) -> None:
+    """A project on the legacy secret publishes an empty set: asymmetric tokens are simply
+    not ours (401), and the endpoint is up (no 503)."""
+    jwks_server.publish()
+    await _rejected(verifier, keys.ec.sign(user_claims()))
+    await verifier.verify(jwt.encode(user_claims(), HS256_SECRET, algorithm="HS256"))
+
+
+# --- rotation -----------------------------------------------------------------------------------
+async def test_key_rotation(
+    verifier: TokenVerifier, keys: Keys, jwks_server: JwksServer, clock: FakeClock
+) -> None:
+    old_token = keys.ec.sign(user_claims())
+    await verifier.verify(old_token)
+    assert jwks_server.fetches == 1
+
+    # Supabase publishes a standby key; a token signed with it arrives before the cooldown.
+    jwks_server.publish(keys.ec, keys.ec_next)
+    new_token = keys.ec_next.sign(user_claims())
+    clock.advance(COOLDOWN_SECONDS - 1)
+    await _rejected(verifier, new_token)
+    assert jwks_server.fetches == 1
+
+    # Cooldown over: one refetch, the new key is accepted, the old one still is.
+    clock.advance(2)
+    await verifier.verify(new_token)
+    await verifier.verify(new_token)
+    await verifier.verify(old_token)
+    assert jwks_server.fetches == 2
+
+    # The old key is revoked: dropped at the next refresh (cache expiry).
+    jwks_server.publish(keys.ec_next)
+    clock.advance(CACHE_SECONDS + 1)
+    await _rejected(verifier, old_token)
+    await verifier.verify(new_token)
+    assert jwks_server.fetches == 3
+
+
+# --- single flight ----------------------------------------------------------------------------
+async def test_concurrent_lookups_of_an_unknown_kid_share_one_fetch(
+    jwks: JwksCache, keys: Keys, jwks_server: JwksServer, clock: FakeClock
+) -> None:
+    await jwks.get_key(keys.ec.kid)
+    jwks_server.publish(keys.ec, keys.ec_next)
+    clock.advance(COOLDOWN_SECONDS + 1)
+    jwks_server.gate = threading.Event()
+
+    tasks = [asyncio.create_task(jwks.get_key(keys.ec_next.kid)) for _ in range(25)]
+    await jwks_server.wait_for_fetches(2)
+    await asyncio.sleep(0.01)  # let every task reach the cache
+    jwks_server.gate.set()
+    found = await asyncio.gather(*tasks)
+
+    assert {key.key_id for key in found} == {keys.ec_next.kid}
+    assert jwks_server.fetches == 2
+
+
+async def test_concurrent_cold_start_shares_one_fetch(
+    verifier: TokenVerifier, keys: Keys, jwks_server: JwksServer
+) -> None:
+    jwks_server.gate = threading.Event()
+    claims = [user_claims() for _ in range(30)]
+    tasks = [
+        asyncio.create_task(verifier.verify((keys.ec if i % 2 else keys.rsa).sign(c)))
+        for i, c in enumerate(claims)
+    ]
+    await jwks_server.wait_for_fetches(1)
+    await asyncio.sleep(0.01)
+    jwks_server.gate.set()
+    verified = await asyncio.gather(*tasks)
+    assert [str(v.user_id) for v in verified] == [c["sub"] for c in claims]
+    assert jwks_server.fetches == 1
+
+
+@pytest.mark.parametrize("outcome", ["succeeds", "fails"])
+async def test_a_fetch_slower_than_the_cooldown_is_still_shared(
+    keys: Keys, jwks_server: JwksServer, http: httpx.AsyncClient, clock: FakeClock, outcome: str
+) -> None:
+    """Requests that queue behind an in-flight fetch use its result, even when the fetch
+    outlasts the cooldown (a hanging endpoint: fetch timeout 3 s, cooldown 1 s). Otherwise
+    each queued request would refetch in turn, every one waiting for all the others."""
+    cache = JwksCache(
+        jwks_server.url, client=http, cache_seconds=CACHE_SECONDS, cooldown_seconds=1, clock=clock
+    )
+    if outcome == "fails":
+        jwks_server.status = 500
+    jwks_server.gate = threading.Event()
+
+    first = asyncio.create_task(cache.get_key(keys.ec.kid))
+    await jwks_server.wait_for_fetches(1)
+    later = []
+    for _ in range(10):  # requests keep arriving while the fetch hangs
+        clock.advance(0.5)
+        later.append(asyncio.create_task(cache.get_key(keys.ec.kid)))
+        await asyncio.sleep(0)
+    clock.advance(3)
+    await asyncio.sleep(0.01)
+    jwks_server.gate.set()
+    results = await asyncio.gather(first, *later, return_exceptions=True)
+
+    if outcome == "succeeds":
+        assert all(isinstance(r, jwt.PyJWK) for r in results), results
+    else:
+        assert all(type(r) is JwksUnavailable for r in results), results
+    assert jwks_server.fetches == 1
+
+
+# --- what the endpoint publishes ---------------------------------------------------------------
+async def test_unusable_entries_in_the_key_set_are_skipped(
+    verifier: TokenVerifier, jwks: JwksCache, keys: Keys, jwks_server: JwksServer
+) -> None:
+    """One odd entry must not take down verification with the good keys (nor make a symmetric
+    key out of a published `oct` JWK)."""
+    ec_jwk = keys.ec_next.public_jwk()
+    jwks_server.publish(
+        {"kty": "oct", "k": b64url(HS256_SECRET.encode()), "kid": "oct", "alg": "HS256"},
+        {**ec_jwk, "kid": "enc-key", "use": "enc"},
+        {**ec_jwk, "kid": "no-alg", "alg": None},
+        {**ec_jwk, "kid": "alg-none", "alg": "none"},
+        {**ec_jwk, "kid": "alg-list", "alg": ["ES256"]},
+        {**ec_jwk, "kid": "no-kty", "kty": None},
+        {**ec_jwk, "kid": "short-x", "x": b64url(b"\x01" * 8)},
+        {**ec_jwk, "kid": "off-curve", "x": b64url(b"\x01" * 32), "y": b64url(b"\x02" * 32)},
+        {**ec_jwk, "kid": "ec-as-rs256", "alg": "RS256"},
+        {**keys.rsa.public_jwk(), "kid": "rsa-as-es256", "alg": "ES256"},
+        {**ec_jwk, "kid": None},
+        "not-an-object",
+        ec_jwk,
+        keys.rsa.public_jwk(),
+    )
+
+    await verifier.verify(keys.ec_next.sign(user_claims()))
+    await verifier.verify(keys.rsa.sign(user_claims()))
+
+    for kid in ("oct", "enc-key", "no-alg", "alg-none", "alg-list", "short-x", "ec-as-rs256"):
+        await _rejected(verifier, keys.ec_next.sign(user_claims(), kid=kid))
+    await _rejected(verifier, keys.rsa.sign(user_claims(), kid="rsa-as-es256"))
+    oct_token = jwt.encode(user_claims(), HS256_SECRET, algorithm="HS256", headers={"kid": "oct"})
+    await _rejected(
+        TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks=jwks), oct_token
+    )  # no secret configured: the `oct` key in the JWKS is never a way in
+    assert jwks_server.fetches == 1
+
+
+async def test_get_key_errors(
+    jwks: JwksCache, keys: Keys, jwks_server: JwksServer, http: httpx.AsyncClient
+) -> None:
+    assert (await jwks.get_key(keys.ec.kid)).key_id == keys.ec.kid
+    assert (await jwks.get_key(keys.rsa.kid)).algorithm_name == "RS256"
+    with pytest.raises(UnknownSigningKey):
+        await jwks.get_key("nope")
+    jwks_server.status = 500
+    down = JwksCache(jwks_server.url, client=http)
+    with pytest.raises(JwksUnavailable):
+        await down.get_key(keys.ec.kid)
