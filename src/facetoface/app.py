@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 
 from facetoface.auth.jwks import JwksCache
 from facetoface.auth.tokens import TokenVerifier
+from facetoface.callbacks.endpoints import router as callbacks_router
+from facetoface.callbacks.service import CallbackService
 from facetoface.config import ConfigurationError, Settings
 from facetoface.db import Database
 from facetoface.errors import install_error_handlers
@@ -86,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.tavus = tavus
             app.state.token_verifier = build_token_verifier(settings, auth_http)
             app.state.session_service = SessionService(settings, db, tavus)
+            app.state.callback_service = CallbackService(db)
             log.info(
                 "app.started",
                 environment=settings.environment.value,
@@ -110,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(sessions_router)
+    app.include_router(callbacks_router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     context_max_chars: Annotated[int, Field(ge=500, le=50_000)] = 4000
     context_item_max_chars: Annotated[int, Field(ge=20, le=2000)] = 200
 
+    #: Largest accepted callback body (a one-hour transcript is a few hundred kB).
+    callback_max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
+
     # --- authentication -------------------------------------------------------------------
     #: The Supabase project URL; issuer = `<url>/auth/v1`, JWKS = issuer + `/.well-known/jwks.json`.
     supabase_url: str = ""

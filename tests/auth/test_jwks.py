@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import jwt
@@ -15,7 +17,6 @@ from facetoface.auth.jwks import JwksCache, JwksUnavailable, UnknownSigningKey
 from facetoface.auth.tokens import AuthUnavailable, TokenVerifier
 from facetoface.errors import Unauthorized
 from tests.auth.jwtkit import (
-    AUDIENCE,
     CACHE_SECONDS,
     COOLDOWN_SECONDS,
     HS256_SECRET,
@@ -337,39 +338,57 @@ async def test_a_fetch_slower_than_the_cooldown_is_still_shared(
 
 
 # --- what the endpoint publishes ---------------------------------------------------------------
-async def test_unusable_entries_in_the_key_set_are_skipped(
-    verifier: TokenVerifier, jwks: JwksCache, keys: Keys, jwks_server: JwksServer
+def _ec(keys: Keys, **changes: Any) -> dict[str, Any]:
+    return {**keys.ec_next.public_jwk(), **changes}
+
+
+BAD_ENTRIES: dict[str, Callable[[Keys], Any]] = {
+    "oct-hs256": lambda k: {"kty": "oct", "k": b64url(HS256_SECRET.encode()), "alg": "HS256"},
+    "use-enc": lambda k: _ec(k, use="enc"),
+    "alg-missing": lambda k: _ec(k, alg=None),
+    "alg-none": lambda k: _ec(k, alg="none"),
+    "alg-es384": lambda k: _ec(k, alg="ES384"),
+    "alg-a-list": lambda k: _ec(k, alg=["ES256"]),
+    "kty-missing": lambda k: _ec(k, kty=None),
+    "kty-unknown": lambda k: _ec(k, kty="XYZ"),
+    "coordinates-too-short": lambda k: _ec(k, x=b64url(b"\x01" * 8)),
+    "point-not-on-curve": lambda k: _ec(k, x=b64url(b"\x01" * 32), y=b64url(b"\x02" * 32)),
+    "coordinates-not-base64": lambda k: _ec(k, x="***", y="***"),
+    "ec-key-labelled-rs256": lambda k: _ec(k, alg="RS256"),
+    "rsa-key-labelled-es256": lambda k: {**k.rsa.public_jwk(), "alg": "ES256"},
+    "rsa-modulus-missing": lambda k: {**k.rsa.public_jwk(), "n": None},
+    "kid-missing": lambda k: _ec(k, kid=None),
+    "not-an-object": lambda k: "not-an-object",
+}
+
+
+@pytest.mark.parametrize("bad_entry", BAD_ENTRIES.values(), ids=BAD_ENTRIES.keys())
+async def test_an_unusable_entry_in_the_key_set_is_skipped(
+    verifier: TokenVerifier, keys: Keys, jwks_server: JwksServer, bad_entry: Callable[[Keys], Any]
 ) -> None:
-    """One odd entry must not take down verification with the good keys (nor make a symmetric
-    key out of a published `oct` JWK)."""
-    ec_jwk = keys.ec_next.public_jwk()
-    jwks_server.publish(
-        {"kty": "oct", "k": b64url(HS256_SECRET.encode()), "kid": "oct", "alg": "HS256"},
-        {**ec_jwk, "kid": "enc-key", "use": "enc"},
-        {**ec_jwk, "kid": "no-alg", "alg": None},
-        {**ec_jwk, "kid": "alg-none", "alg": "none"},
-        {**ec_jwk, "kid": "alg-list", "alg": ["ES256"]},
-        {**ec_jwk, "kid": "no-kty", "kty": None},
-        {**ec_jwk, "kid": "short-x", "x": b64url(b"\x01" * 8)},
-        {**ec_jwk, "kid": "off-curve", "x": b64url(b"\x01" * 32), "y": b64url(b"\x02" * 32)},
-        {**ec_jwk, "kid": "ec-as-rs256", "alg": "RS256"},
-        {**keys.rsa.public_jwk(), "kid": "rsa-as-es256", "alg": "ES256"},
-        {**ec_jwk, "kid": None},
-        "not-an-object",
-        ec_jwk,
-        keys.rsa.public_jwk(),
-    )
+    """One odd entry must not take verification with the good keys down with it."""
+    entry = bad_entry(keys)
+    if isinstance(entry, dict) and "kid" not in entry:
+        entry["kid"] = "odd"
+    jwks_server.publish(entry, keys.ec, keys.rsa)
 
-    await verifier.verify(keys.ec_next.sign(user_claims()))
+    await verifier.verify(keys.ec.sign(user_claims()))
     await verifier.verify(keys.rsa.sign(user_claims()))
+    for key in (keys.ec_next, keys.rsa):
+        await _rejected(verifier, key.sign(user_claims(), kid="odd"))
+    assert jwks_server.fetches == 1
 
-    for kid in ("oct", "enc-key", "no-alg", "alg-none", "alg-list", "short-x", "ec-as-rs256"):
-        await _rejected(verifier, keys.ec_next.sign(user_claims(), kid=kid))
-    await _rejected(verifier, keys.rsa.sign(user_claims(), kid="rsa-as-es256"))
-    oct_token = jwt.encode(user_claims(), HS256_SECRET, algorithm="HS256", headers={"kid": "oct"})
-    await _rejected(
-        TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks=jwks), oct_token
-    )  # no secret configured: the `oct` key in the JWKS is never a way in
+
+async def test_a_published_symmetric_key_is_never_a_way_in(
+    verifier_no_secret: TokenVerifier, keys: Keys, jwks_server: JwksServer
+) -> None:
+    secret = "s" * 64
+    oct_jwk = {"kty": "oct", "k": b64url(secret.encode()), "kid": "oct", "alg": "HS256"}
+    jwks_server.publish(oct_jwk, keys.ec)
+    await verifier_no_secret.verify(keys.ec.sign(user_claims()))  # the set was fetched
+    for alg in ("HS256", "ES256"):
+        header = {"alg": alg, "kid": "oct"}
+        await _rejected(verifier_no_secret, forge(header, user_claims(), hmac_key=secret.encode()))
     assert jwks_server.fetches == 1
 
 

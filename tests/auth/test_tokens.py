@@ -93,9 +93,9 @@ async def test_anonymous_sign_in_is_authenticated_and_flagged(
 @pytest.mark.parametrize(
     "overrides",
     [
-        {"exp": NOW - 10},  # expired 10 s ago: inside the 30 s leeway
-        {"nbf": NOW + 10},  # valid in 10 s: inside the leeway (clock skew)
-        {"iat": NOW + 10},
+        {"exp": -10},  # expired 10 s ago: inside the 30 s leeway
+        {"nbf": +10},  # valid in 10 s: inside the leeway (clock skew)
+        {"iat": +10},
         {"email": DROP, "phone": DROP, "session_id": DROP, "is_anonymous": DROP},
     ],
     ids=["exp-within-leeway", "nbf-within-leeway", "iat-within-leeway", "minimal-claims"],
@@ -103,7 +103,11 @@ async def test_anonymous_sign_in_is_authenticated_and_flagged(
 async def test_accepted_edge_cases(
     verifier: TokenVerifier, keys: Keys, overrides: dict[str, Any]
 ) -> None:
-    claims = user_claims(**overrides)
+    # Time claims are offsets from now, taken when the test runs (not at import: a long
+    # parallel run would otherwise push "10 s ago" past the leeway).
+    now = int(time.time())
+    times = {k: now + v for k, v in overrides.items() if k in {"exp", "nbf", "iat"}}
+    claims = user_claims(**{**overrides, **times})
     verified = await verifier.verify(keys.ec.sign(claims))
     assert verified.user_id == uuid.UUID(claims["sub"])
 

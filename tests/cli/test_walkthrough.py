@@ -111,7 +111,16 @@ def test_readme_walkthrough(env: dict[str, str]) -> None:
         assert ended.json()["duration_seconds"] >= 1
 
         again = httpx.post(f"{url}/v1/sessions/{session['id']}/end", headers=headers, timeout=10)
-        assert again.json() == ended.json()
+        assert again.status_code == 200
+        assert again.json()["status"] == "completed"
+        # Tavus's shutdown callback reaches the service and refines the record.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            read = httpx.get(f"{url}/v1/sessions/{session['id']}", headers=headers, timeout=5)
+            if read.json()["shutdown_reason"] == "end_conversation_endpoint_hit":
+                break
+            time.sleep(0.1)
+        assert read.json()["shutdown_reason"] == "end_conversation_endpoint_hit"
         readyz = httpx.get(f"{url}/readyz", timeout=5)
         assert readyz.json() == {"status": "ok", "database": "ok"}
     finally:

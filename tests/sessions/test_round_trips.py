@@ -44,6 +44,8 @@ async def test_context_loads_in_one_statement(service: RunningService) -> None:
 async def test_start_costs_three_statements_and_end_two(service: RunningService) -> None:
     user_id = await create_user(service.db)
     headers = service.auth(user_id)
+    # Callbacks would hit the same engine while we count: this test measures start and end.
+    service.sim.set_config(callback_drop_probability=1.0)
     # Warm the pool so connection set-up queries are not counted.
     await service.client.get("/v1/sessions/00000000-0000-0000-0000-000000000000", headers=headers)
 

@@ -107,6 +107,8 @@ async def test_unknown_outcome_marks_indeterminate_and_never_creates_twice(
     service: RunningService, fault: dict[str, Any]
 ) -> None:
     user_id = await create_user(service.db)
+    # No callbacks: they would tell us the conversation exists (tested below).
+    service.sim.set_config(callback_drop_probability=1.0)
     service.sim.add_fault(endpoint="create", **fault)
 
     response = await post_start(service, user_id)
@@ -125,6 +127,29 @@ async def test_unknown_outcome_marks_indeterminate_and_never_creates_twice(
     assert again.status_code == 409
     assert again.json()["session"]["id"] == str(stored["daily"]["id"])
     assert service.sim.conversations()["create_requests"] == 1
+
+
+async def test_replica_joined_resolves_an_indeterminate_start(service: RunningService) -> None:
+    """Tavus created the conversation but its answer was lost: its first callback (which the
+    token in the callback URL authenticates) adopts it, so the user can join."""
+    user_id = await create_user(service.db)
+    service.sim.add_fault(endpoint="create", kind="timeout", delay_s=10, apply_first=True)
+
+    response = await post_start(service, user_id)
+    assert response.json()["code"] == "session_outcome_unknown"
+
+    [conversation] = service.sim.conversations()["conversations"]
+    for _ in range(200):
+        stored = await stored_for(service, user_id)
+        if stored["conversation"]["status"] == "active":
+            break
+        await asyncio.sleep(0.02)
+    assert stored["conversation"]["status"] == "active"
+    assert stored["conversation"]["tavus_conversation_id"] == conversation["conversation_id"]
+    assert stored["daily"]["session_status"] == "in_progress"
+    again = await post_start(service, user_id)
+    assert again.status_code == 409
+    assert again.json()["session"]["conversation_id"] == conversation["conversation_id"]
 
 
 async def test_tavus_unreachable_fails_fast_without_creating(
