@@ -18,6 +18,7 @@ from facetoface.config import ConfigurationError, Settings
 from facetoface.db import Database
 from facetoface.errors import install_error_handlers
 from facetoface.observability.middleware import RequestContextMiddleware
+from facetoface.sessions.endpoints import me_router
 from facetoface.sessions.endpoints import router as sessions_router
 from facetoface.sessions.service import SessionService
 from facetoface.tavus import TavusClient
@@ -114,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(sessions_router)
     app.include_router(callbacks_router)
+    app.include_router(me_router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -5,10 +5,20 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 
 from facetoface.auth.dependencies import CurrentIdentity
-from facetoface.sessions.schemas import SessionOut, StartSessionRequest
+from facetoface.sessions.schemas import (
+    ContextPreview,
+    ContextSectionOut,
+    MentorPreview,
+    SessionDetail,
+    SessionOut,
+    SessionPage,
+    StartSessionRequest,
+    TimelineEvent,
+    TranscriptEntry,
+)
 from facetoface.sessions.service import SessionService
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -59,9 +69,68 @@ async def end_session(
     return SessionOut.from_row(await service.end(identity, session_id))
 
 
-@router.get("/{session_id}", response_model=SessionOut, responses=_RESPONSES)
+@router.get("", response_model=SessionPage, responses=_RESPONSES)
+async def list_sessions(
+    identity: CurrentIdentity,
+    service: Service,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> SessionPage:
+    """The caller's sessions, newest first, `limit` at a time."""
+    rows, next_cursor = await service.list_sessions(identity, limit=limit, cursor=cursor)
+    return SessionPage(items=[SessionOut.from_row(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{session_id}", response_model=SessionDetail, responses=_RESPONSES)
 async def get_session(
     session_id: uuid.UUID, identity: CurrentIdentity, service: Service
-) -> SessionOut:
-    """One of the caller's sessions."""
-    return SessionOut.from_row(await service.get(identity, session_id))
+) -> SessionDetail:
+    """One of the caller's sessions, with transcript, recording, analysis and timeline."""
+    row, extras, timeline = await service.detail(identity, session_id)
+    return SessionDetail(
+        **SessionOut.from_row(row).model_dump(),
+        replica_joined_at=extras.replica_joined_at,
+        transcript=[
+            TranscriptEntry.model_validate(entry)
+            for entry in extras.transcript or []
+            if str(entry.get("role", "")).lower() != "system"
+            and isinstance(entry.get("content"), str)
+        ]
+        if extras.transcript is not None
+        else None,
+        transcript_text=extras.conversation_transcript,
+        recording=extras.recording,
+        perception_analysis=extras.perception_analysis,
+        post_call_actions=extras.post_call_actions,
+        events=[
+            TimelineEvent(
+                event_type=t.event_type,
+                occurred_at=t.event_timestamp,
+                received_at=t.received_at,
+                outcome=t.outcome,
+            )
+            for t in timeline
+        ],
+    )
+
+
+me_router = APIRouter(prefix="/v1/me", tags=["me"])
+
+
+@me_router.get("/context", response_model=ContextPreview, responses=_RESPONSES)
+async def my_context(
+    identity: CurrentIdentity,
+    service: Service,
+    mentor_id: Annotated[uuid.UUID | None, Query()] = None,
+) -> ContextPreview:
+    """The context the mentor would receive if the caller started a session now."""
+    context, mentor = await service.preview_context(identity, mentor_id)
+    return ContextPreview(
+        text=context.text,
+        sections=[ContextSectionOut(**s.model_dump()) for s in context.sections],
+        language=context.language,
+        truncated=context.truncated,
+        mentor=MentorPreview(
+            name=mentor.name, persona_id=mentor.persona_id, replica_id=mentor.replica_id
+        ),
+    )

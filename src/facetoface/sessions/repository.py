@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, insert, literal, select, update
+from sqlalchemy import Table, and_, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
@@ -90,6 +90,18 @@ class SessionRow:
     failure_code: str | None
     mentor_name: str | None
     mentor_avatar_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionExtras:
+    """What a session's detail view adds: Tavus's post-call data."""
+
+    transcript: list[dict[str, Any]] | None
+    recording: dict[str, Any] | None
+    perception_analysis: str | None
+    post_call_actions: list[dict[str, Any]] | None
+    replica_joined_at: datetime | None
+    conversation_transcript: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -640,6 +652,60 @@ class SessionRepository:
         return await self._get_one(
             and_(DailySession.id == session_id, DailySession.user_id == user_id)
         )
+
+    async def list_for_user(
+        self,
+        user_id: uuid.UUID,
+        *,
+        limit: int,
+        before: tuple[datetime, uuid.UUID] | None = None,
+    ) -> list[SessionRow]:
+        """The caller's sessions, newest first, strictly before the `before` cursor."""
+        ds = DailySession
+        query = (
+            select(*_session_columns())
+            .select_from(ds)
+            .join(MentorConversation, MentorConversation.daily_session_id == ds.id)
+            .where(ds.user_id == user_id)
+            .order_by(ds.created_at.desc(), ds.id.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            created_at, session_id = before
+            query = query.where(
+                or_(
+                    ds.created_at < created_at,
+                    and_(ds.created_at == created_at, ds.id < session_id),
+                )
+            )
+        return [_to_session_row(row) for row in await self.session.execute(query)]
+
+    async def get_detail(
+        self, user_id: uuid.UUID, session_id: uuid.UUID
+    ) -> tuple[SessionRow, SessionExtras] | None:
+        """The caller's session with what Tavus's callbacks added to it."""
+        mc = MentorConversation
+        row = (
+            await self.session.execute(
+                select(
+                    *_session_columns(),
+                    mc.transcript,
+                    mc.recording,
+                    mc.perception_analysis,
+                    mc.post_call_actions,
+                    mc.replica_joined_at,
+                    DailySession.conversation_transcript,
+                )
+                .select_from(DailySession)
+                .join(mc, mc.daily_session_id == DailySession.id)
+                .where(DailySession.id == session_id, DailySession.user_id == user_id)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        data = dict(row._mapping)
+        extras = SessionExtras(**{k: data.pop(k) for k in SessionExtras.__dataclass_fields__})
+        return SessionRow(**data), extras
 
     async def get_by_conversation_row(self, mentor_conversation_id: uuid.UUID) -> SessionRow | None:
         return await self._get_one(MentorConversation.id == mentor_conversation_id)

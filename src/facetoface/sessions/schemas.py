@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -56,3 +57,62 @@ class SessionOut(BaseModel):
             mentor=MentorOut(name=row.mentor_name, avatar_url=row.mentor_avatar_url),
             created_at=row.created_at,
         )
+
+
+class SessionPage(BaseModel):
+    """One page of the caller's sessions, newest first."""
+
+    items: list[SessionOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+class TimelineEvent(BaseModel):
+    event_type: str
+    occurred_at: datetime | None = Field(description="Tavus's timestamp of the event.")
+    received_at: datetime
+    outcome: str = Field(description="applied | no_effect | ignored")
+
+
+class TranscriptEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str
+
+
+class SessionDetail(SessionOut):
+    """A session with what Tavus sent after the call."""
+
+    replica_joined_at: datetime | None
+    transcript: list[TranscriptEntry] | None = Field(
+        description="The conversation as Tavus recorded it, without the system prompt."
+    )
+    transcript_text: str | None = Field(description="The transcript as readable text.")
+    recording: dict[str, Any] | None
+    perception_analysis: str | None
+    post_call_actions: list[dict[str, Any]] | None
+    events: list[TimelineEvent]
+
+
+class ContextSectionOut(BaseModel):
+    name: str
+    title: str
+    text: str
+
+
+class MentorPreview(BaseModel):
+    name: str | None
+    persona_id: str | None
+    replica_id: str | None
+
+
+class ContextPreview(BaseModel):
+    """What the mentor would be told if the caller started a session now."""
+
+    text: str = Field(description="Exactly what is sent to Tavus as `conversational_context`.")
+    sections: list[ContextSectionOut]
+    language: str = Field(description="Tavus's language name for the call.")
+    truncated: bool
+    mentor: MentorPreview

@@ -15,7 +15,9 @@ phases leaves a `starting` row that the reconciler resolves the same way.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import secrets
 import uuid
 from dataclasses import dataclass, replace
@@ -25,14 +27,23 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
+from facetoface.callbacks.repository import CallbackRepository, TimelineEntry
 from facetoface.config import Settings
 from facetoface.db import Database, DatabaseUnavailable, Identity
-from facetoface.errors import BadGateway, Conflict, Forbidden, NotFound, ServiceUnavailable
+from facetoface.errors import (
+    BadGateway,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+)
 from facetoface.models import ConversationStatus, utcnow
 from facetoface.sessions.context import MentorContext, UserContextData, build_mentor_context
 from facetoface.sessions.repository import (
     LiveSessionExists,
     PersonaRow,
+    SessionExtras,
     SessionRepository,
     SessionRow,
     StartData,
@@ -413,13 +424,40 @@ class SessionService:
         return True
 
     # --- read -----------------------------------------------------------------------------
-    async def get(self, identity: Identity, session_id: uuid.UUID) -> SessionRow:
-        """The caller's session; 404 for anyone else's."""
+    async def list_sessions(
+        self, identity: Identity, *, limit: int, cursor: str | None
+    ) -> tuple[list[SessionRow], str | None]:
+        """A page of the caller's sessions (newest first) and the next page's cursor."""
+        before = decode_cursor(cursor) if cursor else None
         async with self.db.transaction(identity) as session:
-            row = await SessionRepository(session).get_for_user(identity.user_id, session_id)
-        if row is None:
-            raise SessionNotFound("No session with this id belongs to you.")
-        return row
+            rows = await SessionRepository(session).list_for_user(
+                identity.user_id, limit=limit + 1, before=before
+            )
+        page = rows[:limit]
+        return page, encode_cursor(page[-1]) if len(rows) > limit else None
+
+    async def detail(
+        self, identity: Identity, session_id: uuid.UUID
+    ) -> tuple[SessionRow, SessionExtras, list[TimelineEntry]]:
+        """The caller's session with transcript, recording, analysis and event timeline."""
+        async with self.db.transaction(identity) as session:
+            found = await SessionRepository(session).get_detail(identity.user_id, session_id)
+            if found is None:
+                raise SessionNotFound("No session with this id belongs to you.")
+            row, extras = found
+            timeline = await CallbackRepository(session).timeline(row.mentor_conversation_id)
+        return row, extras, timeline
+
+    async def preview_context(
+        self, identity: Identity, mentor_id: uuid.UUID | None
+    ) -> tuple[MentorContext, MentorChoice]:
+        """The context (and mentor) a start would use now; same rules, nothing written."""
+        async with self.db.transaction(identity) as session:
+            data = await SessionRepository(session).load_start_data(identity.user_id, mentor_id)
+        if data.profile is None:
+            raise ProfileNotFound("Create the user's profile first.")
+        mentor = self._choose_mentor(data, mentor_id)
+        return self._build_context(data, mentor), mentor
 
 
 def _local_date(now: datetime, timezone: Any) -> date:
@@ -446,3 +484,26 @@ def _failure_code(exc: TavusError) -> str:
 
 def _session_json(row: SessionRow) -> dict[str, Any]:
     return SessionOut.from_row(row).model_dump(mode="json")
+
+
+class InvalidCursor(BadRequest):
+    code = "invalid_cursor"
+    title = "Invalid pagination cursor"
+
+
+def encode_cursor(row: SessionRow) -> str:
+    """An opaque cursor pointing just after `row` in newest-first order."""
+    raw = json.dumps({"c": row.created_at.isoformat(), "i": str(row.id)}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        created_at = datetime.fromisoformat(data["c"])
+        if created_at.tzinfo is None:
+            raise ValueError("naive")
+        return created_at, uuid.UUID(data["i"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidCursor("Use the `next_cursor` of a previous page.") from exc
