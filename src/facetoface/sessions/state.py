@@ -135,8 +135,6 @@ def replica_joined(state: ConversationState, at: datetime | None) -> Conversatio
     status = state.status
     if status in {ConversationStatus.starting.value, ConversationStatus.indeterminate.value}:
         status = ConversationStatus.active.value
-    if state.has_ended and state.status != ConversationStatus.failed.value:
-        status = ConversationStatus.ended.value
     return replace(state, status=status, replica_joined_at=_earliest(state.replica_joined_at, at))
 
 
