@@ -258,7 +258,8 @@ class TestEvents:
         assert rows["conversation"]["transcript"] == transcript
         text = rows["daily"]["conversation_transcript"]
         assert "You are a mentor" not in text
-        assert "VISUAL_SCENE" not in text and "USER_SPEECH" not in text
+        assert "VISUAL_SCENE" not in text
+        assert "USER_SPEECH" not in text
         if transcript is G1_TRANSCRIPT:
             assert (
                 text == "Mentor: Hi Maria, how was your morning meditation?\n\nUser: It went well."
