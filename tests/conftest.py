@@ -27,6 +27,7 @@ from facetoface.auth.dev_issuer import mint_token
 from facetoface.config import Settings
 from facetoface.db import Database, StatementCounter, run_migrations
 from facetoface.models import Base
+from facetoface.observability.logging import configure_logging
 from facetoface.tavus_sim import SimConfig, SimServer
 from tests.support.postgres import PostgresServer, fresh_database, postgres_server
 
@@ -35,6 +36,8 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("ENVIRONMENT", "test")
+    # As `serve` does: plain tracebacks, and only warnings and errors in test output.
+    configure_logging("WARNING", "console")
 
 
 # --- databases ---------------------------------------------------------------------------

@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     context_max_chars: Annotated[int, Field(ge=500, le=50_000)] = 4000
     context_item_max_chars: Annotated[int, Field(ge=20, le=2000)] = 200
 
+    #: How long a completed start is replayed for its `Idempotency-Key`.
+    idempotency_key_ttl_seconds: Annotated[int, Field(ge=60)] = 24 * 3600
+    #: A retry within this long of the first request (still running) gets 409.
+    idempotency_lock_seconds: Annotated[int, Field(ge=5, le=600)] = 60
     #: Largest accepted callback body (a one-hour transcript is a few hundred kB).
     callback_max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
 

@@ -3,6 +3,7 @@
 from facetoface.models.base import Base, utcnow
 from facetoface.models.callback_event import TavusCallbackEvent
 from facetoface.models.daily_session import DailySession
+from facetoface.models.idempotency_key import IdempotencyKey
 from facetoface.models.mentor_avatar import MentorAvatar
 from facetoface.models.mentor_conversation import (
     LIVE_STATUSES,
@@ -21,6 +22,7 @@ __all__ = [
     "Base",
     "ConversationStatus",
     "DailySession",
+    "IdempotencyKey",
     "MentorAvatar",
     "MentorConversation",
     "OnboardingProfile",

@@ -42,18 +42,35 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message["headers"] = headers
             await send(message)
 
+        from facetoface.errors import problem_response  # errors imports this package
+
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            # A bug: answer with a problem document that still carries the request id, and
+            # log the traceback (never request bodies or headers) instead of re-raising.
+            log.exception("request.unhandled_error")
+            if response_started:
+                raise
+            response = problem_response(
+                status=500,
+                code="internal_error",
+                title="Internal server error",
+                detail="An unexpected error occurred; it has been logged.",
+            )
+            await response(scope, receive, send_wrapper)
         finally:
             log.info(
                 "http.request",

@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
 
 from facetoface.auth.dependencies import CurrentIdentity
+from facetoface.sessions.idempotency import Replay, idempotency_request
 from facetoface.sessions.schemas import (
     ContextPreview,
     ContextSectionOut,
@@ -47,7 +49,11 @@ Service = Annotated[SessionService, Depends(get_session_service)]
     responses={
         **_RESPONSES,
         403: {"description": "The chosen mentor needs a paid subscription", **_PROBLEM},
-        409: {"description": "A session is already live (`session` holds it)", **_PROBLEM},
+        409: {
+            "description": "A session is already live (`session` holds it), or the same "
+            "Idempotency-Key is still in flight",
+            **_PROBLEM,
+        },
         502: {"description": "Tavus rejected this deployment's request", **_PROBLEM},
     },
 )
@@ -55,10 +61,25 @@ async def start_session(
     identity: CurrentIdentity,
     service: Service,
     body: Annotated[StartSessionRequest | None, Body()] = None,
-) -> SessionOut:
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Makes retries safe: the same key replays the first start's answer.",
+        ),
+    ] = None,
+) -> Any:
     """Start a face-to-face session for the caller and return where to join it."""
-    row = await service.start(identity, body.mentor_id if body else None)
-    return SessionOut.from_row(row)
+    request = body or StartSessionRequest()
+    idempotency = idempotency_request(idempotency_key, request.model_dump(mode="json"))
+    result = await service.start(identity, request.mentor_id, idempotency)
+    if isinstance(result, Replay):
+        return JSONResponse(
+            result.body,
+            status_code=result.status_code,
+            headers={"Idempotent-Replayed": "true"},
+        )
+    return SessionOut.from_row(result)
 
 
 @router.post("/{session_id}/end", response_model=SessionOut, responses=_RESPONSES)

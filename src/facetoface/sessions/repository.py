@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, insert, literal, or_, select, update
+from sqlalchemy import Table, and_, delete, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
@@ -21,6 +22,7 @@ from facetoface.models import (
     LIVE_STATUSES,
     ConversationStatus,
     DailySession,
+    IdempotencyKey,
     MentorAvatar,
     MentorConversation,
     OnboardingProfile,
@@ -741,3 +743,107 @@ def _persona_row(data: dict[str, Any]) -> PersonaRow:
 
 def _replace(row: SessionRow, **changes: Any) -> SessionRow:
     return replace(row, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    request_hash: bytes
+    state: str
+    daily_session_id: uuid.UUID | None
+    response_status: int | None
+    response_body: Any
+    locked_until: datetime
+    expires_at: datetime
+
+
+class IdempotencyRepository:
+    """SQL of `idempotency_keys`: atomic claim, completion, release."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(
+        self,
+        *,
+        user_id: uuid.UUID,
+        key: str,
+        request_hash: bytes,
+        daily_session_id: uuid.UUID,
+        now: datetime,
+        locked_until: datetime,
+        expires_at: datetime,
+    ) -> StoredKey | None:
+        """Claim `key` for a new start; None when claimed, else the key as stored.
+
+        `INSERT … ON CONFLICT DO NOTHING` decides between concurrent requests atomically;
+        an expired key is deleted first so it can be claimed again.
+        """
+        k = IdempotencyKey
+        await self.session.execute(
+            delete(k).where(k.user_id == user_id, k.key == key, k.expires_at <= now)
+        )
+        dialect = self.session.get_bind().dialect.name
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        inserted = await self.session.execute(
+            module.insert(k)
+            .values(
+                user_id=user_id,
+                key=key,
+                request_hash=request_hash,
+                state="in_flight",
+                daily_session_id=daily_session_id,
+                created_at=now,
+                locked_until=locked_until,
+                expires_at=expires_at,
+            )
+            .on_conflict_do_nothing(index_elements=["user_id", "key"])
+            .returning(k.key)
+        )
+        if inserted.first() is not None:
+            return None
+        row = (
+            await self.session.execute(
+                select(
+                    k.request_hash,
+                    k.state,
+                    k.daily_session_id,
+                    k.response_status,
+                    k.response_body,
+                    k.locked_until,
+                    k.expires_at,
+                ).where(k.user_id == user_id, k.key == key)
+            )
+        ).one()
+        return StoredKey(**row._mapping)
+
+    async def complete(
+        self, user_id: uuid.UUID, key: str, *, status: int, body: Any, now: datetime
+    ) -> None:
+        """Store the final response; retries replay it until the key expires."""
+        k = IdempotencyKey
+        await self.session.execute(
+            update(k)
+            .where(k.user_id == user_id, k.key == key)
+            .values(state="done", response_status=status, response_body=body, locked_until=now)
+        )
+
+    async def unlock(self, user_id: uuid.UUID, key: str, now: datetime) -> None:
+        """Let retries look at the session now (its outcome is being resolved)."""
+        k = IdempotencyKey
+        await self.session.execute(
+            update(k).where(k.user_id == user_id, k.key == key).values(locked_until=now)
+        )
+
+    async def release(self, user_id: uuid.UUID, key: str) -> None:
+        """Forget the key: the start definitely failed, so a retry may try again."""
+        k = IdempotencyKey
+        await self.session.execute(delete(k).where(k.user_id == user_id, k.key == key))
+
+    async def purge_expired(self, now: datetime, limit: int = 1000) -> int:
+        """Delete up to `limit` expired keys; returns how many."""
+        k = IdempotencyKey
+        expired = select(k.user_id, k.key).where(k.expires_at <= now).limit(limit).subquery()
+        result = await self.session.execute(
+            delete(k).where(tuple_(k.user_id, k.key).in_(select(expired.c.user_id, expired.c.key)))
+        )
+        return int(getattr(result, "rowcount", 0) or 0)

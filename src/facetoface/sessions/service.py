@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import secrets
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from facetoface.callbacks.repository import CallbackRepository, TimelineEntry
 from facetoface.config import Settings
@@ -40,7 +42,14 @@ from facetoface.errors import (
 )
 from facetoface.models import ConversationStatus, utcnow
 from facetoface.sessions.context import MentorContext, UserContextData, build_mentor_context
+from facetoface.sessions.idempotency import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyMismatch,
+    IdempotencyRequest,
+    Replay,
+)
 from facetoface.sessions.repository import (
+    IdempotencyRepository,
     LiveSessionExists,
     PersonaRow,
     SessionExtras,
@@ -67,6 +76,8 @@ from facetoface.tavus import (
 )
 
 log = structlog.get_logger(__name__)
+
+_UNRESOLVED = {ConversationStatus.starting.value, ConversationStatus.indeterminate.value}
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -149,8 +160,17 @@ class SessionService:
         self.tavus = tavus
 
     # --- start ----------------------------------------------------------------------------
-    async def start(self, identity: Identity, mentor_id: uuid.UUID | None) -> SessionRow:
-        """Start a session for the caller; see the module docstring for the phases."""
+    async def start(
+        self,
+        identity: Identity,
+        mentor_id: uuid.UUID | None,
+        idempotency: IdempotencyRequest | None = None,
+    ) -> SessionRow | Replay:
+        """Start a session for the caller; see the module docstring for the phases.
+
+        With an idempotency key, a retry of a completed start gets its response back
+        (`Replay`) instead of a second conversation.
+        """
         user_id = identity.user_id
         now = utcnow()
         daily_session_id, conversation_row_id = uuid.uuid4(), uuid.uuid4()
@@ -164,6 +184,12 @@ class SessionService:
                 mentor = self._choose_mentor(data, mentor_id)
                 context = self._build_context(data, mentor)
                 conversation_name = f"{self.settings.deployment_name}:{conversation_row_id}"
+                if idempotency is not None:
+                    replay = await self._claim_key(
+                        session, identity, idempotency, daily_session_id, now
+                    )
+                    if replay is not None:
+                        return replay
                 await repo.insert_session(
                     user_id=user_id,
                     daily_session_id=daily_session_id,
@@ -189,6 +215,7 @@ class SessionService:
         log.info("session.starting", mentor_conversation_id=str(conversation_row_id))
         return await self._create_at_tavus(
             identity,
+            idempotency=idempotency,
             daily_session_id=daily_session_id,
             conversation_row_id=conversation_row_id,
             request=CreateConversationRequest(
@@ -211,6 +238,59 @@ class SessionService:
             ),
         )
 
+    async def _claim_key(
+        self,
+        session: AsyncSession,
+        identity: Identity,
+        idempotency: IdempotencyRequest,
+        daily_session_id: uuid.UUID,
+        now: datetime,
+    ) -> Replay | None:
+        """Claim the key for this start, or decide what a retry gets (see idempotency.py)."""
+        keys = IdempotencyRepository(session)
+        settings = self.settings
+        for _ in range(2):
+            stored = await keys.claim(
+                user_id=identity.user_id,
+                key=idempotency.key,
+                request_hash=idempotency.request_hash,
+                daily_session_id=daily_session_id,
+                now=now,
+                locked_until=now + timedelta(seconds=settings.idempotency_lock_seconds),
+                expires_at=now + timedelta(seconds=settings.idempotency_key_ttl_seconds),
+            )
+            if stored is None:
+                return None
+            if not hmac.compare_digest(stored.request_hash, idempotency.request_hash):
+                raise IdempotencyKeyMismatch(
+                    "This Idempotency-Key was used for a different request body."
+                )
+            if stored.state == "done" and stored.response_status is not None:
+                return Replay(stored.response_status, stored.response_body)
+            retry_after = max(1, int((stored.locked_until - now).total_seconds()) + 1)
+            if stored.locked_until > now or stored.daily_session_id is None:
+                raise IdempotencyKeyInFlight(
+                    "The first request with this key is still running.",
+                    headers={"Retry-After": str(min(retry_after, 30))},
+                )
+            # The first attempt ended without a stored answer (its outcome was unknown, or
+            # its process died): answer with its session as it stands now.
+            row = await SessionRepository(session).get_for_user(
+                identity.user_id, stored.daily_session_id
+            )
+            if row is not None and row.conversation_status == ConversationStatus.failed.value:
+                await keys.release(identity.user_id, idempotency.key)
+                continue  # it never created anything: this retry may start afresh
+            if row is None or row.conversation_status in _UNRESOLVED:
+                raise IdempotencyKeyInFlight(
+                    "The first request's outcome is still being resolved.",
+                    headers={"Retry-After": "10"},
+                )
+            body = _session_json(row)
+            await keys.complete(identity.user_id, idempotency.key, status=201, body=body, now=now)
+            return Replay(201, body)
+        raise IdempotencyKeyInFlight("Retry shortly.", headers={"Retry-After": "1"})
+
     def callback_url(self, conversation_row_id: uuid.UUID, token: str) -> str:
         """Where Tavus posts this conversation's events; the path carries its secret token."""
         return f"{self.settings.public_base_url}/v1/callbacks/tavus/{conversation_row_id}/{token}"
@@ -219,6 +299,7 @@ class SessionService:
         self,
         identity: Identity,
         *,
+        idempotency: IdempotencyRequest | None,
         daily_session_id: uuid.UUID,
         conversation_row_id: uuid.UUID,
         request: CreateConversationRequest,
@@ -228,7 +309,7 @@ class SessionService:
             conversation = await self.tavus.create_conversation(request)
         except TavusOutcomeUnknown as exc:
             await self._mark_unresolved(
-                identity, conversation_row_id, ConversationStatus.indeterminate, exc
+                identity, conversation_row_id, ConversationStatus.indeterminate, exc, idempotency
             )
             raise SessionOutcomeUnknown(
                 "The video service did not confirm the session in time. It is being checked; "
@@ -238,19 +319,28 @@ class SessionService:
             ) from exc
         except TavusError as exc:
             await self._mark_unresolved(
-                identity, conversation_row_id, ConversationStatus.failed, exc
+                identity, conversation_row_id, ConversationStatus.failed, exc, idempotency
             )
             raise self._start_error(exc) from exc
         start_time = conversation.created_at or utcnow()
         try:
             async with self.db.transaction(identity) as session:
+                now = utcnow()
                 row = await SessionRepository(session).mark_active(
                     conversation_row_id,
                     tavus_conversation_id=conversation.conversation_id,
                     conversation_url=conversation.conversation_url,
                     start_time=start_time,
-                    now=utcnow(),
+                    now=now,
                 )
+                if idempotency is not None and row is not None:
+                    await IdempotencyRepository(session).complete(
+                        identity.user_id,
+                        idempotency.key,
+                        status=201,
+                        body=_session_json(row),
+                        now=now,
+                    )
         except DatabaseUnavailable:
             # We cannot record the conversation: end it rather than leave it billing unowned.
             bound.warning("session.compensating_end", conversation_id=conversation.conversation_id)
@@ -270,6 +360,7 @@ class SessionService:
         conversation_row_id: uuid.UUID,
         status: ConversationStatus,
         exc: TavusError,
+        idempotency: IdempotencyRequest | None,
     ) -> None:
         log.warning(
             "session.start_failed",
@@ -279,9 +370,16 @@ class SessionService:
             tavus_status=exc.status_code,
         )
         async with self.db.transaction(identity) as session:
+            now = utcnow()
             await SessionRepository(session).mark_unresolved(
-                conversation_row_id, status=status, failure_code=_failure_code(exc), now=utcnow()
+                conversation_row_id, status=status, failure_code=_failure_code(exc), now=now
             )
+            if idempotency is not None:
+                keys = IdempotencyRepository(session)
+                if status is ConversationStatus.failed:
+                    await keys.release(identity.user_id, idempotency.key)
+                else:
+                    await keys.unlock(identity.user_id, idempotency.key, now)
 
     def _start_error(self, exc: TavusError) -> Exception:
         if isinstance(exc, TavusConcurrencyLimit):
@@ -501,9 +599,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("c", "i")):
+            raise ValueError("not a cursor")
         created_at = datetime.fromisoformat(data["c"])
         if created_at.tzinfo is None:
             raise ValueError("naive")
         return created_at, uuid.UUID(data["i"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidCursor("Use the `next_cursor` of a previous page.") from exc
