@@ -76,6 +76,11 @@ class MentorConversation(IDMixin, TimestampsMixin, Base):
     post_call_actions: Mapped[Any | None] = mapped_column(JSONType)
     #: SHA-256 of the per-session callback token; the token itself is never stored.
     callback_token_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    #: The reconciler's lease: a replica working on this row owns it until then, so N
+    #: replicas never work on the same row at once (claimed with FOR UPDATE SKIP LOCKED).
+    reconcile_lease_until: Mapped[datetime | None]
+    #: How often the reconciler has looked at this row at Tavus (it gives up after a few).
+    reconcile_attempts: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     #: Bumped by every write: lets a writer that read the row earlier detect a concurrent
     #: change (optimistic concurrency) without holding a lock across a Tavus call.
     version: Mapped[int] = mapped_column(default=0, server_default=text("0"))
