@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import text
 
 from facetoface.app import create_app
@@ -28,6 +29,7 @@ from facetoface.config import Settings
 from facetoface.db import Database, StatementCounter, run_migrations
 from facetoface.models import Base
 from facetoface.observability.logging import configure_logging
+from facetoface.reconcile.service import Reconciler
 from facetoface.tavus_sim import SimConfig, SimServer
 from tests.support.postgres import PostgresServer, fresh_database, postgres_server
 
@@ -127,6 +129,12 @@ class RunningService:
     settings: Settings
     db: Database
     sim: SimServer
+    app: FastAPI
+
+    @property
+    def reconciler(self) -> Reconciler:
+        reconciler: Reconciler = self.app.state.reconciler
+        return reconciler
 
     def token(self, user_id: uuid.UUID, **kwargs: Any) -> str:
         return mint_token(self.settings, user_id=user_id, **kwargs)
@@ -168,6 +176,8 @@ async def service(
         "tavus_read_timeout_seconds": 2.0,
         "tavus_total_timeout_seconds": 3.0,
         "tavus_retry_timeout_seconds": 3.0,
+        # Tests run reconciler passes themselves (`app.state.reconciler.run_once()`).
+        "reconcile_interval_seconds": 0,
     }
     values.update(service_overrides)
     settings = _base_settings(**values)
@@ -182,7 +192,7 @@ async def service(
         await asyncio.sleep(0.01)
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        yield RunningService(url, client, settings, app.state.db, sim)
+        yield RunningService(url, client, settings, app.state.db, sim, app)
     server.should_exit = True
     await task
     sock.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,11 +19,15 @@ from facetoface.callbacks.service import CallbackService
 from facetoface.config import ConfigurationError, Settings
 from facetoface.db import Database
 from facetoface.errors import install_error_handlers
+from facetoface.observability.health import TavusHealth
+from facetoface.observability.health import router as health_router
+from facetoface.observability.metrics import instrument_engine, record_tavus_request
 from facetoface.observability.middleware import RequestContextMiddleware
+from facetoface.reconcile.service import Reconciler
 from facetoface.sessions.endpoints import me_router
 from facetoface.sessions.endpoints import router as sessions_router
 from facetoface.sessions.service import SessionService
-from facetoface.tavus import TavusClient
+from facetoface.tavus import OnRequest, TavusClient
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +64,9 @@ def build_token_verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVe
     )
 
 
-def build_tavus_client(settings: Settings) -> TavusClient:
+def build_tavus_client(
+    settings: Settings, on_request: OnRequest = record_tavus_request
+) -> TavusClient:
     return TavusClient(
         settings.effective_tavus_base_url,
         settings.effective_tavus_api_key,
@@ -69,6 +77,7 @@ def build_tavus_client(settings: Settings) -> TavusClient:
         retry_attempts=settings.tavus_retry_attempts,
         retry_timeout_s=settings.tavus_retry_timeout_seconds,
         concurrency_retry_after_s=settings.tavus_concurrency_retry_after_seconds,
+        on_request=on_request,
     )
 
 
@@ -79,17 +88,24 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.check_production_ready()
         db = Database(settings)
+        instrument_engine(db.engine)
         auth_http = httpx.AsyncClient(
             timeout=settings.jwks_fetch_timeout_seconds, follow_redirects=False
         )
-        tavus = build_tavus_client(settings)
+        tavus_health = TavusHealth()
+        tavus = build_tavus_client(settings, on_request=tavus_health.on_request)
+        reconcile_task: asyncio.Task[None] | None = None
         try:
             await check_migrations(db)
             app.state.db = db
             app.state.tavus = tavus
+            app.state.tavus_health = tavus_health
             app.state.token_verifier = build_token_verifier(settings, auth_http)
             app.state.session_service = SessionService(settings, db, tavus)
             app.state.callback_service = CallbackService(db)
+            app.state.reconciler = Reconciler(settings, db, tavus)
+            if settings.reconcile_interval_seconds > 0:
+                reconcile_task = asyncio.create_task(app.state.reconciler.run_forever())
             log.info(
                 "app.started",
                 environment=settings.environment.value,
@@ -98,6 +114,10 @@ def create_app(settings: Settings) -> FastAPI:
             )
             yield
         finally:
+            if reconcile_task is not None:
+                reconcile_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reconcile_task
             await tavus.aclose()
             await auth_http.aclose()
             await db.dispose()
@@ -116,21 +136,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(sessions_router)
     app.include_router(callbacks_router)
     app.include_router(me_router)
+    app.include_router(health_router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> JSONResponse:
-        db: Database = app.state.db
-        try:
-            current, head = await db.migration_state()
-        except Exception as exc:  # any failure here means "not ready", with the reason
-            log.warning("readyz.database_unreachable", error_type=type(exc).__name__)
-            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
-        if current != head:
-            return JSONResponse({"status": "unavailable", "database": "not migrated"}, 503)
-        return JSONResponse({"status": "ok", "database": "ok"})
 
     return app

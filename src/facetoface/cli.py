@@ -1,8 +1,9 @@
-"""The `facetoface` command: serve · migrate · token · seed-demo · tavus-sim."""
+"""The `facetoface` command: serve · migrate · token · seed-demo · reconcile · tavus-sim."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import uuid
 from typing import Annotated
@@ -183,6 +184,33 @@ def seed_demo() -> None:
         'Start:         curl -X POST -H "Authorization: Bearer $TOKEN" '
         f"{settings.public_base_url}/v1/sessions"
     )
+
+
+@app.command()
+def reconcile() -> None:
+    """Run one reconciler pass (what `serve` does periodically) and print what it did."""
+    settings = _settings()
+
+    async def run() -> dict[str, object]:
+        from facetoface.app import build_tavus_client, check_migrations
+        from facetoface.db import Database
+        from facetoface.reconcile.service import Reconciler
+
+        db = Database(settings)
+        tavus = build_tavus_client(settings)
+        try:
+            await check_migrations(db)
+            report = await Reconciler(settings, db, tavus).run_once()
+            return {"actions": dict(report.actions), "errors": report.errors}
+        finally:
+            await tavus.aclose()
+            await db.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except ConfigurationError as exc:
+        raise _fail(str(exc)) from exc
+    print(json.dumps(result, indent=2, sort_keys=True))
 
 
 @app.command("tavus-sim")

@@ -108,6 +108,26 @@ class Settings(BaseSettings):
     #: Largest accepted callback body (a one-hour transcript is a few hundred kB).
     callback_max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
 
+    # --- reconciler ---
+    #: Seconds between reconciler passes inside `serve` (jittered); 0 turns the loop off.
+    reconcile_interval_seconds: Annotated[float, Field(ge=0)] = 30
+    #: Rows of each kind one pass takes on (the pass's work is bounded).
+    reconcile_batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
+    #: How long a replica owns a row it claimed.
+    reconcile_lease_seconds: Annotated[int, Field(ge=5)] = 120
+    #: A `starting` session older than this lost its process between the start's phases.
+    reconcile_starting_grace_seconds: Annotated[int, Field(ge=0)] = 60
+    #: A start not found at Tavus after this long was never created: mark it failed.
+    reconcile_not_created_after_seconds: Annotated[int, Field(ge=0)] = 300
+    #: Grace beyond `SESSION_MAX_CALL_DURATION_SECONDS` before a live session is closed.
+    reconcile_overdue_grace_seconds: Annotated[int, Field(ge=0)] = 120
+    #: Wait this long after an end for Tavus's callbacks before fetching what is missing.
+    reconcile_settle_seconds: Annotated[int, Field(ge=0)] = 120
+    #: Stop fetching a session's missing data from Tavus after this many tries.
+    reconcile_max_attempts: Annotated[int, Field(ge=1)] = 5
+    #: Pages (of 100) of the account's conversations listed per pass to find ours by name.
+    reconcile_list_pages: Annotated[int, Field(ge=1, le=50)] = 5
+
     # --- authentication -------------------------------------------------------------------
     #: The Supabase project URL; issuer = `<url>/auth/v1`, JWKS = issuer + `/.well-known/jwks.json`.
     supabase_url: str = ""

@@ -29,9 +29,7 @@ class IdempotencyKey(Base):
     state: Mapped[str] = mapped_column(Text)
     #: Checked at commit: the key is claimed before the session row it names is written.
     daily_session_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey(
-            "daily_sessions.id", ondelete="SET NULL", deferrable=True, initially="DEFERRED"
-        )
+        ForeignKey("daily_sessions.id", ondelete="SET NULL", deferrable=True, initially="DEFERRED")
     )
     response_status: Mapped[int | None]
     response_body: Mapped[Any | None] = mapped_column(JSONType)

@@ -1,4 +1,7 @@
-"""Pure-ASGI middleware: request id, one log line per request labelled by route template."""
+"""Pure-ASGI middleware: request id, one log line and the HTTP metrics per request.
+
+Both are labelled by route template, never by the raw path.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,11 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facetoface.observability.context import reset_request_id, set_request_id
+from facetoface.observability.metrics import (
+    HTTP_IN_PROGRESS,
+    UNMATCHED_ROUTE,
+    observe_http_request,
+)
 
 log = structlog.get_logger("facetoface.http")
 
@@ -23,11 +31,12 @@ def route_template(scope: Scope) -> str:
     """
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "<unmatched>"
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
 
 
 class RequestContextMiddleware:
-    """Bind a request id (client's `X-Request-ID` if sane, else a new one) for the request."""
+    """Bind a request id (client's `X-Request-ID` if sane, else a new one) for the request;
+    log it and count it in `facetoface_http_*` (except probes and `/metrics`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -42,6 +51,7 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        HTTP_IN_PROGRESS.inc()
         response_started = False
 
         async def send_wrapper(message: Message) -> None:
@@ -72,12 +82,17 @@ class RequestContextMiddleware:
             )
             await response(scope, receive, send_wrapper)
         finally:
+            HTTP_IN_PROGRESS.dec()
+            seconds = time.perf_counter() - started
+            route = route_template(scope)
+            method = scope.get("method", "")
+            observe_http_request(method, route, status, seconds)
             log.info(
                 "http.request",
-                method=scope.get("method"),
-                route=route_template(scope),
+                method=method,
+                route=route,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(seconds * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")
             reset_request_id(token)

@@ -337,7 +337,9 @@ class SessionRepository:
             "session_type": "face_to_face",
             "status": ConversationStatus.starting.value,
             "callback_token_hash": callback_token_hash,
+            # INSERT … SELECT does not apply Python-side defaults: give every one here.
             "version": 0,
+            "reconcile_attempts": 0,
             "created_at": now,
             "updated_at": now,
         }

@@ -41,6 +41,7 @@ from facetoface.errors import (
     ServiceUnavailable,
 )
 from facetoface.models import ConversationStatus, utcnow
+from facetoface.observability import metrics
 from facetoface.sessions.context import MentorContext, UserContextData, build_mentor_context
 from facetoface.sessions.idempotency import (
     IdempotencyKeyInFlight,
@@ -344,6 +345,7 @@ class SessionService:
         except DatabaseUnavailable:
             # We cannot record the conversation: end it rather than leave it billing unowned.
             bound.warning("session.compensating_end", conversation_id=conversation.conversation_id)
+            metrics.record_start_failure("database_unavailable")
             await self._end_at_tavus(conversation.conversation_id)
             raise
         assert row is not None, "the session row was written in phase 1"
@@ -352,6 +354,7 @@ class SessionService:
             bound.info("session.ended_during_start", status=row.conversation_status)
             await self._end_at_tavus(conversation.conversation_id)
         bound.info("session.started", conversation_id=conversation.conversation_id)
+        metrics.record_session_started()
         return row
 
     async def _mark_unresolved(
@@ -369,6 +372,7 @@ class SessionService:
             tavus_error=type(exc).__name__,
             tavus_status=exc.status_code,
         )
+        metrics.record_start_failure(_failure_code(exc))
         async with self.db.transaction(identity) as session:
             now = utcnow()
             await SessionRepository(session).mark_unresolved(
@@ -482,6 +486,7 @@ class SessionService:
                     await repo.write_state(
                         fresh, close_by_user(fresh.state, now), now=now, extra=extra
                     )
+                    metrics.record_session_ended("user_end")
                 result = await repo.get_for_user(identity.user_id, session_id)
                 assert result is not None
                 return result
@@ -493,6 +498,7 @@ class SessionService:
             duration_seconds=view.duration_seconds,
             tavus_ended=tavus_ended,
         )
+        metrics.record_session_ended(closed.shutdown_reason or "user_end")
         return replace(
             row,
             conversation_status=view.conversation_status,

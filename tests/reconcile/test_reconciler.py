@@ -1,0 +1,244 @@
+"""The reconciler against the simulator over HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from facetoface.models import DailySession, MentorConversation, utcnow
+from tests.conftest import RunningService
+from tests.support.factories import create_user, session_rows
+
+
+@pytest.fixture
+def service_overrides() -> dict[str, Any]:
+    return {
+        "reconcile_starting_grace_seconds": 0,
+        "reconcile_not_created_after_seconds": 0,
+        "reconcile_overdue_grace_seconds": 0,
+        "reconcile_settle_seconds": 0,
+        "tavus_read_timeout_seconds": 0.8,
+        "tavus_total_timeout_seconds": 1.0,
+    }
+
+
+async def start(service: RunningService, user_id: uuid.UUID) -> httpx.Response:
+    return await service.client.post("/v1/sessions", headers=service.auth(user_id))
+
+
+async def only_session(service: RunningService, user_id: uuid.UUID) -> dict[str, Any]:
+    async with service.db.transaction() as session:
+        [daily_id] = (
+            await session.execute(select(DailySession.id).where(DailySession.user_id == user_id))
+        ).scalars()
+    return await session_rows(service.db, daily_id)
+
+
+def sim_create(service: RunningService, name: str) -> dict[str, Any]:
+    """A conversation created at the simulator behind the service's back."""
+    response = httpx.post(
+        f"{service.sim.api_url}/conversations",
+        headers={"x-api-key": service.sim.api_key},
+        json={"replica_id": "r1", "conversation_name": name},
+    )
+    response.raise_for_status()
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def sim_status(service: RunningService, conversation_id: str) -> str:
+    status: str = service.sim.conversation(conversation_id)["status"]
+    return status
+
+
+async def test_adopts_a_conversation_whose_create_answer_was_lost(
+    service: RunningService,
+) -> None:
+    service.sim.set_config(callback_drop_probability=1.0)
+    service.sim.add_fault(endpoint="create", kind="timeout", delay_s=10, apply_first=True)
+    user_id = await create_user(service.db)
+    assert (await start(service, user_id)).json()["code"] == "session_outcome_unknown"
+
+    report = await service.reconciler.run_once()
+
+    assert report.actions["adopted"] == 1
+    [created] = service.sim.conversations()["conversations"]
+    rows = await only_session(service, user_id)
+    assert rows["conversation"]["status"] == "active"
+    assert rows["conversation"]["tavus_conversation_id"] == created["conversation_id"]
+    assert rows["conversation"]["conversation_url"] == created["conversation_url"]
+    assert sim_status(service, created["conversation_id"]) == "active"
+    # A second pass changes nothing.
+    again = await service.reconciler.run_once()
+    assert again.actions["adopted"] == 0
+
+
+async def test_marks_failed_what_tavus_never_created(service: RunningService) -> None:
+    service.sim.set_config(callback_drop_probability=1.0)
+    service.sim.add_fault(endpoint="create", kind="timeout", delay_s=10, apply_first=False)
+    user_id = await create_user(service.db)
+    await start(service, user_id)
+
+    report = await service.reconciler.run_once()
+
+    assert report.actions["marked_not_created"] == 1
+    rows = await only_session(service, user_id)
+    assert rows["conversation"]["status"] == "failed"
+    assert rows["conversation"]["failure_code"] == "not_created_at_tavus"
+    assert rows["daily"]["session_status"] == "failed"
+    assert (await start(service, user_id)).status_code == 201
+
+
+async def test_resumes_a_start_whose_process_died_between_phases(
+    service: RunningService,
+) -> None:
+    """`serve` killed after Tavus created the conversation, before phase 3 recorded it."""
+    service.sim.set_config(callback_drop_probability=1.0)
+    user_id = await create_user(service.db)
+    started = (await start(service, user_id)).json()
+    # Rewind to the moment of the crash: the row is `starting`, with no conversation id.
+    async with service.db.transaction() as session:
+        await session.execute(
+            update(MentorConversation)
+            .where(MentorConversation.daily_session_id == uuid.UUID(started["id"]))
+            .values(
+                status="starting",
+                tavus_conversation_id=None,
+                conversation_url=None,
+                start_time=None,
+                created_at=utcnow() - timedelta(minutes=5),
+            )
+        )
+
+    report = await service.reconciler.run_once()
+
+    assert report.actions["adopted"] == 1
+    rows = await session_rows(service.db, started["id"])
+    assert rows["conversation"]["tavus_conversation_id"] == started["conversation_id"]
+    assert rows["conversation"]["status"] == "active"
+
+
+async def test_closes_sessions_past_their_maximum_duration(service: RunningService) -> None:
+    service.sim.set_config(callback_drop_probability=1.0)
+    user_id = await create_user(service.db)
+    started = (await start(service, user_id)).json()
+    async with service.db.transaction() as session:
+        await session.execute(
+            update(MentorConversation)
+            .where(MentorConversation.daily_session_id == uuid.UUID(started["id"]))
+            .values(start_time=utcnow() - timedelta(hours=2))
+        )
+
+    report = await service.reconciler.run_once()
+
+    assert report.actions["closed_overdue"] == 1
+    assert sim_status(service, started["conversation_id"]) == "ended"
+    rows = await session_rows(service.db, started["id"])
+    assert rows["conversation"]["status"] == "ended"
+    assert rows["conversation"]["failure_code"] == "closed_by_reconciler"
+    assert rows["daily"]["session_status"] == "completed"
+
+
+async def test_recovers_lost_callbacks_from_the_verbose_get(service: RunningService) -> None:
+    service.sim.set_config(callback_drop_probability=1.0)  # every callback is lost
+    user_id = await create_user(service.db)
+    started = (await start(service, user_id)).json()
+    await asyncio.to_thread(service.sim.join, started["conversation_id"])
+    await asyncio.to_thread(service.sim.say, started["conversation_id"], "I need more sleep")
+    ended = await service.client.post(
+        f"/v1/sessions/{started['id']}/end", headers=service.auth(user_id)
+    )
+    assert ended.status_code == 200
+    before = await session_rows(service.db, started["id"])
+    assert before["conversation"]["transcript"] is None
+
+    report = await service.reconciler.run_once()
+
+    assert report.actions["recovered:system.shutdown"] == 1
+    assert report.actions["recovered:application.transcription_ready"] == 1
+    rows = await session_rows(service.db, started["id"])
+    assert rows["conversation"]["shutdown_reason"] == "end_conversation_endpoint_hit"
+    assert "I need more sleep" in rows["daily"]["conversation_transcript"]
+    again = await service.reconciler.run_once()
+    assert sum(again.actions.values()) == 0, "recovered events are applied once"
+
+
+async def test_retries_a_failed_tavus_end(service: RunningService) -> None:
+    service.sim.set_config(callback_drop_probability=1.0)
+    user_id = await create_user(service.db)
+    started = (await start(service, user_id)).json()
+    service.sim.add_fault(endpoint="end", kind="status", status=503, count=20)
+    await service.client.post(f"/v1/sessions/{started['id']}/end", headers=service.auth(user_id))
+    assert (await session_rows(service.db, started["id"]))["conversation"][
+        "failure_code"
+    ] == "tavus_end_failed"
+    assert sim_status(service, started["conversation_id"]) == "active"
+    service.sim.clear_faults()
+
+    report = await service.reconciler.run_once()
+
+    assert report.actions["ended_at_tavus"] == 1
+    assert sim_status(service, started["conversation_id"]) == "ended"
+    rows = await session_rows(service.db, started["id"])
+    assert rows["conversation"]["failure_code"] is None
+
+
+async def test_ends_orphans_of_this_deployment_only(service: RunningService) -> None:
+    service.sim.set_config(callback_drop_probability=1.0)
+    user_id = await create_user(service.db)
+    live = (await start(service, user_id)).json()
+    orphan = sim_create(service, f"facetoface:{uuid.uuid4()}")
+    foreign = sim_create(service, f"other-app:{uuid.uuid4()}")
+    unnamed = sim_create(service, "Somebody's demo")
+
+    report = await service.reconciler.run_once()
+
+    assert report.actions["ended_orphan"] == 1
+    assert sim_status(service, orphan["conversation_id"]) == "ended"
+    assert sim_status(service, live["conversation_id"]) == "active"
+    assert sim_status(service, foreign["conversation_id"]) == "active"
+    assert sim_status(service, unnamed["conversation_id"]) == "active"
+
+
+async def test_ends_the_conversation_of_a_session_already_closed(
+    service: RunningService,
+) -> None:
+    """Our end call closed the session but Tavus kept the room: the orphan sweep ends it."""
+    service.sim.set_config(callback_drop_probability=1.0)
+    user_id = await create_user(service.db)
+    started = (await start(service, user_id)).json()
+    async with service.db.transaction() as session:
+        await session.execute(
+            update(MentorConversation)
+            .where(MentorConversation.daily_session_id == uuid.UUID(started["id"]))
+            .values(status="ended", end_time=utcnow())
+        )
+
+    report = await service.reconciler.run_once()
+
+    assert report.actions["ended_orphan"] == 1
+    assert sim_status(service, started["conversation_id"]) == "ended"
+
+
+@pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
+async def test_concurrent_passes_do_each_row_once(service: RunningService) -> None:
+    """Two replicas' passes at once: leases keep them off each other's rows."""
+    service.sim.set_config(callback_drop_probability=1.0)
+    service.sim.add_fault(endpoint="create", kind="timeout", delay_s=10, apply_first=True, count=4)
+    users = [await create_user(service.db) for _ in range(4)]
+    await asyncio.gather(*(start(service, u) for u in users))
+
+    from facetoface.reconcile.service import Reconciler
+
+    other = Reconciler(service.settings, service.db, service.app.state.tavus)
+    first, second = await asyncio.gather(service.reconciler.run_once(), other.run_once())
+
+    assert first.actions["adopted"] + second.actions["adopted"] == 4
+    for user_id in users:
+        assert (await only_session(service, user_id))["conversation"]["status"] == "active"
