@@ -58,6 +58,7 @@ from facetoface.tavus.errors import (
     _error_from_response,
     clean_message,
 )
+from facetoface.tavus.resilience import CircuitBreaker, RetryBudget
 from facetoface.tavus.schemas import (
     Conversation,
     ConversationDetails,
@@ -204,6 +205,9 @@ class TavusClient:
         retry_wait_jitter_s: float = 1.0,
         on_request: OnRequest | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        breaker_threshold: int = 5,
+        breaker_cooldown_s: float = 15.0,
+        retry_budget_ratio: float = 0.1,
     ) -> None:
         if not api_key or api_key != api_key.strip() or any(c in api_key for c in "\r\n"):
             msg = "Tavus api_key must be a non-empty string without surrounding whitespace"
@@ -236,6 +240,10 @@ class TavusClient:
         self._retry_wait_jitter_s = retry_wait_jitter_s
         self._on_request = on_request
         self._slots = asyncio.Semaphore(max_concurrency)
+        self.breaker = CircuitBreaker(
+            threshold=breaker_threshold, cooldown_seconds=breaker_cooldown_s
+        )
+        self._budget = RetryBudget(ratio=retry_budget_ratio)
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers={
@@ -388,6 +396,7 @@ class TavusClient:
         conversation_id: str | None = None,
     ) -> T:
         redactions = _Redactions([self._api_key, *(redact.values if redact else ())])
+        self._budget.record_request()
         retrying = stamina.retry_context(
             on=self._retry_predicate(retry_on, time.monotonic()),
             attempts=self._retry_attempts,
@@ -398,6 +407,11 @@ class TavusClient:
         )
         async for attempt in retrying:
             with attempt:
+                if not self.breaker.allow():
+                    raise TavusUnavailable(
+                        "circuit open: Tavus failed repeatedly, not calling it for now",
+                        endpoint=endpoint,
+                    )
                 return await self._attempt(
                     endpoint,
                     method,
@@ -419,6 +433,8 @@ class TavusClient:
         def should_retry(exc: Exception) -> bool | float:
             if not isinstance(exc, retry_on):
                 return False
+            if self.breaker.retry_after_seconds() > 0 or not self._budget.try_spend():
+                return False  # Tavus is down or retries already use their share of traffic
             if isinstance(exc, TavusRateLimited) and exc.retry_after_seconds is not None:
                 remaining = self._retry_timeout_s - (time.monotonic() - started)
                 if exc.retry_after_seconds > remaining:
@@ -554,6 +570,7 @@ class TavusClient:
             fields["conversation_id"] = conversation_id
         if error is not None:
             fields["error"] = error
+        self.breaker.record(outcome)
         if outcome == "ok":
             log.info("tavus.request", **fields)
         else:
