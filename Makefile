@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Parallel workers for the test suite; the suite's wall time roughly halves on 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint typecheck check install clean
+.PHONY: run test lint typecheck check install clean bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -32,6 +32,11 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## bench: the benchmark (not part of `make test`; PostgreSQL on 127.0.0.1:5432); see bench/README.md
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

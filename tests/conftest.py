@@ -2,7 +2,9 @@
 
 Integration tests take the `service` fixture, parametrised over both databases; the service
 runs under uvicorn on a real socket and calls the simulator over real HTTP, and the simulator
-calls the service's callback URLs back the same way.
+calls the service's callback URLs back the same way. On PostgreSQL the service connects as the
+application login role (`facetoface_app`: no superuser, no BYPASSRLS, owns nothing), so every
+integration test also proves the app works under row-level security (docs/security.md).
 """
 
 from __future__ import annotations
@@ -13,25 +15,34 @@ import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from facetoface.app import create_app
 from facetoface.auth.dev_issuer import mint_token
 from facetoface.config import Settings
-from facetoface.db import Database, StatementCounter, run_migrations
+from facetoface.db import Database, Identity, Role, StatementCounter, run_migrations
 from facetoface.models import Base
 from facetoface.observability.logging import configure_logging
 from facetoface.reconcile.service import Reconciler
 from facetoface.tavus_sim import SimConfig, SimServer
-from tests.support.postgres import PostgresServer, fresh_database, postgres_server
+from tests.support.pgbouncer import find_pgbouncer, pgbouncer
+from tests.support.postgres import (
+    APP_ROLE,
+    PostgresServer,
+    create_app_role,
+    fresh_database,
+    postgres_server,
+)
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -64,7 +75,14 @@ def pg_database_url(pg_server: PostgresServer) -> Iterator[str]:
     with fresh_database(pg_server, _worker()) as name:
         url = pg_server.url(name)
         run_migrations(_base_settings(database_url=url))
+        create_app_role(pg_server, name)
         yield url
+
+
+def app_role_url(owner_url: str) -> str:
+    """The same database, connecting as the application login role."""
+    parts = urlsplit(owner_url)
+    return urlunsplit(parts._replace(netloc=f"{APP_ROLE}@{parts.hostname}:{parts.port}"))
 
 
 @pytest.fixture(scope="session")
@@ -84,11 +102,30 @@ def _base_settings(**overrides: Any) -> Settings:
 _TABLES = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="session")
+def pgbouncer_port(pg_server: PostgresServer) -> Iterator[int]:
+    """PgBouncer in transaction mode in front of the test server."""
+    if find_pgbouncer() is None:
+        reason = "pgbouncer is not installed (.ci/run installs Debian's `pgbouncer`)"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(f"PGBOUNCER TESTS SKIPPED: {reason}")
+    with pgbouncer(pg_server) as port:
+        yield port
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("pgbouncer", marks=pytest.mark.postgres),
+    ]
+)
 def database_settings(
     request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
 ) -> dict[str, Any]:
-    """Settings overrides for a clean, migrated database of the parametrised kind."""
+    """Settings overrides for a clean, migrated database of the parametrised kind: SQLite,
+    PostgreSQL directly, or PostgreSQL through PgBouncer in transaction mode."""
     if request.param == "sqlite":
         shutil.copy(sqlite_template, tmp_path / "facetoface.db")
         return {"data_dir": tmp_path}
@@ -103,6 +140,11 @@ def database_settings(
             await db.dispose()
 
     asyncio.run(truncate())
+    if request.param == "pgbouncer":
+        port = request.getfixturevalue("pgbouncer_port")
+        server: PostgresServer = request.getfixturevalue("pg_server")
+        pooled = url.replace(f"{server.host}:{server.port}/", f"127.0.0.1:{port}/")
+        return {"database_url": pooled, "db_pooler_mode": "transaction"}
     return {"database_url": url}
 
 
@@ -146,6 +188,33 @@ class RunningService:
         return StatementCounter(self.db.engine)
 
 
+class HarnessDatabase(Database):
+    """`service.db` on PostgreSQL: the app's engine, connected as the application login role,
+    for every transaction with an identity or a role (what the app itself runs); the tables'
+    owner for a plain `transaction()` — test setup and inspection, which the login role rightly
+    cannot do. Statements on the owner's connection are reported to the app engine's listeners,
+    so `StatementCounter(service.db.engine)` still sees what a test runs through `service.db`."""
+
+    def __init__(self, app_db: Database, owner: Database) -> None:
+        super().__init__(app_db.settings, engine=app_db.engine)
+        self.owner = owner
+        event.listen(owner.engine.sync_engine, "before_cursor_execute", self._report)
+
+    def _report(self, *args: Any) -> None:
+        self.engine.sync_engine.dispatch.before_cursor_execute(*args)
+
+    @asynccontextmanager
+    async def transaction(
+        self, identity: Identity | None = None, *, role: Role | None = None
+    ) -> AsyncIterator[Any]:
+        if identity is None and role is None:
+            async with self.owner.transaction() as session:
+                yield session
+            return
+        async with super().transaction(identity, role=role) as session:
+            yield session
+
+
 def _bound_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -179,6 +248,9 @@ async def service(
         # Tests run reconciler passes themselves (`app.state.reconciler.run_once()`).
         "reconcile_interval_seconds": 0,
     }
+    owner_url = database_settings.get("database_url")
+    if owner_url:
+        values["database_url"] = app_role_url(owner_url)
     values.update(service_overrides)
     settings = _base_settings(**values)
     app = create_app(settings)
@@ -191,8 +263,25 @@ async def service(
             raise RuntimeError("the service stopped during startup")
         await asyncio.sleep(0.01)
     url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        yield RunningService(url, client, settings, app.state.db, sim, app)
+    db: Database = app.state.db
+    owner = (
+        Database(
+            _base_settings(
+                database_url=owner_url,
+                db_pooler_mode=database_settings.get("db_pooler_mode", "session"),
+            )
+        )
+        if owner_url
+        else None
+    )
+    if owner is not None:
+        db = HarnessDatabase(db, owner)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            yield RunningService(url, client, settings, db, sim, app)
+    finally:
+        if owner is not None:
+            await owner.dispose()
     server.should_exit = True
     await task
     sock.close()

@@ -77,6 +77,8 @@ def build_tavus_client(
         retry_attempts=settings.tavus_retry_attempts,
         retry_timeout_s=settings.tavus_retry_timeout_seconds,
         concurrency_retry_after_s=settings.tavus_concurrency_retry_after_seconds,
+        breaker_threshold=settings.tavus_breaker_threshold,
+        breaker_cooldown_s=settings.tavus_breaker_cooldown_seconds,
         on_request=on_request,
     )
 

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
     #: Server-side limit per statement (PostgreSQL); a stuck query must not hold a request.
     db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 8000
+    #: PostgreSQL only (ignored on SQLite): run every transaction under a database role with
+    #: row-level security — `authenticated` plus the caller's claims for user requests,
+    #: `facetoface_service` for the service's own writes (docs/security.md). Needs migration
+    #: 0005 and a login role that is a member of both; off = queries run as the login role.
+    db_row_level_security: bool = True
 
     # --- Tavus ----------------------------------------------------------------------------
     #: Absent in development → the built-in simulator is started and used over HTTP.
@@ -77,6 +82,9 @@ class Settings(BaseSettings):
     tavus_max_concurrent_requests: Annotated[int, Field(ge=1)] = 16
     tavus_retry_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     tavus_retry_timeout_seconds: Annotated[float, Field(gt=0)] = 20.0
+    #: Consecutive "Tavus is down" outcomes that open the circuit (starts then fail fast).
+    tavus_breaker_threshold: Annotated[int, Field(ge=1)] = 5
+    tavus_breaker_cooldown_seconds: Annotated[float, Field(gt=0)] = 15.0
     #: What a client is told to wait when Tavus's concurrency limit is reached.
     tavus_concurrency_retry_after_seconds: Annotated[int, Field(ge=1)] = 30
     #: Port of the embedded simulator `serve` starts when no TAVUS_API_KEY is set (development).
@@ -121,6 +129,8 @@ class Settings(BaseSettings):
     reconcile_not_created_after_seconds: Annotated[int, Field(ge=0)] = 300
     #: Grace beyond `SESSION_MAX_CALL_DURATION_SECONDS` before a live session is closed.
     reconcile_overdue_grace_seconds: Annotated[int, Field(ge=0)] = 120
+    #: Ask Tavus about a live session we have heard nothing about for this long.
+    reconcile_live_check_seconds: Annotated[int, Field(ge=0)] = 300
     #: Wait this long after an end for Tavus's callbacks before fetching what is missing.
     reconcile_settle_seconds: Annotated[int, Field(ge=0)] = 120
     #: Stop fetching a session's missing data from Tavus after this many tries.

@@ -4,20 +4,26 @@ Services never commit: they run their work inside `Database.transaction()`, whic
 success and rolls back on any error. A request that must talk to Tavus between two database
 writes (start, end) uses two short transactions instead of holding one open across the call.
 
-Every transaction takes an optional `Identity`: the verified caller. On PostgreSQL with
-row-level security it is applied inside the transaction (`SET LOCAL ROLE authenticated` and
-the claims via `set_config(..., true)`), so per-request identity needs no change to callers.
+Every transaction takes an optional `Identity` (the verified caller) and an optional `role`.
+On PostgreSQL with row-level security (`DB_ROW_LEVEL_SECURITY`, docs/security.md) they are
+applied as the transaction's first statement, transaction-local (safe behind a transaction
+pooler): a user transaction runs as `authenticated` with the caller's claims, so Supabase's
+policies (`(select auth.uid()) = user_id`) confine it to the caller's rows; a `role="service"`
+transaction runs as `facetoface_service`, the service's own role for the writes no user may
+make (session state, callbacks, the reconciler) — confined to the caller's rows too when an
+identity is given. The role is always one of two constants, never taken from the token.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from alembic.config import Config as AlembicConfig
@@ -50,7 +56,31 @@ class Identity:
     claims: dict[str, Any] = field(default_factory=dict)
 
     def claims_json(self) -> str:
-        return json.dumps(self.claims, separators=(",", ":"), default=str)
+        """The claims as PostgREST puts them in `request.jwt.claims` (`sub` is always ours)."""
+        claims = {**self.claims, "sub": str(self.user_id)}
+        return json.dumps(claims, separators=(",", ":"), default=str)
+
+
+#: Who a transaction acts as: `user` (the caller, as Supabase's `authenticated` role) or
+#: `service` (this service's own writes, as `facetoface_service`).
+Role = Literal["user", "service"]
+
+#: The database roles behind `Role`. Constants: a token never chooses the role.
+USER_DB_ROLE = "authenticated"
+SERVICE_DB_ROLE = "facetoface_service"
+_DB_ROLES: dict[Role, str] = {"user": USER_DB_ROLE, "service": SERVICE_DB_ROLE}
+
+#: Role and claims in one statement (one round trip), all transaction-local. `set_config('role',
+#: …, true)` is `SET LOCAL ROLE`; the claims are bound parameters, never interpolated. Both claim
+#: settings are always written, so a service transaction never sees a stale caller.
+IDENTITY_SQL = (
+    "SELECT set_config('role', :role, true), "
+    "set_config('request.jwt.claims', :claims, true), "
+    "set_config('request.jwt.claim.sub', :sub, true)"
+)
+_IDENTITY_STATEMENT = text(IDENTITY_SQL)
+#: How `StatementCounter` recognises the identity statement (as the driver receives it).
+_IDENTITY_PREFIX = "SELECT set_config('role', "
 
 
 class DatabaseUnavailable(ServiceUnavailable):
@@ -71,17 +101,34 @@ class Database:
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
 
+    @property
+    def row_level_security(self) -> bool:
+        """True when transactions switch database role (PostgreSQL and the setting on)."""
+        return self.is_postgres and self.settings.db_row_level_security
+
     @asynccontextmanager
-    async def transaction(self, identity: Identity | None = None) -> AsyncIterator[AsyncSession]:
+    async def transaction(
+        self, identity: Identity | None = None, *, role: Role | None = None
+    ) -> AsyncIterator[AsyncSession]:
         """One unit of work: commit on success, roll back on error.
+
+        - `transaction(identity)`: the caller's own work, as the caller (`authenticated`).
+        - `transaction(identity, role="service")`: the service's writes for the caller (session
+          rows and state); `facetoface_service`, confined by its policies to the caller's rows.
+        - `transaction(role="service")`: the service's own work for no user (callbacks, the
+          reconciler, metrics); `facetoface_service` with no claims.
+        - `transaction()`: the login role itself, which in production has no table privileges
+          (fail closed); administrative connections (migrations, tests) use it as the owner.
 
         Connection-level failures (server gone, connection dropped) become a 503 problem; the
         transaction is rolled back by the server, so the database stays consistent.
         """
+        if role == "user" and identity is None:
+            raise ValueError("a user transaction needs the caller's identity")
         try:
             async with self._sessions() as session, session.begin():
-                if identity is not None:
-                    await self._apply_identity(session, identity)
+                if identity is not None or role is not None:
+                    await self._apply_identity(session, identity, role or "user")
                 yield session
         except (OperationalError, InterfaceError) as exc:
             raise _unavailable(exc) from exc
@@ -90,14 +137,25 @@ class Database:
                 raise _unavailable(exc) from exc
             raise
 
-    async def _apply_identity(self, session: AsyncSession, identity: Identity) -> None:
-        """Hook for per-request identity inside the transaction.
+    async def _apply_identity(
+        self, session: AsyncSession, identity: Identity | None, role: Role
+    ) -> None:
+        """Switch the transaction to `role`'s database role, with the caller's claims.
 
-        The service's own queries always filter by `identity.user_id`. Running them under the
-        caller's database role as well (PostgreSQL row-level security) is added here, inside
-        the transaction, so no caller changes when it is switched on.
+        One statement, transaction-local (`set_config(..., true)`): it ends with the transaction,
+        so nothing leaks to the next user of the pooled connection, and it is safe behind a
+        transaction pooler. A no-op on SQLite and with `DB_ROW_LEVEL_SECURITY=false`; the
+        service's queries still filter by `identity.user_id` themselves — this is the second
+        wall, enforced by PostgreSQL.
         """
-        return None
+        if not self.row_level_security:
+            return
+        params = {
+            "role": _DB_ROLES[role],
+            "claims": identity.claims_json() if identity is not None else "",
+            "sub": str(identity.user_id) if identity is not None else "",
+        }
+        await session.execute(_IDENTITY_STATEMENT, params)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -115,6 +173,69 @@ class Database:
                 lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision()
             )
         return current, head
+
+
+#: The login role docs/security.md suggests; any lower-case identifier works.
+DEFAULT_APP_LOGIN_ROLE = "facetoface_app"
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def app_login_role_sql(login_role: str = DEFAULT_APP_LOGIN_ROLE) -> str:
+    """Idempotent SQL that makes `login_role` the application's login role (run it as the
+    database owner, after `facetoface migrate`; docs/security.md prints the same SQL).
+
+    It creates the role if missing (LOGIN NOINHERIT, no password — set one separately), makes
+    it a member of `authenticated` and `facetoface_service` so it can `SET LOCAL ROLE` to
+    either (NOINHERIT: it holds none of their privileges itself, so a transaction that names no
+    role can touch no table), lets it read the schema version, and refuses a role that is a
+    superuser, has BYPASSRLS or owns a table: row-level security would not apply to those.
+    """
+    if not _ROLE_NAME.fullmatch(login_role):
+        raise ValueError(f"not a plain lower-case role name: {login_role!r}")
+    # The name is checked above and only ever used quoted (%I, and as a literal).
+    return f"""DO $app_role$
+DECLARE
+  app CONSTANT text := '{login_role}';
+BEGIN
+  IF to_regrole('{SERVICE_DB_ROLE}') IS NULL OR to_regrole('{USER_DB_ROLE}') IS NULL THEN
+    RAISE EXCEPTION 'roles {USER_DB_ROLE}/{SERVICE_DB_ROLE} missing: run facetoface migrate first';
+  END IF;
+  IF to_regrole(app) IS NULL THEN
+    BEGIN
+      EXECUTE format('CREATE ROLE %I LOGIN NOINHERIT', app);
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+      NULL;  -- created concurrently
+    END;
+  END IF;
+  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = app AND (rolsuper OR rolbypassrls))
+  THEN
+    RAISE EXCEPTION 'role % is a superuser or has BYPASSRLS: RLS would not apply to it', app;
+  END IF;
+  IF EXISTS (SELECT FROM pg_catalog.pg_tables WHERE schemaname = 'public' AND tableowner = app)
+  THEN
+    RAISE EXCEPTION 'role % owns tables in public: RLS would not apply to it', app;
+  END IF;
+  IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = app AND rolinherit) THEN
+    EXECUTE format('ALTER ROLE %I NOINHERIT', app);
+  END IF;
+  IF NOT pg_has_role(app, '{USER_DB_ROLE}', 'MEMBER') THEN
+    BEGIN
+      EXECUTE format('GRANT {USER_DB_ROLE} TO %I', app);
+    EXCEPTION WHEN unique_violation THEN
+      NULL;
+    END;
+  END IF;
+  IF NOT pg_has_role(app, '{SERVICE_DB_ROLE}', 'MEMBER') THEN
+    BEGIN
+      EXECUTE format('GRANT {SERVICE_DB_ROLE} TO %I', app);
+    EXCEPTION WHEN unique_violation THEN
+      NULL;
+    END;
+  END IF;
+  EXECUTE format('GRANT USAGE ON SCHEMA public TO %I', app);
+  EXECUTE format('GRANT SELECT ON public.alembic_version TO %I', app);
+END
+$app_role$;"""  # noqa: S608
 
 
 def _unavailable(exc: Exception) -> DatabaseUnavailable:
@@ -194,22 +315,36 @@ def run_migrations(settings: Settings, revision: str = "head") -> None:
 
 
 class StatementCounter:
-    """Counts statements sent on an engine: how tests and the benchmark count round trips."""
+    """Counts statements sent on an engine: how tests and the benchmark count round trips.
+
+    `count` is the transactions' own work. The one identity statement each PostgreSQL
+    transaction with an identity or role starts with (role + claims, `Database._apply_identity`)
+    is counted apart, in `identity_count`; `total` is both — every statement sent.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.count = 0
+        self.identity_count = 0
         self.statements: list[str] = []
         self._engine = engine
         event.listen(engine.sync_engine, "before_cursor_execute", self._on_execute)
 
+    @property
+    def total(self) -> int:
+        return self.count + self.identity_count
+
     def _on_execute(self, conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
         if statement.startswith("BEGIN"):
+            return
+        if statement.startswith(_IDENTITY_PREFIX):
+            self.identity_count += 1
             return
         self.count += 1
         self.statements.append(statement)
 
     def reset(self) -> None:
         self.count = 0
+        self.identity_count = 0
         self.statements.clear()
 
     def close(self) -> None:

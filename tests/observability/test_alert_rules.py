@@ -117,7 +117,8 @@ def test_every_alert_is_tested_documented_and_labelled() -> None:
         assert rule.get("for"), f"{name} has no `for:`"
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
         annotations = rule["annotations"]
-        assert annotations["summary"] and annotations["description"], name
+        assert annotations["summary"], name
+        assert annotations["description"], name
         runbook = annotations["runbook"]
         assert runbook == f"docs/observability.md#{name.lower()}", name
         assert name.lower() in anchors, f"docs/observability.md has no section for {name}"

@@ -23,6 +23,7 @@ def service_overrides() -> dict[str, Any]:
         "reconcile_not_created_after_seconds": 0,
         "reconcile_overdue_grace_seconds": 0,
         "reconcile_settle_seconds": 0,
+        "reconcile_live_check_seconds": 0,
         "tavus_read_timeout_seconds": 0.8,
         "tavus_total_timeout_seconds": 1.0,
     }

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import RunningService
-from tests.support.factories import create_user, session_rows
+from tests.support.factories import count_rows, create_user, session_rows
 
 
 async def post_start(service: RunningService, user_id: uuid.UUID) -> Any:
@@ -167,6 +167,27 @@ async def test_tavus_unreachable_fails_fast_without_creating(
     assert stored["conversation"]["failure_code"] == "tavus_unavailable"
 
 
+async def test_when_tavus_is_down_starts_fail_fast_and_write_nothing(
+    service_with_dead_tavus: RunningService,
+) -> None:
+    service = service_with_dead_tavus
+    user_id = await create_user(service.db)
+    first = await post_start(service, user_id)  # finds Tavus down; opens the circuit
+    assert first.status_code == 503
+
+    started = asyncio.get_running_loop().time()
+    second = await post_start(service, user_id)
+    elapsed = asyncio.get_running_loop().time() - started
+
+    assert second.status_code == 503
+    assert second.json()["code"] == "tavus_unavailable"
+    assert 0 < int(second.headers["retry-after"]) <= 15
+    assert elapsed < 0.5, "an open circuit answers without calling Tavus"
+    from facetoface.models import DailySession
+
+    assert await count_rows(service.db, DailySession) == 1, "the second start wrote nothing"
+
+
 @pytest.fixture
 def service_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
     # Short client timeouts keep the timeout scenarios quick; the simulator's latency in
@@ -176,7 +197,11 @@ def service_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
         "tavus_total_timeout_seconds": 1.2,
     }
     if "service_with_dead_tavus" in request.fixturenames:
-        overrides.update(tavus_base_url="http://127.0.0.1:9/v2", tavus_retry_attempts=2)
+        overrides.update(
+            tavus_base_url="http://127.0.0.1:9/v2",
+            tavus_retry_attempts=2,
+            tavus_breaker_threshold=2,
+        )
     return overrides
 
 

@@ -23,6 +23,11 @@ from pathlib import Path
 
 import asyncpg
 
+from facetoface.db import DEFAULT_APP_LOGIN_ROLE, app_login_role_sql
+
+#: The application's login role in the tests: what production connects as (docs/security.md).
+APP_ROLE = DEFAULT_APP_LOGIN_ROLE
+
 
 @dataclass
 class PostgresServer:
@@ -30,8 +35,8 @@ class PostgresServer:
     port: int
     user: str = "postgres"
 
-    def url(self, database: str) -> str:
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
+    def url(self, database: str, user: str | None = None) -> str:
+        return f"postgresql://{user or self.user}@{self.host}:{self.port}/{database}"
 
 
 def _answers(host: str, port: int) -> bool:
@@ -108,8 +113,8 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
 
 
-async def _admin(server: PostgresServer, sql: str) -> None:
-    conn = await asyncpg.connect(server.url("postgres"))
+async def _admin(server: PostgresServer, sql: str, database: str = "postgres") -> None:
+    conn = await asyncpg.connect(server.url(database))
     try:
         await conn.execute(sql)
     finally:
@@ -130,3 +135,10 @@ def fresh_database(server: PostgresServer, label: str) -> Iterator[str]:
                 break
             except asyncpg.PostgresError:
                 time.sleep(0.5)
+
+
+def create_app_role(server: PostgresServer, database: str) -> str:
+    """Set up the application login role for a migrated `database` (with the helper operators
+    run, `facetoface.db.app_login_role_sql`); returns the URL that connects as it."""
+    asyncio.run(_admin(server, app_login_role_sql(APP_ROLE), database))
+    return server.url(database, user=APP_ROLE)

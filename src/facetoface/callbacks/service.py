@@ -61,7 +61,7 @@ class CallbackService:
         except ValueError as exc:
             raise MalformedCallbackError(str(exc)) from None
         now = utcnow()
-        async with self.db.transaction() as session:
+        async with self.db.transaction(role="service") as session:
             repo = SessionRepository(session)
             locked = await repo.lock_conversation(row_id)
             # Same answer for an unknown session, a wrong token and a wrong conversation:

@@ -23,11 +23,10 @@
 the one-live-session index answers 409s), `operational`, `interface`, `programming`, `data`,
 `internal` or `other`.
 
-Label values are bounded: routes are templates (`/v1/callbacks/tavus/{mentor_conversation_id}/
-{token}`, never a raw path: callback paths carry secret tokens; no match is `<unmatched>`),
-methods outside the standard set are `other`, DB operations name known tables only, Tavus
-endpoints and outcomes, shutdown reasons and callback event types are mapped onto fixed sets
-with `other` for the rest. `/metrics`, `/healthz` and `/readyz` are not counted.
+Label values are bounded: never a raw path (callback paths carry secret tokens) and never an
+id; methods, DB tables, Tavus endpoints and outcomes, shutdown reasons and callback event types
+are mapped onto fixed sets with `other` for the rest. `/metrics`, `/healthz` and `/readyz`
+are not counted.
 
 `reason` of a start failure: the session row's `failure_code` (`tavus_concurrency_limit`,
 `tavus_rate_limited`, `tavus_out_of_credits`, `tavus_auth_failed`, `tavus_rejected`,
@@ -259,7 +258,8 @@ def record_start_failure(reason: str) -> None:
 
 
 def shutdown_reason_label(reason: str | None) -> str:
-    """Tavus's free-text reasons as a bounded label (`internal error at step 3` → `other`)."""
+    """Tavus's free-text reasons as a bounded label (`internal error at step 3` →
+    `internal_error`, anything unknown → `other`, none → `unknown`)."""
     if not reason:
         return "unknown"
     value = re.sub(r"\s+reached$", "", " ".join(reason.split()).lower())

@@ -94,6 +94,23 @@ class ReconcileRepository:
             limit=limit,
         )
 
+    async def claim_quiet_live(
+        self, *, now: datetime, quiet: timedelta, lease: timedelta, limit: int
+    ) -> list[Claimed]:
+        """Active sessions we have heard nothing about for a while: Tavus may have ended
+        them and the shutdown callback been lost."""
+        mc = MentorConversation
+        return await self._claim(
+            and_(
+                mc.status.in_([ConversationStatus.active.value, ConversationStatus.ending.value]),
+                mc.tavus_conversation_id.is_not(None),
+                mc.updated_at < now - quiet,
+            ),
+            now=now,
+            lease=lease,
+            limit=limit,
+        )
+
     async def claim_incomplete(
         self,
         *,

@@ -5,7 +5,9 @@
    recent conversations — and adopt it (the session becomes active or ended with Tavus's
    data) or, when Tavus never created it, mark the session failed.
 2. **Overdue sessions** (live past `max_call_duration` + grace): fetch Tavus's view; if it
-   ended, apply its events; else end it at Tavus and close our records.
+   ended, apply its events; else end it at Tavus and close our records. **Quiet live
+   sessions** (no news for `RECONCILE_LIVE_CHECK_SECONDS`): if Tavus ended them and the
+   shutdown callback was lost, Tavus's events close them.
 3. **Incomplete sessions** (ended, but no shutdown or transcript after a while — a lost
    callback — or a failed Tavus end): fetch `GET /v2/conversations/{id}?verbose=true` and
    apply its events through the callback inbox (same dedupe, same effects); retry the end.
@@ -91,6 +93,8 @@ class Reconciler:
             await self._guard(report, self._resolve_start(claimed, listing or {}, report))
         for claimed in await self._claim("overdue"):
             await self._guard(report, self._close_overdue(claimed, report))
+        for claimed in await self._claim("quiet"):
+            await self._guard(report, self._check_live(claimed, report))
         for claimed in await self._claim("incomplete"):
             await self._guard(report, self._complete(claimed, report))
         await self._guard(report, self._end_orphans(report))
@@ -114,7 +118,7 @@ class Reconciler:
         now = utcnow()
         lease = timedelta(seconds=s.reconcile_lease_seconds)
         limit = s.reconcile_batch_size
-        async with self.db.transaction() as session:
+        async with self.db.transaction(role="service") as session:
             repo = ReconcileRepository(session)
             if kind == "unresolved":
                 return await repo.claim_unresolved(
@@ -130,6 +134,13 @@ class Reconciler:
                         seconds=s.session_max_call_duration_seconds
                         + s.reconcile_overdue_grace_seconds
                     ),
+                    lease=lease,
+                    limit=limit,
+                )
+            if kind == "quiet":
+                return await repo.claim_quiet_live(
+                    now=now,
+                    quiet=timedelta(seconds=s.reconcile_live_check_seconds),
                     lease=lease,
                     limit=limit,
                 )
@@ -157,7 +168,7 @@ class Reconciler:
                 await self._mark_not_created(claimed.id)
                 report.add("marked_not_created")
             return
-        async with self.db.transaction() as session:
+        async with self.db.transaction(role="service") as session:
             repo = SessionRepository(session)
             locked = await repo.lock_conversation(claimed.id)
             if locked is None:
@@ -190,7 +201,7 @@ class Reconciler:
         await self._apply_verbose(claimed.id, found.conversation_id, report)
 
     async def _mark_not_created(self, row_id: uuid.UUID) -> None:
-        async with self.db.transaction() as session:
+        async with self.db.transaction(role="service") as session:
             repo = SessionRepository(session)
             locked = await repo.lock_conversation(row_id)
             if locked is None or locked.state.status not in {
@@ -210,7 +221,7 @@ class Reconciler:
         if claimed.tavus_conversation_id:
             await self._apply_verbose(claimed.id, claimed.tavus_conversation_id, report)
             await self._end_at_tavus(claimed.tavus_conversation_id)
-        async with self.db.transaction() as session:
+        async with self.db.transaction(role="service") as session:
             repo = SessionRepository(session)
             locked = await repo.lock_conversation(claimed.id)
             if locked is None or not locked.state.is_live:
@@ -224,13 +235,18 @@ class Reconciler:
             )
         report.add("closed_overdue")
 
+    async def _check_live(self, claimed: Claimed, report: ReconcileReport) -> None:
+        """A live session with no news: if Tavus ended it, its events close ours."""
+        assert claimed.tavus_conversation_id is not None
+        await self._apply_verbose(claimed.id, claimed.tavus_conversation_id, report)
+
     # --- 3. incomplete ---------------------------------------------------------------------
     async def _complete(self, claimed: Claimed, report: ReconcileReport) -> None:
         assert claimed.tavus_conversation_id is not None
         if claimed.failure_code == "tavus_end_failed" and await self._end_at_tavus(
             claimed.tavus_conversation_id
         ):
-            async with self.db.transaction() as session:
+            async with self.db.transaction(role="service") as session:
                 await ReconcileRepository(session).clear_failure(
                     claimed.id, "tavus_end_failed", utcnow()
                 )
@@ -246,7 +262,7 @@ class Reconciler:
         assert isinstance(details, ConversationDetails)
         for event in details.events:
             raw = {**event.model_dump(mode="json"), "conversation_id": conversation_id}
-            async with self.db.transaction() as session:
+            async with self.db.transaction(role="service") as session:
                 outcome = await self.callbacks.ingest_trusted(session, row_id, raw)
             if outcome == "applied":
                 report.add(f"recovered:{event.event_type}")
@@ -262,7 +278,7 @@ class Reconciler:
                 by_row[uuid.UUID(name.removeprefix(self._prefix))] = conversation
             except ValueError:
                 continue
-        async with self.db.transaction() as session:
+        async with self.db.transaction(role="service") as session:
             known = await ReconcileRepository(session).statuses(list(by_row))
         for row_id, conversation in by_row.items():
             status, bound = known.get(row_id, (None, None))

@@ -19,6 +19,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import uuid
 from dataclasses import dataclass, replace
@@ -173,11 +174,18 @@ class SessionService:
         (`Replay`) instead of a second conversation.
         """
         user_id = identity.user_id
+        wait = self.tavus.breaker.retry_after_seconds()
+        if wait > 0:
+            # Tavus failed repeatedly just now: answer at once and write nothing.
+            raise TavusUnavailableError(
+                "The video service is not answering; try again shortly.",
+                retry_after_seconds=math.ceil(wait),
+            )
         now = utcnow()
         daily_session_id, conversation_row_id = uuid.uuid4(), uuid.uuid4()
         callback_token = secrets.token_urlsafe(32)
         try:
-            async with self.db.transaction(identity) as session:
+            async with self.db.transaction(identity, role="service") as session:
                 repo = SessionRepository(session)
                 data = await repo.load_start_data(user_id, mentor_id)
                 if data.profile is None:
@@ -325,7 +333,7 @@ class SessionService:
             raise self._start_error(exc) from exc
         start_time = conversation.created_at or utcnow()
         try:
-            async with self.db.transaction(identity) as session:
+            async with self.db.transaction(identity, role="service") as session:
                 now = utcnow()
                 row = await SessionRepository(session).mark_active(
                     conversation_row_id,
@@ -373,7 +381,7 @@ class SessionService:
             tavus_status=exc.status_code,
         )
         metrics.record_start_failure(_failure_code(exc))
-        async with self.db.transaction(identity) as session:
+        async with self.db.transaction(identity, role="service") as session:
             now = utcnow()
             await SessionRepository(session).mark_unresolved(
                 conversation_row_id, status=status, failure_code=_failure_code(exc), now=now
@@ -461,7 +469,7 @@ class SessionService:
         are closed anyway and the row keeps `failure_code = tavus_end_failed` so the
         reconciler ends the conversation at Tavus later.
         """
-        async with self.db.transaction(identity) as session:
+        async with self.db.transaction(identity, role="service") as session:
             row, claimed = await SessionRepository(session).claim_end(
                 identity.user_id, session_id, utcnow()
             )
@@ -474,7 +482,7 @@ class SessionService:
             tavus_ended = await self._end_at_tavus(claimed.state.tavus_conversation_id)
         extra = None if tavus_ended else {"failure_code": "tavus_end_failed"}
         now = utcnow()
-        async with self.db.transaction(identity) as session:
+        async with self.db.transaction(identity, role="service") as session:
             repo = SessionRepository(session)
             closed = close_by_user(claimed.state, now)
             if not await repo.write_state(claimed, closed, now=now, extra=extra):

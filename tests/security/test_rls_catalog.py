@@ -1,0 +1,336 @@
+"""The database's security configuration, read from the catalog (OWASP API8).
+
+Every table in `public` has RLS; the application login role is no superuser, has no BYPASSRLS,
+owns nothing and can reach no role that has any of those; no view bypasses RLS; no SECURITY
+DEFINER function runs with a mutable search_path; every column a policy filters on leads an
+index; and the privileges of `anon`, `authenticated` and `facetoface_service` are exactly the
+designed ones. Plus the migration's downgrade, and its behaviour on a Supabase database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import pytest
+from alembic import command
+
+from facetoface.db import Database, alembic_config, app_login_role_sql, run_migrations
+from tests.security.rls import db_settings, rows
+from tests.support.postgres import APP_ROLE, PostgresServer, fresh_database
+
+pytestmark = pytest.mark.postgres
+
+TABLES = {
+    "profiles",
+    "onboarding_profiles",
+    "ritual_preferences",
+    "user_emotional_categories",
+    "user_goals",
+    "user_personas",
+    "mentor_avatars",
+    "daily_sessions",
+    "mentor_conversations",
+    "tavus_callback_events",
+    "idempotency_keys",
+    "alembic_version",
+}
+PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+CRUD = {"SELECT", "INSERT", "UPDATE", "DELETE"}
+
+#: Table-level privileges (a privilege granted on some columns only is listed apart below).
+EXPECTED_TABLE_PRIVILEGES: dict[str, dict[str, set[str]]] = {
+    "anon": {},
+    "authenticated": {
+        "profiles": {"SELECT", "DELETE"},
+        "onboarding_profiles": CRUD,
+        "ritual_preferences": CRUD,
+        "user_emotional_categories": CRUD,
+        "user_goals": CRUD,
+        "user_personas": {"SELECT", "DELETE"},
+        "mentor_avatars": {"SELECT"},
+        "daily_sessions": {"SELECT"},
+        "idempotency_keys": {"SELECT"},
+    },
+    "facetoface_service": {
+        "profiles": {"SELECT"},
+        "onboarding_profiles": {"SELECT"},
+        "ritual_preferences": {"SELECT"},
+        "user_emotional_categories": {"SELECT"},
+        "user_goals": {"SELECT"},
+        "user_personas": {"SELECT"},
+        "mentor_avatars": {"SELECT"},
+        "daily_sessions": {"SELECT", "INSERT", "UPDATE"},
+        "mentor_conversations": {"SELECT", "INSERT", "UPDATE"},
+        "tavus_callback_events": {"SELECT", "INSERT"},
+        "idempotency_keys": CRUD,
+        "alembic_version": {"SELECT"},
+    },
+}
+#: (table, privilege) granted to `authenticated` on some columns only, and columns it lacks.
+EXPECTED_COLUMN_PRIVILEGES = {
+    ("profiles", "INSERT"): {"subscription_tier"},
+    ("profiles", "UPDATE"): {"id", "subscription_tier", "created_at"},
+    ("user_personas", "INSERT"): {"tavus_persona_id", "replica_id"},
+    ("user_personas", "UPDATE"): {"id", "user_id", "tavus_persona_id", "replica_id", "created_at"},
+    ("mentor_conversations", "SELECT"): {"callback_token_hash"},
+    ("tavus_callback_events", "SELECT"): {"payload", "dedupe_key"},
+}
+
+
+async def _query(owner: Database, sql: str, **params: Any) -> list[Any]:
+    return await rows(owner, sql, params)
+
+
+async def test_every_table_in_public_has_row_level_security(owner: Database) -> None:
+    found = await _query(
+        owner, "SELECT tablename, rowsecurity FROM pg_tables WHERE schemaname = 'public'"
+    )
+    assert {r.tablename for r in found} == TABLES, "a new table needs RLS and grants (0005)"
+    assert [r.tablename for r in found if not r.rowsecurity] == []
+
+
+async def test_the_application_role_cannot_bypass_row_level_security(owner: Database) -> None:
+    [app] = await _query(
+        owner,
+        "SELECT rolsuper, rolbypassrls, rolinherit, rolcanlogin FROM pg_roles WHERE rolname = :r",
+        r=APP_ROLE,
+    )
+    assert (app.rolsuper, app.rolbypassrls, app.rolinherit, app.rolcanlogin) == (
+        False,
+        False,
+        False,
+        True,
+    )
+    # Every role it can become (SET ROLE): none bypasses RLS, none owns a table.
+    reachable = await _query(
+        owner,
+        "SELECT rolname, rolsuper, rolbypassrls, rolcanlogin FROM pg_roles"
+        " WHERE pg_has_role(:r, oid, 'MEMBER') ORDER BY rolname",
+        r=APP_ROLE,
+    )
+    assert [r.rolname for r in reachable] == [
+        "authenticated",
+        "facetoface_app",
+        "facetoface_service",
+    ]
+    assert [r.rolname for r in reachable if r.rolsuper or r.rolbypassrls] == []
+    owned = await _query(
+        owner,
+        "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'"
+        " AND pg_has_role(:r, tableowner, 'MEMBER')",
+        r=APP_ROLE,
+    )
+    assert owned == []
+    # No FORCE ROW LEVEL SECURITY is needed for that reason, and none is set (the owner runs
+    # migrations and administration).
+    forced = await _query(
+        owner,
+        "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+        " AND relkind = 'r' AND relforcerowsecurity",
+    )
+    assert forced == []
+
+
+async def test_no_view_bypasses_rls_and_no_definer_function_has_a_mutable_search_path(
+    owner: Database,
+) -> None:
+    views = await _query(
+        owner,
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname IN ('public', 'auth') AND c.relkind IN ('v', 'm')"
+        " AND NOT coalesce('security_invoker=true' = ANY (c.reloptions), false)",
+    )
+    assert views == []
+    definers = await _query(
+        owner,
+        "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE n.nspname IN ('public', 'auth') AND p.prosecdef"
+        " AND NOT coalesce('search_path=\"\"' = ANY (p.proconfig), false)",
+    )
+    assert definers == []
+
+
+async def test_every_policy_column_leads_an_index(owner: Database) -> None:
+    owner_columns = {
+        "profiles": "id",
+        "onboarding_profiles": "user_id",
+        "ritual_preferences": "user_id",
+        "user_emotional_categories": "user_id",
+        "user_goals": "user_id",
+        "user_personas": "user_id",
+        "daily_sessions": "user_id",
+        "mentor_conversations": "user_id",
+        "idempotency_keys": "user_id",
+        "tavus_callback_events": "mentor_conversation_id",
+    }
+    policies = await _query(
+        owner, "SELECT tablename, qual, with_check FROM pg_policies WHERE schemaname = 'public'"
+    )
+    for table, column in owner_columns.items():
+        mine = [p for p in policies if p.tablename == table]
+        assert mine, table
+        assert any(column in f"{p.qual} {p.with_check}" for p in mine), table
+        leading = await _query(
+            owner,
+            "SELECT i.indexrelid::regclass::text AS name FROM pg_index i"
+            " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+            " WHERE i.indrelid = CAST(:t AS regclass) AND a.attname = :c AND i.indpred IS NULL",
+            t=f"public.{table}",
+            c=column,
+        )
+        assert leading, f"{table}.{column} leads no index"
+
+
+async def test_policies_use_the_supabase_idiom(owner: Database) -> None:
+    """`(select auth.uid())` (an initPlan, once per statement), only `TO` named roles."""
+    policies = await _query(
+        owner,
+        "SELECT policyname, roles::text[] AS roles, permissive, coalesce(qual, '') AS qual,"
+        " coalesce(with_check, '') AS with_check FROM pg_policies WHERE schemaname = 'public'",
+    )
+    assert len(policies) == 41
+    for p in policies:
+        assert p.permissive == "PERMISSIVE"
+        text = f"{p.qual} {p.with_check}"
+        if "authenticated" in p.roles:
+            assert p.roles == ["authenticated"], p.policyname
+            assert "auth.uid()" not in text.replace("( SELECT auth.uid() AS uid)", ""), p.policyname
+        elif p.policyname != "alembic_version_select":
+            assert p.roles == ["facetoface_service"], p.policyname
+
+
+async def test_privileges_are_exactly_the_designed_ones(owner: Database) -> None:
+    for role, expected in EXPECTED_TABLE_PRIVILEGES.items():
+        for table in sorted(TABLES):
+            found = await _query(
+                owner,
+                "SELECT p AS privilege FROM unnest(CAST(:privs AS text[])) AS p"
+                " WHERE has_table_privilege(:role, CAST(:t AS regclass), p)",
+                privs=list(PRIVILEGES),
+                role=role,
+                t=f"public.{table}",
+            )
+            assert {r.privilege for r in found} == expected.get(table, set()), (role, table)
+    # anon: not even on a single column.
+    for table in sorted(TABLES):
+        [anon] = await _query(
+            owner,
+            "SELECT has_any_column_privilege('anon', CAST(:t AS regclass), 'SELECT, INSERT,"
+            " UPDATE, REFERENCES') AS any",
+            t=f"public.{table}",
+        )
+        assert anon.any is False, table
+    for (table, privilege), missing in EXPECTED_COLUMN_PRIVILEGES.items():
+        columns = await _query(
+            owner,
+            "SELECT attname, has_column_privilege('authenticated', attrelid, attnum, :p) AS ok"
+            " FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attnum > 0"
+            " AND NOT attisdropped",
+            p=privilege,
+            t=f"public.{table}",
+        )
+        assert {c.attname for c in columns if not c.ok} == missing, (table, privilege)
+
+
+# --- the migration --------------------------------------------------------------------------
+async def _state(url: str) -> dict[str, Any]:
+    conn = await asyncpg.connect(url)
+    try:
+        return {
+            "rls": await conn.fetchval(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND rowsecurity"
+            ),
+            "policies": await conn.fetchval(
+                "SELECT count(*) FROM pg_policies WHERE schemaname = 'public'"
+            ),
+            "uid": await conn.fetchval(
+                "SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure('auth.uid()')"
+            ),
+            "schema": await conn.fetchval("SELECT to_regnamespace('auth') IS NOT NULL"),
+            "grants": await conn.fetchval(
+                "SELECT count(*) FROM information_schema.role_table_grants"
+                " WHERE grantee IN ('anon', 'authenticated', 'facetoface_service')"
+                " AND table_schema = 'public'"
+            ),
+        }
+    finally:
+        await conn.close()
+
+
+def test_downgrade_removes_rls_and_the_shim_and_upgrade_restores_them(
+    pg_server: PostgresServer,
+) -> None:
+    with fresh_database(pg_server, "rls-migration") as name:
+        url = pg_server.url(name)
+        settings = db_settings(url)
+        run_migrations(settings, "0004")
+        before = asyncio.run(_state(url))
+        run_migrations(settings)
+        after = asyncio.run(_state(url))
+        command.downgrade(alembic_config(settings), "0004")
+        down = asyncio.run(_state(url))
+        run_migrations(settings)
+        again = asyncio.run(_state(url))
+    assert before == {"rls": 0, "policies": 0, "uid": None, "schema": False, "grants": 0}
+    assert after["rls"] == len(TABLES)
+    assert after["policies"] == 41
+    assert after["schema"] is True
+    assert "request.jwt.claim.sub" in after["uid"]
+    assert down == before
+    assert again == after
+
+
+SUPABASE_UID = "select nullif(current_setting('request.jwt.claim.sub', true), '')::uuid"
+
+
+async def _pretend_supabase(url: str) -> None:
+    """What a Supabase database already has: an `auth` schema with Supabase's functions."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            f"""
+            CREATE SCHEMA auth;
+            CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$ {SUPABASE_UID} $$;
+            CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE
+              AS $$ select nullif(current_setting('request.jwt.claims', true), '')::jsonb $$;
+            CREATE TABLE auth.users (id uuid PRIMARY KEY);
+            """
+        )
+    finally:
+        await conn.close()
+
+
+def test_supabase_auth_functions_are_left_alone(pg_server: PostgresServer) -> None:
+    with fresh_database(pg_server, "rls-supabase") as name:
+        url = pg_server.url(name)
+        settings = db_settings(url)
+        asyncio.run(_pretend_supabase(url))
+        run_migrations(settings)
+        up = asyncio.run(_state(url))
+        command.downgrade(alembic_config(settings), "0004")
+        down = asyncio.run(_state(url))
+    assert up["uid"].strip() == SUPABASE_UID
+    assert up["rls"] == len(TABLES)
+    assert down["uid"].strip() == SUPABASE_UID
+    assert down["schema"] is True
+
+
+# --- the operator's helper ------------------------------------------------------------------
+def test_login_role_helper_is_idempotent_and_refuses_unsafe_roles(
+    pg_server: PostgresServer, pg_database_url: str
+) -> None:
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(pg_database_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(app_login_role_sql(APP_ROLE)))  # already set up: nothing changes
+    asyncio.run(run(app_login_role_sql(APP_ROLE)))
+    with pytest.raises(asyncpg.PostgresError, match="superuser or has BYPASSRLS"):
+        asyncio.run(run(app_login_role_sql("postgres")))
+    with pytest.raises(ValueError, match="role name"):
+        app_login_role_sql("app'; DROP TABLE profiles; --")

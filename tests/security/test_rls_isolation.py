@@ -1,0 +1,404 @@
+"""Row-level security alone keeps users apart, through the app's own connection.
+
+Every test here connects as the application login role (`facetoface_app`), the way production
+does, and removes the application's own ownership checks from the picture: the repository is
+called with the *victim's* user id, or raw SQL names the victim's rows, while the transaction
+carries the *attacker's* identity. What stops the attacker is PostgreSQL alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from facetoface.callbacks.repository import CallbackRepository
+from facetoface.db import Database, Identity
+from facetoface.models import ConversationStatus, utcnow
+from facetoface.sessions.repository import IdempotencyRepository, SessionRepository
+from facetoface.sessions.state import close_by_user
+from tests.security.rls import DENIED, User, db_settings, rowcount, rows, sqlstate_of
+
+pytestmark = pytest.mark.postgres
+
+
+async def _stored(owner: Database, user: User) -> tuple[object, ...]:
+    """The victim's session state as the owner sees it."""
+    [row] = await rows(
+        owner,
+        "SELECT ds.session_status, ds.duration_seconds, ds.completed_at, mc.status,"
+        " mc.tavus_conversation_id, mc.end_time, mc.version"
+        " FROM daily_sessions ds JOIN mentor_conversations mc ON mc.daily_session_id = ds.id"
+        " WHERE ds.id = :id",
+        {"id": user.session_id},
+    )
+    return tuple(row)
+
+
+# --- (a) reads: the app's check removed, RLS alone ------------------------------------------
+async def test_repository_reads_with_another_users_id_see_nothing(
+    app_db: Database, alice: User, bob: User
+) -> None:
+    """Bob's transaction asks for Alice's rows by Alice's id: every read comes back empty."""
+    async with app_db.transaction(bob.identity) as session:
+        repo = SessionRepository(session)
+        assert await repo.get_for_user(alice.id, alice.session_id) is None
+        assert await repo.get_detail(alice.id, alice.session_id) is None
+        assert await repo.list_for_user(alice.id, limit=50) == []
+        assert await repo.get_live(alice.id) is None
+        assert await repo.get_by_conversation_row(alice.conversation_id) is None
+        assert await CallbackRepository(session).timeline(alice.conversation_id) == []
+        data = await repo.load_start_data(alice.id, alice.persona_id)
+        assert data.profile is None
+        assert data.onboarding is None
+        assert data.ritual is None
+        assert data.emotional_categories == []
+        assert data.goals == []
+        assert data.persona is None
+        # Bob's own rows are there: the filter is the caller, not "nothing at all".
+        assert await repo.get_for_user(bob.id, bob.session_id) is not None
+        assert len(await CallbackRepository(session).timeline(bob.conversation_id)) == 1
+        own = await repo.load_start_data(bob.id, None)
+        assert own.profile is not None
+        assert own.persona is not None
+
+
+async def test_raw_sql_reads_of_another_users_rows_return_zero_rows(
+    app_db: Database, alice: User, bob: User
+) -> None:
+    victim = {"uid": alice.id, "sid": alice.session_id, "cid": alice.conversation_id}
+    queries = [
+        "SELECT * FROM daily_sessions WHERE id = :sid",
+        "SELECT id FROM mentor_conversations WHERE daily_session_id = :sid",
+        "SELECT * FROM profiles WHERE id = :uid",
+        "SELECT * FROM onboarding_profiles WHERE user_id = :uid",
+        "SELECT * FROM ritual_preferences WHERE user_id = :uid",
+        "SELECT * FROM user_emotional_categories WHERE user_id = :uid",
+        "SELECT * FROM user_goals WHERE user_id = :uid",
+        "SELECT * FROM user_personas WHERE user_id = :uid",
+        "SELECT * FROM idempotency_keys WHERE user_id = :uid",
+        "SELECT id, event_type FROM tavus_callback_events WHERE mentor_conversation_id = :cid",
+    ]
+    for sql in queries:
+        params = {k: v for k, v in victim.items() if f":{k}" in sql}
+        assert await rows(app_db, sql, params, identity=bob.identity) == [], sql
+    # The origin let every signed-in user read every profile (emails included).
+    everyone = await rows(app_db, "SELECT id FROM profiles", identity=bob.identity)
+    assert [r.id for r in everyone] == [bob.id]
+
+
+# --- (a) writes: the app's check removed, RLS alone -----------------------------------------
+async def test_service_writes_for_one_user_cannot_touch_another_users_session(
+    app_db: Database, owner: Database, alice: User, bob: User
+) -> None:
+    """The session writes of start/end run as facetoface_service *with the caller's claims*:
+    handed Alice's ids inside Bob's transaction, they change nothing of Alice's."""
+    before = await _stored(owner, alice)
+    now = utcnow()
+    async with app_db.transaction(bob.identity, role="service") as session:
+        repo = SessionRepository(session)
+        assert await repo.claim_end(alice.id, alice.session_id, now) == (None, None)
+        assert await repo.lock_conversation(alice.conversation_id) is None
+        await repo.mark_unresolved(
+            alice.conversation_id, status=ConversationStatus.failed, failure_code="x", now=now
+        )
+        assert (
+            await repo.mark_active(
+                alice.conversation_id,
+                tavus_conversation_id="c-forged",
+                conversation_url=None,
+                start_time=now,
+                now=now,
+            )
+            is None
+        )
+    # write_state with a forged lock (as if the app had skipped every check).
+    async with owner.transaction() as session:
+        locked = await SessionRepository(session).lock_conversation(alice.conversation_id)
+    assert locked is not None
+    async with app_db.transaction(bob.identity, role="service") as session:
+        closed = close_by_user(locked.state, now)
+        assert not await SessionRepository(session).write_state(locked, closed, now=now)
+    assert await _stored(owner, alice) == before
+
+    # Raw SQL, same transaction kind: 0 rows changed, and rows for Alice cannot be created.
+    for sql in (
+        "UPDATE daily_sessions SET session_status = 'completed' WHERE id = :sid",
+        "UPDATE mentor_conversations SET status = 'ended' WHERE daily_session_id = :sid",
+        "UPDATE idempotency_keys SET state = 'done' WHERE user_id = :uid",
+        "DELETE FROM idempotency_keys WHERE user_id = :uid",
+    ):
+        params = {"sid": alice.session_id} if ":sid" in sql else {"uid": alice.id}
+        assert await rowcount(app_db, sql, params, identity=bob.identity, role="service") == 0
+    state = await sqlstate_of(
+        app_db,
+        "INSERT INTO daily_sessions (id, user_id, session_type) VALUES (:id, :uid, 'face_to_face')",
+        {"id": uuid.uuid4(), "uid": alice.id},
+        identity=bob.identity,
+        role="service",
+    )
+    assert state == DENIED
+    assert await _stored(owner, alice) == before
+
+
+async def test_users_cannot_change_or_create_another_users_rows(
+    app_db: Database, owner: Database, alice: User, bob: User
+) -> None:
+    """As `authenticated` (what Supabase's REST API runs as), on the tables users may write."""
+    for sql in (
+        "UPDATE profiles SET full_name = 'pwned' WHERE id = :uid",
+        "UPDATE user_goals SET goal_text = 'pwned' WHERE user_id = :uid",
+        "UPDATE user_personas SET name = 'pwned' WHERE user_id = :uid",
+        "UPDATE ritual_preferences SET focus_area = 'pwned' WHERE user_id = :uid",
+        "DELETE FROM user_emotional_categories WHERE user_id = :uid",
+        "DELETE FROM onboarding_profiles WHERE user_id = :uid",
+        "DELETE FROM profiles WHERE id = :uid",
+    ):
+        assert await rowcount(app_db, sql, {"uid": alice.id}, identity=bob.identity) == 0, sql
+    planted = await sqlstate_of(
+        app_db,
+        "INSERT INTO user_goals (id, user_id, goal_text) VALUES (:id, :uid, 'planted')",
+        {"id": uuid.uuid4(), "uid": alice.id},
+        identity=bob.identity,
+    )
+    assert planted == DENIED
+    # Moving one's own row to someone else is refused by WITH CHECK.
+    moved = await sqlstate_of(
+        app_db,
+        "UPDATE user_goals SET user_id = :victim WHERE user_id = :me",
+        {"victim": alice.id, "me": bob.id},
+        identity=bob.identity,
+    )
+    assert moved == DENIED
+    [name] = await rows(owner, "SELECT full_name FROM profiles WHERE id = :id", {"id": alice.id})
+    assert name.full_name == "alice"
+    [goals] = await rows(
+        owner, "SELECT count(*) AS n FROM user_goals WHERE user_id = :id", {"id": alice.id}
+    )
+    assert goals.n == 3
+
+
+# --- (b) no forging one's own session -------------------------------------------------------
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE daily_sessions SET session_status = 'completed' WHERE id = :sid",
+        "UPDATE daily_sessions SET duration_seconds = 3600 WHERE id = :sid",
+        "UPDATE daily_sessions SET conversation_transcript = 'forged' WHERE id = :sid",
+        "UPDATE mentor_conversations SET tavus_conversation_id = 'c-other' WHERE id = :cid",
+        "UPDATE mentor_conversations SET status = 'ended', duration_seconds = 1 WHERE id = :cid",
+        "DELETE FROM daily_sessions WHERE id = :sid",
+        "INSERT INTO daily_sessions (id, user_id, session_type, session_status) "
+        "VALUES (:new, :uid, 'face_to_face', 'completed')",
+        "INSERT INTO mentor_conversations (id, user_id, daily_session_id, conversation_name, "
+        "status, callback_token_hash) VALUES (:new, :uid, :sid, 'facetoface:x', 'starting', "
+        "'\\x00')",
+        "INSERT INTO tavus_callback_events (id, mentor_conversation_id, conversation_id, "
+        "event_type, dedupe_key, payload, outcome, received_at) VALUES (:new, :cid, 'c', "
+        "'system.shutdown', 'k', '{}', 'applied', now())",
+        "UPDATE idempotency_keys SET response_body = '{}' WHERE user_id = :uid",
+        # Their plan and their mentor's Tavus replica are not theirs to choose.
+        "UPDATE profiles SET subscription_tier = 'paid' WHERE id = :uid",
+        "UPDATE user_personas SET replica_id = 'r-premium', tavus_persona_id = 'p' "
+        "WHERE user_id = :uid",
+        "INSERT INTO mentor_avatars (id, name, tavus_replica_id) VALUES (:new, 'mine', 'r')",
+        # Secrets and raw inbox payloads stay out of reach even for their own rows.
+        "SELECT callback_token_hash FROM mentor_conversations WHERE id = :cid",
+        "SELECT payload FROM tavus_callback_events WHERE mentor_conversation_id = :cid",
+        "SELECT * FROM alembic_version",
+    ],
+)
+async def test_users_cannot_forge_their_own_session_state(
+    app_db: Database, owner: Database, alice: User, sql: str
+) -> None:
+    before = await _stored(owner, alice)
+    params = {"sid": alice.session_id, "cid": alice.conversation_id, "uid": alice.id}
+    params["new"] = uuid.uuid4()
+    used = {k: v for k, v in params.items() if f":{k}" in sql}
+    assert await sqlstate_of(app_db, sql, used, identity=alice.identity) == DENIED
+    assert await _stored(owner, alice) == before
+
+
+async def test_users_may_edit_their_own_profile_data(app_db: Database, alice: User) -> None:
+    """The grants that remain: the harmless columns of their own profile-type rows."""
+    me = {"uid": alice.id}
+    ident = alice.identity
+    changed = await rowcount(
+        app_db, "UPDATE profiles SET full_name = 'Alice B.' WHERE id = :uid", me, identity=ident
+    )
+    assert changed == 1
+    done = "UPDATE user_goals SET progress_percentage = 100 WHERE user_id = :uid"
+    assert await rowcount(app_db, done, me, identity=ident) == 3
+    await rows(
+        app_db,
+        "INSERT INTO user_goals (id, user_id, goal_text) VALUES (:id, :uid, 'new goal')",
+        {"id": uuid.uuid4(), "uid": alice.id},
+        identity=ident,
+    )
+    rename = "UPDATE user_personas SET name = 'Guide' WHERE user_id = :uid"
+    assert await rowcount(app_db, rename, me, identity=ident) == 1
+    [avatar] = await rows(app_db, "SELECT count(*) AS n FROM mentor_avatars", identity=ident)
+    assert avatar.n >= 1
+
+
+# --- (d) auth.uid() is the sub the app set --------------------------------------------------
+async def test_auth_uid_and_jwt_are_the_callers(app_db: Database, alice: User) -> None:
+    async with app_db.transaction(alice.identity) as session:
+        row = (
+            await session.execute(
+                text(
+                    "SELECT auth.uid() AS uid, auth.jwt() ->> 'sub' AS sub,"
+                    " auth.jwt() ->> 'email' AS email, current_user AS role,"
+                    " session_user AS login"
+                )
+            )
+        ).one()
+    assert row.uid == alice.id
+    assert row.sub == str(alice.id)
+    assert row.email == "alice@example.com"
+    assert row.role == "authenticated"
+    assert row.login == "facetoface_app"
+
+
+async def test_the_claims_sub_is_always_the_identitys_user(app_db: Database, alice: User) -> None:
+    """A claims dict naming someone else cannot widen what the transaction sees."""
+    other = uuid.uuid4()
+    identity = Identity(alice.id, {"sub": str(other), "role": "service_role"})
+    [row] = await rows(
+        app_db,
+        "SELECT auth.uid() AS uid, auth.jwt() ->> 'sub' AS sub, current_user AS role",
+        identity=identity,
+    )
+    assert (row.uid, row.sub, row.role) == (alice.id, str(alice.id), "authenticated")
+
+
+# --- (e) nothing leaks between transactions on a pooled connection --------------------------
+async def test_claims_and_role_do_not_outlive_their_transaction(
+    pg_database_url: str, alice: User, bob: User
+) -> None:
+    from tests.conftest import app_role_url
+
+    db = Database(db_settings(app_role_url(pg_database_url), db_pool_size=1, db_max_overflow=0))
+    probe = (
+        "SELECT pg_backend_pid() AS pid, current_user AS role,"
+        " current_setting('request.jwt.claim.sub', true) AS sub,"
+        " current_setting('request.jwt.claims', true) AS claims"
+    )
+    try:
+        async with db.transaction(alice.identity) as session:
+            first = (await session.execute(text(f"{probe}, auth.uid() AS uid"))).one()
+        assert (first.role, first.uid) == ("authenticated", alice.id)
+
+        # The same server connection, a transaction without identity: no caller, no role.
+        [plain] = await rows(db, probe)
+        assert plain.pid == first.pid
+        assert plain.role == "facetoface_app"
+        assert plain.sub in ("", None)
+        assert plain.claims in ("", None)
+
+        [service] = await rows(db, f"{probe}, auth.uid() AS uid", role="service")
+        assert service.pid == first.pid
+        assert (service.role, service.uid, service.sub, service.claims) == (
+            "facetoface_service",
+            None,
+            "",
+            "",
+        )
+
+        # A transaction that fails midway leaves nothing behind either.
+        with pytest.raises(ZeroDivisionError):
+            async with db.transaction(alice.identity):
+                raise ZeroDivisionError
+        [after] = await rows(db, f"{probe}, auth.uid() AS uid", identity=bob.identity)
+        assert (after.pid, after.uid, after.sub) == (first.pid, bob.id, str(bob.id))
+
+        # Concurrent requests on one connection queue; each sees only itself.
+        async def whoami(user: User) -> uuid.UUID:
+            [row] = await rows(db, "SELECT auth.uid() AS uid", identity=user.identity)
+            return row.uid
+
+        seen = await asyncio.gather(*(whoami(u) for u in [alice, bob] * 5))
+        assert seen == [alice.id, bob.id] * 5
+    finally:
+        await db.dispose()
+
+
+async def test_the_login_role_alone_reads_nothing(app_db: Database, alice: User) -> None:
+    """A transaction that names no role runs as the login role, which holds no table
+    privileges (NOINHERIT): forgetting the identity fails closed, it does not see everything."""
+    for table in ("profiles", "daily_sessions", "mentor_conversations", "user_goals"):
+        assert await sqlstate_of(app_db, f"SELECT 1 FROM {table}") == DENIED, table
+    # It can still answer the health check and read the schema version.
+    assert await rows(app_db, "SELECT 1 AS one") == [(1,)]
+    [version] = await rows(app_db, "SELECT version_num FROM alembic_version")
+    assert version.version_num
+
+
+# --- (f) anonymous: nothing at all ----------------------------------------------------------
+@pytest.mark.parametrize(
+    "table",
+    [
+        "profiles",
+        "onboarding_profiles",
+        "ritual_preferences",
+        "user_emotional_categories",
+        "user_goals",
+        "user_personas",
+        "mentor_avatars",
+        "daily_sessions",
+        "mentor_conversations",
+        "tavus_callback_events",
+        "idempotency_keys",
+        "alembic_version",
+    ],
+)
+async def test_anon_sees_nothing(owner: Database, alice: User, table: str) -> None:
+    """Supabase's `anon` (any holder of the public anon key), even with a `sub` claim set."""
+
+    async def read_as_anon() -> None:
+        async with owner.transaction() as session:
+            await session.execute(
+                text(
+                    "SELECT set_config('role', 'anon', true),"
+                    " set_config('request.jwt.claim.sub', :sub, true)"
+                ),
+                {"sub": str(alice.id)},
+            )
+            await session.execute(text(f"SELECT * FROM {table}"))
+
+    with pytest.raises(DBAPIError) as denied:
+        await read_as_anon()
+    assert getattr(denied.value.orig, "sqlstate", None) == DENIED
+
+
+@pytest.mark.parametrize("role", ["anon", "service_role", "postgres"])
+async def test_the_app_cannot_become_another_role(app_db: Database, role: str) -> None:
+    """Only `authenticated` and `facetoface_service` are reachable from the login role: not
+    the BYPASSRLS `service_role`, not the owner."""
+    state = await sqlstate_of(app_db, "SELECT set_config('role', :role, true)", {"role": role})
+    assert state == DENIED
+
+
+async def test_idempotency_keys_are_only_the_callers(
+    app_db: Database, owner: Database, alice: User, bob: User
+) -> None:
+    """Idempotency keys are the caller's too: Bob's claim with Alice's id is refused."""
+    now = utcnow()
+    with pytest.raises(DBAPIError) as denied:
+        async with app_db.transaction(bob.identity, role="service") as session:
+            await IdempotencyRepository(session).claim(
+                user_id=alice.id,
+                key="k1",
+                request_hash=b"h" * 32,
+                daily_session_id=alice.session_id,
+                now=now,
+                locked_until=now + timedelta(seconds=60),
+                expires_at=now + timedelta(hours=1),
+            )
+    assert getattr(denied.value.orig, "sqlstate", None) == DENIED
+    [n] = await rows(owner, "SELECT count(*) AS n FROM idempotency_keys WHERE key = 'k1'")
+    assert n.n == 0
