@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 import structlog
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from facetoface.auth.jwks import JwksCache
@@ -19,6 +20,7 @@ from facetoface.callbacks.service import CallbackService
 from facetoface.config import ConfigurationError, Settings
 from facetoface.db import Database
 from facetoface.errors import install_error_handlers
+from facetoface.limits import BodyLimitMiddleware
 from facetoface.observability.health import TavusHealth
 from facetoface.observability.health import router as health_router
 from facetoface.observability.metrics import instrument_engine, record_tavus_request
@@ -134,6 +136,21 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default_limit=settings.api_max_body_bytes,
+        callback_limit=settings.callback_max_body_bytes,
+    )
+    if settings.cors_allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allowed_origins,
+            allow_credentials=False,  # bearer tokens travel in a header, never in cookies
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "Idempotent-Replayed"],
+            max_age=600,
+        )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(sessions_router)
     app.include_router(callbacks_router)

@@ -105,6 +105,15 @@ class Settings(BaseSettings):
     session_enable_recording: bool = False
     session_enable_closed_captions: bool = True
     session_custom_greeting: str = ""
+    #: Per-user limit on starts (each one bills): at most this many per window (429 beyond).
+    session_start_limit: Annotated[int, Field(ge=1)] = 10
+    session_start_limit_window_seconds: Annotated[int, Field(ge=1)] = 3600
+    #: Let anonymous sign-ins (`is_anonymous` tokens) start billable sessions.
+    allow_anonymous_sessions: bool = False
+    #: Browser origins allowed to call the API (CORS); empty = no cross-origin access.
+    cors_allowed_origins: list[str] = Field(default_factory=list)
+    #: Largest request body of the user API (the callback route has its own limit).
+    api_max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     #: Cap on the context sent to Tavus (its LLM slows beyond ~25k tokens; keep it small).
     context_max_chars: Annotated[int, Field(ge=500, le=50_000)] = 4000
     context_item_max_chars: Annotated[int, Field(ge=20, le=2000)] = 200
@@ -235,6 +244,8 @@ class Settings(BaseSettings):
                 problems.append("DATABASE_URL is not set (SQLite is for development)")
             if self.public_base_url.startswith(("http://127.", "http://localhost")):
                 problems.append("PUBLIC_BASE_URL must be the address Tavus can reach")
+        if "*" in self.cors_allowed_origins:
+            problems.append("CORS_ALLOWED_ORIGINS must list origins, not '*'")
         secret = self.supabase_jwt_secret
         if secret is not None:
             value = secret.get_secret_value()

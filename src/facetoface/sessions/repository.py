@@ -67,6 +67,9 @@ class StartData:
     emotional_categories: list[dict[str, Any]]
     goals: list[dict[str, Any]]
     persona: PersonaRow | None
+    #: Sessions the user started since `recent_since`, and the oldest of them (rate limit).
+    recent_starts: int = 0
+    oldest_recent_start: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +192,15 @@ class SessionRepository:
         return self.session.get_bind().dialect.name == "postgresql"
 
     # --- start ----------------------------------------------------------------------------
-    async def load_start_data(self, user_id: uuid.UUID, mentor_id: uuid.UUID | None) -> StartData:
-        """Profile, assessment, preferences, focus areas, active goals and mentor: one statement."""
+    async def load_start_data(
+        self,
+        user_id: uuid.UUID,
+        mentor_id: uuid.UUID | None,
+        *,
+        recent_since: datetime | None = None,
+    ) -> StartData:
+        """Profile, assessment, preferences, focus areas, active goals and mentor — and, with
+        `recent_since`, the user's starts since then (for the rate limit): one statement."""
         p, o, r = Profile, OnboardingProfile, RitualPreferences
         c, g, up, ma = UserEmotionalCategory, UserGoal, UserPersona, MentorAvatar
         profile = (
@@ -285,6 +295,7 @@ class SessionRepository:
                     categories.label("categories"),
                     goals.label("goals"),
                     persona.label("persona"),
+                    *_recent_starts(user_id, recent_since),
                 )
             )
         ).one()
@@ -296,6 +307,8 @@ class SessionRepository:
             emotional_categories=row.categories or [],
             goals=row.goals or [],
             persona=_persona_row(persona_data) if persona_data else None,
+            recent_starts=getattr(row, "recent_starts", 0) or 0,
+            oldest_recent_start=getattr(row, "oldest_recent_start", None),
         )
 
     async def insert_session(
@@ -723,6 +736,20 @@ class SessionRepository:
         )
         row = result.one_or_none()
         return _to_session_row(row) if row is not None else None
+
+
+def _recent_starts(user_id: uuid.UUID, since: datetime | None) -> list[Any]:
+    if since is None:
+        return []
+    mc = MentorConversation
+    recent = and_(mc.user_id == user_id, mc.created_at >= since)
+    return [
+        select(func.count()).where(recent).scalar_subquery().label("recent_starts"),
+        select(func.min(mc.created_at))
+        .where(recent)
+        .scalar_subquery()
+        .label("oldest_recent_start"),
+    ]
 
 
 def _daily_table() -> Table:

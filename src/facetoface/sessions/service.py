@@ -37,6 +37,7 @@ from facetoface.errors import (
     BadGateway,
     BadRequest,
     Conflict,
+    FacetofaceError,
     Forbidden,
     NotFound,
     ServiceUnavailable,
@@ -101,6 +102,17 @@ class SessionNotFound(NotFound):
 class PremiumMentorRequired(Forbidden):
     code = "premium_mentor_required"
     title = "This mentor needs a paid subscription"
+
+
+class AnonymousNotAllowed(Forbidden):
+    code = "anonymous_not_allowed"
+    title = "Anonymous users cannot start sessions"
+
+
+class TooManyStarts(FacetofaceError):
+    status_code = 429
+    code = "rate_limited"
+    title = "Too many sessions started"
 
 
 class SessionAlreadyActive(Conflict):
@@ -174,9 +186,16 @@ class SessionService:
         (`Replay`) instead of a second conversation.
         """
         user_id = identity.user_id
+        if (
+            identity.claims.get("is_anonymous") is True
+            and not self.settings.allow_anonymous_sessions
+        ):
+            # Anonymous sign-ins are cheap to mint; every session bills (OWASP API6).
+            raise AnonymousNotAllowed("Sign in with an account to start a session.")
         wait = self.tavus.breaker.retry_after_seconds()
         if wait > 0:
             # Tavus failed repeatedly just now: answer at once and write nothing.
+            metrics.record_start_failure("tavus_circuit_open")
             raise TavusUnavailableError(
                 "The video service is not answering; try again shortly.",
                 retry_after_seconds=math.ceil(wait),
@@ -187,9 +206,21 @@ class SessionService:
         try:
             async with self.db.transaction(identity, role="service") as session:
                 repo = SessionRepository(session)
-                data = await repo.load_start_data(user_id, mentor_id)
+                window = timedelta(seconds=self.settings.session_start_limit_window_seconds)
+                data = await repo.load_start_data(user_id, mentor_id, recent_since=now - window)
                 if data.profile is None:
                     raise ProfileNotFound("Create the user's profile before starting a session.")
+                if data.recent_starts >= self.settings.session_start_limit:
+                    oldest = data.oldest_recent_start or now
+                    raise TooManyStarts(
+                        f"At most {self.settings.session_start_limit} sessions per "
+                        f"{int(window.total_seconds())} s; try again later.",
+                        headers={
+                            "Retry-After": str(
+                                max(1, math.ceil((oldest + window - now).total_seconds()))
+                            )
+                        },
+                    )
                 mentor = self._choose_mentor(data, mentor_id)
                 context = self._build_context(data, mentor)
                 conversation_name = f"{self.settings.deployment_name}:{conversation_row_id}"
