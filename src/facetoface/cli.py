@@ -13,6 +13,7 @@ import typer
 import uvicorn
 
 from facetoface.config import ConfigurationError, Settings, get_settings
+from facetoface.errors import FacetofaceError
 from facetoface.observability.logging import configure_logging
 
 app = typer.Typer(
@@ -184,6 +185,40 @@ def seed_demo() -> None:
         'Start:         curl -X POST -H "Authorization: Bearer $TOKEN" '
         f"{settings.public_base_url}/v1/sessions"
     )
+
+
+@app.command("purge-user")
+def purge_user(
+    user_id: Annotated[str, typer.Option("--user-id", help="The user's UUID")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Delete everything stored about a user: conversations at Tavus, then every row."""
+    settings = _settings()
+    try:
+        uid = uuid.UUID(user_id)
+    except ValueError as exc:
+        raise _fail(f"--user-id {user_id!r} is not a UUID") from exc
+    if not yes:
+        typer.confirm(f"Delete all data of user {uid}, here and at Tavus?", abort=True)
+
+    async def run() -> int:
+        from facetoface.app import build_tavus_client
+        from facetoface.db import Database
+        from facetoface.sessions.service import SessionService
+
+        db = Database(settings)
+        tavus = build_tavus_client(settings)
+        try:
+            return await SessionService(settings, db, tavus).purge_user(uid)
+        finally:
+            await tavus.aclose()
+            await db.dispose()
+
+    try:
+        deleted = asyncio.run(run())
+    except FacetofaceError as exc:
+        raise _fail(exc.detail) from exc
+    print(f"user {uid} purged ({deleted} conversation(s) deleted at Tavus)")
 
 
 @app.command()

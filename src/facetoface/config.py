@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     #: Largest accepted callback body (a one-hour transcript is a few hundred kB).
     callback_max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
 
+    #: Keep transcripts this many days after a session ended (0 = keep them); the
+    #: reconciler clears older ones (and the raw callbacks that carried them).
+    transcript_retention_days: Annotated[int, Field(ge=0)] = 0
+
     # --- reconciler ---
     #: Seconds between reconciler passes inside `serve` (jittered); 0 turns the loop off.
     reconcile_interval_seconds: Annotated[float, Field(ge=0)] = 30

@@ -35,7 +35,7 @@ from facetoface.db import Database
 from facetoface.models import ConversationStatus, utcnow
 from facetoface.observability import metrics
 from facetoface.reconcile.repository import Claimed, ReconcileRepository
-from facetoface.sessions.repository import SessionRepository
+from facetoface.sessions.repository import DataRightsRepository, SessionRepository
 from facetoface.sessions.state import close_by_user
 from facetoface.tavus import (
     Conversation,
@@ -98,6 +98,7 @@ class Reconciler:
         for claimed in await self._claim("incomplete"):
             await self._guard(report, self._complete(claimed, report))
         await self._guard(report, self._end_orphans(report))
+        await self._expire_transcripts(report)
         log.info(
             "reconcile.pass",
             actions=dict(report.actions),
@@ -297,6 +298,19 @@ class Reconciler:
                     session_status=status,
                 )
                 report.add("ended_orphan")
+
+    # --- 5. retention --------------------------------------------------------------------
+    async def _expire_transcripts(self, report: ReconcileReport) -> None:
+        days = self.settings.transcript_retention_days
+        if not days:
+            return
+        now = utcnow()
+        async with self.db.transaction(role="service") as session:
+            cleared = await DataRightsRepository(session).expire_transcripts(
+                now - timedelta(days=days), limit=self.settings.reconcile_batch_size, now=now
+            )
+        for _ in range(cleared):
+            report.add("transcript_expired")
 
     # --- Tavus helpers ---------------------------------------------------------------------
     async def _list_ours(

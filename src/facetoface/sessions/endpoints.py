@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from facetoface.auth.dependencies import CurrentIdentity
 from facetoface.sessions.idempotency import Replay, idempotency_request
@@ -48,6 +48,7 @@ Service = Annotated[SessionService, Depends(get_session_service)]
     response_model=SessionOut,
     responses={
         **_RESPONSES,
+        400: {"description": "Malformed Idempotency-Key header", **_PROBLEM},
         403: {"description": "The chosen mentor needs a paid subscription", **_PROBLEM},
         409: {
             "description": "A session is already live (`session` holds it), or the same "
@@ -66,6 +67,8 @@ async def start_session(
         Header(
             alias="Idempotency-Key",
             description="Makes retries safe: the same key replays the first start's answer.",
+            # Documented, checked by `idempotency_request` (a 400, not FastAPI's 422).
+            json_schema_extra={"pattern": "^[!-~]{1,255}$"},
         ),
     ] = None,
 ) -> Any:
@@ -90,7 +93,20 @@ async def end_session(
     return SessionOut.from_row(await service.end(identity, session_id))
 
 
-@router.get("", response_model=SessionPage, responses=_RESPONSES)
+@router.delete("/{session_id}", status_code=204, responses=_RESPONSES)
+async def delete_session(
+    session_id: uuid.UUID, identity: CurrentIdentity, service: Service
+) -> Response:
+    """Delete the caller's session here and at Tavus (transcript, recording, events)."""
+    await service.delete(identity, session_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "",
+    response_model=SessionPage,
+    responses={**_RESPONSES, 400: {"description": "Not a cursor this API issued", **_PROBLEM}},
+)
 async def list_sessions(
     identity: CurrentIdentity,
     service: Service,

@@ -28,6 +28,7 @@ from facetoface.models import (
     OnboardingProfile,
     Profile,
     RitualPreferences,
+    TavusCallbackEvent,
     UserEmotionalCategory,
     UserGoal,
     UserPersona,
@@ -876,3 +877,72 @@ class IdempotencyRepository:
             delete(k).where(tuple_(k.user_id, k.key).in_(select(expired.c.user_id, expired.c.key)))
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+class DataRightsRepository:
+    """Deleting a user's data: one session, everything, or old transcripts."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def delete_session(self, user_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+        """Delete the caller's session; its conversation row and events go with it (FK
+        cascades). False when it is not the caller's."""
+        result = await self.session.execute(
+            delete(DailySession)
+            .where(DailySession.id == session_id, DailySession.user_id == user_id)
+            .returning(DailySession.id)
+        )
+        return result.first() is not None
+
+    async def conversation_ids(self, user_id: uuid.UUID) -> list[str]:
+        mc = MentorConversation
+        rows = await self.session.execute(
+            select(mc.tavus_conversation_id).where(
+                mc.user_id == user_id, mc.tavus_conversation_id.is_not(None)
+            )
+        )
+        return [row for row in rows.scalars() if row]
+
+    async def delete_user(self, user_id: uuid.UUID) -> bool:
+        """Delete the profile; every table keyed by the user cascades from it."""
+        result = await self.session.execute(
+            delete(Profile).where(Profile.id == user_id).returning(Profile.id)
+        )
+        return result.first() is not None
+
+    async def expire_transcripts(self, before: datetime, *, limit: int, now: datetime) -> int:
+        """Drop transcripts (and the raw callbacks carrying them) of sessions that ended
+        before `before`; returns how many sessions were cleared."""
+        mc, e = MentorConversation, TavusCallbackEvent
+        ids = list(
+            (
+                await self.session.execute(
+                    select(mc.id)
+                    .where(mc.end_time < before, mc.transcript.is_not(None))
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+        if not ids:
+            return 0
+        daily_ids = select(mc.daily_session_id).where(mc.id.in_(ids)).scalar_subquery()
+        await self.session.execute(
+            update(DailySession)
+            .where(DailySession.id.in_(daily_ids))
+            .values(conversation_transcript=None, updated_at=now)
+        )
+        await self.session.execute(
+            update(mc)
+            .where(mc.id.in_(ids))
+            .values(transcript=None, updated_at=now, version=mc.version + 1)
+        )
+        await self.session.execute(
+            update(e)
+            .where(
+                e.mentor_conversation_id.in_(ids),
+                e.event_type.in_(["application.transcription_ready", "transcript_ready"]),
+            )
+            .values(payload={"redacted": "transcript retention"})
+        )
+        return len(ids)

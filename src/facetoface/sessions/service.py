@@ -42,7 +42,7 @@ from facetoface.errors import (
     NotFound,
     ServiceUnavailable,
 )
-from facetoface.models import ConversationStatus, utcnow
+from facetoface.models import LIVE_STATUSES, ConversationStatus, utcnow
 from facetoface.observability import metrics
 from facetoface.sessions.context import MentorContext, UserContextData, build_mentor_context
 from facetoface.sessions.idempotency import (
@@ -52,6 +52,7 @@ from facetoface.sessions.idempotency import (
     Replay,
 )
 from facetoface.sessions.repository import (
+    DataRightsRepository,
     IdempotencyRepository,
     LiveSessionExists,
     PersonaRow,
@@ -566,7 +567,55 @@ class SessionService:
             return False
         return True
 
+    # --- data rights ----------------------------------------------------------------------
+    async def delete(self, identity: Identity, session_id: uuid.UUID) -> None:
+        """Delete the caller's session: end it if live, hard-delete the conversation at
+        Tavus (its recording and transcript there), then our rows, events included.
+
+        If Tavus cannot delete it now, nothing of ours is deleted (503): the request is
+        safe to repeat, and the conversation stays findable until Tavus has let it go.
+        """
+        row = await self.get(identity, session_id)
+        if row.conversation_status in {s.value for s in LIVE_STATUSES}:
+            row = await self.end(identity, session_id)
+        if row.tavus_conversation_id:
+            await self._delete_at_tavus(row.tavus_conversation_id)
+        async with self.db.transaction(identity, role="service") as session:
+            await DataRightsRepository(session).delete_session(identity.user_id, session_id)
+        log.info("session.deleted", session_id=str(session_id))
+
+    async def purge_user(self, user_id: uuid.UUID) -> int:
+        """Delete everything stored about a user, at Tavus first; returns conversations
+        deleted there. Raises TavusUnavailableError (nothing deleted here) if Tavus fails."""
+        async with self.db.transaction(role="service") as session:
+            conversation_ids = await DataRightsRepository(session).conversation_ids(user_id)
+        for conversation_id in conversation_ids:
+            await self._delete_at_tavus(conversation_id)
+        async with self.db.transaction(role="service") as session:
+            await DataRightsRepository(session).delete_user(user_id)
+        log.info("user.purged", conversations=len(conversation_ids))
+        return len(conversation_ids)
+
+    async def _delete_at_tavus(self, conversation_id: str) -> None:
+        try:
+            await self.tavus.delete_conversation(conversation_id, hard=True)
+        except TavusNotFound:
+            return  # already gone
+        except TavusError as exc:
+            raise TavusUnavailableError(
+                "The video service could not delete the conversation now; nothing was "
+                "deleted, try again shortly."
+            ) from exc
+
     # --- read -----------------------------------------------------------------------------
+    async def get(self, identity: Identity, session_id: uuid.UUID) -> SessionRow:
+        """The caller's session; 404 for anyone else's."""
+        async with self.db.transaction(identity) as session:
+            row = await SessionRepository(session).get_for_user(identity.user_id, session_id)
+        if row is None:
+            raise SessionNotFound("No session with this id belongs to you.")
+        return row
+
     async def list_sessions(
         self, identity: Identity, *, limit: int, cursor: str | None
     ) -> tuple[list[SessionRow], str | None]:
