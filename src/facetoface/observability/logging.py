@@ -59,6 +59,8 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     )
     structlog.configure(
         processors=[
+            # Drop below-level events before any processor spends time on them.
+            structlog.stdlib.filter_by_level,
             *_SHARED,
             structlog.processors.StackInfoRenderer(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
