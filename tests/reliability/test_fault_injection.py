@@ -78,9 +78,15 @@ async def run_users(
     await asyncio.gather(*(one(u) for u in users))
 
 
+RECONCILE_MS: dict[int, float] = {}
+
+
 async def settle(service: RunningService) -> None:
+    """Let callbacks land, then one reconciler pass (its duration goes to the report)."""
     await asyncio.to_thread(service.sim.drain, 5.0)
+    began = time.monotonic()
     await service.reconciler.run_once()
+    RECONCILE_MS[id(service)] = round((time.monotonic() - began) * 1000, 1)
     await asyncio.to_thread(service.sim.drain, 5.0)
 
 
@@ -98,6 +104,7 @@ async def verdict(
                     "callbacks_acknowledged": len(history.callbacks),
                     "start_statuses": dict(history.start_statuses),
                     "seconds": round(time.monotonic() - started, 2),
+                    "reconcile_pass_ms": RECONCILE_MS.get(id(service)),
                     **asdict(result),
                 }
             )
