@@ -37,6 +37,7 @@ class TestStart:
     async def test_start_creates_a_tavus_conversation_and_records_it(
         self, service: RunningService
     ) -> None:
+        service.sim.set_config(callback_drop_probability=1.0)  # inspect the start alone
         user_id = await create_user(service.db)
 
         body = await start(service, user_id)
@@ -238,6 +239,7 @@ class TestEnd:
     async def test_end_closes_both_records_and_the_tavus_conversation(
         self, service: RunningService
     ) -> None:
+        service.sim.set_config(callback_drop_probability=1.0)  # inspect the end alone
         user_id = await create_user(service.db)
         body = await start(service, user_id)
         await asyncio.sleep(1.1)
