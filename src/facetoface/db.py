@@ -83,6 +83,15 @@ _IDENTITY_STATEMENT = text(IDENTITY_SQL)
 _IDENTITY_PREFIX = "SELECT set_config('role', "
 
 
+#: deadlock_detected, serialization_failure
+_RETRYABLE_SQLSTATES = {"40P01", "40001"}
+
+
+class DatabaseConflict(ServiceUnavailable):
+    code = "database_conflict"
+    title = "Concurrent change; retry"
+
+
 class DatabaseUnavailable(ServiceUnavailable):
     code = "database_unavailable"
     title = "Database unavailable"
@@ -135,6 +144,13 @@ class Database:
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise _unavailable(exc) from exc
+            if getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+                # Deadlock or serialization failure: PostgreSQL rolled back; a retry works.
+                log.warning("db.conflict", sqlstate=getattr(exc.orig, "sqlstate", None))
+                raise DatabaseConflict(
+                    "A concurrent change collided with this request; retry it.",
+                    retry_after_seconds=1,
+                ) from exc
             raise
 
     async def _apply_identity(
@@ -248,7 +264,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 15})
+        engine = create_async_engine(url, connect_args={"timeout": 15}, hide_parameters=True)
         _configure_sqlite(engine)
         return engine
     connect_args: dict[str, Any] = {
@@ -266,6 +282,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         connect_args["server_settings"]["statement_timeout"] = str(settings.db_statement_timeout_ms)
     return create_async_engine(
         url,
+        # Errors quote the statement, never its values (transcripts, names) into the logs.
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from facetoface.observability.context import current_request_id
 
@@ -153,15 +154,31 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method of the path, for a 405's `Allow` (RFC 9110 §15.5.6): Starlette names only
+    the first route that matched the path, and FastAPI has one route per method."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        headers["Allow"] = allowed
     return problem_response(
         status=exc.status_code,
         code=codes.get(exc.status_code, "http_error"),
         title=str(exc.detail) if exc.detail else "HTTP error",
         detail=str(exc.detail),
-        headers=dict(exc.headers or {}),
+        headers=headers,
     )
 
 

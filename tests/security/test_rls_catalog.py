@@ -54,14 +54,14 @@ EXPECTED_TABLE_PRIVILEGES: dict[str, dict[str, set[str]]] = {
         "idempotency_keys": {"SELECT"},
     },
     "facetoface_service": {
-        "profiles": {"SELECT"},
+        "profiles": {"SELECT", "DELETE"},
         "onboarding_profiles": {"SELECT"},
         "ritual_preferences": {"SELECT"},
         "user_emotional_categories": {"SELECT"},
         "user_goals": {"SELECT"},
         "user_personas": {"SELECT"},
         "mentor_avatars": {"SELECT"},
-        "daily_sessions": {"SELECT", "INSERT", "UPDATE"},
+        "daily_sessions": CRUD,
         "mentor_conversations": {"SELECT", "INSERT", "UPDATE"},
         "tavus_callback_events": {"SELECT", "INSERT"},
         "idempotency_keys": CRUD,
@@ -76,6 +76,10 @@ EXPECTED_COLUMN_PRIVILEGES = {
     ("user_personas", "UPDATE"): {"id", "user_id", "tavus_persona_id", "replica_id", "created_at"},
     ("mentor_conversations", "SELECT"): {"callback_token_hash"},
     ("tavus_callback_events", "SELECT"): {"payload", "dedupe_key"},
+}
+#: The same for facetoface_service: retention may redact payloads, nothing else.
+EXPECTED_SERVICE_COLUMN_PRIVILEGES = {
+    ("tavus_callback_events", "UPDATE"): {"payload"},
 }
 
 
@@ -190,7 +194,7 @@ async def test_policies_use_the_supabase_idiom(owner: Database) -> None:
         "SELECT policyname, roles::text[] AS roles, permissive, coalesce(qual, '') AS qual,"
         " coalesce(with_check, '') AS with_check FROM pg_policies WHERE schemaname = 'public'",
     )
-    assert len(policies) == 41
+    assert len(policies) == 47
     for p in policies:
         assert p.permissive == "PERMISSIVE"
         text = f"{p.qual} {p.with_check}"
@@ -232,6 +236,16 @@ async def test_privileges_are_exactly_the_designed_ones(owner: Database) -> None
             t=f"public.{table}",
         )
         assert {c.attname for c in columns if not c.ok} == missing, (table, privilege)
+    for (table, privilege), allowed in EXPECTED_SERVICE_COLUMN_PRIVILEGES.items():
+        columns = await _query(
+            owner,
+            "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass)"
+            " AND attnum > 0 AND NOT attisdropped"
+            " AND has_column_privilege('facetoface_service', attrelid, attnum, :p)",
+            p=privilege,
+            t=f"public.{table}",
+        )
+        assert {c.attname for c in columns} == allowed, (table, privilege)
 
 
 # --- the migration --------------------------------------------------------------------------
@@ -275,7 +289,7 @@ def test_downgrade_removes_rls_and_the_shim_and_upgrade_restores_them(
         again = asyncio.run(_state(url))
     assert before == {"rls": 0, "policies": 0, "uid": None, "schema": False, "grants": 0}
     assert after["rls"] == len(TABLES)
-    assert after["policies"] == 41
+    assert after["policies"] == 47
     assert after["schema"] is True
     assert "request.jwt.claim.sub" in after["uid"]
     assert down == before

@@ -145,6 +145,38 @@ async def test_service_writes_for_one_user_cannot_touch_another_users_session(
     assert await _stored(owner, alice) == before
 
 
+async def test_deleting_is_only_ever_for_the_user_acted_for(
+    app_db: Database, owner: Database, alice: User, bob: User
+) -> None:
+    """Session deletion and user erasure (data rights) run as the service acting for one
+    user: for anybody else, and when acting for nobody (callbacks, reconciler), they delete
+    nothing."""
+    victim_session = "DELETE FROM daily_sessions WHERE id = :sid"
+    victim_profile = "DELETE FROM profiles WHERE id = :uid"
+    sid, uid = {"sid": alice.session_id}, {"uid": alice.id}
+    for identity in (bob.identity, None):
+        assert await rowcount(app_db, victim_session, sid, identity=identity, role="service") == 0
+        assert await rowcount(app_db, victim_profile, uid, identity=identity, role="service") == 0
+    assert await _stored(owner, alice)
+    # Acting for Alice, it works (and cascades to all her rows).
+    ident = alice.identity
+    assert await rowcount(app_db, victim_session, sid, identity=ident, role="service") == 1
+    assert await rowcount(app_db, victim_profile, uid, identity=ident, role="service") == 1
+    [left] = await rows(
+        owner, "SELECT count(*) AS n FROM user_goals WHERE user_id = :uid", {"uid": alice.id}
+    )
+    assert left.n == 0
+    # The service may redact an inbox payload when acting for nobody, never rewrite events.
+    redact = "UPDATE tavus_callback_events SET payload = '{}' WHERE mentor_conversation_id = :c"
+    cid = {"c": bob.conversation_id}
+    assert await rowcount(app_db, redact, cid, role="service") == 1
+    assert await rowcount(app_db, redact, cid, identity=bob.identity, role="service") == 0
+    rewrite = (
+        "UPDATE tavus_callback_events SET outcome = 'ignored' WHERE mentor_conversation_id = :c"
+    )
+    assert await sqlstate_of(app_db, rewrite, cid, role="service") == DENIED
+
+
 async def test_users_cannot_change_or_create_another_users_rows(
     app_db: Database, owner: Database, alice: User, bob: User
 ) -> None:
@@ -400,5 +432,7 @@ async def test_idempotency_keys_are_only_the_callers(
                 expires_at=now + timedelta(hours=1),
             )
     assert getattr(denied.value.orig, "sqlstate", None) == DENIED
-    [n] = await rows(owner, "SELECT count(*) AS n FROM idempotency_keys WHERE key = 'k1'")
+    [n] = await rows(
+        owner, "SELECT count(*) AS n FROM idempotency_keys WHERE user_id = :u", {"u": alice.id}
+    )
     assert n.n == 0

@@ -58,7 +58,10 @@ class CallbackEnvelope(BaseModel):
     @classmethod
     def _lenient_timestamp(cls, value: Any) -> Any:
         if isinstance(value, int | float):
-            return datetime.fromtimestamp(value, UTC)
+            try:
+                return datetime.fromtimestamp(value, UTC)
+            except (OverflowError, OSError) as exc:  # ±inf, far out of range: a 400, not a 500
+                raise ValueError("timestamp out of range") from exc
         if value in ("", None):
             return None
         return value
@@ -66,9 +69,14 @@ class CallbackEnvelope(BaseModel):
     @field_validator("timestamp")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value
+        try:  # stored as UTC: 0001-01-01T00:00+14:00 has no UTC value (a 400, not a 500)
+            return value.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValueError("timestamp out of range") from exc
 
     @field_validator("properties", mode="before")
     @classmethod
@@ -76,14 +84,38 @@ class CallbackEnvelope(BaseModel):
         return {} if value is None else value
 
 
+#: Tavus's payloads nest a few levels; deeper bodies are refused before anything recurses.
+MAX_DEPTH = 32
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")  # Python's json reads NaN and ±Infinity
+
+
+def _check_storable(raw: Any) -> None:
+    """Refuse what PostgreSQL's jsonb cannot store (U+0000) and pathological nesting."""
+    stack: list[tuple[Any, int]] = [(raw, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise MalformedCallback(f"the body nests deeper than {MAX_DEPTH} levels")
+        if isinstance(value, str) and "\x00" in value:
+            raise MalformedCallback("the body contains U+0000")
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for pair in value.items() for item in pair)
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+
+
 def parse_envelope(body: bytes) -> tuple[CallbackEnvelope, dict[str, Any]]:
     """The validated envelope and the raw JSON object; MalformedCallback otherwise."""
     try:
-        raw = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        raw = json.loads(body, parse_constant=_not_json)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MalformedCallback("the body is not JSON") from exc
     if not isinstance(raw, dict):
         raise MalformedCallback("the body is not a JSON object")
+    _check_storable(raw)
     try:
         return CallbackEnvelope.model_validate(raw), raw
     except ValidationError as exc:

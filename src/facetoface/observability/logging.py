@@ -21,8 +21,12 @@ _SHARED: list[Any] = [
 ]
 
 
-def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
-    """Configure structlog and the standard library's logging (idempotent)."""
+def configure_logging(level: str = "INFO", fmt: str = "console", *, cache: bool = True) -> None:
+    """Configure structlog and the standard library's logging (idempotent).
+
+    `cache=False` keeps loggers re-reading the configuration (tests that capture logs need
+    it: a logger cached on first use ignores a later `structlog.testing.capture_logs`).
+    """
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -54,6 +58,9 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
                 "sqlalchemy.engine": {"level": "WARNING"},
                 "httpx": {"level": "WARNING"},
                 "httpcore": {"level": "WARNING"},
+                # At DEBUG it prints every statement with its parameters (transcripts,
+                # names, callback URLs): never, whatever LOG_LEVEL says.
+                "aiosqlite": {"level": "WARNING"},
             },
         }
     )
@@ -67,5 +74,5 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )

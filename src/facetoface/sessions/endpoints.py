@@ -34,7 +34,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_session_service(request: Request) -> SessionService:
+async def get_session_service(request: Request) -> SessionService:
     service: SessionService = request.app.state.session_service
     return service
 
@@ -49,12 +49,18 @@ Service = Annotated[SessionService, Depends(get_session_service)]
     responses={
         **_RESPONSES,
         400: {"description": "Malformed Idempotency-Key header", **_PROBLEM},
-        403: {"description": "The chosen mentor needs a paid subscription", **_PROBLEM},
+        403: {
+            "description": "The chosen mentor needs a paid subscription, or the caller is "
+            "an anonymous user",
+            **_PROBLEM,
+        },
         409: {
             "description": "A session is already live (`session` holds it), or the same "
             "Idempotency-Key is still in flight",
             **_PROBLEM,
         },
+        413: {"description": "Body too large", **_PROBLEM},
+        429: {"description": "Too many sessions started in the window", **_PROBLEM},
         502: {"description": "Tavus rejected this deployment's request", **_PROBLEM},
     },
 )
@@ -130,7 +136,9 @@ async def get_session(
         transcript=[
             TranscriptEntry.model_validate(entry)
             for entry in extras.transcript or []
-            if str(entry.get("role", "")).lower() != "system"
+            # Stored as Tavus sent it: entries not of the documented shape are left out.
+            if isinstance(entry.get("role"), str)
+            and entry["role"].lower() != "system"
             and isinstance(entry.get("content"), str)
         ]
         if extras.transcript is not None

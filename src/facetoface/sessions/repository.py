@@ -888,6 +888,16 @@ class DataRightsRepository:
     async def delete_session(self, user_id: uuid.UUID, session_id: uuid.UUID) -> bool:
         """Delete the caller's session; its conversation row and events go with it (FK
         cascades). False when it is not the caller's."""
+        # Lock the conversation row first, in the order callbacks take locks (conversation,
+        # then session); the cascade alone would lock the session row first and deadlock.
+        await self.session.execute(
+            select(MentorConversation.id)
+            .where(
+                MentorConversation.daily_session_id == session_id,
+                MentorConversation.user_id == user_id,
+            )
+            .with_for_update()
+        )
         result = await self.session.execute(
             delete(DailySession)
             .where(DailySession.id == session_id, DailySession.user_id == user_id)
@@ -906,6 +916,11 @@ class DataRightsRepository:
 
     async def delete_user(self, user_id: uuid.UUID) -> bool:
         """Delete the profile; every table keyed by the user cascades from it."""
+        await self.session.execute(  # conversation rows first: the callbacks' lock order
+            select(MentorConversation.id)
+            .where(MentorConversation.user_id == user_id)
+            .with_for_update()
+        )
         result = await self.session.execute(
             delete(Profile).where(Profile.id == user_id).returning(Profile.id)
         )

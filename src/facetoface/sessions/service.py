@@ -587,11 +587,11 @@ class SessionService:
     async def purge_user(self, user_id: uuid.UUID) -> int:
         """Delete everything stored about a user, at Tavus first; returns conversations
         deleted there. Raises TavusUnavailableError (nothing deleted here) if Tavus fails."""
-        async with self.db.transaction(role="service") as session:
+        async with self.db.transaction(Identity(user_id), role="service") as session:
             conversation_ids = await DataRightsRepository(session).conversation_ids(user_id)
         for conversation_id in conversation_ids:
             await self._delete_at_tavus(conversation_id)
-        async with self.db.transaction(role="service") as session:
+        async with self.db.transaction(Identity(user_id), role="service") as session:
             await DataRightsRepository(session).delete_user(user_id)
         log.info("user.purged", conversations=len(conversation_ids))
         return len(conversation_ids)

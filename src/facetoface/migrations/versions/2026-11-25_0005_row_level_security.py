@@ -62,10 +62,10 @@ USER_WRITABLE = (
     "user_emotional_categories",
     "user_goals",
 )
-#: What facetoface_service writes: session rows and state (start, end, callbacks, reconciler)
-#: and idempotency keys.
+#: What facetoface_service writes: session rows and state (start, end, callbacks, reconciler),
+#: idempotency keys, and deletions on a user's request (a session; everything of a user).
 SERVICE_WRITES = {
-    "daily_sessions": "SELECT, INSERT, UPDATE",
+    "daily_sessions": "SELECT, INSERT, UPDATE, DELETE",
     "mentor_conversations": "SELECT, INSERT, UPDATE",
     "idempotency_keys": "SELECT, INSERT, UPDATE, DELETE",
 }
@@ -186,9 +186,30 @@ def _policies() -> list[tuple[str, str, str, str, str | None, str | None]]:
     policies.append(
         ("mentor_avatars_service_select", "mentor_avatars", "SELECT", SERVICE, "is_active", None)
     )
-    for table in SERVICE_WRITES:
-        policies.append((f"{table}_service_all", table, "ALL", SERVICE, SERVICE_ROWS, SERVICE_ROWS))
-    # The inbox is written by callbacks and the reconciler, which act for nobody.
+    # Session state: the caller's rows, or any row when acting for nobody (callbacks,
+    # reconciler). Deleting (a user's data-rights request) only while acting for that user.
+    for table in ("daily_sessions", "mentor_conversations"):
+        policies += [
+            (f"{table}_service_select", table, "SELECT", SERVICE, SERVICE_ROWS, None),
+            (f"{table}_service_insert", table, "INSERT", SERVICE, None, SERVICE_ROWS),
+            (f"{table}_service_update", table, "UPDATE", SERVICE, SERVICE_ROWS, SERVICE_ROWS),
+        ]
+    for_the_user = f"user_id = {CLAIM_SUB}"
+    policies += [
+        ("daily_sessions_service_delete", "daily_sessions", "DELETE", SERVICE, for_the_user, None),
+        ("profiles_service_delete", "profiles", "DELETE", SERVICE, f"id = {CLAIM_SUB}", None),
+        # Keys: the caller's, or expired ones of anybody (the purge acts for nobody).
+        (
+            "idempotency_keys_service_all",
+            "idempotency_keys",
+            "ALL",
+            SERVICE,
+            SERVICE_ROWS,
+            SERVICE_ROWS,
+        ),
+    ]
+    # The inbox is written by callbacks and the reconciler (and redacted by its retention
+    # pass), which act for nobody.
     nobody = f"{CLAIM_SUB} is null"
     policies += [
         (
@@ -228,11 +249,15 @@ def _grants() -> list[str]:
             f"GRANT SELECT ON public.{table} TO {SERVICE}"
             for table in ("profiles", *USER_WRITABLE, "user_personas", "mentor_avatars")
         ],
+        # Erasing a user: the profile row; every per-user table cascades from it.
+        f"GRANT DELETE ON public.profiles TO {SERVICE}",
         *[
             f"GRANT {privileges} ON public.{table} TO {SERVICE}"
             for table, privileges in SERVICE_WRITES.items()
         ],
         f"GRANT SELECT, INSERT ON public.tavus_callback_events TO {SERVICE}",
+        # Retention redacts old payloads; event types and outcomes are never rewritten.
+        f"GRANT UPDATE (payload) ON public.tavus_callback_events TO {SERVICE}",
         f"GRANT SELECT ON public.alembic_version TO {SERVICE}",
     ]
     return grants

@@ -1,0 +1,138 @@
+"""The service under row-level security: which role each path runs as, and what it costs."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from facetoface.config import Settings
+from facetoface.db import IDENTITY_SQL, Database, Identity, StatementCounter
+from tests.conftest import RunningService
+from tests.security.rls import db_settings, rows
+from tests.support.factories import create_user
+
+on_postgres = pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
+
+
+@on_postgres
+async def test_the_service_connects_as_the_application_role(service: RunningService) -> None:
+    """The whole PostgreSQL suite runs the app as `facetoface_app`, not as the owner."""
+    user_id = await create_user(service.db)
+    identity = Identity(user_id)
+    checks = {
+        None: "facetoface_app",
+        "service": "facetoface_service",
+    }
+    for role, expected in checks.items():
+        [row] = await rows(
+            service.app.state.db,
+            "SELECT current_user AS role, session_user AS login",
+            role=role,  # type: ignore[arg-type]
+        )
+        assert (row.role, row.login) == (expected, "facetoface_app")
+    [user] = await rows(service.app.state.db, "SELECT current_user AS role", identity=identity)
+    assert user.role == "authenticated"
+
+
+@on_postgres
+async def test_every_transaction_of_start_and_end_pays_one_identity_statement(
+    service: RunningService,
+) -> None:
+    """The honest price of the second wall: start = 3 statements + 2 identity statements (its
+    two transactions), end = 2 + 2. `StatementCounter.count` (what tests/sessions budgets)
+    leaves the identity statements out; `total` has them."""
+    user_id = await create_user(service.db)
+    headers = service.auth(user_id)
+    service.sim.set_config(callback_drop_probability=1.0)
+    await service.client.get("/v1/sessions/00000000-0000-0000-0000-000000000000", headers=headers)
+
+    counter = StatementCounter(service.db.engine)
+    try:
+        started = await service.client.post("/v1/sessions", headers=headers)
+        start = (counter.count, counter.identity_count, counter.total)
+        counter.reset()
+        ended = await service.client.post(
+            f"/v1/sessions/{started.json()['id']}/end", headers=headers
+        )
+        end = (counter.count, counter.identity_count, counter.total)
+        counter.reset()
+        listed = await service.client.get("/v1/sessions", headers=headers)
+        read = (counter.count, counter.identity_count, counter.total)
+    finally:
+        counter.close()
+
+    assert (started.status_code, ended.status_code, listed.status_code) == (201, 200, 200)
+    assert start == (3, 2, 5)
+    assert end == (2, 2, 4)
+    assert read == (1, 1, 2)
+
+
+@on_postgres
+async def test_another_users_session_is_invisible_over_http(service: RunningService) -> None:
+    """End to end under RLS: Bob gets 404 for Alice's session (read and end), Alice's session
+    stays live; the app's check and the database's agree."""
+    alice, bob = await create_user(service.db), await create_user(service.db)
+    service.sim.set_config(callback_drop_probability=1.0)
+    started = await service.client.post("/v1/sessions", headers=service.auth(alice))
+    assert started.status_code == 201
+    sid = started.json()["id"]
+    for method, path in (("GET", f"/v1/sessions/{sid}"), ("POST", f"/v1/sessions/{sid}/end")):
+        response = await service.client.request(method, path, headers=service.auth(bob))
+        assert response.status_code == 404, (method, path)
+    mine = await service.client.get(f"/v1/sessions/{sid}", headers=service.auth(alice))
+    assert mine.json()["status"] == started.json()["status"]
+
+
+def test_identity_is_one_statement_with_bound_parameters() -> None:
+    assert IDENTITY_SQL.count("SELECT") == 1
+    assert ":role" in IDENTITY_SQL
+    assert ":claims" in IDENTITY_SQL
+    assert ":sub" in IDENTITY_SQL
+
+
+async def test_sqlite_ignores_roles(tmp_path: Path, sqlite_template: Path) -> None:
+    """No role switching (and no extra statement) where there is no row-level security."""
+    shutil.copy(sqlite_template, tmp_path / "facetoface.db")
+    settings = Settings(_env_file=None, environment="test", data_dir=tmp_path)  # type: ignore[call-arg]
+    db = Database(settings)
+    counter = StatementCounter(db.engine)
+    try:
+        assert db.row_level_security is False
+        async with db.transaction(Identity(uuid.uuid4()), role="service") as session:
+            await session.execute(text("SELECT 1"))
+        assert (counter.count, counter.identity_count) == (1, 0)
+        with pytest.raises(ValueError, match="identity"):
+            async with db.transaction(role="user"):
+                pass
+    finally:
+        counter.close()
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_the_setting_turns_role_switching_off(pg_database_url: str) -> None:
+    """`DB_ROW_LEVEL_SECURITY=false`: transactions run as the login role (here the owner)."""
+    db = Database(db_settings(pg_database_url, db_row_level_security=False))
+    try:
+        assert db.row_level_security is False
+        [row] = await rows(
+            db, "SELECT current_user AS role", identity=Identity(uuid.uuid4()), role="service"
+        )
+        assert row.role == "postgres"
+    finally:
+        await db.dispose()
+
+
+def test_the_documented_login_role_sql_is_the_helpers() -> None:
+    """docs/security.md prints the SQL operators run; it must be what the tests run."""
+    from facetoface.db import app_login_role_sql
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    block = re.search(r"<!-- app-login-role-sql:[^\n]*-->\n```sql\n(.*?)\n```", doc, re.S)
+    assert block is not None, "docs/security.md lost the login role SQL"
+    assert block.group(1) == app_login_role_sql()
