@@ -62,6 +62,24 @@ async def test_delete_session_here_and_at_tavus(service: RunningService) -> None
     assert again.status_code == 404
 
 
+async def test_a_deleted_session_is_not_replayed_for_its_idempotency_key(
+    service: RunningService,
+) -> None:
+    user_id = await create_user(service.db)
+    headers = {**service.auth(user_id), "Idempotency-Key": "delete-me"}
+    first = await service.client.post("/v1/sessions", headers=headers)
+    deleted = await service.client.delete(
+        f"/v1/sessions/{first.json()['id']}", headers=service.auth(user_id)
+    )
+    assert deleted.status_code == 204
+
+    again = await service.client.post("/v1/sessions", headers=headers)
+
+    assert again.status_code == 201
+    assert "idempotent-replayed" not in again.headers
+    assert again.json()["id"] != first.json()["id"]
+
+
 async def test_delete_of_a_live_session_ends_it_first(service: RunningService) -> None:
     user_id = await create_user(service.db)
     started = (await service.client.post("/v1/sessions", headers=service.auth(user_id))).json()

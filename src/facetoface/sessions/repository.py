@@ -898,6 +898,12 @@ class DataRightsRepository:
             )
             .with_for_update()
         )
+        # A stored start response names the session: a retry must not replay a deleted one.
+        await self.session.execute(
+            delete(IdempotencyKey).where(
+                IdempotencyKey.user_id == user_id, IdempotencyKey.daily_session_id == session_id
+            )
+        )
         result = await self.session.execute(
             delete(DailySession)
             .where(DailySession.id == session_id, DailySession.user_id == user_id)
