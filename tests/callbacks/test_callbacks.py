@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,39 +15,12 @@ from sqlalchemy import select
 
 from facetoface.models import TavusCallbackEvent
 from tests.conftest import RunningService
-from tests.support.factories import count_rows, create_user, session_rows
+from tests.support.factories import count_rows, session_rows
+from tests.support.sessions import start_quiet
 
 T0 = "2026-11-25T10:00:00.000000Z"
 T1 = "2026-11-25T10:00:05.000000Z"
 T2 = "2026-11-25T10:03:05.500000Z"
-
-
-@dataclass
-class Started:
-    session_id: str
-    conversation_id: str
-    callback_path: str
-    user_id: uuid.UUID
-
-
-async def start_quiet(service: RunningService) -> Started:
-    """A started session whose simulator sends no callbacks of its own."""
-    service.sim.set_config(callback_drop_probability=1.0)
-    user_id = await create_user(service.db)
-    response = await service.client.post("/v1/sessions", headers=service.auth(user_id))
-    assert response.status_code == 201, response.text
-    body = response.json()
-    [conversation] = [
-        c
-        for c in service.sim.conversations()["conversations"]
-        if c["conversation_id"] == body["conversation_id"]
-    ]
-    return Started(
-        body["id"],
-        body["conversation_id"],
-        conversation["callback_url"].removeprefix(service.url),
-        user_id,
-    )
 
 
 def event(

@@ -7,7 +7,6 @@ is on the difference between two scrapes taken inside one test.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +18,7 @@ from facetoface.observability.health import PAST_MAX_GRACE_SECONDS
 from facetoface.observability.metrics import sql_operation
 from tests.conftest import RunningService
 from tests.support.factories import create_user
+from tests.support.sessions import start_quiet as start
 
 CALLBACK_ROUTE = "/v1/callbacks/tavus/{mentor_conversation_id}/{token}"
 
@@ -46,30 +46,6 @@ def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
 
 def label_values(samples: Samples, label: str) -> set[str]:
     return {v for (_, labels) in samples for k, v in labels if k == label}
-
-
-@dataclass
-class Started:
-    session_id: str
-    conversation_id: str
-    callback_path: str
-    user_id: uuid.UUID
-
-
-async def start(service: RunningService) -> Started:
-    """A started session; the simulator sends no callbacks, the test sends its own."""
-    service.sim.set_config(callback_drop_probability=1.0)
-    user_id = await create_user(service.db)
-    response = await service.client.post("/v1/sessions", headers=service.auth(user_id))
-    assert response.status_code == 201, response.text
-    body = response.json()
-    [conversation] = [
-        c
-        for c in service.sim.conversations()["conversations"]
-        if c["conversation_id"] == body["conversation_id"]
-    ]
-    path = conversation["callback_url"].removeprefix(service.url)
-    return Started(body["id"], body["conversation_id"], path, user_id)
 
 
 def event(conversation_id: str, event_type: str, properties: dict[str, Any]) -> dict[str, Any]:

@@ -14,19 +14,12 @@ from sqlalchemy import select, update
 from facetoface.models import DailySession, MentorConversation, utcnow
 from tests.conftest import RunningService
 from tests.support.factories import create_user, session_rows
+from tests.support.sessions import EAGER_RECONCILER
 
 
 @pytest.fixture
 def service_overrides() -> dict[str, Any]:
-    return {
-        "reconcile_starting_grace_seconds": 0,
-        "reconcile_not_created_after_seconds": 0,
-        "reconcile_overdue_grace_seconds": 0,
-        "reconcile_settle_seconds": 0,
-        "reconcile_live_check_seconds": 0,
-        "tavus_read_timeout_seconds": 0.8,
-        "tavus_total_timeout_seconds": 1.0,
-    }
+    return dict(EAGER_RECONCILER)
 
 
 async def start(service: RunningService, user_id: uuid.UUID) -> httpx.Response:

@@ -29,6 +29,7 @@ from facetoface.config import Settings
 from tests.conftest import RunningService
 from tests.support.checker import History, Verdict, callback_body, check
 from tests.support.factories import create_user
+from tests.support.sessions import EAGER_RECONCILER
 
 pytestmark = pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
 
@@ -39,13 +40,7 @@ ALLOWED = {200, 201, 409, 502, 503}
 @pytest.fixture
 def service_overrides() -> dict[str, Any]:
     return {
-        "reconcile_starting_grace_seconds": 0,
-        "reconcile_not_created_after_seconds": 0,
-        "reconcile_overdue_grace_seconds": 0,
-        "reconcile_settle_seconds": 0,
-        "reconcile_live_check_seconds": 0,
-        "tavus_read_timeout_seconds": 0.8,
-        "tavus_total_timeout_seconds": 1.0,
+        **EAGER_RECONCILER,
         "tavus_breaker_threshold": 1000,  # faults here are deliberate; keep calling Tavus
         "session_participant_left_timeout_seconds": 0,
     }
