@@ -73,6 +73,29 @@ async def test_adopts_a_conversation_whose_create_answer_was_lost(
     assert again.actions["adopted"] == 0
 
 
+async def test_fills_the_join_url_of_a_session_a_callback_adopted(
+    service: RunningService,
+) -> None:
+    """The create's answer was lost, but replica_joined proved the conversation exists: the
+    session is active without a URL until a pass asks Tavus for it."""
+    service.sim.add_fault(endpoint="create", kind="timeout", delay_s=10, apply_first=True)
+    user_id = await create_user(service.db)
+    assert (await start(service, user_id)).json()["code"] == "session_outcome_unknown"
+    for _ in range(200):
+        rows = await only_session(service, user_id)
+        if rows["conversation"]["status"] == "active":
+            break
+        await asyncio.sleep(0.02)
+    assert rows["conversation"]["conversation_url"] is None
+
+    report = await service.reconciler.run_once()
+
+    assert report.actions["join_url_recovered"] == 1
+    [created] = service.sim.conversations()["conversations"]
+    rows = await only_session(service, user_id)
+    assert rows["conversation"]["conversation_url"] == created["conversation_url"]
+
+
 async def test_marks_failed_what_tavus_never_created(service: RunningService) -> None:
     service.sim.set_config(callback_drop_probability=1.0)
     service.sim.add_fault(endpoint="create", kind="timeout", delay_s=10, apply_first=False)

@@ -21,6 +21,7 @@ class Claimed:
     tavus_conversation_id: str | None
     created_at: datetime
     failure_code: str | None
+    conversation_url: str | None
 
 
 class ReconcileRepository:
@@ -56,6 +57,7 @@ class ReconcileRepository:
                 mc.tavus_conversation_id,
                 mc.created_at,
                 mc.failure_code,
+                mc.conversation_url,
             )
         )
         return [Claimed(**row._mapping) for row in rows]
@@ -97,14 +99,15 @@ class ReconcileRepository:
     async def claim_quiet_live(
         self, *, now: datetime, quiet: timedelta, lease: timedelta, limit: int
     ) -> list[Claimed]:
-        """Active sessions we have heard nothing about for a while: Tavus may have ended
-        them and the shutdown callback been lost."""
+        """Active sessions we have heard nothing about for a while (Tavus may have ended them
+        and the shutdown callback been lost), or whose join URL we never learnt (a callback
+        adopted them after the create's answer was lost)."""
         mc = MentorConversation
         return await self._claim(
             and_(
                 mc.status.in_([ConversationStatus.active.value, ConversationStatus.ending.value]),
                 mc.tavus_conversation_id.is_not(None),
-                mc.updated_at < now - quiet,
+                or_(mc.updated_at < now - quiet, mc.conversation_url.is_(None)),
             ),
             now=now,
             lease=lease,
@@ -149,6 +152,14 @@ class ReconcileRepository:
             select(mc.id, mc.status, mc.tavus_conversation_id).where(mc.id.in_(ids))
         )
         return {row.id: (row.status, row.tavus_conversation_id) for row in rows}
+
+    async def set_conversation_url(self, row_id: uuid.UUID, url: str, now: datetime) -> None:
+        mc = MentorConversation
+        await self.session.execute(
+            update(mc)
+            .where(mc.id == row_id, mc.conversation_url.is_(None))
+            .values(conversation_url=url, updated_at=now, version=mc.version + 1)
+        )
 
     async def clear_failure(self, row_id: uuid.UUID, code: str, now: datetime) -> None:
         mc = MentorConversation

@@ -239,7 +239,13 @@ class Reconciler:
     async def _check_live(self, claimed: Claimed, report: ReconcileReport) -> None:
         """A live session with no news: if Tavus ended it, its events close ours."""
         assert claimed.tavus_conversation_id is not None
-        await self._apply_verbose(claimed.id, claimed.tavus_conversation_id, report)
+        details = await self._apply_verbose(claimed.id, claimed.tavus_conversation_id, report)
+        if details is not None and details.conversation_url and claimed.conversation_url is None:
+            async with self.db.transaction(role="service") as session:
+                await ReconcileRepository(session).set_conversation_url(
+                    claimed.id, details.conversation_url, utcnow()
+                )
+            report.add("join_url_recovered")
 
     # --- 3. incomplete ---------------------------------------------------------------------
     async def _complete(self, claimed: Claimed, report: ReconcileReport) -> None:
@@ -256,10 +262,10 @@ class Reconciler:
 
     async def _apply_verbose(
         self, row_id: uuid.UUID, conversation_id: str, report: ReconcileReport
-    ) -> None:
+    ) -> ConversationDetails | None:
         details = await self._get(conversation_id, verbose=True)
         if details is None:
-            return
+            return None
         assert isinstance(details, ConversationDetails)
         for event in details.events:
             raw = {**event.model_dump(mode="json"), "conversation_id": conversation_id}
@@ -267,6 +273,7 @@ class Reconciler:
                 outcome = await self.callbacks.ingest_trusted(session, row_id, raw)
             if outcome == "applied":
                 report.add(f"recovered:{event.event_type}")
+        return details
 
     # --- 4. orphans ------------------------------------------------------------------------
     async def _end_orphans(self, report: ReconcileReport) -> None:
