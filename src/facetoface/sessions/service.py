@@ -529,6 +529,14 @@ class SessionService:
                     metrics.record_session_ended("user_end")
                 result = await repo.get_for_user(identity.user_id, session_id)
                 assert result is not None
+                log.info(
+                    "session.ended",
+                    session_id=str(session_id),
+                    session_status=result.session_status,
+                    duration_seconds=result.duration_seconds,
+                    tavus_ended=tavus_ended,
+                    merged=True,
+                )
                 return result
         view = derive(closed)
         log.info(
