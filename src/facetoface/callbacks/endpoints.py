@@ -8,36 +8,14 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from facetoface.callbacks.service import CallbackService
-from facetoface.errors import FacetofaceError
 
 router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
-class PayloadTooLarge(FacetofaceError):
-    status_code = 413
-    code = "payload_too_large"
-    title = "Request body too large"
-
-
 class CallbackAccepted(BaseModel):
     status: str
-
-
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) anything over `limit` bytes without buffering it."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The body exceeds {limit} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"The body exceeds {limit} bytes.")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @router.post(
@@ -55,8 +33,8 @@ async def tavus_callback(mentor_conversation_id: str, token: str, request: Reque
 
     2xx means stored: `applied`, `no_effect`, `ignored` (unknown event type) or `duplicate`.
     """
-    settings = request.app.state.settings
-    body = await read_limited(request, settings.callback_max_body_bytes)
+    # `BodyLimitMiddleware` has already refused (413) bodies over CALLBACK_MAX_BODY_BYTES.
+    body = await request.body()
     service: CallbackService = request.app.state.callback_service
     outcome = await service.ingest(mentor_conversation_id, token, body)
     return CallbackAccepted(status=outcome)

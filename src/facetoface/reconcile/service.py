@@ -24,6 +24,7 @@ import asyncio
 import random
 import uuid
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -107,9 +108,9 @@ class Reconciler:
         )
         return report
 
-    async def _guard(self, report: ReconcileReport, work: object) -> None:
+    async def _guard(self, report: ReconcileReport, work: Awaitable[None]) -> None:
         try:
-            await work  # type: ignore[misc]
+            await work
         except TavusError as exc:
             report.errors += 1
             log.warning("reconcile.tavus_error", tavus_error=type(exc).__name__)

@@ -428,7 +428,7 @@ class SessionRepository:
             data = dict(row._mapping)
             if data.pop("matched"):
                 # The outer SELECT sees the statement's starting snapshot: patch in the write.
-                return _replace(
+                return replace(
                     SessionRow(**data),
                     conversation_status=ConversationStatus.active.value,
                     tavus_conversation_id=tavus_conversation_id,
@@ -662,7 +662,7 @@ class SessionRepository:
             .values(status=ConversationStatus.ending.value, updated_at=now, version=mc.version + 1)
         )
         claimed = await self.lock_conversation(current.mentor_conversation_id)
-        return _replace(current, conversation_status="ending"), claimed
+        return replace(current, conversation_status="ending"), claimed
 
     # --- read -----------------------------------------------------------------------------
     async def get_for_user(self, user_id: uuid.UUID, session_id: uuid.UUID) -> SessionRow | None:
@@ -769,10 +769,6 @@ def _persona_row(data: dict[str, Any]) -> PersonaRow:
         avatar_replica_id=data.get("avatar_replica_id"),
         avatar_is_premium=bool(data.get("avatar_is_premium")),
     )
-
-
-def _replace(row: SessionRow, **changes: Any) -> SessionRow:
-    return replace(row, **changes)
 
 
 @dataclass(frozen=True, slots=True)
