@@ -46,6 +46,9 @@ from tests.support.postgres import (
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+#: Fixtures shared by test packages that are not conftest files.
+pytest_plugins = ["tests.support.browser"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("ENVIRONMENT", "test")
