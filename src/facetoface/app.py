@@ -18,6 +18,8 @@ from facetoface.auth.tokens import TokenVerifier
 from facetoface.callbacks.endpoints import router as callbacks_router
 from facetoface.callbacks.service import CallbackService
 from facetoface.config import ConfigurationError, Settings
+from facetoface.conversations.names import installation_id
+from facetoface.conversations.service import ConversationService
 from facetoface.db import Database
 from facetoface.errors import install_error_handlers
 from facetoface.limits import BodyLimitMiddleware
@@ -28,6 +30,7 @@ from facetoface.observability.middleware import RequestContextMiddleware
 from facetoface.reconcile.service import Reconciler
 from facetoface.sessions.endpoints import me_router
 from facetoface.sessions.endpoints import router as sessions_router
+from facetoface.sessions.repository import SessionRepository
 from facetoface.sessions.service import SessionService
 from facetoface.tavus import OnRequest, TavusClient
 
@@ -101,13 +104,19 @@ def create_app(settings: Settings) -> FastAPI:
         reconcile_task: asyncio.Task[None] | None = None
         try:
             await check_migrations(db)
+            async with db.transaction(role="service") as session:
+                installation = await installation_id(session)
+            conversations = ConversationService(db, tavus)
             app.state.db = db
             app.state.tavus = tavus
             app.state.tavus_health = tavus_health
             app.state.token_verifier = build_token_verifier(settings, auth_http)
-            app.state.session_service = SessionService(settings, db, tavus)
-            app.state.callback_service = CallbackService(db)
-            app.state.reconciler = Reconciler(settings, db, tavus)
+            app.state.conversations = conversations
+            app.state.session_service = SessionService(
+                settings, SessionRepository(db), conversations, tavus, installation
+            )
+            app.state.callback_service = CallbackService(conversations)
+            app.state.reconciler = Reconciler(settings, db, tavus, conversations, installation)
             if settings.reconcile_interval_seconds > 0:
                 reconcile_task = asyncio.create_task(app.state.reconciler.run_forever())
             log.info(

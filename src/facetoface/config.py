@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     db_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
     db_max_overflow: Annotated[int, Field(ge=0, le=200)] = 5
     db_pool_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
+    #: Longest a request waits for a database slot (pool size + overflow per process) before
+    #: it is answered 503 `database_unavailable` with Retry-After (load shedding).
+    db_admission_wait_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
     db_connect_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
     #: Server-side limit per statement (PostgreSQL); a stuck query must not hold a request.
     db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 8000
@@ -268,12 +271,13 @@ def normalize_database_url(url: str, data_dir: Path) -> str:
     scheme, _, rest = url.partition("://")
     scheme = scheme.lower()
     if scheme in {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg"}:
-        parts = urlsplit("postgresql+asyncpg://" + rest)
-        # asyncpg takes `ssl`, not libpq's `sslmode`; keep the operator's intent.
-        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "sslmode"]
-        sslmode = dict(parse_qsl(parts.query)).get("sslmode")
-        if sslmode:
-            query.append(("ssl", sslmode))
+        parts = urlsplit("postgresql+psycopg://" + rest)
+        # psycopg is libpq: `sslmode` and the other libpq options pass through; an `ssl=`
+        # (asyncpg's spelling, from older configurations) becomes `sslmode`.
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "ssl"]
+        ssl = dict(parse_qsl(parts.query)).get("ssl")
+        if ssl and "sslmode" not in dict(query):
+            query.append(("sslmode", ssl))
         return urlunsplit(parts._replace(query=urlencode(query)))
     if scheme in {"sqlite", "sqlite+aiosqlite"}:
         return "sqlite+aiosqlite://" + rest

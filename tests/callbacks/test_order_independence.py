@@ -24,7 +24,7 @@ from facetoface.models import (
     TavusCallbackEvent,
     utcnow,
 )
-from facetoface.sessions.service import hash_callback_token
+from facetoface.conversations.tokens import hash_callback_token
 from tests.conftest import RunningService
 from tests.support.factories import session_rows
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from facetoface.config import Settings
 from facetoface.db import Database, Identity, Role
 from facetoface.models import DailySession, MentorConversation, TavusCallbackEvent, utcnow
-from facetoface.sessions.service import hash_callback_token
+from facetoface.conversations.tokens import hash_callback_token
 from tests.support.factories import create_persona, create_user
 
 

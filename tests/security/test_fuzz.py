@@ -43,7 +43,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from facetoface.callbacks.events import KNOWN, SHUTDOWN, TRANSCRIPT
+from facetoface.conversations.events import KNOWN, SHUTDOWN, TRANSCRIPT
 from tests.conftest import RunningService
 from tests.support.factories import create_persona, create_user
 

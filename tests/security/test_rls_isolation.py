@@ -16,11 +16,18 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from facetoface.callbacks.repository import CallbackRepository
+from facetoface.conversations.repository import ConversationRepository
+from facetoface.conversations.state import Delta
 from facetoface.db import Database, Identity
-from facetoface.models import ConversationStatus, utcnow
-from facetoface.sessions.repository import IdempotencyRepository, SessionRepository
-from facetoface.sessions.state import close_by_user
+from facetoface.models import utcnow
+from facetoface.sessions.repository import (
+    CLAIM_END_SQL,
+    DETAIL_SQL,
+    GET_SQL,
+    LIST_SQL,
+    LIVE_SQL,
+    START_SQL,
+)
 from tests.security.rls import DENIED, User, db_settings, rowcount, rows, sqlstate_of
 
 pytestmark = pytest.mark.postgres
@@ -40,31 +47,64 @@ async def _stored(owner: Database, user: User) -> tuple[object, ...]:
 
 
 # --- (a) reads: the app's check removed, RLS alone ------------------------------------------
+def _start_params(user_id: uuid.UUID, mentor_id: uuid.UUID | None) -> dict[str, object]:
+    """`facetoface.start_session` asked to load (never insert) `user_id`'s context."""
+    now = utcnow()
+    return {
+        "user_id": user_id,
+        "mentor_id": mentor_id,
+        "now": now,
+        "insert": False,
+        "recent_since": now - timedelta(hours=1),
+        "start_limit": 100,
+        "goal_rows": 20,
+        "category_rows": 20,
+        "text_chars": 800,
+        **dict.fromkeys(
+            (
+                "key",
+                "request_hash",
+                "key_locked_until",
+                "key_expires_at",
+                "daily_id",
+                "row_id",
+                "conversation_name",
+                "token_hash",
+                "default_persona",
+                "default_replica",
+            )
+        ),
+    }
+
+
 async def test_repository_reads_with_another_users_id_see_nothing(
     app_db: Database, alice: User, bob: User
 ) -> None:
-    """Bob's transaction asks for Alice's rows by Alice's id: every read comes back empty."""
-    async with app_db.transaction(bob.identity) as session:
-        repo = SessionRepository(session)
-        assert await repo.get_for_user(alice.id, alice.session_id) is None
-        assert await repo.get_detail(alice.id, alice.session_id) is None
-        assert await repo.list_for_user(alice.id, limit=50) == []
-        assert await repo.get_live(alice.id) is None
-        assert await repo.get_by_conversation_row(alice.conversation_id) is None
-        assert await CallbackRepository(session).timeline(alice.conversation_id) == []
-        data = await repo.load_start_data(alice.id, alice.persona_id)
-        assert data.profile is None
-        assert data.onboarding is None
-        assert data.ritual is None
-        assert data.emotional_categories == []
-        assert data.goals == []
-        assert data.persona is None
-        # Bob's own rows are there: the filter is the caller, not "nothing at all".
-        assert await repo.get_for_user(bob.id, bob.session_id) is not None
-        assert len(await CallbackRepository(session).timeline(bob.conversation_id)) == 1
-        own = await repo.load_start_data(bob.id, None)
-        assert own.profile is not None
-        assert own.persona is not None
+    """Bob's round trips ask for Alice's rows by Alice's id: every read comes back empty."""
+    victim = {"session_id": alice.session_id, "user_id": alice.id}
+    for statement in (GET_SQL, DETAIL_SQL):
+        assert await app_db.run(statement, victim, bob.identity, role="user") == []
+    assert await app_db.run(LIVE_SQL, {"user_id": alice.id}, bob.identity, role="user") == []
+    page = {"user_id": alice.id, "limit": 50, "before_at": None, "before_id": None}
+    assert await app_db.run(LIST_SQL, page, bob.identity, role="user") == []
+    # The start's load, as the service acting for Bob, handed Alice's ids.
+    [data] = await app_db.run(
+        START_SQL, _start_params(alice.id, alice.persona_id), bob.identity, role="service"
+    )
+    assert data["refusal"] == "profile_not_found"
+    assert data["profile"] is None
+    assert data["onboarding"] is None
+    assert data["ritual"] is None
+    assert data["categories"] == []
+    assert data["goals"] == []
+    assert data["persona"] is None
+    # Bob's own rows are there: the filter is the caller, not "nothing at all".
+    own = {"session_id": bob.session_id, "user_id": bob.id}
+    [detail] = await app_db.run(DETAIL_SQL, own, bob.identity, role="user")
+    assert len(detail["events"]) == 1
+    [mine] = await app_db.run(START_SQL, _start_params(bob.id, None), bob.identity, role="service")
+    assert mine["profile"] is not None
+    assert mine["persona"] is not None
 
 
 async def test_raw_sql_reads_of_another_users_rows_return_zero_rows(
@@ -99,30 +139,21 @@ async def test_service_writes_for_one_user_cannot_touch_another_users_session(
     handed Alice's ids inside Bob's transaction, they change nothing of Alice's."""
     before = await _stored(owner, alice)
     now = utcnow()
-    async with app_db.transaction(bob.identity, role="service") as session:
-        repo = SessionRepository(session)
-        assert await repo.claim_end(alice.id, alice.session_id, now) == (None, None)
-        assert await repo.lock_conversation(alice.conversation_id) is None
-        await repo.mark_unresolved(
-            alice.conversation_id, status=ConversationStatus.failed, failure_code="x", now=now
+    claim = {"session_id": alice.session_id, "user_id": alice.id, "now": now}
+    assert await app_db.run(CLAIM_END_SQL, claim, bob.identity, role="service") == []
+    # The merge itself, with the app's owner check removed (owner=None): Bob's transaction
+    # does not even see Alice's conversation, so nothing changes.
+    conversations = ConversationRepository(app_db)
+    for delta in (
+        Delta(closed_at=now),
+        Delta(fail=True, failure_code="x"),
+        Delta(conversation_id="c-forged", adopt=True, start_time=now),
+    ):
+        applied = await conversations.apply(
+            alice.conversation_id, delta, identity=bob.identity, now=now
         )
-        assert (
-            await repo.mark_active(
-                alice.conversation_id,
-                tavus_conversation_id="c-forged",
-                conversation_url=None,
-                start_time=now,
-                now=now,
-            )
-            is None
-        )
-    # write_state with a forged lock (as if the app had skipped every check).
-    async with owner.transaction() as session:
-        locked = await SessionRepository(session).lock_conversation(alice.conversation_id)
-    assert locked is not None
-    async with app_db.transaction(bob.identity, role="service") as session:
-        closed = close_by_user(locked.state, now)
-        assert not await SessionRepository(session).write_state(locked, closed, now=now)
+        assert not applied.found
+        assert applied.session is None
     assert await _stored(owner, alice) == before
 
     # Raw SQL, same transaction kind: 0 rows changed, and rows for Alice cannot be created.
@@ -420,18 +451,22 @@ async def test_idempotency_keys_are_only_the_callers(
 ) -> None:
     """Idempotency keys are the caller's too: Bob's claim with Alice's id is refused."""
     now = utcnow()
-    with pytest.raises(DBAPIError) as denied:
-        async with app_db.transaction(bob.identity, role="service") as session:
-            await IdempotencyRepository(session).claim(
-                user_id=alice.id,
-                key="k1",
-                request_hash=b"h" * 32,
-                daily_session_id=alice.session_id,
-                now=now,
-                locked_until=now + timedelta(seconds=60),
-                expires_at=now + timedelta(hours=1),
-            )
-    assert getattr(denied.value.orig, "sqlstate", None) == DENIED
+    state = await sqlstate_of(
+        app_db,
+        "INSERT INTO idempotency_keys (user_id, key, request_hash, state, daily_session_id,"
+        " created_at, locked_until, expires_at) VALUES (:u, 'k1', :h, 'in_flight', :d, :now,"
+        " :now, :later)",
+        {
+            "u": alice.id,
+            "h": b"h" * 32,
+            "d": alice.session_id,
+            "now": now,
+            "later": now + timedelta(hours=1),
+        },
+        identity=bob.identity,
+        role="service",
+    )
+    assert state == DENIED
     [n] = await rows(
         owner, "SELECT count(*) AS n FROM idempotency_keys WHERE user_id = :u", {"u": alice.id}
     )

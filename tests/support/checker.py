@@ -16,9 +16,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from facetoface.callbacks.events import dedupe_key, parse_envelope
+from facetoface.conversations.events import dedupe_key, parse_body
+from facetoface.conversations.status import LIVE_STATUSES
 from facetoface.db import Database
-from facetoface.models import LIVE_STATUSES, MentorConversation, TavusCallbackEvent
+from facetoface.models import MentorConversation, TavusCallbackEvent
 from facetoface.tavus_sim import SimServer
 
 
@@ -92,8 +93,7 @@ async def check(db: Database, sim: SimServer, history: History, deployment: str)
     # 3. every acknowledged callback stored exactly once (the key is unique: "once" holds)
     lost = 0
     for row_id, body in history.callbacks:
-        event, raw = parse_envelope(body)
-        if dedupe_key(row_id, event, raw) not in stored_keys:
+        if dedupe_key(row_id, parse_body(body)) not in stored_keys:
             lost += 1
 
     # 4. every session terminal, or live with its conversation running at Tavus

@@ -5,11 +5,8 @@ from facetoface.models.callback_event import TavusCallbackEvent
 from facetoface.models.daily_session import DailySession
 from facetoface.models.idempotency_key import IdempotencyKey
 from facetoface.models.mentor_avatar import MentorAvatar
-from facetoface.models.mentor_conversation import (
-    LIVE_STATUSES,
-    ConversationStatus,
-    MentorConversation,
-)
+from facetoface.models.installation import Installation
+from facetoface.models.mentor_conversation import MentorConversation
 from facetoface.models.onboarding_profile import OnboardingProfile
 from facetoface.models.profile import Profile
 from facetoface.models.ritual_preferences import RitualPreferences
@@ -18,11 +15,10 @@ from facetoface.models.user_goal import UserGoal
 from facetoface.models.user_persona import UserPersona
 
 __all__ = [
-    "LIVE_STATUSES",
     "Base",
-    "ConversationStatus",
     "DailySession",
     "IdempotencyKey",
+    "Installation",
     "MentorAvatar",
     "MentorConversation",
     "OnboardingProfile",

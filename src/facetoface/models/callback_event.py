@@ -7,9 +7,11 @@ from typing import Any
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from facetoface.conversations.status import CallbackOutcome
 from facetoface.models.base import Base, IDMixin, JSONType, check_in, utcnow
 
-CALLBACK_OUTCOMES = ("applied", "no_effect", "ignored")
+#: What the inbox stores (`duplicate` is never stored: it is the absence of a new row).
+CALLBACK_OUTCOMES = tuple(o.value for o in CallbackOutcome if o is not CallbackOutcome.duplicate)
 
 
 class TavusCallbackEvent(IDMixin, Base):
@@ -26,7 +28,10 @@ class TavusCallbackEvent(IDMixin, Base):
     #: One-shot events: `<conversation>:<type>`; others add a hash of the body.
     dedupe_key: Mapped[str] = mapped_column(Text, unique=True)
     event_timestamp: Mapped[datetime | None]
+    #: The event as received, with what PostgreSQL cannot store (U+0000, lone surrogates)
+    #: replaced by U+FFFD; `raw_body_b64` then keeps the exact bytes received (base64).
     payload: Mapped[Any] = mapped_column(JSONType)
+    raw_body_b64: Mapped[str | None] = mapped_column(Text)
     #: applied (changed the session) · no_effect (session closed or already had it) ·
     #: ignored (unknown event type).
     outcome: Mapped[str] = mapped_column(Text)

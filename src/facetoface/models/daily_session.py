@@ -7,10 +7,11 @@ from typing import Any
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from facetoface.conversations.status import SessionStatus
 from facetoface.models.base import Base, IDMixin, JSONType, TimestampsMixin, check_in
 
 SESSION_TYPES = ("face_to_face", "spoken_presence", "silent_reflection", "written_clarity")
-SESSION_STATUSES = ("started", "in_progress", "completed", "interrupted", "failed")
+SESSION_STATUSES = tuple(status.value for status in SessionStatus)
 
 
 class DailySession(IDMixin, TimestampsMixin, Base):

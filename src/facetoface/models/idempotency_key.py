@@ -2,12 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, PrimaryKeyConstraint, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from facetoface.models.base import Base, JSONType, check_in, utcnow
+from facetoface.models.base import Base, check_in, utcnow
 
 IDEMPOTENCY_STATES = ("in_flight", "done")
 
@@ -15,9 +14,9 @@ IDEMPOTENCY_STATES = ("in_flight", "done")
 class IdempotencyKey(Base):
     """An `Idempotency-Key` of `POST /v1/sessions`, scoped to its user.
 
-    Claimed atomically (INSERT … ON CONFLICT DO NOTHING) in the transaction that writes the
-    session rows; the final response is stored when the start completes and replayed for
-    retries until `expires_at`.
+    Claimed in the transaction that writes the session rows; once the start completed
+    (`state = done`), a retry is answered with that session, as it stands, until
+    `expires_at`.
     """
 
     __tablename__ = "idempotency_keys"
@@ -27,12 +26,10 @@ class IdempotencyKey(Base):
     #: SHA-256 of the canonical request body: the same key with another body is refused.
     request_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     state: Mapped[str] = mapped_column(Text)
-    #: Checked at commit: the key is claimed before the session row it names is written.
+    #: The session this key started (set in the same transaction that writes it).
     daily_session_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("daily_sessions.id", ondelete="SET NULL", deferrable=True, initially="DEFERRED")
     )
-    response_status: Mapped[int | None]
-    response_body: Mapped[Any | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: An in-flight claim older than this is abandoned (its process died) and may be resumed.
     locked_until: Mapped[datetime]

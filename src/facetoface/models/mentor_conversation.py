@@ -2,35 +2,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from facetoface.conversations.status import LIVE_STATUSES, ConversationStatus
 from facetoface.models.base import Base, IDMixin, JSONType, TimestampsMixin, check_in
 
 
-class ConversationStatus(StrEnum):
-    """Our side of a Tavus conversation (see DESIGN.md, session lifecycle)."""
-
-    starting = "starting"  # rows written, Tavus create not answered yet
-    active = "active"  # Tavus created it; billing runs
-    ending = "ending"  # end requested, Tavus end call in progress
-    ended = "ended"
-    failed = "failed"  # Tavus definitely did not create it
-    indeterminate = "indeterminate"  # Tavus may or may not have created it; reconciler decides
-
-
-#: States in which a Tavus conversation may be running for the user. At most one per user.
-LIVE_STATUSES = (
-    ConversationStatus.starting,
-    ConversationStatus.active,
-    ConversationStatus.ending,
-    ConversationStatus.indeterminate,
-)
 SESSION_TYPES = ("face_to_face", "extended")
-_LIVE_SQL = "status IN ('starting', 'active', 'ending', 'indeterminate')"
+#: The one-live-session index's predicate: the live statuses, spelt for SQL (as migrated).
+LIVE_SQL = "status IN ('starting', 'active', 'ending', 'indeterminate')"
+assert {part.strip(" '") for part in LIVE_SQL[11:-1].split(",")} == set(LIVE_STATUSES)
 
 
 class MentorConversation(IDMixin, TimestampsMixin, Base):
@@ -73,7 +57,17 @@ class MentorConversation(IDMixin, TimestampsMixin, Base):
     transcript: Mapped[Any | None] = mapped_column(JSONType)
     recording: Mapped[Any | None] = mapped_column(JSONType)
     perception_analysis: Mapped[str | None] = mapped_column(Text)
+    #: A set keyed by each action's digest (merges are unions); the API lists the values.
     post_call_actions: Mapped[Any | None] = mapped_column(JSONType)
+    #: Digests of `transcript` and `recording`: the tie-break when two copies differ, stored
+    #: so that PostgreSQL's merge compares exactly what Python's does (conversations/state.py).
+    transcript_digest: Mapped[str | None] = mapped_column(Text)
+    recording_digest: Mapped[str | None] = mapped_column(Text)
+    #: When the reconciler compared what Tavus reports for this ended session with what we
+    #: stored, and filled the gaps (lost callbacks); done once per session.
+    callbacks_verified_at: Mapped[datetime | None]
+    #: The reconciler's last error on this row (a bounded code, never Tavus's raw text).
+    reconcile_error: Mapped[str | None] = mapped_column(Text)
     #: SHA-256 of the per-session callback token; the token itself is never stored.
     callback_token_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     #: The reconciler's lease: a replica working on this row owns it until then, so N
@@ -95,8 +89,8 @@ class MentorConversation(IDMixin, TimestampsMixin, Base):
             "uq_mentor_conversations_live_user_id",
             "user_id",
             unique=True,
-            postgresql_where=text(_LIVE_SQL),
-            sqlite_where=text(_LIVE_SQL),
+            postgresql_where=text(LIVE_SQL),
+            sqlite_where=text(LIVE_SQL),
         ),
         Index(None, "user_id", "created_at"),
         # The reconciler's scan: live rows by age.
@@ -104,7 +98,7 @@ class MentorConversation(IDMixin, TimestampsMixin, Base):
             "ix_mentor_conversations_live_updated_at",
             "status",
             "updated_at",
-            postgresql_where=text(_LIVE_SQL),
-            sqlite_where=text(_LIVE_SQL),
+            postgresql_where=text(LIVE_SQL),
+            sqlite_where=text(LIVE_SQL),
         ),
     )

@@ -26,7 +26,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import case, func, literal_column, select
 
 from facetoface.db import Database
-from facetoface.models import LIVE_STATUSES, MentorConversation, utcnow
+from facetoface.conversations.status import LIVE_STATUSES
+from facetoface.models import MentorConversation, utcnow
 from facetoface.observability.metrics import record_tavus_request, render_metrics, session_gauges
 
 __all__ = ["PAST_MAX_GRACE_SECONDS", "TavusHealth", "count_sessions", "readiness", "router"]
@@ -121,7 +122,7 @@ async def count_sessions(db: Database, max_call_duration_seconds: int) -> tuple[
         func.coalesce(func.sum(case((started < cutoff, 1), else_=0)), 0),
     ).where(
         # Literal values, so PostgreSQL matches the partial index on live rows in every plan.
-        mc.status.in_([literal_column(f"'{status.value}'") for status in LIVE_STATUSES])
+        mc.status.in_([literal_column(f"'{status.value}'") for status in sorted(LIVE_STATUSES)])
     )
     # As the service's own role: under row-level security the login role reads no table.
     async with db.transaction(role="service") as session:

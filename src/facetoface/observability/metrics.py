@@ -7,6 +7,8 @@
 | facetoface_http_requests_in_progress | gauge, livesum | | being served now |
 | facetoface_db_query_duration_seconds | histogram | operation | one statement |
 | facetoface_db_errors_total | counter | kind | driver errors |
+| facetoface_db_unavailable_total | counter | reason | database calls answered 503 |
+| facetoface_db_stale_connections_total | counter | | dead pooled connections replaced |
 | facetoface_tavus_requests_total | counter | endpoint, outcome | attempts (retries count) |
 | facetoface_tavus_request_duration_seconds | histogram | endpoint, outcome | one attempt |
 | facetoface_sessions_started_total | counter | | Tavus created the conversation |
@@ -127,6 +129,18 @@ DB_ERRORS = Counter(
     "facetoface_db_errors_total",
     "Database driver errors by kind (disconnect, timeout, integrity, operational, ...).",
     ["kind"],
+)
+DB_UNAVAILABLE = Counter(
+    "facetoface_db_unavailable_total",
+    "Database calls answered 503 database_unavailable, by reason.",
+    ["reason"],
+)
+DB_STALE_CONNECTIONS = Counter(
+    "facetoface_db_stale_connections_total",
+    "Pooled connections found closed by the server before use, and replaced.",
+)
+_DB_UNAVAILABLE_REASONS = frozenset(
+    {"refused", "connection_lost", "timeout", "saturated", "shutdown", "conflict", "locked"}
 )
 
 # --- Tavus -------------------------------------------------------------------------------
@@ -276,7 +290,7 @@ def record_session_ended(shutdown_reason: str | None) -> None:
 
 @functools.cache
 def _known_event_types() -> frozenset[str]:
-    from facetoface.callbacks.events import KNOWN
+    from facetoface.conversations.events import KNOWN
 
     return frozenset(KNOWN)
 
@@ -291,9 +305,11 @@ def record_callback(event_type: str, outcome: str) -> None:
     CALLBACKS.labels(callback_event_type(event_type), _bounded(outcome, _CALLBACK_OUTCOMES)).inc()
 
 
-def record_reconciler_action(action: str) -> None:
-    """One reconciler action, a short snake_case word (`adopted`, `marked_failed`, ...)."""
-    RECONCILER_ACTIONS.labels(action if _LABEL_WORD.fullmatch(action) else "other").inc()
+def record_reconciler_action(action: str, count: int = 1) -> None:
+    """Reconciler actions, a short snake_case word (`adopted`, `marked_failed`, ...);
+    `recovered:<event type>` is counted as `recovered`."""
+    action = action.split(":", 1)[0]
+    RECONCILER_ACTIONS.labels(action if _LABEL_WORD.fullmatch(action) else "other").inc(count)
 
 
 # --- database instrumentation ------------------------------------------------------------
@@ -442,6 +458,19 @@ def _do_connect(dialect: Dialect, record: Any, cargs: Any, cparams: Any) -> Any:
     except Exception:
         DB_ERRORS.labels("connect").inc()
         raise
+
+
+def record_db_round_trip(operation: str, seconds: float) -> None:
+    """One `Database.run` message (identity and statement together): its round trip."""
+    DB_QUERY_DURATION.labels(operation).observe(seconds)
+
+
+def record_db_unavailable(reason: str) -> None:
+    DB_UNAVAILABLE.labels(reason if reason in _DB_UNAVAILABLE_REASONS else "other").inc()
+
+
+def record_db_stale_connection() -> None:
+    DB_STALE_CONNECTIONS.inc()
 
 
 def instrument_engine(engine: AsyncEngine | Engine) -> None:

@@ -1,4 +1,4 @@
-"""SQL of the reconciler: leased claims that N replicas can run at once."""
+"""SQL of the reconciler: leased claims that N replicas can run at once, and row bookkeeping."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from facetoface.models import ConversationStatus, MentorConversation
+from facetoface.conversations.status import ConversationStatus, FailureCode
+from facetoface.conversations.events import CARRIES_TRANSCRIPT
+from facetoface.models import DailySession, IdempotencyKey, MentorConversation, TavusCallbackEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +24,9 @@ class Claimed:
     created_at: datetime
     failure_code: str | None
     conversation_url: str | None
+
+
+_ACTIVE = [ConversationStatus.active.value, ConversationStatus.ending.value]
 
 
 class ReconcileRepository:
@@ -66,7 +71,8 @@ class ReconcileRepository:
         self, *, now: datetime, starting_grace: timedelta, lease: timedelta, limit: int
     ) -> list[Claimed]:
         """Starts whose Tavus outcome we do not know: `indeterminate`, or `starting` for longer
-        than a start can take (its process died between phases)."""
+        than a start can take (its process died, or its database write failed, between
+        phases)."""
         mc = MentorConversation
         return await self._claim(
             or_(
@@ -87,10 +93,7 @@ class ReconcileRepository:
         """Live sessions older than the call cap plus grace: Tavus should have ended them."""
         mc = MentorConversation
         return await self._claim(
-            and_(
-                mc.status.in_([ConversationStatus.active.value, ConversationStatus.ending.value]),
-                mc.start_time < now - max_age,
-            ),
+            and_(mc.status.in_(_ACTIVE), mc.start_time < now - max_age),
             now=now,
             lease=lease,
             limit=limit,
@@ -105,7 +108,7 @@ class ReconcileRepository:
         mc = MentorConversation
         return await self._claim(
             and_(
-                mc.status.in_([ConversationStatus.active.value, ConversationStatus.ending.value]),
+                mc.status.in_(_ACTIVE),
                 mc.tavus_conversation_id.is_not(None),
                 or_(mc.updated_at < now - quiet, mc.conversation_url.is_(None)),
             ),
@@ -114,7 +117,7 @@ class ReconcileRepository:
             limit=limit,
         )
 
-    async def claim_incomplete(
+    async def claim_unverified(
         self,
         *,
         now: datetime,
@@ -124,8 +127,9 @@ class ReconcileRepository:
         lease: timedelta,
         limit: int,
     ) -> list[Claimed]:
-        """Ended sessions still missing Tavus's shutdown or transcript (a lost callback), or
-        whose Tavus end call failed."""
+        """Recently ended sessions whose record was not yet compared with Tavus's (once per
+        session: any callback may have been lost, `replica_joined` too), and those whose Tavus
+        end call failed."""
         mc = MentorConversation
         return await self._claim(
             and_(
@@ -135,9 +139,8 @@ class ReconcileRepository:
                 mc.end_time > now - horizon,
                 mc.reconcile_attempts < max_attempts,
                 or_(
-                    mc.shutdown_at.is_(None),
-                    mc.transcript.is_(None),
-                    mc.failure_code == "tavus_end_failed",
+                    mc.callbacks_verified_at.is_(None),
+                    mc.failure_code == FailureCode.tavus_end_failed.value,
                 ),
             ),
             now=now,
@@ -146,7 +149,7 @@ class ReconcileRepository:
         )
 
     async def statuses(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[str, str | None]]:
-        """Status and bound Tavus id of the given conversation rows."""
+        """Status and bound Tavus id of those of the given conversation rows that exist."""
         mc = MentorConversation
         rows = await self.session.execute(
             select(mc.id, mc.status, mc.tavus_conversation_id).where(mc.id.in_(ids))
@@ -161,10 +164,71 @@ class ReconcileRepository:
             .values(conversation_url=url, updated_at=now, version=mc.version + 1)
         )
 
-    async def clear_failure(self, row_id: uuid.UUID, code: str, now: datetime) -> None:
+    async def clear_failure(self, row_id: uuid.UUID, code: FailureCode, now: datetime) -> None:
         mc = MentorConversation
         await self.session.execute(
             update(mc)
-            .where(mc.id == row_id, mc.failure_code == code)
+            .where(mc.id == row_id, mc.failure_code == code.value)
             .values(failure_code=None, updated_at=now, version=mc.version + 1)
         )
+
+    async def mark_verified(self, row_id: uuid.UUID, now: datetime) -> None:
+        """Tavus's record of this ended session was compared with ours; done for good."""
+        mc = MentorConversation
+        await self.session.execute(
+            update(mc)
+            .where(mc.id == row_id)
+            .values(callbacks_verified_at=now, reconcile_error=None)
+        )
+
+    async def record_error(self, row_id: uuid.UUID, error: str) -> None:
+        """The last error the reconciler met on this row (a bounded code; the pass goes on)."""
+        mc = MentorConversation
+        await self.session.execute(
+            update(mc).where(mc.id == row_id).values(reconcile_error=error[:120])
+        )
+
+    async def purge_expired_keys(self, now: datetime, limit: int) -> int:
+        """Delete up to `limit` expired idempotency keys; how many."""
+        k = IdempotencyKey
+        expired = select(k.user_id, k.key).where(k.expires_at <= now).limit(limit).subquery()
+        result = await self.session.execute(
+            delete(k).where(tuple_(k.user_id, k.key).in_(select(expired.c.user_id, expired.c.key)))
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def expire_transcripts(self, before: datetime, *, limit: int, now: datetime) -> int:
+        """Drop transcripts (and the raw callbacks carrying them) of sessions that ended
+        before `before`; returns how many sessions were cleared."""
+        mc, e = MentorConversation, TavusCallbackEvent
+        ids = list(
+            (
+                await self.session.execute(
+                    select(mc.id)
+                    .where(mc.end_time < before, mc.transcript.is_not(None))
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+        if not ids:
+            return 0
+        daily_ids = select(mc.daily_session_id).where(mc.id.in_(ids)).scalar_subquery()
+        await self.session.execute(
+            update(DailySession)
+            .where(DailySession.id.in_(daily_ids))
+            .values(conversation_transcript=None, updated_at=now)
+        )
+        await self.session.execute(
+            update(mc)
+            .where(mc.id.in_(ids))
+            .values(transcript=None, transcript_digest=None, updated_at=now, version=mc.version + 1)
+        )
+        await self.session.execute(
+            update(e)
+            .where(
+                e.mentor_conversation_id.in_(ids),
+                e.event_type.in_(sorted(CARRIES_TRANSCRIPT)),
+            )
+            .values(payload={"redacted": "transcript retention"}, raw_body_b64=None)
+        )
+        return len(ids)

@@ -8,14 +8,21 @@
    ended, apply its events; else end it at Tavus and close our records. **Quiet live
    sessions** (no news for `RECONCILE_LIVE_CHECK_SECONDS`): if Tavus ended them and the
    shutdown callback was lost, Tavus's events close them.
-3. **Incomplete sessions** (ended, but no shutdown or transcript after a while — a lost
-   callback — or a failed Tavus end): fetch `GET /v2/conversations/{id}?verbose=true` and
-   apply its events through the callback inbox (same dedupe, same effects); retry the end.
-4. **Orphans**: conversations at Tavus named after this deployment that are still active but
-   belong to no live session are ended (they bill and hold a concurrency slot).
+3. **Lost callbacks**: every recently ended session is compared, once, with what Tavus
+   reports (`GET /v2/conversations/{id}?verbose=true`); every event we lack — `replica_joined`,
+   the shutdown, the transcript, … — goes through the callback inbox (same dedupe, same
+   merges). A failed Tavus end is retried.
+4. **Orphans**: running conversations at Tavus that carry this installation's identity in
+   their name (conversations/names.py) and whose row exists here but owns no live session are
+   ended (they bill and hold a concurrency slot). Anything else on the account — another app,
+   a twin deployment, an unnamed conversation — is never touched, only counted.
+5. **Retention**: transcripts older than `TRANSCRIPT_RETENTION_DAYS`, expired idempotency keys.
 
-Rows are leased (`FOR UPDATE SKIP LOCKED` + a lease timestamp), so N replicas can run passes at
-once without working on the same row; nothing is held in process memory between passes.
+Every row is isolated: an error on one (a malformed Tavus answer, a database hiccup) is
+recorded on that row (`reconcile_error`) and counted, and the pass goes on; the orphan step
+always runs. Rows are leased (`FOR UPDATE SKIP LOCKED` + a lease timestamp), so N replicas
+can run passes at once without working on the same row; nothing is held in process memory
+between passes.
 """
 
 from __future__ import annotations
@@ -24,20 +31,25 @@ import asyncio
 import random
 import uuid
 from collections import Counter
-from collections.abc import Awaitable
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 import structlog
 
-from facetoface.callbacks.service import CallbackService
 from facetoface.config import Settings
-from facetoface.db import Database
-from facetoface.models import ConversationStatus, utcnow
+from facetoface.conversations.names import name_prefix, row_id_from_name
+from facetoface.conversations.service import ConversationService
+from facetoface.conversations.status import (
+    LIVE_STATUSES,
+    UNRESOLVED_STATUSES,
+    FailureCode,
+)
+from facetoface.db import Database, DatabaseUnavailable
+from facetoface.models import utcnow
 from facetoface.observability import metrics
 from facetoface.reconcile.repository import Claimed, ReconcileRepository
-from facetoface.sessions.repository import DataRightsRepository, SessionRepository
-from facetoface.sessions.state import close_by_user
 from facetoface.tavus import (
     Conversation,
     ConversationDetails,
@@ -49,6 +61,7 @@ from facetoface.tavus import (
 log = structlog.get_logger(__name__)
 
 _PAGE_SIZE = 100
+T = TypeVar("T")
 
 
 @dataclass
@@ -58,18 +71,27 @@ class ReconcileReport:
     actions: Counter[str] = field(default_factory=Counter)
     errors: int = 0
 
-    def add(self, action: str) -> None:
-        self.actions[action] += 1
-        metrics.record_reconciler_action(action)
+    def add(self, action: str, count: int = 1) -> None:
+        if count <= 0:
+            return
+        self.actions[action] += count
+        metrics.record_reconciler_action(action, count)
 
 
 class Reconciler:
-    def __init__(self, settings: Settings, db: Database, tavus: TavusClient) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        tavus: TavusClient,
+        conversations: ConversationService,
+        installation_id: uuid.UUID,
+    ) -> None:
         self.settings = settings
         self.db = db
         self.tavus = tavus
-        self.callbacks = CallbackService(db)
-        self._prefix = f"{settings.deployment_name}:"
+        self.conversations = conversations
+        self._prefix = name_prefix(settings.deployment_name, installation_id)
 
     # --- the loop -------------------------------------------------------------------------
     async def run_forever(self) -> None:
@@ -84,22 +106,22 @@ class Reconciler:
                 log.exception("reconcile.pass_failed")
 
     async def run_once(self) -> ReconcileReport:
-        """One bounded pass over all four kinds of work."""
+        """One bounded pass over every kind of work."""
         started = asyncio.get_running_loop().time()
         report = ReconcileReport()
         listing: dict[str, Conversation] | None = None
-        for claimed in await self._claim("unresolved"):
+        for claimed in await self._claim("unresolved", report):
             if claimed.tavus_conversation_id is None and listing is None:
-                listing = await self._list_ours(report, status=None)
-            await self._guard(report, self._resolve_start(claimed, listing or {}, report))
-        for claimed in await self._claim("overdue"):
-            await self._guard(report, self._close_overdue(claimed, report))
-        for claimed in await self._claim("quiet"):
-            await self._guard(report, self._check_live(claimed, report))
-        for claimed in await self._claim("incomplete"):
-            await self._guard(report, self._complete(claimed, report))
-        await self._guard(report, self._end_orphans(report))
-        await self._expire_transcripts(report)
+                listing = await self._step(report, None, self._list_ours(status=None)) or {}
+            await self._step(report, claimed, self._resolve_start(claimed, listing or {}, report))
+        for claimed in await self._claim("overdue", report):
+            await self._step(report, claimed, self._close_overdue(claimed, report))
+        for claimed in await self._claim("quiet", report):
+            await self._step(report, claimed, self._check_live(claimed, report))
+        for claimed in await self._claim("unverified", report):
+            await self._step(report, claimed, self._verify(claimed, report))
+        await self._step(report, None, self._end_orphans(report))
+        await self._step(report, None, self._retention(report))
         log.info(
             "reconcile.pass",
             actions=dict(report.actions),
@@ -108,52 +130,71 @@ class Reconciler:
         )
         return report
 
-    async def _guard(self, report: ReconcileReport, work: Awaitable[None]) -> None:
+    async def _step(
+        self, report: ReconcileReport, claimed: Claimed | None, work: Awaitable[T]
+    ) -> T | None:
+        """Run one row's (or one step's) work; an error is recorded and the pass goes on."""
         try:
-            await work
-        except TavusError as exc:
+            return await work
+        except Exception as exc:  # isolation: one bad row must never stop the pass
             report.errors += 1
-            log.warning("reconcile.tavus_error", tavus_error=type(exc).__name__)
+            error = type(exc).__name__
+            metrics.record_reconciler_action("error")
+            log.warning(
+                "reconcile.step_failed",
+                error_type=error,
+                mentor_conversation_id=str(claimed.id) if claimed else None,
+                exc_info=not isinstance(exc, TavusError | DatabaseUnavailable),
+            )
+            if claimed is not None:
+                try:
+                    async with self.db.transaction(role="service") as session:
+                        await ReconcileRepository(session).record_error(claimed.id, error)
+                except DatabaseUnavailable:
+                    pass  # the lease expires; the row is tried again next pass
+            return None
 
-    async def _claim(self, kind: str) -> list[Claimed]:
+    async def _claim(self, kind: str, report: ReconcileReport) -> list[Claimed]:
         s = self.settings
         now = utcnow()
         lease = timedelta(seconds=s.reconcile_lease_seconds)
         limit = s.reconcile_batch_size
-        async with self.db.transaction(role="service") as session:
-            repo = ReconcileRepository(session)
-            if kind == "unresolved":
-                return await repo.claim_unresolved(
-                    now=now,
-                    starting_grace=timedelta(seconds=s.reconcile_starting_grace_seconds),
-                    lease=lease,
-                    limit=limit,
-                )
-            if kind == "overdue":
-                return await repo.claim_overdue(
-                    now=now,
-                    max_age=timedelta(
-                        seconds=s.session_max_call_duration_seconds
-                        + s.reconcile_overdue_grace_seconds
-                    ),
-                    lease=lease,
-                    limit=limit,
-                )
-            if kind == "quiet":
-                return await repo.claim_quiet_live(
-                    now=now,
-                    quiet=timedelta(seconds=s.reconcile_live_check_seconds),
-                    lease=lease,
-                    limit=limit,
-                )
-            return await repo.claim_incomplete(
+        claims: dict[str, Callable[[ReconcileRepository], Awaitable[list[Claimed]]]] = {
+            "unresolved": lambda repo: repo.claim_unresolved(
+                now=now,
+                starting_grace=timedelta(seconds=s.reconcile_starting_grace_seconds),
+                lease=lease,
+                limit=limit,
+            ),
+            "overdue": lambda repo: repo.claim_overdue(
+                now=now,
+                max_age=timedelta(
+                    seconds=s.session_max_call_duration_seconds + s.reconcile_overdue_grace_seconds
+                ),
+                lease=lease,
+                limit=limit,
+            ),
+            "quiet": lambda repo: repo.claim_quiet_live(
+                now=now,
+                quiet=timedelta(seconds=s.reconcile_live_check_seconds),
+                lease=lease,
+                limit=limit,
+            ),
+            "unverified": lambda repo: repo.claim_unverified(
                 now=now,
                 settle=timedelta(seconds=s.reconcile_settle_seconds),
                 horizon=timedelta(hours=24),
                 max_attempts=s.reconcile_max_attempts,
                 lease=lease,
                 limit=limit,
-            )
+            ),
+        }
+
+        async def claim() -> list[Claimed]:
+            async with self.db.transaction(role="service") as session:
+                return await claims[kind](ReconcileRepository(session))
+
+        return await self._step(report, None, claim()) or []
 
     # --- 1. unresolved starts ------------------------------------------------------------
     async def _resolve_start(
@@ -167,75 +208,33 @@ class Reconciler:
         if found is None:
             age = utcnow() - claimed.created_at
             if age.total_seconds() >= self.settings.reconcile_not_created_after_seconds:
-                await self._mark_not_created(claimed.id)
-                report.add("marked_not_created")
+                applied = await self.conversations.fail(
+                    claimed.id, FailureCode.not_created_at_tavus
+                )
+                if applied.session is not None and applied.before_status in UNRESOLVED_STATUSES:
+                    report.add("marked_not_created")
             return
-        async with self.db.transaction(role="service") as session:
-            repo = SessionRepository(session)
-            locked = await repo.lock_conversation(claimed.id)
-            if locked is None:
-                return
-            state = locked.state
-            if state.status in {
-                ConversationStatus.starting.value,
-                ConversationStatus.indeterminate.value,
-            }:
-                state = replace(
-                    state,
-                    status=ConversationStatus.active.value,
-                    tavus_conversation_id=found.conversation_id,
-                    start_time=state.start_time or found.created_at or utcnow(),
-                )
-                await repo.write_state(
-                    locked,
-                    state,
-                    now=utcnow(),
-                    extra={"conversation_url": found.conversation_url},
-                )
-                report.add("adopted")
-            elif state.tavus_conversation_id is None:
-                await repo.write_state(
-                    locked,
-                    replace(state, tavus_conversation_id=found.conversation_id),
-                    now=utcnow(),
-                )
+        applied = await self.conversations.adopt(
+            claimed.id,
+            conversation_id=found.conversation_id,
+            conversation_url=found.conversation_url,
+            start_time=found.created_at or utcnow(),
+        )
+        if applied.before_status in UNRESOLVED_STATUSES:
+            report.add("adopted")
         # Whatever Tavus already knows (a shutdown, a transcript) goes through the inbox.
         await self._apply_verbose(claimed.id, found.conversation_id, report)
 
-    async def _mark_not_created(self, row_id: uuid.UUID) -> None:
-        async with self.db.transaction(role="service") as session:
-            repo = SessionRepository(session)
-            locked = await repo.lock_conversation(row_id)
-            if locked is None or locked.state.status not in {
-                ConversationStatus.starting.value,
-                ConversationStatus.indeterminate.value,
-            }:
-                return
-            await repo.write_state(
-                locked,
-                replace(locked.state, status=ConversationStatus.failed.value),
-                now=utcnow(),
-                extra={"failure_code": "not_created_at_tavus"},
-            )
-
-    # --- 2. overdue ------------------------------------------------------------------------
+    # --- 2. overdue and quiet live sessions ----------------------------------------------
     async def _close_overdue(self, claimed: Claimed, report: ReconcileReport) -> None:
         if claimed.tavus_conversation_id:
             await self._apply_verbose(claimed.id, claimed.tavus_conversation_id, report)
-            await self._end_at_tavus(claimed.tavus_conversation_id)
-        async with self.db.transaction(role="service") as session:
-            repo = SessionRepository(session)
-            locked = await repo.lock_conversation(claimed.id)
-            if locked is None or not locked.state.is_live:
-                return  # Tavus's events closed it
-            now = utcnow()
-            await repo.write_state(
-                locked,
-                close_by_user(locked.state, now),
-                now=now,
-                extra={"failure_code": "closed_by_reconciler"},
-            )
-        report.add("closed_overdue")
+            await self.conversations.end_at_tavus(claimed.tavus_conversation_id)
+        closed = await self.conversations.close(
+            claimed.id, failure_code=FailureCode.closed_by_reconciler
+        )
+        if closed is not None and closed.failure_code == FailureCode.closed_by_reconciler:
+            report.add("closed_overdue")
 
     async def _check_live(self, claimed: Claimed, report: ReconcileReport) -> None:
         """A live session with no news: if Tavus ended it, its events close ours."""
@@ -248,18 +247,23 @@ class Reconciler:
                 )
             report.add("join_url_recovered")
 
-    # --- 3. incomplete ---------------------------------------------------------------------
-    async def _complete(self, claimed: Claimed, report: ReconcileReport) -> None:
+    # --- 3. lost callbacks ------------------------------------------------------------------
+    async def _verify(self, claimed: Claimed, report: ReconcileReport) -> None:
         assert claimed.tavus_conversation_id is not None
-        if claimed.failure_code == "tavus_end_failed" and await self._end_at_tavus(
-            claimed.tavus_conversation_id
-        ):
+        repo_now = utcnow()
+        if claimed.failure_code == FailureCode.tavus_end_failed:
+            if await self.conversations.end_at_tavus(claimed.tavus_conversation_id):
+                async with self.db.transaction(role="service") as session:
+                    await ReconcileRepository(session).clear_failure(
+                        claimed.id, FailureCode.tavus_end_failed, repo_now
+                    )
+                report.add("ended_at_tavus")
+        details = await self._apply_verbose(claimed.id, claimed.tavus_conversation_id, report)
+        if details is None or details.status == "ended":
+            # Tavus's record is final (or gone): ours now holds everything it reported.
             async with self.db.transaction(role="service") as session:
-                await ReconcileRepository(session).clear_failure(
-                    claimed.id, "tavus_end_failed", utcnow()
-                )
-            report.add("ended_at_tavus")
-        await self._apply_verbose(claimed.id, claimed.tavus_conversation_id, report)
+                await ReconcileRepository(session).mark_verified(claimed.id, repo_now)
+            report.add("verified")
 
     async def _apply_verbose(
         self, row_id: uuid.UUID, conversation_id: str, report: ReconcileReport
@@ -268,38 +272,43 @@ class Reconciler:
         if details is None:
             return None
         assert isinstance(details, ConversationDetails)
-        for event in details.events:
-            raw = {**event.model_dump(mode="json"), "conversation_id": conversation_id}
-            async with self.db.transaction(role="service") as session:
-                outcome = await self.callbacks.ingest_trusted(session, row_id, raw)
-            if outcome == "applied":
-                report.add(f"recovered:{event.event_type}")
+        counts = await self.conversations.ingest_reported(
+            row_id, conversation_id, (event.model_dump(mode="json") for event in details.events)
+        )
+        for action, count in counts.items():
+            if action.startswith("recovered:") or action == "malformed":
+                report.add(action, count)
         return details
 
     # --- 4. orphans ------------------------------------------------------------------------
     async def _end_orphans(self, report: ReconcileReport) -> None:
-        active = await self._list_ours(report, status="active")
-        if not active:
+        active = await self._list_running()
+        ours: dict[uuid.UUID, Conversation] = {}
+        foreign = 0
+        for conversation in active:
+            row_id = row_id_from_name(self._prefix, conversation.conversation_name)
+            if row_id is None:
+                foreign += 1
+            else:
+                ours[row_id] = conversation
+        report.add("foreign_running", foreign)
+        if not ours:
             return
-        by_row: dict[uuid.UUID, Conversation] = {}
-        for name, conversation in active.items():
-            try:
-                by_row[uuid.UUID(name.removeprefix(self._prefix))] = conversation
-            except ValueError:
-                continue
         async with self.db.transaction(role="service") as session:
-            known = await ReconcileRepository(session).statuses(list(by_row))
-        for row_id, conversation in by_row.items():
-            status, bound = known.get(row_id, (None, None))
-            owned = status in {
-                ConversationStatus.starting.value,
-                ConversationStatus.active.value,
-                ConversationStatus.ending.value,
-                ConversationStatus.indeterminate.value,
-            } and bound in (None, conversation.conversation_id)
-            if owned:
+            known = await ReconcileRepository(session).statuses(list(ours))
+        for row_id, conversation in ours.items():
+            if row_id not in known:
+                # Named like ours, but no row here: not provably ours (another database with
+                # a copied installation id, a row deleted by hand). Never touched.
+                report.add("unknown_named_running")
+                log.warning(
+                    "reconcile.unknown_conversation", conversation_id=conversation.conversation_id
+                )
                 continue
-            if await self._end_at_tavus(conversation.conversation_id):
+            status, bound = known[row_id]
+            if status in LIVE_STATUSES and bound in (None, conversation.conversation_id):
+                continue  # a live session owns it
+            if await self.conversations.end_at_tavus(conversation.conversation_id):
                 log.warning(
                     "reconcile.orphan_ended",
                     conversation_id=conversation.conversation_id,
@@ -308,50 +317,47 @@ class Reconciler:
                 report.add("ended_orphan")
 
     # --- 5. retention --------------------------------------------------------------------
-    async def _expire_transcripts(self, report: ReconcileReport) -> None:
+    async def _retention(self, report: ReconcileReport) -> None:
+        now = utcnow()
+        limit = self.settings.reconcile_batch_size
+        async with self.db.transaction(role="service") as session:
+            report.add(
+                "idempotency_keys_expired",
+                await ReconcileRepository(session).purge_expired_keys(now, limit * 10),
+            )
         days = self.settings.transcript_retention_days
         if not days:
             return
-        now = utcnow()
         async with self.db.transaction(role="service") as session:
-            cleared = await DataRightsRepository(session).expire_transcripts(
-                now - timedelta(days=days), limit=self.settings.reconcile_batch_size, now=now
+            cleared = await ReconcileRepository(session).expire_transcripts(
+                now - timedelta(days=days), limit=limit, now=now
             )
-        for _ in range(cleared):
-            report.add("transcript_expired")
+        report.add("transcript_expired", cleared)
 
     # --- Tavus helpers ---------------------------------------------------------------------
-    async def _list_ours(
-        self, report: ReconcileReport, *, status: str | None
-    ) -> dict[str, Conversation]:
-        """This deployment's recent conversations at Tavus, by name (bounded pages)."""
+    async def _list_ours(self, *, status: str | None) -> dict[str, Conversation]:
+        """This installation's recent conversations at Tavus, by name (bounded pages)."""
         found: dict[str, Conversation] = {}
+        for conversation in await self._list(status):
+            name = conversation.conversation_name or ""
+            if name.startswith(self._prefix):
+                found.setdefault(name, conversation)
+        return found
+
+    async def _list_running(self) -> list[Conversation]:
+        return [c for c in await self._list("active") if c.status == "active"]
+
+    async def _list(self, status: str | None) -> list[Conversation]:
+        conversations: list[Conversation] = []
         for page in range(1, self.settings.reconcile_list_pages + 1):
-            result = await self.tavus.list_conversations(
-                status="active" if status == "active" else None, limit=_PAGE_SIZE, page=page
-            )
-            for conversation in result.data:
-                name = conversation.conversation_name or ""
-                if name.startswith(self._prefix) and (
-                    status is None or conversation.status == status
-                ):
-                    found.setdefault(name, conversation)
+            result = await self.tavus.list_conversations(status=status, limit=_PAGE_SIZE, page=page)
+            conversations.extend(result.data)
             if len(result.data) < _PAGE_SIZE:
                 break
-        return found
+        return conversations
 
     async def _get(self, conversation_id: str, *, verbose: bool = False) -> Conversation | None:
         try:
             return await self.tavus.get_conversation(conversation_id, verbose=verbose)
         except TavusNotFound:
             return None
-
-    async def _end_at_tavus(self, conversation_id: str) -> bool:
-        try:
-            await self.tavus.end_conversation(conversation_id)
-        except TavusNotFound:
-            return True
-        except TavusError as exc:
-            log.warning("reconcile.end_failed", tavus_error=type(exc).__name__)
-            return False
-        return True

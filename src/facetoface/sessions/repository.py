@@ -1,26 +1,46 @@
-"""All SQL of the sessions feature. Hot paths are counted: see the statement budget below.
+"""The sessions feature's SQL: a start's first round trip, the end claim, and the reads.
 
-Statement budget on PostgreSQL (checked by tests): start = 3 (load context, insert both rows,
-mark active), end = 2 (claim, close). SQLite lacks data-modifying CTEs, so there the two
-tables are written by two statements each; it is the single-process development database.
+Round trips on PostgreSQL (counted on the wire by `tests/sessions/test_round_trips.py`):
+
+- start: 1 here (`facetoface.start_session`, migration 0006: the replay check, the context,
+  the decision and the rows in one call) + 1 when Tavus answered (`ConversationService`);
+- end: 1 here (`claim_end`) + 1 to close (`ConversationService.close`);
+- every read: 1.
+
+Each is one `Database.run` message: the identity and the statement together. SQLite, the
+single-process development database, runs the same steps as plain statements in one
+transaction under its write lock.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Table, and_, delete, func, insert, literal, or_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import Insert
 
+from facetoface.conversations.repository import (
+    Extra,
+    SessionRow,
+    TimelineEntry,
+    session_columns,
+    session_columns_sql,
+    session_row_from_json,
+    timeline,
+    timeline_from_json,
+    timeline_json_sql,
+)
+from facetoface.conversations.state import post_call_action_list
+from facetoface.conversations.status import LIVE_STATUSES, ConversationStatus, SessionStatus
+from facetoface.db import Database, Identity, Statement
 from facetoface.models import (
-    LIVE_STATUSES,
-    ConversationStatus,
     DailySession,
     IdempotencyKey,
     MentorAvatar,
@@ -28,74 +48,75 @@ from facetoface.models import (
     OnboardingProfile,
     Profile,
     RitualPreferences,
-    TavusCallbackEvent,
     UserEmotionalCategory,
     UserGoal,
     UserPersona,
 )
-from facetoface.sessions.state import ConversationState, derive
-from facetoface.sql import embed_json, json_array_agg, json_fields
 
 LIVE_INDEX = "uq_mentor_conversations_live_user_id"
 
 
-class LiveSessionExists(Exception):
-    """The one-live-session-per-user index refused a new session."""
+@dataclass(frozen=True, slots=True)
+class KeyClaim:
+    """An `Idempotency-Key` to claim with the session's rows."""
+
+    key: str
+    request_hash: bytes
+    locked_until: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
-class PersonaRow:
-    """The caller's chosen mentor, with its avatar's fallbacks."""
+class NewSession:
+    """The rows a start writes, if it may."""
 
-    id: uuid.UUID
-    name: str
-    tavus_persona_id: str | None
-    replica_id: str | None
-    avatar_name: str | None
-    avatar_thumbnail_url: str | None
-    avatar_persona_id: str | None
-    avatar_replica_id: str | None
-    avatar_is_premium: bool
+    daily_session_id: uuid.UUID
+    mentor_conversation_id: uuid.UUID
+    conversation_name: str
+    callback_token_hash: bytes
 
 
 @dataclass(frozen=True, slots=True)
-class StartData:
-    """Everything a start needs, as loaded in one round trip (JSON parts still raw)."""
+class StartLimits:
+    """What bounds a start: the per-user quota, and the context's size in rows and text."""
 
-    profile: dict[str, Any] | None
-    onboarding: dict[str, Any] | None
-    ritual: dict[str, Any] | None
-    emotional_categories: list[dict[str, Any]]
-    goals: list[dict[str, Any]]
-    persona: PersonaRow | None
-    #: Sessions the user started since `recent_since`, and the oldest of them (rate limit).
+    recent_since: datetime
+    start_limit: int
+    goal_rows: int
+    category_rows: int
+    text_chars: int
+    default_persona_id: str | None
+    default_replica_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StartAttempt:
+    """What a start's first round trip found and did.
+
+    `outcome`: `inserted` (the rows are written), `refused` (`refusal` says why), `conflict`
+    (another session is live: `live_session`), `key` (the Idempotency-Key answers:
+    `key_state` is `mismatch`, `done` (replay `key_session`), `in_flight` or `unresolved`), or
+    `preview` (nothing was to be written).
+    """
+
+    outcome: str
+    refusal: str | None = None
+    key_state: str | None = None
+    key_session: SessionRow | None = None
+    live_session: SessionRow | None = None
+    profile: dict[str, Any] | None = None
+    onboarding: dict[str, Any] | None = None
+    ritual: dict[str, Any] | None = None
+    categories: list[dict[str, Any]] = field(default_factory=list)
+    goals: list[dict[str, Any]] = field(default_factory=list)
+    persona: dict[str, Any] | None = None
+    persona_id: str | None = None
+    replica_id: str | None = None
+    mentor_name: str | None = None
+    mentor_avatar_url: str | None = None
     recent_starts: int = 0
     oldest_recent_start: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SessionRow:
-    """A session as the API shows it: both tables' columns side by side."""
-
-    id: uuid.UUID
-    user_id: uuid.UUID
-    session_status: str
-    started_at: datetime | None
-    completed_at: datetime | None
-    duration_seconds: int | None
-    created_at: datetime
-    mentor_conversation_id: uuid.UUID
-    conversation_status: str
-    tavus_conversation_id: str | None
-    conversation_url: str | None
-    conversation_name: str
-    start_time: datetime | None
-    end_time: datetime | None
-    shutdown_at: datetime | None
-    shutdown_reason: str | None
-    failure_code: str | None
-    mentor_name: str | None
-    mentor_avatar_url: str | None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,581 +131,214 @@ class SessionExtras:
     conversation_transcript: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class LockedConversation:
-    """A conversation row read for a state change: its facts and its version."""
-
-    id: uuid.UUID
-    user_id: uuid.UUID
-    daily_session_id: uuid.UUID
-    version: int
-    callback_token_hash: bytes
-    state: ConversationState
-
-
-def _state_columns() -> list[Any]:
-    mc = MentorConversation
-    return [
-        mc.status,
-        mc.tavus_conversation_id,
-        mc.replica_id,
-        mc.mentor_name,
-        mc.start_time,
-        mc.replica_joined_at,
-        mc.shutdown_at,
-        mc.shutdown_reason,
-        mc.closed_at,
-        mc.transcript,
-        mc.recording,
-        mc.perception_analysis,
-        mc.post_call_actions,
-    ]
-
-
-def _to_locked(row: Any) -> LockedConversation:
-    data = dict(row._mapping)
-    return LockedConversation(
-        id=data.pop("id"),
-        user_id=data.pop("user_id"),
-        daily_session_id=data.pop("daily_session_id"),
-        version=data.pop("version"),
-        callback_token_hash=data.pop("callback_token_hash"),
-        state=ConversationState(**data),
-    )
-
-
-def _session_columns() -> list[Any]:
-    ds, mc = DailySession, MentorConversation
-    return [
-        ds.id,
-        ds.user_id,
-        ds.session_status,
-        ds.started_at,
-        ds.completed_at,
-        ds.duration_seconds,
-        ds.created_at,
-        mc.id.label("mentor_conversation_id"),
-        mc.status.label("conversation_status"),
-        mc.tavus_conversation_id,
-        mc.conversation_url,
-        mc.conversation_name,
-        mc.start_time,
-        mc.end_time,
-        mc.shutdown_at,
-        mc.shutdown_reason,
-        mc.failure_code,
-        mc.mentor_name,
-        mc.mentor_avatar_url,
-    ]
-
-
-def _to_session_row(row: Any) -> SessionRow:
-    return SessionRow(**row._mapping)
+# --- PostgreSQL statements ---------------------------------------------------------------
+_START_ARGS = (
+    "user_id",
+    "mentor_id",
+    "now",
+    "insert",
+    "recent_since",
+    "start_limit",
+    "goal_rows",
+    "category_rows",
+    "text_chars",
+    "key",
+    "request_hash",
+    "key_locked_until",
+    "key_expires_at",
+    "daily_id",
+    "row_id",
+    "conversation_name",
+    "token_hash",
+    "default_persona",
+    "default_replica",
+)
+START_SQL = Statement(
+    "SELECT * FROM facetoface.start_session("
+    + ", ".join(f"p_{name} => %({name})s" for name in _START_ARGS)
+    + ")"
+)
+_LIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(LIVE_STATUSES))
+_FROM = "FROM daily_sessions d JOIN mentor_conversations m ON m.daily_session_id = d.id"
+GET_SQL = Statement(
+    f"SELECT {session_columns_sql()} {_FROM} "
+    "WHERE d.id = %(session_id)s AND d.user_id = %(user_id)s"
+)
+LIVE_SQL = Statement(
+    f"SELECT {session_columns_sql()} {_FROM} "
+    f"WHERE m.user_id = %(user_id)s AND m.status IN ({_LIVE_SQL})"
+)
+LIST_SQL = Statement(
+    f"SELECT {session_columns_sql()} {_FROM} WHERE d.user_id = %(user_id)s "
+    "AND (%(before_at)s::timestamptz IS NULL OR d.created_at < %(before_at)s::timestamptz "
+    "OR (d.created_at = %(before_at)s::timestamptz AND d.id < %(before_id)s::uuid)) "
+    "ORDER BY d.created_at DESC, d.id DESC LIMIT %(limit)s"
+)
+DETAIL_SQL = Statement(
+    f"SELECT {session_columns_sql()}, m.transcript, m.recording, m.perception_analysis, "
+    "m.post_call_actions, m.replica_joined_at, d.conversation_transcript, "
+    f"{timeline_json_sql('m')} AS events {_FROM} "
+    "WHERE d.id = %(session_id)s AND d.user_id = %(user_id)s"
+)
+#: Mark the caller's live session `ending` — or, when it is not live, read it as it is.
+CLAIM_END_SQL = Statement(
+    "WITH c AS (UPDATE mentor_conversations m SET status = 'ending', "
+    "updated_at = %(now)s, version = m.version + 1 "
+    "WHERE m.daily_session_id = %(session_id)s AND m.user_id = %(user_id)s "
+    f"AND m.status IN ({_LIVE_SQL}) RETURNING m.*) "
+    f"SELECT true AS claimed, {session_columns_sql('d', 'c')} "
+    "FROM c JOIN daily_sessions d ON d.id = c.daily_session_id "
+    f"UNION ALL SELECT false AS claimed, {session_columns_sql()} {_FROM} "
+    "WHERE d.id = %(session_id)s AND d.user_id = %(user_id)s AND NOT EXISTS (SELECT 1 FROM c)"
+)
+#: The start's key, completed with the adopted session (runs after `apply`).
+KEY_DONE_SQL = Statement(
+    "UPDATE idempotency_keys SET state = 'done', locked_until = %(k_now)s "
+    "WHERE user_id = %(k_user)s AND key = %(k_key)s AND daily_session_id = %(k_daily)s"
+)
+#: The start created nothing: forget the key so a retry may try again.
+KEY_RELEASE_SQL = Statement(
+    "DELETE FROM idempotency_keys "
+    "WHERE user_id = %(k_user)s AND key = %(k_key)s AND daily_session_id = %(k_daily)s"
+)
+#: The start's outcome is unknown: retries may look at its session now.
+KEY_UNLOCK_SQL = Statement(
+    "UPDATE idempotency_keys SET locked_until = %(k_now)s "
+    "WHERE user_id = %(k_user)s AND key = %(k_key)s AND daily_session_id = %(k_daily)s"
+)
 
 
 class SessionRepository:
-    """Queries over `daily_sessions` + `mentor_conversations` and the user's context tables."""
+    """A start's first round trip, the end claim, and the reads of the caller's sessions."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    @property
-    def _is_postgres(self) -> bool:
-        return self.session.get_bind().dialect.name == "postgresql"
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # --- start ----------------------------------------------------------------------------
-    async def load_start_data(
+    async def start(
         self,
-        user_id: uuid.UUID,
+        identity: Identity,
+        *,
         mentor_id: uuid.UUID | None,
-        *,
-        recent_since: datetime | None = None,
-    ) -> StartData:
-        """Profile, assessment, preferences, focus areas, active goals and mentor — and, with
-        `recent_since`, the user's starts since then (for the rate limit): one statement."""
-        p, o, r = Profile, OnboardingProfile, RitualPreferences
-        c, g, up, ma = UserEmotionalCategory, UserGoal, UserPersona, MentorAvatar
-        profile = (
-            select(
-                json_fields(
-                    full_name=p.full_name,
-                    language=p.language,
-                    timezone=p.timezone,
-                    subscription_tier=p.subscription_tier,
-                )
-            )
-            .where(p.id == user_id)
-            .scalar_subquery()
-        )
-        onboarding = (
-            select(
-                json_fields(
-                    disc_type=o.disc_type,
-                    enneagram_type=o.enneagram_type,
-                    confidence_score=o.confidence_score,
-                    personality_insights=embed_json(o.personality_insights),
-                )
-            )
-            .where(o.user_id == user_id)
-            .scalar_subquery()
-        )
-        ritual = (
-            select(
-                json_fields(
-                    timing=r.timing,
-                    duration=r.duration,
-                    style=r.style,
-                    voice_id=r.voice_id,
-                    focus_area=r.focus_area,
-                    session_frequency=r.session_frequency,
-                    preferred_session_time=r.preferred_session_time,
-                )
-            )
-            .where(r.user_id == user_id)
-            .scalar_subquery()
-        )
-        categories = (
-            select(
-                json_array_agg(json_fields(category=c.category, priority_level=c.priority_level))
-            )
-            .where(c.user_id == user_id)
-            .scalar_subquery()
-        )
-        goals = (
-            select(
-                json_array_agg(
-                    json_fields(
-                        goal_text=g.goal_text,
-                        goal_type=g.goal_type,
-                        smart_goal=g.smart_goal,
-                        target_date=g.target_date,
-                        progress_percentage=g.progress_percentage,
-                    )
-                )
-            )
-            .where(g.user_id == user_id, g.status == "active")
-            .scalar_subquery()
-        )
-        persona_filter = up.id == mentor_id if mentor_id is not None else up.is_active.is_(True)
-        persona = (
-            select(
-                json_fields(
-                    id=up.id,
-                    name=up.name,
-                    tavus_persona_id=up.tavus_persona_id,
-                    replica_id=up.replica_id,
-                    avatar_name=ma.name,
-                    avatar_thumbnail_url=ma.thumbnail_url,
-                    avatar_persona_id=ma.tavus_persona_id,
-                    avatar_replica_id=ma.tavus_replica_id,
-                    avatar_is_premium=ma.is_premium,
-                )
-            )
-            .select_from(up)
-            .outerjoin(ma, ma.id == up.mentor_avatar_id)
-            .where(up.user_id == user_id, persona_filter)
-            .order_by(up.updated_at.desc(), up.id)
-            .limit(1)
-            .scalar_subquery()
-        )
-        row = (
-            await self.session.execute(
-                select(
-                    profile.label("profile"),
-                    onboarding.label("onboarding"),
-                    ritual.label("ritual"),
-                    categories.label("categories"),
-                    goals.label("goals"),
-                    persona.label("persona"),
-                    *_recent_starts(user_id, recent_since),
-                )
-            )
-        ).one()
-        persona_data = row.persona
-        return StartData(
-            profile=row.profile,
-            onboarding=row.onboarding,
-            ritual=row.ritual,
-            emotional_categories=row.categories or [],
-            goals=row.goals or [],
-            persona=_persona_row(persona_data) if persona_data else None,
-            recent_starts=getattr(row, "recent_starts", 0) or 0,
-            oldest_recent_start=getattr(row, "oldest_recent_start", None),
-        )
-
-    async def insert_session(
-        self,
-        *,
-        user_id: uuid.UUID,
-        daily_session_id: uuid.UUID,
-        mentor_conversation_id: uuid.UUID,
-        session_date: date,
         now: datetime,
-        conversation_name: str,
-        persona: PersonaRow | None,
-        persona_id: str | None,
-        replica_id: str | None,
-        mentor_name: str | None,
-        mentor_avatar_url: str | None,
-        callback_token_hash: bytes,
-    ) -> None:
-        """Write both rows as `starting`; LiveSessionExists if the user already has one live."""
-        daily = {
-            "id": daily_session_id,
-            "user_id": user_id,
-            "session_type": "face_to_face",
-            "session_status": "started",
-            "session_date": session_date,
-            "created_at": now,
-            "updated_at": now,
-        }
-        conversation = {
-            "id": mentor_conversation_id,
-            "user_id": user_id,
-            "daily_session_id": daily_session_id,
-            "user_persona_id": persona.id if persona else None,
-            "conversation_name": conversation_name,
-            "persona_id": persona_id,
-            "replica_id": replica_id,
-            "mentor_name": mentor_name,
-            "mentor_avatar_url": mentor_avatar_url,
-            "session_type": "face_to_face",
-            "status": ConversationStatus.starting.value,
-            "callback_token_hash": callback_token_hash,
-            # INSERT … SELECT does not apply Python-side defaults: give every one here.
-            "version": 0,
-            "reconcile_attempts": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-        try:
-            if self._is_postgres:
-                # One round trip: the daily row and its conversation row in one statement.
-                daily_cte = insert(DailySession).values(daily).returning(DailySession.id).cte()
-                columns = list(conversation)
-                source = select(
-                    *[
-                        literal(value, MentorConversation.__table__.c[name].type).label(name)
-                        for name, value in conversation.items()
-                    ]
-                ).where(select(daily_cte.c.id).exists())
-                await self.session.execute(insert(MentorConversation).from_select(columns, source))
-            else:
-                await self.session.execute(insert(DailySession).values(daily))
-                await self.session.execute(insert(MentorConversation).values(conversation))
-        except IntegrityError as exc:
-            if LIVE_INDEX in str(exc.orig) or "mentor_conversations.user_id" in str(exc.orig):
-                raise LiveSessionExists from exc
-            raise
-
-    async def mark_active(
-        self,
-        mentor_conversation_id: uuid.UUID,
-        *,
-        tavus_conversation_id: str,
-        conversation_url: str | None,
-        start_time: datetime,
-        now: datetime,
-    ) -> SessionRow | None:
-        """Record Tavus's conversation and mark the session `active`; returns the session.
-
-        Fast path, when nothing happened since phase 1: one statement. When a callback or an
-        end call got there first, the conversation is merged into the stored facts under the
-        row lock instead (the id is always recorded, so an ended session still names the
-        conversation that must be ended).
-        """
-        mc = MentorConversation
-        values = {
-            "tavus_conversation_id": tavus_conversation_id,
-            "conversation_url": conversation_url,
-            "start_time": start_time,
-            "status": ConversationStatus.active.value,
-            "updated_at": now,
-            "version": mc.version + 1,
-        }
-        starting = and_(
-            mc.id == mentor_conversation_id, mc.status == ConversationStatus.starting.value
-        )
-        if self._is_postgres:
-            daily = _daily_table()
-            upd = update(mc).where(starting).values(values).returning(mc.daily_session_id).cte()
-            daily_upd = (
-                update(daily)
-                .where(daily.c.id == upd.c.daily_session_id)
-                .values(started_at=start_time, updated_at=now)
-                .returning(daily.c.id)
-                .cte()
+        limits: StartLimits,
+        new: NewSession | None,
+        key: KeyClaim | None,
+    ) -> StartAttempt:
+        """Check the key, load the context, decide, and (with `new`) write the rows."""
+        if self.db.is_postgres:
+            params = {
+                "user_id": identity.user_id,
+                "mentor_id": mentor_id,
+                "now": now,
+                "insert": new is not None,
+                "recent_since": limits.recent_since,
+                "start_limit": limits.start_limit,
+                "goal_rows": limits.goal_rows,
+                "category_rows": limits.category_rows,
+                "text_chars": limits.text_chars,
+                "key": key.key if key else None,
+                "request_hash": key.request_hash if key else None,
+                "key_locked_until": key.locked_until if key else None,
+                "key_expires_at": key.expires_at if key else None,
+                "daily_id": new.daily_session_id if new else None,
+                "row_id": new.mentor_conversation_id if new else None,
+                "conversation_name": new.conversation_name if new else None,
+                "token_hash": new.callback_token_hash if new else None,
+                "default_persona": limits.default_persona_id,
+                "default_replica": limits.default_replica_id,
+            }
+            rows = await self.db.run(
+                START_SQL, params, identity, role="service", operation="start:daily_sessions"
             )
-            matched = select(func.count()).select_from(daily_upd).scalar_subquery()
-            result = await self.session.execute(
-                select(*_session_columns(), matched.label("matched"))
-                .select_from(DailySession)
-                .join(mc, mc.daily_session_id == DailySession.id)
-                .where(mc.id == mentor_conversation_id)
-            )
-            row = result.one_or_none()
-            if row is None:
-                return None
-            data = dict(row._mapping)
-            if data.pop("matched"):
-                # The outer SELECT sees the statement's starting snapshot: patch in the write.
-                return replace(
-                    SessionRow(**data),
-                    conversation_status=ConversationStatus.active.value,
-                    tavus_conversation_id=tavus_conversation_id,
-                    conversation_url=conversation_url,
-                    start_time=start_time,
-                    started_at=start_time,
-                )
-        else:
-            result = await self.session.execute(
-                update(mc).where(starting).values(values).returning(mc.daily_session_id)
-            )
-            daily_id = result.scalar_one_or_none()
-            if daily_id is not None:
-                await self.session.execute(
-                    update(DailySession)
-                    .where(DailySession.id == daily_id)
-                    .values(started_at=start_time, updated_at=now)
-                )
-                return await self.get_by_conversation_row(mentor_conversation_id)
-        locked = await self.lock_conversation(mentor_conversation_id)
-        if locked is None:
-            return None
-        state = replace(locked.state, tavus_conversation_id=tavus_conversation_id)
-        if not state.has_ended:
-            # Ended before Tavus answered: the user never had the session, so it gets no
-            # start time (and no duration); the id is kept so the conversation gets ended.
-            state = replace(state, start_time=state.start_time or start_time)
-        if state.status == ConversationStatus.indeterminate.value:
-            state = replace(state, status=ConversationStatus.active.value)
-        await self.write_state(locked, state, now=now, extra={"conversation_url": conversation_url})
-        return await self.get_by_conversation_row(mentor_conversation_id)
-
-    async def mark_unresolved(
-        self,
-        mentor_conversation_id: uuid.UUID,
-        *,
-        status: ConversationStatus,
-        failure_code: str,
-        now: datetime,
-    ) -> None:
-        """Mark a start that did not succeed: `failed` (definite) or `indeterminate`.
-
-        Only a session still `starting` changes: if a callback proved the conversation
-        exists, or the user ended it meanwhile, that knowledge stands.
-        """
-        mc = MentorConversation
-        result = await self.session.execute(
-            update(mc)
-            .where(mc.id == mentor_conversation_id, mc.status == ConversationStatus.starting.value)
-            .values(
-                status=status.value,
-                failure_code=failure_code,
-                updated_at=now,
-                version=mc.version + 1,
-            )
-            .returning(mc.daily_session_id)
-        )
-        daily_id = result.scalar_one_or_none()
-        if daily_id is not None and status is ConversationStatus.failed:
-            await self.session.execute(
-                update(DailySession)
-                .where(DailySession.id == daily_id)
-                .values(session_status="failed", updated_at=now)
-            )
-
-    async def get_live(self, user_id: uuid.UUID) -> SessionRow | None:
-        """The user's live session, if any."""
-        return await self._get_one(
-            and_(
-                MentorConversation.user_id == user_id,
-                MentorConversation.status.in_([s.value for s in LIVE_STATUSES]),
-            )
-        )
-
-    # --- state changes --------------------------------------------------------------------
-    async def lock_conversation(
-        self, mentor_conversation_id: uuid.UUID, *, user_id: uuid.UUID | None = None
-    ) -> LockedConversation | None:
-        """Read a conversation's facts for a change, locking its row (PostgreSQL).
-
-        SQLite needs no row lock: every write transaction holds the database's write lock.
-        """
-        mc = MentorConversation
-        query = select(
-            mc.id,
-            mc.user_id,
-            mc.daily_session_id,
-            mc.version,
-            mc.callback_token_hash,
-            *_state_columns(),
-        ).where(mc.id == mentor_conversation_id)
-        if user_id is not None:
-            query = query.where(mc.user_id == user_id)
-        row = (await self.session.execute(query.with_for_update())).one_or_none()
-        return _to_locked(row) if row is not None else None
-
-    async def write_state(
-        self,
-        locked: LockedConversation,
-        state: ConversationState,
-        *,
-        now: datetime,
-        extra: dict[str, Any] | None = None,
-        inbox: Insert | None = None,
-    ) -> bool:
-        """Store `state` and everything derived from it, if the row is still at
-        `locked.version` (and, with `inbox`, only if that event row was new).
-
-        One statement on PostgreSQL. False means nothing was written: the event was a
-        duplicate, or someone changed the conversation since it was read.
-        """
-        mc = MentorConversation
-        view = derive(state)
-        conversation_values: dict[str, Any] = {
-            "status": state.status,
-            "tavus_conversation_id": state.tavus_conversation_id,
-            "start_time": state.start_time,
-            "replica_joined_at": state.replica_joined_at,
-            "shutdown_at": state.shutdown_at,
-            "shutdown_reason": state.shutdown_reason,
-            "closed_at": state.closed_at,
-            "end_time": view.end_time,
-            "duration_seconds": view.duration_seconds,
-            "transcript": state.transcript,
-            "recording": state.recording,
-            "perception_analysis": state.perception_analysis,
-            "post_call_actions": state.post_call_actions,
-            "updated_at": now,
-            "version": mc.version + 1,
-            **(extra or {}),
-        }
-        daily_values: dict[str, Any] = {
-            "session_status": view.session_status,
-            "started_at": view.started_at,
-            "completed_at": view.end_time,
-            "duration_seconds": view.duration_seconds,
-            "conversation_transcript": view.conversation_transcript,
-            "session_metadata": view.session_metadata,
-            "updated_at": now,
-        }
-        current = and_(mc.id == locked.id, mc.version == locked.version)
-        if self._is_postgres:
-            criteria = [current]
-            if inbox is not None:
-                inserted = inbox.cte("inserted")
-                criteria.append(select(inserted.c.id).exists())
-            upd = (
-                update(mc)
-                .where(*criteria)
-                .values(conversation_values)
-                .returning(mc.daily_session_id)
-                .cte("upd")
-            )
-            daily = _daily_table()
-            result = await self.session.execute(
-                update(daily)
-                .where(daily.c.id == upd.c.daily_session_id)
-                .values(daily_values)
-                .returning(daily.c.id)
-            )
-            return result.first() is not None
-        if inbox is not None and (await self.session.execute(inbox)).first() is None:
-            return False
-        result = await self.session.execute(
-            update(mc).where(current).values(conversation_values).returning(mc.id)
-        )
-        if result.first() is None:
-            return False
-        await self.session.execute(
-            update(DailySession)
-            .where(DailySession.id == locked.daily_session_id)
-            .values(daily_values)
-        )
-        return True
+            return _attempt(rows[0])
+        async with self.db.transaction(identity, role="service") as session:
+            return await _start_sqlite(session, identity.user_id, mentor_id, now, limits, new, key)
 
     # --- end ------------------------------------------------------------------------------
     async def claim_end(
-        self, user_id: uuid.UUID, session_id: uuid.UUID, now: datetime
-    ) -> tuple[SessionRow | None, LockedConversation | None]:
-        """Mark the caller's live session `ending` (one statement on PostgreSQL).
-
-        Returns (session, conversation) — the conversation is None when the session was not
-        live (already closed or failed); both are None when it is not the caller's.
-        """
+        self, identity: Identity, session_id: uuid.UUID, now: datetime
+    ) -> tuple[SessionRow | None, bool]:
+        """Mark the caller's live session `ending`: (the session, whether it was claimed).
+        (None, False) when it is not the caller's."""
+        if self.db.is_postgres:
+            rows = await self.db.run(
+                CLAIM_END_SQL,
+                {"session_id": session_id, "user_id": identity.user_id, "now": now},
+                identity,
+                role="service",
+                operation="update:mentor_conversations",
+            )
+            if not rows:
+                return None, False
+            return SessionRow.from_mapping(rows[0]), bool(rows[0]["claimed"])
         mc = MentorConversation
-        claimable = [s.value for s in LIVE_STATUSES]
-        if self._is_postgres:
-            ds = DailySession
-            mct = cast(Table, mc.__table__)
-            claim = (
-                update(mct)
-                .where(
-                    mct.c.daily_session_id == ds.id,
-                    ds.id == session_id,
-                    ds.user_id == user_id,
-                    mct.c.user_id == user_id,
-                    mct.c.status.in_(claimable),
-                )
+        async with self.db.transaction(identity, role="service") as session:
+            current = await _get_one(
+                session, and_(DailySession.id == session_id, DailySession.user_id == identity.user_id)
+            )
+            if current is None or current.conversation_status not in LIVE_STATUSES:
+                return current, False
+            await session.execute(
+                update(mc)
+                .where(mc.id == current.mentor_conversation_id)
                 .values(
-                    status=ConversationStatus.ending.value,
-                    updated_at=now,
-                    version=mct.c.version + 1,
-                )
-                .returning(
-                    mct.c.version,
-                    mct.c.callback_token_hash,
-                    *[mct.c[c.key] for c in _state_columns()],
-                    *_session_columns(),
+                    status=ConversationStatus.ending.value, updated_at=now, version=mc.version + 1
                 )
             )
-            row = (await self.session.execute(claim)).one_or_none()
-            if row is None:
-                return await self.get_for_user(user_id, session_id), None
-            data = dict(row._mapping)
-            session_row = SessionRow(**{k: data[k] for k in SessionRow.__dataclass_fields__})
-            locked = LockedConversation(
-                id=session_row.mentor_conversation_id,
-                user_id=user_id,
-                daily_session_id=session_id,
-                version=data["version"],
-                callback_token_hash=data["callback_token_hash"],
-                state=ConversationState(**{c.key: data[c.key] for c in _state_columns()}),
-            )
-            return session_row, locked
-        current = await self.get_for_user(user_id, session_id)
-        if current is None or current.conversation_status not in claimable:
-            return current, None
-        await self.session.execute(
-            update(mc)
-            .where(mc.id == current.mentor_conversation_id)
-            .values(status=ConversationStatus.ending.value, updated_at=now, version=mc.version + 1)
-        )
-        claimed = await self.lock_conversation(current.mentor_conversation_id)
-        return replace(current, conversation_status="ending"), claimed
+            claimed = await _get_one(session, mc.id == current.mentor_conversation_id)
+        return claimed, True
 
-    # --- read -----------------------------------------------------------------------------
-    async def get_for_user(self, user_id: uuid.UUID, session_id: uuid.UUID) -> SessionRow | None:
+    # --- reads ----------------------------------------------------------------------------
+    async def get(self, identity: Identity, session_id: uuid.UUID) -> SessionRow | None:
         """The caller's session by id; None for anyone else's (existence is not leaked)."""
-        return await self._get_one(
-            and_(DailySession.id == session_id, DailySession.user_id == user_id)
-        )
+        params = {"session_id": session_id, "user_id": identity.user_id}
+        if self.db.is_postgres:
+            rows = await self.db.run(GET_SQL, params, identity, role="user")
+            return SessionRow.from_mapping(rows[0]) if rows else None
+        async with self.db.transaction(identity) as session:
+            return await _get_one(
+                session, and_(DailySession.id == session_id, DailySession.user_id == identity.user_id)
+            )
 
-    async def list_for_user(
+    async def get_live(self, identity: Identity) -> SessionRow | None:
+        """The caller's live session, if any."""
+        if self.db.is_postgres:
+            rows = await self.db.run(LIVE_SQL, {"user_id": identity.user_id}, identity, role="user")
+            return SessionRow.from_mapping(rows[0]) if rows else None
+        mc = MentorConversation
+        async with self.db.transaction(identity) as session:
+            return await _get_one(
+                session,
+                and_(
+                    mc.user_id == identity.user_id,
+                    mc.status.in_([s.value for s in LIVE_STATUSES]),
+                ),
+            )
+
+    async def list(
         self,
-        user_id: uuid.UUID,
+        identity: Identity,
         *,
         limit: int,
         before: tuple[datetime, uuid.UUID] | None = None,
     ) -> list[SessionRow]:
         """The caller's sessions, newest first, strictly before the `before` cursor."""
+        if self.db.is_postgres:
+            params = {
+                "user_id": identity.user_id,
+                "limit": limit,
+                "before_at": before[0] if before else None,
+                "before_id": before[1] if before else None,
+            }
+            rows = await self.db.run(LIST_SQL, params, identity, role="user")
+            return [SessionRow.from_mapping(row) for row in rows]
         ds = DailySession
         query = (
-            select(*_session_columns())
+            select(*session_columns())
             .select_from(ds)
             .join(MentorConversation, MentorConversation.daily_session_id == ds.id)
-            .where(ds.user_id == user_id)
+            .where(ds.user_id == identity.user_id)
             .order_by(ds.created_at.desc(), ds.id.desc())
             .limit(limit)
         )
@@ -696,270 +350,394 @@ class SessionRepository:
                     and_(ds.created_at == created_at, ds.id < session_id),
                 )
             )
-        return [_to_session_row(row) for row in await self.session.execute(query)]
+        async with self.db.transaction(identity) as session:
+            return [SessionRow.from_mapping(row._mapping) for row in await session.execute(query)]
 
-    async def get_detail(
-        self, user_id: uuid.UUID, session_id: uuid.UUID
-    ) -> tuple[SessionRow, SessionExtras] | None:
-        """The caller's session with what Tavus's callbacks added to it."""
-        mc = MentorConversation
-        row = (
-            await self.session.execute(
-                select(
-                    *_session_columns(),
-                    mc.transcript,
-                    mc.recording,
-                    mc.perception_analysis,
-                    mc.post_call_actions,
-                    mc.replica_joined_at,
-                    DailySession.conversation_transcript,
-                )
-                .select_from(DailySession)
-                .join(mc, mc.daily_session_id == DailySession.id)
-                .where(DailySession.id == session_id, DailySession.user_id == user_id)
+    async def detail(
+        self, identity: Identity, session_id: uuid.UUID
+    ) -> tuple[SessionRow, SessionExtras, list[TimelineEntry]] | None:
+        """The caller's session with what Tavus's callbacks added to it, and its timeline."""
+        params = {"session_id": session_id, "user_id": identity.user_id}
+        if self.db.is_postgres:
+            rows = await self.db.run(DETAIL_SQL, params, identity, role="user")
+            if not rows:
+                return None
+            return (
+                SessionRow.from_mapping(rows[0]),
+                _extras(rows[0]),
+                timeline_from_json(rows[0]["events"]),
             )
-        ).one_or_none()
-        if row is None:
-            return None
-        data = dict(row._mapping)
-        extras = SessionExtras(**{k: data.pop(k) for k in SessionExtras.__dataclass_fields__})
-        return SessionRow(**data), extras
+        mc = MentorConversation
+        async with self.db.transaction(identity) as session:
+            row = (
+                await session.execute(
+                    select(
+                        *session_columns(),
+                        mc.transcript,
+                        mc.recording,
+                        mc.perception_analysis,
+                        mc.post_call_actions,
+                        mc.replica_joined_at,
+                        DailySession.conversation_transcript,
+                    )
+                    .select_from(DailySession)
+                    .join(mc, mc.daily_session_id == DailySession.id)
+                    .where(DailySession.id == session_id, DailySession.user_id == identity.user_id)
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            events = await timeline(session, row.mentor_conversation_id)
+        return SessionRow.from_mapping(row._mapping), _extras(row._mapping), events
 
-    async def get_by_conversation_row(self, mentor_conversation_id: uuid.UUID) -> SessionRow | None:
-        return await self._get_one(MentorConversation.id == mentor_conversation_id)
 
-    async def _get_one(self, where: Any) -> SessionRow | None:
-        result = await self.session.execute(
-            select(*_session_columns())
+# --- idempotency keys ------------------------------------------------------------------------
+def key_extra(
+    action: str, user_id: uuid.UUID, key: str, daily_session_id: uuid.UUID, now: datetime
+) -> Extra:
+    """What a start's conversation change does to its key, in the same transaction:
+    `done` (adopted), `release` (nothing was created), `unlock` (the outcome is unknown)."""
+    sql = {"done": KEY_DONE_SQL, "release": KEY_RELEASE_SQL, "unlock": KEY_UNLOCK_SQL}[action]
+    params = {"k_user": user_id, "k_key": key, "k_daily": daily_session_id, "k_now": now}
+
+    async def on_sqlite(session: AsyncSession, _: SessionRow) -> None:
+        k = IdempotencyKey
+        mine = and_(k.user_id == user_id, k.key == key, k.daily_session_id == daily_session_id)
+        if action == "release":
+            await session.execute(k.__table__.delete().where(mine))
+        elif action == "done":
+            await session.execute(update(k).where(mine).values(state="done", locked_until=now))
+        else:
+            await session.execute(update(k).where(mine).values(locked_until=now))
+
+    return Extra(sql=sql, params=params, sqlite=on_sqlite)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+def _attempt(row: Mapping[str, Any]) -> StartAttempt:
+    return StartAttempt(
+        outcome=row["outcome"],
+        refusal=row["refusal"],
+        key_state=row["key_state"],
+        key_session=session_row_from_json(row["key_session"]) if row["key_session"] else None,
+        live_session=(
+            session_row_from_json(row["live_session"]) if row["live_session"] else None
+        ),
+        profile=row["profile"],
+        onboarding=row["onboarding"],
+        ritual=row["ritual"],
+        categories=row["categories"] or [],
+        goals=row["goals"] or [],
+        persona=row["persona"],
+        persona_id=row["persona_id"],
+        replica_id=row["replica_id"],
+        mentor_name=row["mentor_name"],
+        mentor_avatar_url=row["mentor_avatar_url"],
+        recent_starts=row["recent_starts"] or 0,
+        oldest_recent_start=row["oldest_recent_start"],
+        created_at=row["created_at"],
+    )
+
+
+def _extras(data: Mapping[str, Any]) -> SessionExtras:
+    return SessionExtras(
+        transcript=data["transcript"],
+        recording=data["recording"],
+        perception_analysis=data["perception_analysis"],
+        post_call_actions=post_call_action_list(data["post_call_actions"]),
+        replica_joined_at=data["replica_joined_at"],
+        conversation_transcript=data["conversation_transcript"],
+    )
+
+
+async def _get_one(session: AsyncSession, where: Any) -> SessionRow | None:
+    row = (
+        await session.execute(
+            select(*session_columns())
             .select_from(DailySession)
             .join(MentorConversation, MentorConversation.daily_session_id == DailySession.id)
             .where(where)
         )
-        row = result.one_or_none()
-        return _to_session_row(row) if row is not None else None
+    ).one_or_none()
+    return SessionRow.from_mapping(row._mapping) if row is not None else None
 
 
-def _recent_starts(user_id: uuid.UUID, since: datetime | None) -> list[Any]:
-    if since is None:
-        return []
-    mc = MentorConversation
-    recent = and_(mc.user_id == user_id, mc.created_at >= since)
-    return [
-        select(func.count()).where(recent).scalar_subquery().label("recent_starts"),
-        select(func.min(mc.created_at))
-        .where(recent)
-        .scalar_subquery()
-        .label("oldest_recent_start"),
-    ]
+def local_date(now: datetime, timezone: Any) -> date:
+    """The session's calendar date in the user's own timezone (the origin used UTC's)."""
+    if isinstance(timezone, str) and timezone:
+        try:
+            return now.astimezone(ZoneInfo(timezone)).date()
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return now.date() if now.tzinfo is None else now.astimezone(ZoneInfo("UTC")).date()
 
 
-def _daily_table() -> Table:
-    return cast(Table, DailySession.__table__)
-
-
-def _persona_row(data: dict[str, Any]) -> PersonaRow:
-    return PersonaRow(
-        id=uuid.UUID(str(data["id"])),
-        name=data["name"],
-        tavus_persona_id=data.get("tavus_persona_id"),
-        replica_id=data.get("replica_id"),
-        avatar_name=data.get("avatar_name"),
-        avatar_thumbnail_url=data.get("avatar_thumbnail_url"),
-        avatar_persona_id=data.get("avatar_persona_id"),
-        avatar_replica_id=data.get("avatar_replica_id"),
-        avatar_is_premium=bool(data.get("avatar_is_premium")),
+# --- SQLite: the same steps as `facetoface.start_session`, as statements -------------------
+async def _start_sqlite(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    mentor_id: uuid.UUID | None,
+    now: datetime,
+    limits: StartLimits,
+    new: NewSession | None,
+    key: KeyClaim | None,
+) -> StartAttempt:
+    mc, k = MentorConversation, IdempotencyKey
+    if key is not None:
+        stored = (
+            await session.execute(
+                select(k).where(k.user_id == user_id, k.key == key.key, k.expires_at > now)
+            )
+        ).scalar_one_or_none()
+        if stored is not None:
+            keyed = (
+                await _get_one(session, DailySession.id == stored.daily_session_id)
+                if stored.daily_session_id
+                else None
+            )
+            status = keyed.conversation_status if keyed else None
+            if stored.request_hash != key.request_hash:
+                return StartAttempt("key", key_state="mismatch")
+            if stored.state == "done" or status in {"active", "ending", "ended"}:
+                stored.state, stored.locked_until = "done", now
+                return StartAttempt("key", key_state="done", key_session=keyed)
+            if status is None and stored.locked_until > now:
+                return StartAttempt("key", key_state="in_flight")
+            if status in {"starting", "indeterminate"}:
+                state = "in_flight" if stored.locked_until > now else "unresolved"
+                return StartAttempt("key", key_state=state, key_session=keyed)
+    data = await _load_context(session, user_id, mentor_id, limits)
+    recent = (
+        await session.execute(
+            select(func.count(), func.min(mc.created_at)).where(
+                mc.user_id == user_id,
+                mc.created_at >= limits.recent_since,
+                mc.status != ConversationStatus.failed.value,
+            )
+        )
+    ).one()
+    persona = data["persona"]
+    persona_id = _present(persona, "tavus_persona_id") or _present(persona, "avatar_persona_id")
+    replica_id = _present(persona, "replica_id") or _present(persona, "avatar_replica_id")
+    if persona_id is None and replica_id is None:
+        persona_id = limits.default_persona_id or None
+        replica_id = limits.default_replica_id or None
+    attempt = StartAttempt(
+        outcome="refused",
+        profile=data["profile"],
+        onboarding=data["onboarding"],
+        ritual=data["ritual"],
+        categories=data["categories"],
+        goals=data["goals"],
+        persona=persona,
+        persona_id=persona_id,
+        replica_id=replica_id,
+        mentor_name=_present(persona, "name") or (persona or {}).get("avatar_name"),
+        mentor_avatar_url=(persona or {}).get("avatar_thumbnail_url"),
+        recent_starts=recent[0] or 0,
+        oldest_recent_start=recent[1],
     )
-
-
-@dataclass(frozen=True, slots=True)
-class StoredKey:
-    request_hash: bytes
-    state: str
-    daily_session_id: uuid.UUID | None
-    response_status: int | None
-    response_body: Any
-    locked_until: datetime
-    expires_at: datetime
-
-
-class IdempotencyRepository:
-    """SQL of `idempotency_keys`: atomic claim, completion, release."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def claim(
-        self,
-        *,
-        user_id: uuid.UUID,
-        key: str,
-        request_hash: bytes,
-        daily_session_id: uuid.UUID,
-        now: datetime,
-        locked_until: datetime,
-        expires_at: datetime,
-    ) -> StoredKey | None:
-        """Claim `key` for a new start; None when claimed, else the key as stored.
-
-        `INSERT … ON CONFLICT DO NOTHING` decides between concurrent requests atomically;
-        an expired key is deleted first so it can be claimed again.
-        """
-        k = IdempotencyKey
-        await self.session.execute(
-            delete(k).where(k.user_id == user_id, k.key == key, k.expires_at <= now)
-        )
-        dialect = self.session.get_bind().dialect.name
-        module: Any = postgresql if dialect == "postgresql" else sqlite
-        inserted = await self.session.execute(
-            module.insert(k)
-            .values(
-                user_id=user_id,
-                key=key,
-                request_hash=request_hash,
-                state="in_flight",
-                daily_session_id=daily_session_id,
-                created_at=now,
-                locked_until=locked_until,
-                expires_at=expires_at,
-            )
-            .on_conflict_do_nothing(index_elements=["user_id", "key"])
-            .returning(k.key)
-        )
-        if inserted.first() is not None:
-            return None
-        row = (
-            await self.session.execute(
-                select(
-                    k.request_hash,
-                    k.state,
-                    k.daily_session_id,
-                    k.response_status,
-                    k.response_body,
-                    k.locked_until,
-                    k.expires_at,
-                ).where(k.user_id == user_id, k.key == key)
-            )
-        ).one()
-        return StoredKey(**row._mapping)
-
-    async def complete(
-        self, user_id: uuid.UUID, key: str, *, status: int, body: Any, now: datetime
-    ) -> None:
-        """Store the final response; retries replay it until the key expires."""
-        k = IdempotencyKey
-        await self.session.execute(
-            update(k)
-            .where(k.user_id == user_id, k.key == key)
-            .values(state="done", response_status=status, response_body=body, locked_until=now)
-        )
-
-    async def unlock(self, user_id: uuid.UUID, key: str, now: datetime) -> None:
-        """Let retries look at the session now (its outcome is being resolved)."""
-        k = IdempotencyKey
-        await self.session.execute(
-            update(k).where(k.user_id == user_id, k.key == key).values(locked_until=now)
-        )
-
-    async def release(self, user_id: uuid.UUID, key: str) -> None:
-        """Forget the key: the start definitely failed, so a retry may try again."""
-        k = IdempotencyKey
-        await self.session.execute(delete(k).where(k.user_id == user_id, k.key == key))
-
-    async def purge_expired(self, now: datetime, limit: int = 1000) -> int:
-        """Delete up to `limit` expired keys; returns how many."""
-        k = IdempotencyKey
-        expired = select(k.user_id, k.key).where(k.expires_at <= now).limit(limit).subquery()
-        result = await self.session.execute(
-            delete(k).where(tuple_(k.user_id, k.key).in_(select(expired.c.user_id, expired.c.key)))
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
-
-
-class DataRightsRepository:
-    """Deleting a user's data: one session, everything, or old transcripts."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def delete_session(self, user_id: uuid.UUID, session_id: uuid.UUID) -> bool:
-        """Delete the caller's session; its conversation row and events go with it (FK
-        cascades). False when it is not the caller's."""
-        # Lock the conversation row first, in the order callbacks take locks (conversation,
-        # then session); the cascade alone would lock the session row first and deadlock.
-        await self.session.execute(
-            select(MentorConversation.id)
-            .where(
-                MentorConversation.daily_session_id == session_id,
-                MentorConversation.user_id == user_id,
-            )
-            .with_for_update()
-        )
-        # A stored start response names the session: a retry must not replay a deleted one.
-        await self.session.execute(
-            delete(IdempotencyKey).where(
-                IdempotencyKey.user_id == user_id, IdempotencyKey.daily_session_id == session_id
-            )
-        )
-        result = await self.session.execute(
-            delete(DailySession)
-            .where(DailySession.id == session_id, DailySession.user_id == user_id)
-            .returning(DailySession.id)
-        )
-        return result.first() is not None
-
-    async def conversation_ids(self, user_id: uuid.UUID) -> list[str]:
-        mc = MentorConversation
-        rows = await self.session.execute(
-            select(mc.tavus_conversation_id).where(
-                mc.user_id == user_id, mc.tavus_conversation_id.is_not(None)
-            )
-        )
-        return [row for row in rows.scalars() if row]
-
-    async def delete_user(self, user_id: uuid.UUID) -> bool:
-        """Delete the profile; every table keyed by the user cascades from it."""
-        await self.session.execute(  # conversation rows first: the callbacks' lock order
-            select(MentorConversation.id)
-            .where(MentorConversation.user_id == user_id)
-            .with_for_update()
-        )
-        result = await self.session.execute(
-            delete(Profile).where(Profile.id == user_id).returning(Profile.id)
-        )
-        return result.first() is not None
-
-    async def expire_transcripts(self, before: datetime, *, limit: int, now: datetime) -> int:
-        """Drop transcripts (and the raw callbacks carrying them) of sessions that ended
-        before `before`; returns how many sessions were cleared."""
-        mc, e = MentorConversation, TavusCallbackEvent
-        ids = list(
-            (
-                await self.session.execute(
-                    select(mc.id)
-                    .where(mc.end_time < before, mc.transcript.is_not(None))
-                    .limit(limit)
+    refusal = start_refusal(attempt, mentor_id=mentor_id, limits=limits, inserting=new is not None)
+    if refusal is not None or new is None:
+        outcome = "refused" if new is not None else "preview"
+        return _replace(attempt, outcome=outcome, refusal=refusal)
+    profile = data["profile"] or {}
+    try:
+        async with session.begin_nested():
+            if key is not None:
+                await session.execute(
+                    sqlite.insert(k)
+                    .values(
+                        user_id=user_id,
+                        key=key.key,
+                        request_hash=key.request_hash,
+                        state="in_flight",
+                        daily_session_id=new.daily_session_id,
+                        created_at=now,
+                        locked_until=key.locked_until,
+                        expires_at=key.expires_at,
+                    )
+                    .on_conflict_do_update(
+                        index_elements=["user_id", "key"],
+                        set_={
+                            "request_hash": key.request_hash,
+                            "state": "in_flight",
+                            "daily_session_id": new.daily_session_id,
+                            "created_at": now,
+                            "locked_until": key.locked_until,
+                            "expires_at": key.expires_at,
+                        },
+                    )
                 )
-            ).scalars()
-        )
-        if not ids:
-            return 0
-        daily_ids = select(mc.daily_session_id).where(mc.id.in_(ids)).scalar_subquery()
-        await self.session.execute(
-            update(DailySession)
-            .where(DailySession.id.in_(daily_ids))
-            .values(conversation_transcript=None, updated_at=now)
-        )
-        await self.session.execute(
-            update(mc)
-            .where(mc.id.in_(ids))
-            .values(transcript=None, updated_at=now, version=mc.version + 1)
-        )
-        await self.session.execute(
-            update(e)
-            .where(
-                e.mentor_conversation_id.in_(ids),
-                e.event_type.in_(["application.transcription_ready", "transcript_ready"]),
+            await session.execute(
+                DailySession.__table__.insert().values(
+                    id=new.daily_session_id,
+                    user_id=user_id,
+                    session_type="face_to_face",
+                    session_status=SessionStatus.started.value,
+                    session_date=local_date(now, profile.get("timezone")),
+                    created_at=now,
+                    updated_at=now,
+                )
             )
-            .values(payload={"redacted": "transcript retention"})
+            await session.execute(
+                mc.__table__.insert().values(
+                    id=new.mentor_conversation_id,
+                    user_id=user_id,
+                    daily_session_id=new.daily_session_id,
+                    user_persona_id=uuid.UUID(str(persona["id"])) if persona else None,
+                    conversation_name=new.conversation_name,
+                    persona_id=persona_id,
+                    replica_id=replica_id,
+                    mentor_name=attempt.mentor_name,
+                    mentor_avatar_url=attempt.mentor_avatar_url,
+                    session_type="face_to_face",
+                    status=ConversationStatus.starting.value,
+                    callback_token_hash=new.callback_token_hash,
+                    version=0,
+                    reconcile_attempts=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    except IntegrityError as exc:
+        if "mentor_conversations.user_id" not in str(exc.orig) and LIVE_INDEX not in str(exc.orig):
+            raise
+        live = await _get_one(
+            session,
+            and_(mc.user_id == user_id, mc.status.in_([s.value for s in LIVE_STATUSES])),
         )
-        return len(ids)
+        return _replace(attempt, outcome="conflict", live_session=live)
+    return _replace(attempt, outcome="inserted", created_at=now)
+
+
+def start_refusal(
+    attempt: StartAttempt, *, mentor_id: uuid.UUID | None, limits: StartLimits, inserting: bool
+) -> str | None:
+    """Why a start may not write its rows (None: it may). `facetoface.start_session` decides
+    the same on PostgreSQL; the order of the checks is the order of the answers."""
+    persona = attempt.persona
+    premium = bool(persona and persona.get("avatar_is_premium"))
+    tier = (attempt.profile or {}).get("subscription_tier") or "free"
+    if attempt.profile is None:
+        return "profile_not_found"
+    if mentor_id is not None and persona is None:
+        return "mentor_not_found"
+    if premium and tier != "paid":
+        return "premium_mentor_required"
+    if attempt.recent_starts >= limits.start_limit:
+        return "rate_limited"
+    if attempt.persona_id is None and attempt.replica_id is None:
+        return "mentor_not_configured"
+    if not inserting:
+        return "not_inserting"
+    return None
+
+
+def _present(data: dict[str, Any] | None, name: str) -> str | None:
+    value = (data or {}).get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _replace(attempt: StartAttempt, **changes: Any) -> StartAttempt:
+    from dataclasses import replace
+
+    return replace(attempt, **changes)
+
+
+async def _load_context(
+    session: AsyncSession, user_id: uuid.UUID, mentor_id: uuid.UUID | None, limits: StartLimits
+) -> dict[str, Any]:
+    """The context rows, capped in rows and characters like `facetoface.start_session`."""
+    p, o, r = Profile, OnboardingProfile, RitualPreferences
+    c, g, up, ma = UserEmotionalCategory, UserGoal, UserPersona, MentorAvatar
+    cap = limits.text_chars
+
+    def text(column: Any) -> Any:
+        return func.substr(column, 1, cap)
+
+    profile = (
+        await session.execute(
+            select(
+                text(p.full_name).label("full_name"),
+                func.substr(p.language, 1, 16).label("language"),
+                func.substr(p.timezone, 1, 64).label("timezone"),
+                p.subscription_tier,
+            ).where(p.id == user_id)
+        )
+    ).one_or_none()
+    onboarding = (
+        await session.execute(
+            select(o.disc_type, o.enneagram_type, o.confidence_score).where(o.user_id == user_id)
+        )
+    ).one_or_none()
+    ritual = (
+        await session.execute(
+            select(
+                text(r.timing).label("timing"),
+                text(r.duration).label("duration"),
+                text(r.style).label("style"),
+                text(r.voice_id).label("voice_id"),
+                text(r.focus_area).label("focus_area"),
+                text(r.session_frequency).label("session_frequency"),
+                r.preferred_session_time,
+            ).where(r.user_id == user_id)
+        )
+    ).one_or_none()
+    categories = await session.execute(
+        select(text(c.category).label("category"), c.priority_level)
+        .where(c.user_id == user_id)
+        .order_by(c.priority_level.is_(None), c.priority_level, c.category)
+        .limit(limits.category_rows)
+    )
+    goals = await session.execute(
+        select(
+            text(g.goal_text).label("goal_text"),
+            text(g.goal_type).label("goal_type"),
+            text(g.smart_goal).label("smart_goal"),
+            g.target_date,
+            g.progress_percentage,
+        )
+        .where(g.user_id == user_id, g.status == "active")
+        .order_by(
+            g.target_date.is_(None),
+            g.target_date,
+            g.progress_percentage.is_(None),
+            g.progress_percentage.desc(),
+            g.goal_text,
+        )
+        .limit(limits.goal_rows)
+    )
+    chosen = up.id == mentor_id if mentor_id is not None else up.is_active.is_(True)
+    persona = (
+        await session.execute(
+            select(
+                up.id,
+                text(up.name).label("name"),
+                up.tavus_persona_id,
+                up.replica_id,
+                text(ma.name).label("avatar_name"),
+                ma.thumbnail_url.label("avatar_thumbnail_url"),
+                ma.tavus_persona_id.label("avatar_persona_id"),
+                ma.tavus_replica_id.label("avatar_replica_id"),
+                func.coalesce(ma.is_premium, False).label("avatar_is_premium"),
+            )
+            .select_from(up)
+            .outerjoin(ma, ma.id == up.mentor_avatar_id)
+            .where(up.user_id == user_id, chosen)
+            .order_by(up.updated_at.desc(), up.id)
+            .limit(1)
+        )
+    ).one_or_none()
+
+    def as_dict(row: Any) -> dict[str, Any] | None:
+        return dict(row._mapping) if row is not None else None
+
+    return {
+        "profile": as_dict(profile),
+        "onboarding": as_dict(onboarding),
+        "ritual": as_dict(ritual),
+        "categories": [dict(row._mapping) for row in categories],
+        "goals": [dict(row._mapping) for row in goals],
+        "persona": as_dict(persona),
+    }

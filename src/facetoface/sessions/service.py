@@ -1,38 +1,45 @@
-"""Start and end face-to-face sessions (DESIGN.md, "Session lifecycle").
+"""Start and end face-to-face sessions (the session lifecycle in the README).
 
-Start is done in phases, because a Tavus conversation bills from the moment it exists and
-cannot share our transaction:
+A Tavus conversation bills from the moment it exists and cannot share our transaction, so a
+start is done in phases:
 
-1. one transaction: load the context (one statement), insert both session rows as `starting`
-   with a fresh callback token. The one-live-session index refuses a second live session.
+1. one round trip (`SessionRepository.start`): replay a completed `Idempotency-Key`, load the
+   context, decide, and write both session rows as `starting` with a fresh callback token.
+   The one-live-session index refuses a second live session.
 2. Tavus create, outside any transaction, sent at most once.
-3. one transaction: record the conversation and mark the session `active`.
+3. one round trip: record the conversation and mark the session `active` (and the key done).
 
-A definite Tavus refusal marks the rows `failed`; a create whose outcome is unknown marks them
-`indeterminate` (the reconciler looks the conversation up by its name). A crash between the
-phases leaves a `starting` row that the reconciler resolves the same way.
+What happens when a phase fails is decided by what Tavus may have done:
+
+- Tavus said no (a 4xx): nothing bills; the rows are marked `failed` and the key released.
+- Tavus may have created it (a 5xx, a timeout or dropped connection once the request was
+  sent): the rows are marked `indeterminate`, the key stays bound to them, and the user is
+  told `session_outcome_unknown`; the reconciler finds the conversation by its name and
+  adopts it (or, if Tavus never made it, marks it failed). A retry with the key gets that
+  session — never a second conversation.
+- Tavus created it but we cannot record it (the database failed): it is ended at Tavus at
+  once; if that fails too, the `starting` row is the trace the reconciler resolves by name.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import math
-import secrets
 import uuid
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from facetoface.callbacks.repository import CallbackRepository, TimelineEntry
 from facetoface.config import Settings
-from facetoface.db import Database, DatabaseUnavailable, Identity
+from facetoface.conversations.names import conversation_name, name_prefix
+from facetoface.conversations.repository import SessionRow, TimelineEntry
+from facetoface.conversations.service import ConversationService
+from facetoface.conversations.status import LIVE_STATUSES, ConversationStatus, FailureCode
+from facetoface.conversations.tokens import hash_callback_token, new_callback_token
+from facetoface.db import DatabaseUnavailable, Identity
 from facetoface.errors import (
     BadGateway,
     BadRequest,
@@ -42,9 +49,10 @@ from facetoface.errors import (
     NotFound,
     ServiceUnavailable,
 )
-from facetoface.models import LIVE_STATUSES, ConversationStatus, utcnow
+from facetoface.models import utcnow
 from facetoface.observability import metrics
 from facetoface.sessions.context import MentorContext, UserContextData, build_mentor_context
+from facetoface.sessions.data_rights_repository import DataRightsRepository
 from facetoface.sessions.idempotency import (
     IdempotencyKeyInFlight,
     IdempotencyKeyMismatch,
@@ -52,21 +60,20 @@ from facetoface.sessions.idempotency import (
     Replay,
 )
 from facetoface.sessions.repository import (
-    DataRightsRepository,
-    IdempotencyRepository,
-    LiveSessionExists,
-    PersonaRow,
+    KeyClaim,
+    NewSession,
     SessionExtras,
     SessionRepository,
-    SessionRow,
-    StartData,
+    StartAttempt,
+    StartLimits,
+    key_extra,
 )
 from facetoface.sessions.schemas import SessionOut
-from facetoface.sessions.state import close_by_user, derive
 from facetoface.tavus import (
     ConversationProperties,
     CreateConversationRequest,
     TavusAuthError,
+    TavusBusy,
     TavusClient,
     TavusConcurrencyLimit,
     TavusError,
@@ -81,7 +88,11 @@ from facetoface.tavus import (
 
 log = structlog.get_logger(__name__)
 
-_UNRESOLVED = {ConversationStatus.starting.value, ConversationStatus.indeterminate.value}
+#: Context rows and characters the database returns, as multiples of the context's own caps:
+#: enough that the builder's choice is unaffected, bounded whatever a user stored.
+_ROWS_HEADROOM = 4
+_MAX_GOALS = 5
+_MAX_CATEGORIES = 8
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -136,6 +147,11 @@ class TavusUnavailableError(ServiceUnavailable):
     title = "The video service is unavailable"
 
 
+class ServiceBusy(ServiceUnavailable):
+    code = "busy"
+    title = "Too many video calls in progress here"
+
+
 class TavusConfigurationError(BadGateway):
     code = "tavus_configuration_error"
     title = "The video service rejected this deployment's request"
@@ -151,15 +167,10 @@ class SessionOutcomeUnknown(ServiceUnavailable):
     title = "The video service did not confirm the session"
 
 
-# --- helpers ------------------------------------------------------------------------------
-def hash_callback_token(token: str) -> bytes:
-    """The stored form of a callback token (SHA-256; the token itself is never stored)."""
-    return hashlib.sha256(token.encode()).digest()
-
-
 @dataclass(frozen=True, slots=True)
 class MentorChoice:
-    persona: PersonaRow | None
+    """The mentor a start uses (or a preview shows)."""
+
     persona_id: str | None
     replica_id: str | None
     name: str | None
@@ -169,10 +180,21 @@ class MentorChoice:
 class SessionService:
     """The session lifecycle; one instance per app, shared by all requests."""
 
-    def __init__(self, settings: Settings, db: Database, tavus: TavusClient) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        repository: SessionRepository,
+        conversations: ConversationService,
+        tavus: TavusClient,
+        installation_id: uuid.UUID,
+    ) -> None:
         self.settings = settings
-        self.db = db
+        self.repository = repository
+        self.conversations = conversations
         self.tavus = tavus
+        self.db = repository.db
+        #: Every conversation name carries this installation's identity (conversations/names).
+        self.name_prefix = name_prefix(settings.deployment_name, installation_id)
 
     # --- start ----------------------------------------------------------------------------
     async def start(
@@ -183,10 +205,9 @@ class SessionService:
     ) -> SessionRow | Replay:
         """Start a session for the caller; see the module docstring for the phases.
 
-        With an idempotency key, a retry of a completed start gets its response back
-        (`Replay`) instead of a second conversation.
+        With an idempotency key, a retry of a completed start gets that session back
+        (`Replay`), whatever else holds now (an open circuit, a quota reached since).
         """
-        user_id = identity.user_id
         if (
             identity.claims.get("is_anonymous") is True
             and not self.settings.allow_anonymous_sessions
@@ -194,76 +215,55 @@ class SessionService:
             # Anonymous sign-ins are cheap to mint; every session bills (OWASP API6).
             raise AnonymousNotAllowed("Sign in with an account to start a session.")
         wait = self.tavus.breaker.retry_after_seconds()
-        if wait > 0:
-            # Tavus failed repeatedly just now: answer at once and write nothing.
-            metrics.record_start_failure("tavus_circuit_open")
-            raise TavusUnavailableError(
-                "The video service is not answering; try again shortly.",
-                retry_after_seconds=math.ceil(wait),
-            )
+        if wait > 0 and idempotency is None:
+            raise self._circuit_open(wait)
         now = utcnow()
-        daily_session_id, conversation_row_id = uuid.uuid4(), uuid.uuid4()
-        callback_token = secrets.token_urlsafe(32)
-        try:
-            async with self.db.transaction(identity, role="service") as session:
-                repo = SessionRepository(session)
-                window = timedelta(seconds=self.settings.session_start_limit_window_seconds)
-                data = await repo.load_start_data(user_id, mentor_id, recent_since=now - window)
-                if data.profile is None:
-                    raise ProfileNotFound("Create the user's profile before starting a session.")
-                if data.recent_starts >= self.settings.session_start_limit:
-                    oldest = data.oldest_recent_start or now
-                    raise TooManyStarts(
-                        f"At most {self.settings.session_start_limit} sessions per "
-                        f"{int(window.total_seconds())} s; try again later.",
-                        headers={
-                            "Retry-After": str(
-                                max(1, math.ceil((oldest + window - now).total_seconds()))
-                            )
-                        },
-                    )
-                mentor = self._choose_mentor(data, mentor_id)
-                context = self._build_context(data, mentor)
-                conversation_name = f"{self.settings.deployment_name}:{conversation_row_id}"
-                if idempotency is not None:
-                    replay = await self._claim_key(
-                        session, identity, idempotency, daily_session_id, now
-                    )
-                    if replay is not None:
-                        return replay
-                await repo.insert_session(
-                    user_id=user_id,
-                    daily_session_id=daily_session_id,
-                    mentor_conversation_id=conversation_row_id,
-                    session_date=_local_date(now, data.profile.get("timezone")),
-                    now=now,
-                    conversation_name=conversation_name,
-                    persona=mentor.persona,
-                    persona_id=mentor.persona_id,
-                    replica_id=mentor.replica_id,
-                    mentor_name=mentor.name,
-                    mentor_avatar_url=mentor.avatar_url,
-                    callback_token_hash=hash_callback_token(callback_token),
-                )
-        except LiveSessionExists:
-            # The refused INSERT aborted that transaction; read the live session in a new one.
-            async with self.db.transaction(identity) as session:
-                live = await SessionRepository(session).get_live(user_id)
+        token = new_callback_token()
+        new = (
+            NewSession(
+                daily_session_id=uuid.uuid4(),
+                mentor_conversation_id=(row_id := uuid.uuid4()),
+                conversation_name=conversation_name(self.name_prefix, row_id),
+                callback_token_hash=hash_callback_token(token),
+            )
+            if wait <= 0
+            else None
+        )
+        key = None
+        if idempotency is not None:
+            key = KeyClaim(
+                key=idempotency.key,
+                request_hash=idempotency.request_hash,
+                locked_until=now + timedelta(seconds=self.settings.idempotency_lock_seconds),
+                expires_at=now + timedelta(seconds=self.settings.idempotency_key_ttl_seconds),
+            )
+        attempt = await self.repository.start(
+            identity, mentor_id=mentor_id, now=now, limits=self._limits(now), new=new, key=key
+        )
+        if attempt.outcome == "key":
+            return self._answer_from_key(attempt)
+        if new is None:
+            raise self._circuit_open(wait)
+        if attempt.outcome == "refused":
+            raise self._refusal(attempt, now)
+        if attempt.outcome == "conflict":
+            live = attempt.live_session or await self.repository.get_live(identity)
             raise SessionAlreadyActive(
                 "End the live session (or rejoin it) before starting another.",
-                extra={"session": _session_json(live)} if live else None,
-            ) from None
-        log.info("session.starting", mentor_conversation_id=str(conversation_row_id))
+                extra={"session": session_json(live)} if live else None,
+            )
+        mentor = _mentor(attempt)
+        context = self._build_context(attempt, mentor)
+        log.info("session.starting", mentor_conversation_id=str(new.mentor_conversation_id))
         return await self._create_at_tavus(
             identity,
             idempotency=idempotency,
-            daily_session_id=daily_session_id,
-            conversation_row_id=conversation_row_id,
+            new=new,
             request=CreateConversationRequest(
                 persona_id=mentor.persona_id,
                 replica_id=mentor.replica_id,
-                callback_url=self.callback_url(conversation_row_id, callback_token),
-                conversation_name=conversation_name,
+                callback_url=self.callback_url(new.mentor_conversation_id, token),
+                conversation_name=new.conversation_name,
                 conversational_context=context.text,
                 custom_greeting=self.settings.session_custom_greeting or None,
                 properties=ConversationProperties(
@@ -279,58 +279,70 @@ class SessionService:
             ),
         )
 
-    async def _claim_key(
-        self,
-        session: AsyncSession,
-        identity: Identity,
-        idempotency: IdempotencyRequest,
-        daily_session_id: uuid.UUID,
-        now: datetime,
-    ) -> Replay | None:
-        """Claim the key for this start, or decide what a retry gets (see idempotency.py)."""
-        keys = IdempotencyRepository(session)
-        settings = self.settings
-        for _ in range(2):
-            stored = await keys.claim(
-                user_id=identity.user_id,
-                key=idempotency.key,
-                request_hash=idempotency.request_hash,
-                daily_session_id=daily_session_id,
-                now=now,
-                locked_until=now + timedelta(seconds=settings.idempotency_lock_seconds),
-                expires_at=now + timedelta(seconds=settings.idempotency_key_ttl_seconds),
+    def _limits(self, now: datetime) -> StartLimits:
+        s = self.settings
+        window = timedelta(seconds=s.session_start_limit_window_seconds)
+        return StartLimits(
+            recent_since=now - window,
+            start_limit=s.session_start_limit,
+            goal_rows=_MAX_GOALS * _ROWS_HEADROOM,
+            category_rows=_MAX_CATEGORIES * _ROWS_HEADROOM,
+            text_chars=s.context_item_max_chars * _ROWS_HEADROOM,
+            default_persona_id=s.default_persona_id,
+            default_replica_id=s.default_replica_id,
+        )
+
+    def _circuit_open(self, wait: float) -> Exception:
+        # Tavus failed repeatedly just now: answer at once; nothing was written.
+        metrics.record_start_failure("tavus_circuit_open")
+        return TavusUnavailableError(
+            "The video service is not answering; try again shortly.",
+            retry_after_seconds=max(1, math.ceil(wait)),
+        )
+
+    def _answer_from_key(self, attempt: StartAttempt) -> Replay:
+        state = attempt.key_state
+        if state == "mismatch":
+            raise IdempotencyKeyMismatch(
+                "This Idempotency-Key was used for a different request body."
             )
-            if stored is None:
-                return None
-            if not hmac.compare_digest(stored.request_hash, idempotency.request_hash):
-                raise IdempotencyKeyMismatch(
-                    "This Idempotency-Key was used for a different request body."
-                )
-            if stored.state == "done" and stored.response_status is not None:
-                return Replay(stored.response_status, stored.response_body)
-            retry_after = max(1, int((stored.locked_until - now).total_seconds()) + 1)
-            if stored.locked_until > now or stored.daily_session_id is None:
-                raise IdempotencyKeyInFlight(
-                    "The first request with this key is still running.",
-                    headers={"Retry-After": str(min(retry_after, 30))},
-                )
-            # The first attempt ended without a stored answer (its outcome was unknown, or
-            # its process died): answer with its session as it stands now.
-            row = await SessionRepository(session).get_for_user(
-                identity.user_id, stored.daily_session_id
+        if state == "done" and attempt.key_session is not None:
+            return Replay(201, session_json(attempt.key_session))
+        if state == "unresolved" and attempt.key_session is not None:
+            raise SessionOutcomeUnknown(
+                "The first request's session is still being confirmed with the video service; "
+                "retry in a minute.",
+                retry_after_seconds=30,
+                extra={"session_id": str(attempt.key_session.id)},
             )
-            if row is not None and row.conversation_status == ConversationStatus.failed.value:
-                await keys.release(identity.user_id, idempotency.key)
-                continue  # it never created anything: this retry may start afresh
-            if row is None or row.conversation_status in _UNRESOLVED:
-                raise IdempotencyKeyInFlight(
-                    "The first request's outcome is still being resolved.",
-                    headers={"Retry-After": "10"},
-                )
-            body = _session_json(row)
-            await keys.complete(identity.user_id, idempotency.key, status=201, body=body, now=now)
-            return Replay(201, body)
-        raise IdempotencyKeyInFlight("Retry shortly.", headers={"Retry-After": "1"})
+        raise IdempotencyKeyInFlight(
+            "The first request with this key is still running.",
+            headers={"Retry-After": "2"},
+        )
+
+    def _refusal(self, attempt: StartAttempt, now: datetime) -> Exception:
+        refusal = attempt.refusal
+        if refusal == "profile_not_found":
+            return ProfileNotFound("Create the user's profile before starting a session.")
+        if refusal == "mentor_not_found":
+            return MentorNotFound("No mentor with this id belongs to you.")
+        if refusal == "premium_mentor_required":
+            return PremiumMentorRequired("Choose another mentor or upgrade the subscription.")
+        if refusal == "rate_limited":
+            window = timedelta(seconds=self.settings.session_start_limit_window_seconds)
+            oldest = attempt.oldest_recent_start or now
+            retry = max(1, math.ceil((oldest + window - now).total_seconds()))
+            return TooManyStarts(
+                f"At most {self.settings.session_start_limit} sessions per "
+                f"{int(window.total_seconds())} s; try again later.",
+                headers={"Retry-After": str(retry)},
+            )
+        if refusal == "mentor_not_configured":
+            return NoMentorConfigured(
+                "Set TAVUS_DEFAULT_PERSONA_ID or TAVUS_DEFAULT_REPLICA_ID, or give the user a "
+                "mentor with a Tavus persona or replica."
+            )
+        raise AssertionError(f"unexpected start refusal {refusal!r}")
 
     def callback_url(self, conversation_row_id: uuid.UUID, token: str) -> str:
         """Where Tavus posts this conversation's events; the path carries its secret token."""
@@ -341,89 +353,102 @@ class SessionService:
         identity: Identity,
         *,
         idempotency: IdempotencyRequest | None,
-        daily_session_id: uuid.UUID,
-        conversation_row_id: uuid.UUID,
+        new: NewSession,
         request: CreateConversationRequest,
     ) -> SessionRow:
-        bound = log.bind(mentor_conversation_id=str(conversation_row_id))
+        row_id = new.mentor_conversation_id
+        bound = log.bind(mentor_conversation_id=str(row_id))
         try:
             conversation = await self.tavus.create_conversation(request)
-        except TavusOutcomeUnknown as exc:
-            await self._mark_unresolved(
-                identity, conversation_row_id, ConversationStatus.indeterminate, exc, idempotency
-            )
+        except (TavusOutcomeUnknown, TavusServerError) as exc:
+            # Sent, and Tavus may have acted on it: never send it again for this intent.
+            await self._record_failure(identity, new, exc, idempotency, definite=False)
             raise SessionOutcomeUnknown(
-                "The video service did not confirm the session in time. It is being checked; "
+                "The video service did not confirm the session. It is being checked; "
                 "try again in a minute.",
                 retry_after_seconds=60,
-                extra={"session_id": str(daily_session_id)},
+                extra={"session_id": str(new.daily_session_id)},
             ) from exc
         except TavusError as exc:
-            await self._mark_unresolved(
-                identity, conversation_row_id, ConversationStatus.failed, exc, idempotency
-            )
+            await self._record_failure(identity, new, exc, idempotency, definite=True)
             raise self._start_error(exc) from exc
-        start_time = conversation.created_at or utcnow()
+        key = (
+            key_extra("done", identity.user_id, idempotency.key, new.daily_session_id, utcnow())
+            if idempotency is not None
+            else None
+        )
         try:
-            async with self.db.transaction(identity, role="service") as session:
-                now = utcnow()
-                row = await SessionRepository(session).mark_active(
-                    conversation_row_id,
-                    tavus_conversation_id=conversation.conversation_id,
-                    conversation_url=conversation.conversation_url,
-                    start_time=start_time,
-                    now=now,
-                )
-                if idempotency is not None and row is not None:
-                    await IdempotencyRepository(session).complete(
-                        identity.user_id,
-                        idempotency.key,
-                        status=201,
-                        body=_session_json(row),
-                        now=now,
-                    )
-        except DatabaseUnavailable:
-            # We cannot record the conversation: end it rather than leave it billing unowned.
+            applied = await self.conversations.adopt(
+                row_id,
+                conversation_id=conversation.conversation_id,
+                conversation_url=conversation.conversation_url,
+                start_time=conversation.created_at or utcnow(),
+                identity=identity,
+                extra=key,
+            )
+        except DatabaseUnavailable as exc:
+            # We cannot record the conversation: end it rather than leave it billing. If
+            # Tavus cannot be told either, the `starting` row is the trace the reconciler
+            # resolves by the conversation's name.
             bound.warning("session.compensating_end", conversation_id=conversation.conversation_id)
-            metrics.record_start_failure("database_unavailable")
-            await self._end_at_tavus(conversation.conversation_id)
-            raise
-        assert row is not None, "the session row was written in phase 1"
-        if row.conversation_status != ConversationStatus.active.value:
+            metrics.record_start_failure(FailureCode.database_unavailable.value)
+            await self.conversations.end_at_tavus(conversation.conversation_id)
+            raise SessionOutcomeUnknown(
+                "The session could not be recorded; it was stopped. Try again shortly.",
+                retry_after_seconds=5,
+                extra={"session_id": str(new.daily_session_id)},
+            ) from exc
+        row = applied.session
+        assert row is not None, "the session rows were written in phase 1"
+        if row.conversation_status != ConversationStatus.active:
             # The user ended the session while Tavus was creating it: end what was created.
             bound.info("session.ended_during_start", status=row.conversation_status)
-            await self._end_at_tavus(conversation.conversation_id)
+            await self.conversations.end_at_tavus(conversation.conversation_id)
         bound.info("session.started", conversation_id=conversation.conversation_id)
         metrics.record_session_started()
         return row
 
-    async def _mark_unresolved(
+    async def _record_failure(
         self,
         identity: Identity,
-        conversation_row_id: uuid.UUID,
-        status: ConversationStatus,
+        new: NewSession,
         exc: TavusError,
         idempotency: IdempotencyRequest | None,
+        *,
+        definite: bool,
     ) -> None:
+        code = _failure_code(exc)
         log.warning(
             "session.start_failed",
-            mentor_conversation_id=str(conversation_row_id),
-            status=status.value,
+            mentor_conversation_id=str(new.mentor_conversation_id),
+            definite=definite,
             tavus_error=type(exc).__name__,
             tavus_status=exc.status_code,
         )
-        metrics.record_start_failure(_failure_code(exc))
-        async with self.db.transaction(identity, role="service") as session:
-            now = utcnow()
-            await SessionRepository(session).mark_unresolved(
-                conversation_row_id, status=status, failure_code=_failure_code(exc), now=now
+        metrics.record_start_failure(code.value)
+        key = None
+        if idempotency is not None:
+            # Nothing was created: a retry may try again. Maybe created: the key stays bound.
+            action = "release" if definite else "unlock"
+            key = key_extra(
+                action, identity.user_id, idempotency.key, new.daily_session_id, utcnow()
             )
-            if idempotency is not None:
-                keys = IdempotencyRepository(session)
-                if status is ConversationStatus.failed:
-                    await keys.release(identity.user_id, idempotency.key)
-                else:
-                    await keys.unlock(identity.user_id, idempotency.key, now)
+        try:
+            if definite:
+                await self.conversations.fail(
+                    new.mentor_conversation_id, code, identity=identity, extra=key
+                )
+            else:
+                await self.conversations.mark_unresolved(
+                    new.mentor_conversation_id, code, identity=identity, extra=key
+                )
+        except DatabaseUnavailable:
+            # The row stays `starting`; the reconciler resolves it by name (a conversation
+            # Tavus never created is marked failed after RECONCILE_NOT_CREATED_AFTER_SECONDS).
+            log.warning(
+                "session.failure_unrecorded",
+                mentor_conversation_id=str(new.mentor_conversation_id),
+            )
 
     def _start_error(self, exc: TavusError) -> Exception:
         if isinstance(exc, TavusConcurrencyLimit):
@@ -443,44 +468,21 @@ class SessionService:
                 "The video service refused this deployment's request (API key, persona or "
                 "replica configuration)."
             )
-        if isinstance(exc, TavusServerError | TavusUnavailable):
-            return TavusUnavailableError("The video service is not answering; try again shortly.")
-        return TavusUnavailableError("The video service failed; try again shortly.")
-
-    def _choose_mentor(self, data: StartData, mentor_id: uuid.UUID | None) -> MentorChoice:
-        persona = data.persona
-        if mentor_id is not None and persona is None:
-            raise MentorNotFound("No mentor with this id belongs to you.")
-        if persona is not None:
-            if persona.avatar_is_premium and (data.profile or {}).get(
-                "subscription_tier", "free"
-            ) not in {"paid"}:
-                raise PremiumMentorRequired("Choose another mentor or upgrade the subscription.")
-            persona_id = persona.tavus_persona_id or persona.avatar_persona_id
-            replica_id = persona.replica_id or persona.avatar_replica_id
-            name: str | None = persona.name or persona.avatar_name
-            avatar_url = persona.avatar_thumbnail_url
-        else:
-            persona_id, replica_id = None, None
-            name, avatar_url = None, None
-        if not (persona_id or replica_id):
-            persona_id = self.settings.default_persona_id
-            replica_id = self.settings.default_replica_id
-        if not (persona_id or replica_id):
-            raise NoMentorConfigured(
-                "Set TAVUS_DEFAULT_PERSONA_ID or TAVUS_DEFAULT_REPLICA_ID, or give the user a "
-                "mentor with a Tavus persona or replica."
+        if isinstance(exc, TavusBusy):
+            return ServiceBusy(
+                "Too many video calls are being set up right now; try again in a moment.",
+                retry_after_seconds=2,
             )
-        return MentorChoice(persona, persona_id, replica_id, name, avatar_url)
+        return TavusUnavailableError("The video service is not answering; try again shortly.")
 
-    def _build_context(self, data: StartData, mentor: MentorChoice) -> MentorContext:
+    def _build_context(self, attempt: StartAttempt, mentor: MentorChoice) -> MentorContext:
         context_data = UserContextData.model_validate(
             {
-                "profile": data.profile,
-                "onboarding": data.onboarding,
-                "ritual": data.ritual,
-                "emotional_categories": data.emotional_categories,
-                "goals": data.goals,
+                "profile": attempt.profile,
+                "onboarding": attempt.onboarding,
+                "ritual": attempt.ritual,
+                "emotional_categories": attempt.categories,
+                "goals": attempt.goals,
                 "mentor_name": mentor.name,
             }
         )
@@ -488,6 +490,8 @@ class SessionService:
             context_data,
             max_chars=self.settings.context_max_chars,
             item_max_chars=self.settings.context_item_max_chars,
+            max_goals=_MAX_GOALS,
+            max_categories=_MAX_CATEGORIES,
         )
         if context.language_fallback:
             log.info("session.language_fallback", language_code=context.language_code)
@@ -498,82 +502,32 @@ class SessionService:
         """End the caller's session: idempotent; anyone else's session is a 404.
 
         Tavus's end is attempted (and retried by the client); if it still fails, our records
-        are closed anyway and the row keeps `failure_code = tavus_end_failed` so the
-        reconciler ends the conversation at Tavus later.
+        are closed anyway and keep `failure_code = tavus_end_failed`, so the reconciler ends
+        the conversation at Tavus later.
         """
-        async with self.db.transaction(identity, role="service") as session:
-            row, claimed = await SessionRepository(session).claim_end(
-                identity.user_id, session_id, utcnow()
-            )
+        row, claimed = await self.repository.claim_end(identity, session_id, utcnow())
         if row is None:
             raise SessionNotFound("No session with this id belongs to you.")
-        if claimed is None:
+        if not claimed:
             return row  # already closed (or failed): ending again changes nothing
         tavus_ended = True
-        if claimed.state.tavus_conversation_id:
-            tavus_ended = await self._end_at_tavus(claimed.state.tavus_conversation_id)
-        extra = None if tavus_ended else {"failure_code": "tavus_end_failed"}
-        now = utcnow()
-        async with self.db.transaction(identity, role="service") as session:
-            repo = SessionRepository(session)
-            closed = close_by_user(claimed.state, now)
-            if not await repo.write_state(claimed, closed, now=now, extra=extra):
-                # A callback (or a concurrent end) changed the row since the claim: merge
-                # into what is stored now, under the row lock.
-                fresh = await repo.lock_conversation(claimed.id, user_id=identity.user_id)
-                assert fresh is not None
-                if fresh.state.status == ConversationStatus.ending.value:
-                    await repo.write_state(
-                        fresh, close_by_user(fresh.state, now), now=now, extra=extra
-                    )
-                    metrics.record_session_ended("user_end")
-                result = await repo.get_for_user(identity.user_id, session_id)
-                assert result is not None
-                log.info(
-                    "session.ended",
-                    session_id=str(session_id),
-                    session_status=result.session_status,
-                    duration_seconds=result.duration_seconds,
-                    tavus_ended=tavus_ended,
-                    merged=True,
-                )
-                return result
-        view = derive(closed)
+        if row.tavus_conversation_id:
+            tavus_ended = await self.conversations.end_at_tavus(row.tavus_conversation_id)
+        closed = await self.conversations.close(
+            row.mentor_conversation_id,
+            failure_code=None if tavus_ended else FailureCode.tavus_end_failed,
+            identity=identity,
+        )
+        if closed is None:
+            raise SessionNotFound("No session with this id belongs to you.")
         log.info(
             "session.ended",
             session_id=str(session_id),
-            session_status=view.session_status,
-            duration_seconds=view.duration_seconds,
+            session_status=closed.session_status,
+            duration_seconds=closed.duration_seconds,
             tavus_ended=tavus_ended,
         )
-        metrics.record_session_ended(closed.shutdown_reason or "user_end")
-        return replace(
-            row,
-            conversation_status=view.conversation_status,
-            session_status=view.session_status,
-            started_at=view.started_at,
-            end_time=view.end_time,
-            completed_at=view.end_time,
-            duration_seconds=view.duration_seconds,
-            shutdown_reason=closed.shutdown_reason,
-            failure_code=extra["failure_code"] if extra else row.failure_code,
-        )
-
-    async def _end_at_tavus(self, conversation_id: str) -> bool:
-        """End a conversation at Tavus; True when it is (or already was) ended."""
-        try:
-            await self.tavus.end_conversation(conversation_id)
-        except TavusNotFound:
-            return True  # Tavus no longer knows it: nothing is running
-        except TavusError as exc:
-            log.warning(
-                "session.tavus_end_failed",
-                conversation_id=conversation_id,
-                tavus_error=type(exc).__name__,
-                tavus_status=exc.status_code,
-            )
-            return False
-        return True
+        return closed
 
     # --- data rights ----------------------------------------------------------------------
     async def delete(self, identity: Identity, session_id: uuid.UUID) -> None:
@@ -584,7 +538,7 @@ class SessionService:
         safe to repeat, and the conversation stays findable until Tavus has let it go.
         """
         row = await self.get(identity, session_id)
-        if row.conversation_status in {s.value for s in LIVE_STATUSES}:
+        if row.conversation_status in LIVE_STATUSES:
             row = await self.end(identity, session_id)
         if row.tavus_conversation_id:
             await self._delete_at_tavus(row.tavus_conversation_id)
@@ -618,8 +572,7 @@ class SessionService:
     # --- read -----------------------------------------------------------------------------
     async def get(self, identity: Identity, session_id: uuid.UUID) -> SessionRow:
         """The caller's session; 404 for anyone else's."""
-        async with self.db.transaction(identity) as session:
-            row = await SessionRepository(session).get_for_user(identity.user_id, session_id)
+        row = await self.repository.get(identity, session_id)
         if row is None:
             raise SessionNotFound("No session with this id belongs to you.")
         return row
@@ -629,10 +582,7 @@ class SessionService:
     ) -> tuple[list[SessionRow], str | None]:
         """A page of the caller's sessions (newest first) and the next page's cursor."""
         before = decode_cursor(cursor) if cursor else None
-        async with self.db.transaction(identity) as session:
-            rows = await SessionRepository(session).list_for_user(
-                identity.user_id, limit=limit + 1, before=before
-            )
+        rows = await self.repository.list(identity, limit=limit + 1, before=before)
         page = rows[:limit]
         return page, encode_cursor(page[-1]) if len(rows) > limit else None
 
@@ -640,49 +590,51 @@ class SessionService:
         self, identity: Identity, session_id: uuid.UUID
     ) -> tuple[SessionRow, SessionExtras, list[TimelineEntry]]:
         """The caller's session with transcript, recording, analysis and event timeline."""
-        async with self.db.transaction(identity) as session:
-            found = await SessionRepository(session).get_detail(identity.user_id, session_id)
-            if found is None:
-                raise SessionNotFound("No session with this id belongs to you.")
-            row, extras = found
-            timeline = await CallbackRepository(session).timeline(row.mentor_conversation_id)
-        return row, extras, timeline
+        found = await self.repository.detail(identity, session_id)
+        if found is None:
+            raise SessionNotFound("No session with this id belongs to you.")
+        return found
 
     async def preview_context(
         self, identity: Identity, mentor_id: uuid.UUID | None
     ) -> tuple[MentorContext, MentorChoice]:
         """The context (and mentor) a start would use now; same rules, nothing written."""
-        async with self.db.transaction(identity) as session:
-            data = await SessionRepository(session).load_start_data(identity.user_id, mentor_id)
-        if data.profile is None:
-            raise ProfileNotFound("Create the user's profile first.")
-        mentor = self._choose_mentor(data, mentor_id)
-        return self._build_context(data, mentor), mentor
+        now = utcnow()
+        attempt = await self.repository.start(
+            identity, mentor_id=mentor_id, now=now, limits=self._limits(now), new=None, key=None
+        )
+        if attempt.refusal not in (None, "not_inserting", "rate_limited"):
+            raise self._refusal(attempt, now)
+        mentor = _mentor(attempt)
+        return self._build_context(attempt, mentor), mentor
 
 
-def _local_date(now: datetime, timezone: Any) -> date:
-    """The session's calendar date in the user's own timezone (the origin used UTC's)."""
-    if isinstance(timezone, str) and timezone:
-        try:
-            return now.astimezone(ZoneInfo(timezone)).date()
-        except (ZoneInfoNotFoundError, ValueError):
-            log.info("session.unknown_timezone")
-    return now.astimezone(UTC).date()
+def _mentor(attempt: StartAttempt) -> MentorChoice:
+    return MentorChoice(
+        persona_id=attempt.persona_id,
+        replica_id=attempt.replica_id,
+        name=attempt.mentor_name,
+        avatar_url=attempt.mentor_avatar_url,
+    )
 
 
-def _failure_code(exc: TavusError) -> str:
-    return {
-        TavusConcurrencyLimit: "tavus_concurrency_limit",
-        TavusRateLimited: "tavus_rate_limited",
-        TavusOutOfCredits: "tavus_out_of_credits",
-        TavusAuthError: "tavus_auth_failed",
-        TavusServerError: "tavus_server_error",
-        TavusUnavailable: "tavus_unavailable",
-        TavusOutcomeUnknown: "tavus_outcome_unknown",
-    }.get(type(exc), "tavus_rejected")
+def _failure_code(exc: TavusError) -> FailureCode:
+    for kind, code in (
+        (TavusConcurrencyLimit, FailureCode.tavus_concurrency_limit),
+        (TavusRateLimited, FailureCode.tavus_rate_limited),
+        (TavusOutOfCredits, FailureCode.tavus_out_of_credits),
+        (TavusAuthError, FailureCode.tavus_auth_failed),
+        (TavusServerError, FailureCode.tavus_server_error),
+        (TavusOutcomeUnknown, FailureCode.tavus_outcome_unknown),
+        (TavusUnavailable, FailureCode.tavus_unavailable),
+    ):
+        if isinstance(exc, kind):
+            return code
+    return FailureCode.tavus_rejected
 
 
-def _session_json(row: SessionRow) -> dict[str, Any]:
+def session_json(row: SessionRow) -> dict[str, Any]:
+    """A session as the API renders it (the body of a 201, a replay, a 409's `session`)."""
     return SessionOut.from_row(row).model_dump(mode="json")
 
 
@@ -698,6 +650,7 @@ def encode_cursor(row: SessionRow) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The position an `encode_cursor` cursor names; InvalidCursor for anything else."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -706,6 +659,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         created_at = datetime.fromisoformat(data["c"])
         if created_at.tzinfo is None:
             raise ValueError("naive")
+        created_at.astimezone(UTC)  # a time with no UTC value (year 1, +14:00) is refused
         return created_at, uuid.UUID(data["i"])
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, OverflowError, TypeError) as exc:
         raise InvalidCursor("Use the `next_cursor` of a previous page.") from exc

@@ -8,6 +8,7 @@
 from facetoface.tavus.client import OnRequest, TavusClient, validate_conversation_id
 from facetoface.tavus.errors import (
     TavusAuthError,
+    TavusBusy,
     TavusConcurrencyLimit,
     TavusError,
     TavusInvalidRequest,
@@ -37,6 +38,7 @@ __all__ = [
     "CreateConversationRequest",
     "OnRequest",
     "TavusAuthError",
+    "TavusBusy",
     "TavusClient",
     "TavusConcurrencyLimit",
     "TavusError",

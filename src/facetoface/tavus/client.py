@@ -50,6 +50,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from facetoface.tavus.errors import (
+    TavusBusy,
     TavusError,
     TavusOutcomeUnknown,
     TavusRateLimited,
@@ -546,7 +547,7 @@ class TavusClient:
                 f"client bulkhead full ({self._max_concurrency} Tavus requests in flight; "
                 f"waited {self._bulkhead_timeout_s:g}s)"
             )
-            raise TavusUnavailable(msg, endpoint=endpoint) from None
+            raise TavusBusy(msg, endpoint=endpoint) from None
 
     def _record(
         self,

@@ -13,7 +13,8 @@ TavusError
 │   ├── TavusNotFound            400 "Invalid conversation_id", 404
 │   └── TavusRateLimited         429 (with the parsed Retry-After)
 ├── TavusServerError         5xx / 408: Tavus answered with a server error
-├── TavusUnavailable         nothing was sent (connect error/timeout, pool timeout, bulkhead full)
+├── TavusUnavailable         nothing was sent (connect error/timeout, pool timeout, circuit open)
+│   └── TavusBusy                our own bulkhead is full (too many Tavus calls in flight)
 └── TavusOutcomeUnknown      the request may have been processed (read/write timeout, dropped
                              connection, deadline expired after sending, unparseable 2xx body)
 ```
@@ -39,6 +40,7 @@ import httpx
 
 __all__ = [
     "TavusAuthError",
+    "TavusBusy",
     "TavusConcurrencyLimit",
     "TavusError",
     "TavusInvalidRequest",
@@ -172,6 +174,13 @@ class TavusUnavailable(TavusError):
     """Nothing reached Tavus (connect failure, pool/bulkhead full): safe to retry any call."""
 
     outcome = "unavailable"
+
+
+class TavusBusy(TavusUnavailable):
+    """Our own client's bulkhead is full (Tavus itself may be healthy, just slow): nothing was
+    sent; retry shortly. Tell the user the service is busy, not that Tavus is down."""
+
+    outcome = "busy"
 
 
 class TavusOutcomeUnknown(TavusError):

@@ -70,6 +70,8 @@ class CircuitBreaker:
         return True
 
     def record(self, outcome: str) -> None:
+        if outcome == "busy":
+            return  # our own bulkhead was full: says nothing about Tavus's health
         if outcome in DOWN_OUTCOMES:
             self._failures += 1
             if self._opened_at is not None or self._failures >= self._threshold:
