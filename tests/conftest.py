@@ -184,6 +184,12 @@ class RunningService:
         reconciler: Reconciler = self.app.state.reconciler
         return reconciler
 
+    @property
+    def name_prefix(self) -> str:
+        """What this installation's conversation names start with (conversations/names.py)."""
+        prefix: str = self.app.state.session_service.name_prefix
+        return prefix
+
     def token(self, user_id: uuid.UUID, **kwargs: Any) -> str:
         return mint_token(self.settings, user_id=user_id, **kwargs)
 

@@ -26,12 +26,17 @@ def settings(**values: Any) -> Settings:
         ("sqlite:///tmp/x.db", "sqlite+aiosqlite:///tmp/x.db"),
         (
             "postgres://u:p@db.example.com:5432/postgres",
-            "postgresql+asyncpg://u:p@db.example.com:5432/postgres",
+            "postgresql+psycopg://u:p@db.example.com:5432/postgres",
         ),
-        ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgresql://u@h/db", "postgresql+psycopg://u@h/db"),
         (
             "postgresql://u:p@pooler.supabase.com:6543/postgres?sslmode=require",
-            "postgresql+asyncpg://u:p@pooler.supabase.com:6543/postgres?ssl=require",
+            "postgresql+psycopg://u:p@pooler.supabase.com:6543/postgres?sslmode=require",
+        ),
+        # asyncpg's spelling, from configurations written for it.
+        (
+            "postgresql+asyncpg://u@h/db?ssl=require",
+            "postgresql+psycopg://u@h/db?sslmode=require",
         ),
     ],
 )

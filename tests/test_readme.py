@@ -6,10 +6,11 @@ import asyncio
 import re
 from pathlib import Path
 
+from facetoface.app import build_services
 from facetoface.config import Settings
 from facetoface.db import Database, Identity, run_migrations
 from facetoface.demo import demo_id, seed_demo_data
-from facetoface.sessions.service import SessionService
+from tests.support.factories import unused_tavus
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -23,8 +24,8 @@ def test_readme_context_example_is_current(tmp_path: Path) -> None:
         try:
             async with db.transaction() as session:
                 await seed_demo_data(session)
-            service = SessionService(settings, db, tavus=None)  # type: ignore[arg-type]
-            context, _ = await service.preview_context(Identity(demo_id("maria")), None)
+            services = await build_services(settings, db, unused_tavus())
+            context, _ = await services.sessions.preview_context(Identity(demo_id("maria")), None)
             return context.text
         finally:
             await db.dispose()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import httpx
 import structlog
@@ -88,6 +90,33 @@ def build_tavus_client(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The application's services, wired once (by the app's lifespan, or a CLI command)."""
+
+    installation_id: uuid.UUID
+    conversations: ConversationService
+    sessions: SessionService
+    callbacks: CallbackService
+    reconciler: Reconciler
+
+
+async def build_services(settings: Settings, db: Database, tavus: TavusClient) -> Services:
+    """Wire the services over `db` and `tavus` (reads this database's installation id)."""
+    async with db.transaction(role="service") as session:
+        installation = await installation_id(session)
+    conversations = ConversationService(db, tavus)
+    return Services(
+        installation_id=installation,
+        conversations=conversations,
+        sessions=SessionService(
+            settings, SessionRepository(db), conversations, tavus, installation
+        ),
+        callbacks=CallbackService(conversations),
+        reconciler=Reconciler(settings, db, tavus, conversations, installation),
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the service. Nothing connects until the lifespan starts."""
 
@@ -104,19 +133,16 @@ def create_app(settings: Settings) -> FastAPI:
         reconcile_task: asyncio.Task[None] | None = None
         try:
             await check_migrations(db)
-            async with db.transaction(role="service") as session:
-                installation = await installation_id(session)
-            conversations = ConversationService(db, tavus)
+            services = await build_services(settings, db, tavus)
             app.state.db = db
             app.state.tavus = tavus
             app.state.tavus_health = tavus_health
             app.state.token_verifier = build_token_verifier(settings, auth_http)
-            app.state.conversations = conversations
-            app.state.session_service = SessionService(
-                settings, SessionRepository(db), conversations, tavus, installation
-            )
-            app.state.callback_service = CallbackService(conversations)
-            app.state.reconciler = Reconciler(settings, db, tavus, conversations, installation)
+            app.state.installation_id = services.installation_id
+            app.state.conversations = services.conversations
+            app.state.session_service = services.sessions
+            app.state.callback_service = services.callbacks
+            app.state.reconciler = services.reconciler
             if settings.reconcile_interval_seconds > 0:
                 reconcile_task = asyncio.create_task(app.state.reconciler.run_forever())
             log.info(

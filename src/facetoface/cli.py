@@ -214,14 +214,14 @@ def purge_user(
         typer.confirm(f"Delete all data of user {uid}, here and at Tavus?", abort=True)
 
     async def run() -> int:
-        from facetoface.app import build_tavus_client
+        from facetoface.app import build_services, build_tavus_client
         from facetoface.db import Database
-        from facetoface.sessions.service import SessionService
 
         db = Database(settings)
         tavus = build_tavus_client(settings)
         try:
-            return await SessionService(settings, db, tavus).purge_user(uid)
+            services = await build_services(settings, db, tavus)
+            return await services.sessions.purge_user(uid)
         finally:
             await tavus.aclose()
             await db.dispose()
@@ -239,15 +239,14 @@ def reconcile() -> None:
     settings = _settings()
 
     async def run() -> dict[str, object]:
-        from facetoface.app import build_tavus_client, check_migrations
+        from facetoface.app import build_services, build_tavus_client, check_migrations
         from facetoface.db import Database
-        from facetoface.reconcile.service import Reconciler
 
         db = Database(settings)
         tavus = build_tavus_client(settings)
         try:
             await check_migrations(db)
-            report = await Reconciler(settings, db, tavus).run_once()
+            report = await (await build_services(settings, db, tavus)).reconciler.run_once()
             return {"actions": dict(report.actions), "errors": report.errors}
         finally:
             await tavus.aclose()

@@ -49,7 +49,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import psycopg
 import structlog
@@ -102,6 +102,13 @@ USER_DB_ROLE = "authenticated"
 SERVICE_DB_ROLE = "facetoface_service"
 _DB_ROLES: dict[Role, str] = {"user": USER_DB_ROLE, "service": SERVICE_DB_ROLE}
 
+
+class _Literals(Protocol):
+    """What `Statement.render` needs of psycopg's adapters."""
+
+    def as_literal(self, obj: Any) -> bytes: ...
+
+
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
@@ -125,7 +132,7 @@ class Statement:
         if any(b"%" in chunk for chunk in self._chunks):
             raise ValueError("a statement may contain no `%` but its placeholders")
 
-    def render(self, params: Mapping[str, Any], adapt: Transformer) -> bytes:
+    def render(self, params: Mapping[str, Any], adapt: _Literals) -> bytes:
         out = [self._chunks[0]]
         for name, chunk in zip(self._names, self._chunks[1:], strict=True):
             value = params[name]
@@ -153,7 +160,6 @@ TIMEOUT_SQL = Statement(
 _IDENTITY_PREFIX = "SELECT set_config("
 
 Rows = list[dict[str, Any]]
-
 
 
 class DatabaseUnavailable(ServiceUnavailable):
@@ -254,24 +260,27 @@ class _DeadlineExceeded(Exception):
 
 class Admission:
     """Load shedding in front of the pool: at most `capacity` database calls at once per
-    process, and a bounded wait for a slot. A request that cannot get one in time is told
-    to retry (503) instead of queueing behind the pool until its client gives up."""
+    process, a bounded wait for a slot, and a bounded queue. A request that cannot get a slot
+    in time — or finds the queue full — is told to retry (503) instead of queueing behind the
+    pool until its client gives up. The pool itself then never makes anyone wait."""
 
     def __init__(self, capacity: int, wait_seconds: float) -> None:
         self.capacity = capacity
         self.wait_seconds = wait_seconds
+        #: Waiters beyond this are shed at once: at a few milliseconds per call, a queue this
+        #: deep already takes longer than the wait allowed.
+        self.max_waiting = max(16, 4 * capacity)
         self._slots = asyncio.Semaphore(capacity)
         self.waiting = 0
 
     @property
     def in_use(self) -> int:
-        return self.capacity - self._slots._value  # noqa: SLF001 - asyncio has no public view
+        return self.capacity - self._slots._value
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         if self._slots.locked():
-            # Queue only as deep as the pool is wide: deeper queues only add latency.
-            if self.waiting >= self.capacity:
+            if self.waiting >= self.max_waiting:
                 raise database_unavailable("saturated")
             self.waiting += 1
             try:
@@ -339,6 +348,7 @@ class Database:
                 async with session.begin():
                     connection = await session.connection()
                     driver = (await connection.get_raw_connection()).driver_connection
+                    assert driver is not None, "a checked-out connection has its driver's"
                     watchdog = _Watchdog(driver, self._deadline_s)
                     try:
                         prefix, params = self._prefix(identity, role)
@@ -365,7 +375,7 @@ class Database:
         *,
         role: Role | None = None,
         then: Sequence[Statement] = (),
-        operation: str = "statement",
+        operation: str | None = None,
     ) -> Rows:
         """Run `statement` (and `then`, with the same parameters) as one transaction in one
         round trip; the rows of `statement`.
@@ -373,29 +383,46 @@ class Database:
         The identity and statement timeout go in the same message (PostgreSQL runs a
         multi-statement message as one implicit transaction, so they end with it); `then`
         runs after `statement` and sees its changes. `operation` labels the round trip in the
-        metrics.
+        metrics (default: `<verb>:<main table>` of `statement`).
         """
+        results = await self.run_all(
+            (statement, *then), params, identity, role=role, operation=operation
+        )
+        return results[0]
+
+    async def run_all(
+        self,
+        statements: Sequence[Statement],
+        params: Mapping[str, Any],
+        identity: Identity | None = None,
+        *,
+        role: Role | None = None,
+        operation: str | None = None,
+    ) -> list[Rows]:
+        """Like `run`, for several statements (same parameters, one message, one implicit
+        transaction); the rows of each. Each statement sees what the ones before it did —
+        and, in READ COMMITTED, what other transactions committed before it began."""
         if not self.is_postgres:
             raise RuntimeError("Database.run is the PostgreSQL path; SQLite uses transaction()")
         if role == "user" and identity is None:
             raise ValueError("a user transaction needs the caller's identity")
         prefix, prefix_params = self._prefix(identity, role)
-        _notify(self.engine, prefix.text, statement.text, *(s.text for s in then))
+        _notify(self.engine, prefix.text, *(s.text for s in statements))
         started = time.perf_counter()
         try:
             async with self.admission.slot():
                 fairy = await self._checkout()
                 try:
                     driver = fairy.driver_connection
+                    assert driver is not None, "a checked-out connection has its driver's"
                     adapt = Transformer(driver)
                     message = b"; ".join(
                         (
                             prefix.render(prefix_params, adapt),
-                            statement.render(params, adapt),
-                            *(s.render(params, adapt) for s in then),
+                            *(s.render(params, adapt) for s in statements),
                         )
                     )
-                    rows = await self._fetch_second(driver, message)
+                    results = await self._fetch(driver, message, len(statements))
                 except BaseException:
                     await _discard_if_broken(fairy)
                     raise
@@ -406,20 +433,26 @@ class Database:
             if reason is None:
                 raise
             raise database_unavailable(reason) from exc
-        metrics.record_db_round_trip(operation, time.perf_counter() - started)
-        return rows
+        metrics.record_db_round_trip(
+            operation or metrics.sql_operation(statements[0].text), time.perf_counter() - started
+        )
+        return results
 
     async def _checkout(self) -> PoolProxiedConnection:
         return await greenlet_spawn(self.engine.sync_engine.pool.connect)
 
-    async def _fetch_second(self, driver: Any, message: bytes) -> Rows:
-        """Send `message`; the rows of its second statement (the first is the prefix)."""
+    async def _fetch(self, driver: Any, message: bytes, count: int) -> list[Rows]:
+        """Send `message`; the rows of its last `count` statements (the first is the
+        prefix)."""
         watchdog = _Watchdog(driver, self._deadline_s)
         try:
             cursor = AsyncClientCursor(driver, row_factory=dict_row)
             await cursor.execute(message)
-            cursor.nextset()
-            return await cursor.fetchall() if cursor.description else []
+            results: list[Rows] = []
+            for _ in range(count):
+                cursor.nextset()
+                results.append(await cursor.fetchall() if cursor.description else [])
+            return results
         except psycopg.Error as exc:
             if watchdog.fired:
                 raise _DeadlineExceeded from exc
@@ -545,8 +578,8 @@ def app_login_role_sql(login_role: str = DEFAULT_APP_LOGIN_ROLE) -> str:
     It creates the role if missing (LOGIN NOINHERIT, no password — set one separately), makes
     it a member of `authenticated` and `facetoface_service` so it can `SET LOCAL ROLE` to
     either (NOINHERIT: it holds none of their privileges itself, so a transaction that names no
-    role can touch no table), lets it read the schema version, and refuses a role that is a superuser, has BYPASSRLS or owns a table: row-level security
-    would not apply to those.
+    role can touch no table), lets it read the schema version, and refuses a role that is a
+    superuser, has BYPASSRLS or owns a table: row-level security would not apply to those.
     """
     if not _ROLE_NAME.fullmatch(login_role):
         raise ValueError(f"not a plain lower-case role name: {login_role!r}")

@@ -16,6 +16,8 @@ from sqlalchemy import func, select
 
 from facetoface.callbacks.service import CallbackService
 from facetoface.config import Settings
+from facetoface.conversations.service import ConversationService
+from facetoface.conversations.tokens import hash_callback_token
 from facetoface.db import Database
 from facetoface.models import (
     DailySession,
@@ -24,9 +26,8 @@ from facetoface.models import (
     TavusCallbackEvent,
     utcnow,
 )
-from facetoface.conversations.tokens import hash_callback_token
 from tests.conftest import RunningService
-from tests.support.factories import session_rows
+from tests.support.factories import session_rows, unused_tavus
 
 
 def conversation_events(conversation_id: str) -> list[dict[str, Any]]:
@@ -156,7 +157,7 @@ async def _deliver(db: Database, order: list[int], *, concurrently: bool = False
     conversation_id = f"c{uuid.uuid4().hex[:12]}"
     row_id, daily_id, token = await _new_session(db, conversation_id)
     events = conversation_events(conversation_id)
-    service = CallbackService(db)
+    service = CallbackService(ConversationService(db, unused_tavus()))
     bodies = [json.dumps(events[i]).encode() for i in order]
     if concurrently:
         outcomes = await asyncio.gather(*(service.ingest(str(row_id), token, b) for b in bodies))

@@ -206,21 +206,37 @@ async def test_retries_a_failed_tavus_end(service: RunningService) -> None:
     assert rows["conversation"]["failure_code"] is None
 
 
-async def test_ends_orphans_of_this_deployment_only(service: RunningService) -> None:
+async def test_ends_orphans_of_this_installation_only(service: RunningService) -> None:
+    """Only a conversation named with this installation's identity *and* whose row exists
+    here (not live) is ours to end. A twin deployment on the same Tavus account — same
+    DEPLOYMENT_NAME, another database — another app, and unnamed conversations are left."""
     service.sim.set_config(callback_drop_probability=1.0)
     user_id = await create_user(service.db)
     live = (await start(service, user_id)).json()
-    orphan = sim_create(service, f"facetoface:{uuid.uuid4()}")
+    closed_user = await create_user(service.db)
+    closed = (await start(service, closed_user)).json()
+    async with service.db.transaction() as session:
+        await session.execute(  # our records closed, Tavus's room still running
+            update(MentorConversation)
+            .where(MentorConversation.daily_session_id == uuid.UUID(closed["id"]))
+            .values(status="ended", end_time=utcnow())
+        )
+    deployment = service.settings.deployment_name
+    twin = sim_create(service, f"{deployment}:{uuid.uuid4().hex[:12]}:{uuid.uuid4()}")
+    unknown_row = sim_create(service, f"{service.name_prefix}{uuid.uuid4()}")
+    legacy = sim_create(service, f"{deployment}:{uuid.uuid4()}")
     foreign = sim_create(service, f"other-app:{uuid.uuid4()}")
     unnamed = sim_create(service, "Somebody's demo")
 
     report = await service.reconciler.run_once()
 
     assert report.actions["ended_orphan"] == 1
-    assert sim_status(service, orphan["conversation_id"]) == "ended"
+    assert sim_status(service, closed["conversation_id"]) == "ended"
     assert sim_status(service, live["conversation_id"]) == "active"
-    assert sim_status(service, foreign["conversation_id"]) == "active"
-    assert sim_status(service, unnamed["conversation_id"]) == "active"
+    for untouched in (twin, unknown_row, legacy, foreign, unnamed):
+        assert sim_status(service, untouched["conversation_id"]) == "active", untouched
+    assert report.actions["foreign_running"] == 4
+    assert report.actions["unknown_named_running"] == 1
 
 
 async def test_ends_the_conversation_of_a_session_already_closed(
@@ -253,7 +269,14 @@ async def test_concurrent_passes_do_each_row_once(service: RunningService) -> No
 
     from facetoface.reconcile.service import Reconciler
 
-    other = Reconciler(service.settings, service.db, service.app.state.tavus)
+    state = service.app.state
+    other = Reconciler(
+        service.settings,
+        service.db,
+        state.tavus,
+        state.conversations,
+        state.installation_id,
+    )
     first, second = await asyncio.gather(service.reconciler.run_once(), other.run_once())
 
     assert first.actions["adopted"] + second.actions["adopted"] == 4

@@ -88,7 +88,7 @@ async def settle(service: RunningService) -> None:
 async def verdict(
     service: RunningService, scenario: str, history: History, started: float
 ) -> Verdict:
-    result = await check(service.db, service.sim, history, service.settings.deployment_name)
+    result = await check(service.db, service.sim, history, service.name_prefix)
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     with REPORT.open("a") as report:
         report.write(

@@ -155,7 +155,7 @@ async def test_two_replicas_keep_every_invariant(
         assert response.status_code == 200, response.text
     await service.reconciler.run_once()
 
-    result = await check(service.db, service.sim, history, service.settings.deployment_name)
+    result = await check(service.db, service.sim, history, service.name_prefix)
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     with REPORT.open("a") as report:
         report.write(

@@ -11,9 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from facetoface.config import Settings
+from facetoface.conversations.tokens import hash_callback_token
 from facetoface.db import Database, Identity, Role
 from facetoface.models import DailySession, MentorConversation, TavusCallbackEvent, utcnow
-from facetoface.conversations.tokens import hash_callback_token
 from tests.support.factories import create_persona, create_user
 
 

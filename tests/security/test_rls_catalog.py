@@ -35,6 +35,7 @@ TABLES = {
     "tavus_callback_events",
     "idempotency_keys",
     "alembic_version",
+    "facetoface_installation",
 }
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 CRUD = {"SELECT", "INSERT", "UPDATE", "DELETE"}
@@ -66,6 +67,7 @@ EXPECTED_TABLE_PRIVILEGES: dict[str, dict[str, set[str]]] = {
         "tavus_callback_events": {"SELECT", "INSERT"},
         "idempotency_keys": CRUD,
         "alembic_version": {"SELECT"},
+        "facetoface_installation": {"SELECT"},
     },
 }
 #: (table, privilege) granted to `authenticated` on some columns only, and columns it lacks.
@@ -74,12 +76,19 @@ EXPECTED_COLUMN_PRIVILEGES = {
     ("profiles", "UPDATE"): {"id", "subscription_tier", "created_at"},
     ("user_personas", "INSERT"): {"tavus_persona_id", "replica_id"},
     ("user_personas", "UPDATE"): {"id", "user_id", "tavus_persona_id", "replica_id", "created_at"},
-    ("mentor_conversations", "SELECT"): {"callback_token_hash"},
-    ("tavus_callback_events", "SELECT"): {"payload", "dedupe_key"},
+    # The callback token's hash, and the reconciler's and the merge's own bookkeeping.
+    ("mentor_conversations", "SELECT"): {
+        "callback_token_hash",
+        "transcript_digest",
+        "recording_digest",
+        "callbacks_verified_at",
+        "reconcile_error",
+    },
+    ("tavus_callback_events", "SELECT"): {"payload", "dedupe_key", "raw_body_b64"},
 }
 #: The same for facetoface_service: retention may redact payloads, nothing else.
 EXPECTED_SERVICE_COLUMN_PRIVILEGES = {
-    ("tavus_callback_events", "UPDATE"): {"payload"},
+    ("tavus_callback_events", "UPDATE"): {"payload", "raw_body_b64"},
 }
 
 
@@ -194,7 +203,7 @@ async def test_policies_use_the_supabase_idiom(owner: Database) -> None:
         "SELECT policyname, roles::text[] AS roles, permissive, coalesce(qual, '') AS qual,"
         " coalesce(with_check, '') AS with_check FROM pg_policies WHERE schemaname = 'public'",
     )
-    assert len(policies) == 47
+    assert len(policies) == 48
     for p in policies:
         assert p.permissive == "PERMISSIVE"
         text = f"{p.qual} {p.with_check}"
@@ -248,6 +257,44 @@ async def test_privileges_are_exactly_the_designed_ones(owner: Database) -> None
         assert {c.attname for c in columns} == allowed, (table, privilege)
 
 
+async def test_only_the_service_may_run_the_merge_functions(owner: Database) -> None:
+    """`facetoface.*` (the one-round-trip merge and start) run with the caller's rights, but
+    only `facetoface_service` may call them: not a signed-in user through Supabase's REST
+    API, not anon, not the login role itself."""
+    functions = await _query(
+        owner,
+        "SELECT p.oid::regprocedure::text AS name, p.prosecdef AS definer,"
+        " array_to_string(p.proconfig, ',') AS config"
+        " FROM pg_proc p WHERE p.pronamespace = 'facetoface'::regnamespace",
+    )
+    assert {f.name.split("(")[0] for f in functions} == {
+        "facetoface.apply_delta",
+        "facetoface.session_json",
+        "facetoface.start_session",
+    }
+    for function in functions:
+        assert function.definer is False, function.name  # SECURITY INVOKER: RLS applies
+        assert "search_path=" in function.config, function.name
+        for role, allowed in (
+            ("facetoface_service", True),
+            ("authenticated", False),
+            ("anon", False),
+            (APP_ROLE, False),
+        ):
+            [grant] = await _query(
+                owner,
+                "SELECT has_function_privilege(:role, CAST(:f AS regprocedure), 'EXECUTE') AS ok",
+                role=role,
+                f=function.name,
+            )
+            assert grant.ok is allowed, (role, function.name)
+    for role in ("anon", "authenticated"):
+        [usage] = await _query(
+            owner, "SELECT has_schema_privilege(:r, 'facetoface', 'USAGE') AS ok", r=role
+        )
+        assert usage.ok is False, role
+
+
 # --- the migration --------------------------------------------------------------------------
 async def _state(url: str) -> dict[str, Any]:
     conn = await asyncpg.connect(url)
@@ -289,7 +336,7 @@ def test_downgrade_removes_rls_and_the_shim_and_upgrade_restores_them(
         again = asyncio.run(_state(url))
     assert before == {"rls": 0, "policies": 0, "uid": None, "schema": False, "grants": 0}
     assert after["rls"] == len(TABLES)
-    assert after["policies"] == 47
+    assert after["policies"] == 48
     assert after["schema"] is True
     assert "request.jwt.claim.sub" in after["uid"]
     assert down == before

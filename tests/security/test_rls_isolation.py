@@ -263,7 +263,7 @@ async def test_users_cannot_change_or_create_another_users_rows(
         "INSERT INTO tavus_callback_events (id, mentor_conversation_id, conversation_id, "
         "event_type, dedupe_key, payload, outcome, received_at) VALUES (:new, :cid, 'c', "
         "'system.shutdown', 'k', '{}', 'applied', now())",
-        "UPDATE idempotency_keys SET response_body = '{}' WHERE user_id = :uid",
+        "UPDATE idempotency_keys SET state = 'done' WHERE user_id = :uid",
         # Their plan and their mentor's Tavus replica are not theirs to choose.
         "UPDATE profiles SET subscription_tier = 'paid' WHERE id = :uid",
         "UPDATE user_personas SET replica_id = 'r-premium', tavus_persona_id = 'p' "

@@ -76,7 +76,10 @@ class TestStart:
         assert created["callback_url"].startswith(
             f"{service.url}/v1/callbacks/tavus/{body['mentor_conversation_id']}/"
         )
-        assert created["conversation_name"] == f"facetoface:{body['mentor_conversation_id']}"
+        assert created["conversation_name"] == (
+            f"{service.name_prefix}{body['mentor_conversation_id']}"
+        )
+        assert service.name_prefix.startswith(f"{service.settings.deployment_name}:")
         # Only a hash of the callback token is stored.
         token = created["callback_url"].rsplit("/", 1)[1]
         rows = await session_rows(service.db, body["id"])

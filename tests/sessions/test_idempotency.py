@@ -115,10 +115,12 @@ async def test_unknown_outcome_is_resolved_before_a_retry_is_answered(
 
     unknown = await post(service, user_id, key)
     assert unknown.json()["code"] == "session_outcome_unknown"
-    in_flight = await post(service, user_id, key)
-    assert in_flight.status_code == 409
-    assert in_flight.json()["code"] == "idempotency_key_in_flight"
-    assert int(in_flight.headers["retry-after"]) > 0
+    # Until the outcome is known, a retry gets the same answer about the same session.
+    pending = await post(service, user_id, key)
+    assert pending.status_code == 503
+    assert pending.json()["code"] == "session_outcome_unknown"
+    assert pending.json()["session_id"] == unknown.json()["session_id"]
+    assert int(pending.headers["retry-after"]) > 0
 
     # Tavus's replica_joined callback proves the conversation exists; the retry then gets it.
     [conversation] = service.sim.conversations()["conversations"]

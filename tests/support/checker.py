@@ -53,10 +53,11 @@ class Verdict:
         )
 
 
-async def check(db: Database, sim: SimServer, history: History, deployment: str) -> Verdict:
+async def check(db: Database, sim: SimServer, history: History, prefix: str) -> Verdict:
+    """Judge a history against Tavus's (the simulator's) and our database's final state;
+    `prefix` is what this installation's conversation names start with."""
     conversations = sim.conversations()["conversations"]
     by_name = Counter(c.get("conversation_name") for c in conversations)
-    prefix = f"{deployment}:"
     ours = [c for c in conversations if (c.get("conversation_name") or "").startswith(prefix)]
     async with db.transaction() as session:
         rows = {

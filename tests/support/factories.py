@@ -21,6 +21,7 @@ from facetoface.models import (
     UserGoal,
     UserPersona,
 )
+from facetoface.tavus import TavusClient
 
 
 async def create_user(
@@ -143,3 +144,9 @@ async def count_rows(db: Database, model: Any) -> int:
 
     async with db.transaction() as session:
         return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+def unused_tavus() -> TavusClient:
+    """A Tavus client for code that needs one but, in the test at hand, never calls Tavus
+    (it points at a closed port, so a call would fail loudly)."""
+    return TavusClient("http://127.0.0.1:9/v2", "unused")

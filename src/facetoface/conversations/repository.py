@@ -73,7 +73,7 @@ class SessionRow:
     mentor_avatar_url: str | None
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> SessionRow:
+    def from_mapping(cls, data: Mapping[Any, Any]) -> SessionRow:
         return cls(**{name: data[name] for name in SESSION_FIELDS})
 
 
@@ -234,9 +234,7 @@ class ConversationRepository:
     ) -> Applied:
         mc = MentorConversation
         async with self.db.transaction(identity, role=role) as session:
-            row = (
-                await session.execute(select(mc.__table__).where(mc.id == row_id))
-            ).one_or_none()
+            row = (await session.execute(select(mc.__table__).where(mc.id == row_id))).one_or_none()
             if row is None:
                 return Applied(False, False, False, False, None, None, None)
             data = row._mapping
@@ -274,7 +272,7 @@ class ConversationRepository:
         return Applied(True, True, True, True, outcome, before, written, state.shutdown_reason)
 
 
-def state_from_row(data: Mapping[str, Any]) -> ConversationState:
+def state_from_row(data: Mapping[Any, Any]) -> ConversationState:
     """A conversation's facts from its `mentor_conversations` columns."""
     return ConversationState(**{f.name: data[f.name] for f in fields(ConversationState)})
 

@@ -4,8 +4,8 @@ from facetoface.models.base import Base, utcnow
 from facetoface.models.callback_event import TavusCallbackEvent
 from facetoface.models.daily_session import DailySession
 from facetoface.models.idempotency_key import IdempotencyKey
-from facetoface.models.mentor_avatar import MentorAvatar
 from facetoface.models.installation import Installation
+from facetoface.models.mentor_avatar import MentorAvatar
 from facetoface.models.mentor_conversation import MentorConversation
 from facetoface.models.onboarding_profile import OnboardingProfile
 from facetoface.models.profile import Profile

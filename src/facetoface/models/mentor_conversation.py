@@ -10,7 +10,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from facetoface.conversations.status import LIVE_STATUSES, ConversationStatus
 from facetoface.models.base import Base, IDMixin, JSONType, TimestampsMixin, check_in
 
-
 SESSION_TYPES = ("face_to_face", "extended")
 #: The one-live-session index's predicate: the live statuses, spelt for SQL (as migrated).
 LIVE_SQL = "status IN ('starting', 'active', 'ending', 'indeterminate')"

@@ -25,8 +25,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import case, func, literal_column, select
 
-from facetoface.db import Database
 from facetoface.conversations.status import LIVE_STATUSES
+from facetoface.db import Database
 from facetoface.models import MentorConversation, utcnow
 from facetoface.observability.metrics import record_tavus_request, render_metrics, session_gauges
 

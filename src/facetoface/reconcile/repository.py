@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from facetoface.conversations.status import ConversationStatus, FailureCode
 from facetoface.conversations.events import CARRIES_TRANSCRIPT
+from facetoface.conversations.status import ConversationStatus, FailureCode
 from facetoface.models import DailySession, IdempotencyKey, MentorConversation, TavusCallbackEvent
 
 

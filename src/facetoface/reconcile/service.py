@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import structlog
 
@@ -250,19 +250,21 @@ class Reconciler:
     # --- 3. lost callbacks ------------------------------------------------------------------
     async def _verify(self, claimed: Claimed, report: ReconcileReport) -> None:
         assert claimed.tavus_conversation_id is not None
-        repo_now = utcnow()
-        if claimed.failure_code == FailureCode.tavus_end_failed:
-            if await self.conversations.end_at_tavus(claimed.tavus_conversation_id):
-                async with self.db.transaction(role="service") as session:
-                    await ReconcileRepository(session).clear_failure(
-                        claimed.id, FailureCode.tavus_end_failed, repo_now
-                    )
-                report.add("ended_at_tavus")
+        now = utcnow()
+        if (
+            claimed.failure_code == FailureCode.tavus_end_failed
+            and await self.conversations.end_at_tavus(claimed.tavus_conversation_id)
+        ):
+            async with self.db.transaction(role="service") as session:
+                await ReconcileRepository(session).clear_failure(
+                    claimed.id, FailureCode.tavus_end_failed, now
+                )
+            report.add("ended_at_tavus")
         details = await self._apply_verbose(claimed.id, claimed.tavus_conversation_id, report)
         if details is None or details.status == "ended":
             # Tavus's record is final (or gone): ours now holds everything it reported.
             async with self.db.transaction(role="service") as session:
-                await ReconcileRepository(session).mark_verified(claimed.id, repo_now)
+                await ReconcileRepository(session).mark_verified(claimed.id, now)
             report.add("verified")
 
     async def _apply_verbose(
@@ -335,7 +337,7 @@ class Reconciler:
         report.add("transcript_expired", cleared)
 
     # --- Tavus helpers ---------------------------------------------------------------------
-    async def _list_ours(self, *, status: str | None) -> dict[str, Conversation]:
+    async def _list_ours(self, *, status: Literal["active"] | None) -> dict[str, Conversation]:
         """This installation's recent conversations at Tavus, by name (bounded pages)."""
         found: dict[str, Conversation] = {}
         for conversation in await self._list(status):
@@ -347,7 +349,7 @@ class Reconciler:
     async def _list_running(self) -> list[Conversation]:
         return [c for c in await self._list("active") if c.status == "active"]
 
-    async def _list(self, status: str | None) -> list[Conversation]:
+    async def _list(self, status: Literal["active"] | None) -> list[Conversation]:
         conversations: list[Conversation] = []
         for page in range(1, self.settings.reconcile_list_pages + 1):
             result = await self.tavus.list_conversations(status=status, limit=_PAGE_SIZE, page=page)

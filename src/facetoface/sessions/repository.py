@@ -21,7 +21,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -180,16 +180,14 @@ DETAIL_SQL = Statement(
     f"{timeline_json_sql('m')} AS events {_FROM} "
     "WHERE d.id = %(session_id)s AND d.user_id = %(user_id)s"
 )
-#: Mark the caller's live session `ending` — or, when it is not live, read it as it is.
+#: Mark the caller's live session `ending`. Followed, in the same message, by `GET_SQL`: a
+#: statement of its own, so it sees the session as it is after any end that committed while
+#: this claim waited for the row (one statement's snapshot would be older than that).
 CLAIM_END_SQL = Statement(
-    "WITH c AS (UPDATE mentor_conversations m SET status = 'ending', "
+    "UPDATE mentor_conversations m SET status = 'ending', "
     "updated_at = %(now)s, version = m.version + 1 "
     "WHERE m.daily_session_id = %(session_id)s AND m.user_id = %(user_id)s "
-    f"AND m.status IN ({_LIVE_SQL}) RETURNING m.*) "
-    f"SELECT true AS claimed, {session_columns_sql('d', 'c')} "
-    "FROM c JOIN daily_sessions d ON d.id = c.daily_session_id "
-    f"UNION ALL SELECT false AS claimed, {session_columns_sql()} {_FROM} "
-    "WHERE d.id = %(session_id)s AND d.user_id = %(user_id)s AND NOT EXISTS (SELECT 1 FROM c)"
+    f"AND m.status IN ({_LIVE_SQL}) RETURNING m.id"
 )
 #: The start's key, completed with the adopted session (runs after `apply`).
 KEY_DONE_SQL = Statement(
@@ -262,20 +260,21 @@ class SessionRepository:
         """Mark the caller's live session `ending`: (the session, whether it was claimed).
         (None, False) when it is not the caller's."""
         if self.db.is_postgres:
-            rows = await self.db.run(
-                CLAIM_END_SQL,
+            claimed, current = await self.db.run_all(
+                (CLAIM_END_SQL, GET_SQL),
                 {"session_id": session_id, "user_id": identity.user_id, "now": now},
                 identity,
                 role="service",
                 operation="update:mentor_conversations",
             )
-            if not rows:
+            if not current:
                 return None, False
-            return SessionRow.from_mapping(rows[0]), bool(rows[0]["claimed"])
+            return SessionRow.from_mapping(current[0]), bool(claimed)
         mc = MentorConversation
         async with self.db.transaction(identity, role="service") as session:
             current = await _get_one(
-                session, and_(DailySession.id == session_id, DailySession.user_id == identity.user_id)
+                session,
+                and_(DailySession.id == session_id, DailySession.user_id == identity.user_id),
             )
             if current is None or current.conversation_status not in LIVE_STATUSES:
                 return current, False
@@ -298,7 +297,8 @@ class SessionRepository:
             return SessionRow.from_mapping(rows[0]) if rows else None
         async with self.db.transaction(identity) as session:
             return await _get_one(
-                session, and_(DailySession.id == session_id, DailySession.user_id == identity.user_id)
+                session,
+                and_(DailySession.id == session_id, DailySession.user_id == identity.user_id),
             )
 
     async def get_live(self, identity: Identity) -> SessionRow | None:
@@ -316,7 +316,7 @@ class SessionRepository:
                 ),
             )
 
-    async def list(
+    async def page(
         self,
         identity: Identity,
         *,
@@ -404,7 +404,7 @@ def key_extra(
         k = IdempotencyKey
         mine = and_(k.user_id == user_id, k.key == key, k.daily_session_id == daily_session_id)
         if action == "release":
-            await session.execute(k.__table__.delete().where(mine))
+            await session.execute(delete(k).where(mine))
         elif action == "done":
             await session.execute(update(k).where(mine).values(state="done", locked_until=now))
         else:
@@ -420,9 +420,7 @@ def _attempt(row: Mapping[str, Any]) -> StartAttempt:
         refusal=row["refusal"],
         key_state=row["key_state"],
         key_session=session_row_from_json(row["key_session"]) if row["key_session"] else None,
-        live_session=(
-            session_row_from_json(row["live_session"]) if row["live_session"] else None
-        ),
+        live_session=(session_row_from_json(row["live_session"]) if row["live_session"] else None),
         profile=row["profile"],
         onboarding=row["onboarding"],
         ritual=row["ritual"],
@@ -439,7 +437,7 @@ def _attempt(row: Mapping[str, Any]) -> StartAttempt:
     )
 
 
-def _extras(data: Mapping[str, Any]) -> SessionExtras:
+def _extras(data: Mapping[Any, Any]) -> SessionExtras:
     return SessionExtras(
         transcript=data["transcript"],
         recording=data["recording"],
@@ -570,7 +568,7 @@ async def _start_sqlite(
                     )
                 )
             await session.execute(
-                DailySession.__table__.insert().values(
+                insert(DailySession).values(
                     id=new.daily_session_id,
                     user_id=user_id,
                     session_type="face_to_face",
@@ -581,7 +579,7 @@ async def _start_sqlite(
                 )
             )
             await session.execute(
-                mc.__table__.insert().values(
+                insert(mc).values(
                     id=new.mentor_conversation_id,
                     user_id=user_id,
                     daily_session_id=new.daily_session_id,

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from facetoface.sessions.repository import SessionRow
+from facetoface.conversations.repository import SessionRow
 
 
 class StartSessionRequest(BaseModel):

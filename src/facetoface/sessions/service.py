@@ -582,7 +582,7 @@ class SessionService:
     ) -> tuple[list[SessionRow], str | None]:
         """A page of the caller's sessions (newest first) and the next page's cursor."""
         before = decode_cursor(cursor) if cursor else None
-        rows = await self.repository.list(identity, limit=limit + 1, before=before)
+        rows = await self.repository.page(identity, limit=limit + 1, before=before)
         page = rows[:limit]
         return page, encode_cursor(page[-1]) if len(rows) > limit else None
 

@@ -177,8 +177,7 @@ class TavusUnavailable(TavusError):
 
 
 class TavusBusy(TavusUnavailable):
-    """Our own client's bulkhead is full (Tavus itself may be healthy, just slow): nothing was
-    sent; retry shortly. Tell the user the service is busy, not that Tavus is down."""
+    """Our own bulkhead is full (Tavus may be fine, just slow): nothing sent; retry shortly."""
 
     outcome = "busy"
 
