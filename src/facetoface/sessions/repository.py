@@ -260,16 +260,16 @@ class SessionRepository:
         """Mark the caller's live session `ending`: (the session, whether it was claimed).
         (None, False) when it is not the caller's."""
         if self.db.is_postgres:
-            claimed, current = await self.db.run_all(
+            claim, read = await self.db.run_all(
                 (CLAIM_END_SQL, GET_SQL),
                 {"session_id": session_id, "user_id": identity.user_id, "now": now},
                 identity,
                 role="service",
                 operation="update:mentor_conversations",
             )
-            if not current:
+            if not read:
                 return None, False
-            return SessionRow.from_mapping(current[0]), bool(claimed)
+            return SessionRow.from_mapping(read[0]), bool(claim)
         mc = MentorConversation
         async with self.db.transaction(identity, role="service") as session:
             current = await _get_one(
