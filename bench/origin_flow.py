@@ -4,8 +4,15 @@ The origin (`start-tavus-session`, a Supabase Edge Function) read the user's con
 sequential queries, then wrote the session in two separate inserts, each its own request with
 no transaction around them. This module replays exactly that shape with asyncpg, in
 autocommit, so the round trips and the database time of a start can be compared side by side
-with ours (`SessionRepository.load_start_data` + `insert_session` in one transaction, then
-`mark_active` in a second, as `SessionService.start` runs them).
+with ours.
+
+*Ours* is the service's own public start path, `SessionService.start`, against the Tavus
+simulator (answering at once): the same code a `POST /v1/sessions` runs after
+authentication, with no stub and no repository internals, so this replay keeps measuring the
+service whatever its data path becomes. The time of its one Tavus call (the create), as the
+Tavus client itself measures each HTTP attempt, is subtracted from each sample: what remains is
+the database part of a start plus our own CPU around it (mentor choice, context building, the
+request to Tavus), so the comparison is, if anything, strict with us.
 
 It lives in `bench/` only: the service never runs it.
 
@@ -21,15 +28,14 @@ How the replay differs from the origin, and why it is still a fair count of roun
   transaction and sets the JWT claims first. The replay sends each statement directly over one
   warm asyncpg connection with cached prepared statements: cheaper per round trip than the
   origin ever was, so any gain measured here is a lower bound.
-- Both sides do database work only: neither builds the mentor context nor calls Tavus here
-  (the origin called Tavus between its reads and its inserts; ours between its two
-  transactions). Rows written by either flow are deleted after each sample, outside the timing.
+- Neither side's Tavus call is timed (the origin called Tavus between its reads and its
+  inserts; ours calls it between its transactions). Rows written by either flow are deleted
+  after each sample, and our conversation ended at the simulator, outside the timing.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import secrets
 import time
 import uuid
@@ -37,8 +43,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from facetoface.db import Database, Identity, StatementCounter
-from facetoface.sessions.repository import SessionRepository
+from bench.pgwire import CountingProxy
+from facetoface.app import build_tavus_client
+from facetoface.config import Settings
+from facetoface.db import Database, Identity
+from facetoface.sessions.service import SessionService
 
 ORIGIN_READS = (
     # profiles by id (the origin used `select('*')` on each table)
@@ -66,6 +75,7 @@ ORIGIN_STATEMENTS = len(ORIGIN_READS) + 2
 @dataclass(frozen=True, slots=True)
 class Written:
     daily_session_id: uuid.UUID
+    conversation_id: str | None = None
 
 
 def _fake_conversation() -> tuple[str, str]:
@@ -97,50 +107,35 @@ async def origin_start(conn: Any, user_id: uuid.UUID) -> Written:
     return Written(daily_id)
 
 
-def _service_transaction_kwargs() -> dict[str, Any]:
-    """How `SessionService.start` opens its two transactions: as the service's own database
-    role when the service has roles (row-level security), else plainly."""
-    parameters = inspect.signature(Database.transaction).parameters
-    return {"role": "service"} if "role" in parameters else {}
+class OurStart:
+    """Ours: `SessionService.start` for a user, minus the time of its Tavus create call."""
 
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.db = db
+        self._tavus_s = 0.0
+        self.tavus = build_tavus_client(settings, on_request=self._on_tavus_request)
+        self.service = SessionService(settings, db, self.tavus)
 
-async def our_start(db: Database, user_id: uuid.UUID) -> Written:
-    """The database part of `SessionService.start`: phase 1 and phase 3 transactions."""
-    identity = Identity(user_id=user_id)
-    kwargs = _service_transaction_kwargs()
-    now = datetime.now(UTC)
-    daily_id, conversation_row_id = uuid.uuid4(), uuid.uuid4()
-    async with db.transaction(identity, **kwargs) as session:
-        repo = SessionRepository(session)
-        data = await repo.load_start_data(user_id, None)
-        persona = data.persona
-        await repo.insert_session(
-            user_id=user_id,
-            daily_session_id=daily_id,
-            mentor_conversation_id=conversation_row_id,
-            session_date=now.date(),
-            now=now,
-            conversation_name=f"bench:{conversation_row_id}",
-            persona=persona,
-            persona_id=(persona.tavus_persona_id or persona.avatar_persona_id) if persona else None,
-            replica_id=(persona.replica_id or persona.avatar_replica_id) if persona else None,
-            mentor_name=persona.name if persona else None,
-            mentor_avatar_url=persona.avatar_thumbnail_url if persona else None,
-            callback_token_hash=hashlib.sha256(secrets.token_bytes(16)).digest(),
-        )
-    # (the Tavus create happens here in the service)
-    conversation_id, conversation_url = _fake_conversation()
-    async with db.transaction(identity, **kwargs) as session:
-        row = await SessionRepository(session).mark_active(
-            conversation_row_id,
-            tavus_conversation_id=conversation_id,
-            conversation_url=conversation_url,
-            start_time=now,
-            now=datetime.now(UTC),
-        )
-    if row is None or row.conversation_status != "active":
-        raise RuntimeError("our start flow did not leave an active session")
-    return Written(daily_id)
+    def _on_tavus_request(self, endpoint: str, outcome: str, seconds: float) -> None:
+        self._tavus_s += seconds
+
+    async def __call__(self, user_id: uuid.UUID) -> tuple[Written, float]:
+        """Start a session; (what it wrote, the seconds its Tavus calls took)."""
+        self._tavus_s = 0.0
+        row = await self.service.start(Identity(user_id=user_id), None)
+        tavus_s = self._tavus_s
+        if getattr(row, "conversation_status", None) != "active":
+            raise RuntimeError(f"our start flow did not leave an active session: {row!r}")
+        written = Written(row.id, row.tavus_conversation_id)  # type: ignore[union-attr]
+        return written, tavus_s
+
+    async def end_at_tavus(self, written: Written) -> None:
+        """End the conversation at the simulator (untimed), so none piles up there."""
+        if written.conversation_id:
+            await self.tavus.end_conversation(written.conversation_id)
+
+    async def aclose(self) -> None:
+        await self.tavus.aclose()
 
 
 async def delete_written(conn: Any, written: list[Written]) -> None:
@@ -174,54 +169,52 @@ def _summary(samples_s: list[float]) -> dict[str, float]:
 async def compare(
     *,
     origin_conn: Any,
-    ours: Database,
-    ours_no_ping: Database,
+    ours: OurStart,
     cleanup_conn: Any,
     users: list[uuid.UUID],
     iterations: int,
     time_budget_s: float,
+    proxy: CountingProxy | None = None,
 ) -> dict[str, Any]:
-    """Time `iterations` starts of each flow, interleaved (origin, ours, ours without the
-    pool's pre-ping), sequentially, cycling through `users`; return per-flow latency."""
-    samples: dict[str, list[float]] = {"origin": [], "ours": [], "ours_no_pre_ping": []}
+    """Time up to `iterations` starts of each flow, interleaved (origin, ours), sequentially,
+    cycling through `users`, within `time_budget_s`; return per-flow latency. With `proxy` (the
+    flows' connections go through it), also the round trips of each sample."""
+    samples: dict[str, list[float]] = {"origin": [], "ours": []}
     cpu: dict[str, float] = dict.fromkeys(samples, 0.0)  # this process's CPU, per flow
-    counter = StatementCounter(ours.engine)
-    statements: list[int] = []
+    trips: dict[str, list[int]] = {"origin": [], "ours": []}
+    tavus_s = 0.0  # subtracted from ours: its Tavus create, as the Tavus client timed it
     deadline = time.monotonic() + time_budget_s
-    try:
-        for i in range(iterations):
-            if time.monotonic() > deadline:
-                break
-            user_id = users[i % len(users)]
-            written: list[Written] = []
-            started, cpu0 = time.perf_counter(), time.process_time()
-            written.append(await origin_start(origin_conn, user_id))
-            samples["origin"].append(time.perf_counter() - started)
-            cpu["origin"] += time.process_time() - cpu0
-            await delete_written(cleanup_conn, written)
-            written.clear()
+    for i in range(iterations):
+        if time.monotonic() > deadline:
+            break
+        user_id = users[i % len(users)]
+        mark = proxy.log.mark() if proxy else 0
+        started, cpu0 = time.perf_counter(), time.process_time()
+        written = await origin_start(origin_conn, user_id)
+        samples["origin"].append(time.perf_counter() - started)
+        cpu["origin"] += time.process_time() - cpu0
+        if proxy:
+            trips["origin"].append(len(proxy.log.since(mark)))
+        await delete_written(cleanup_conn, [written])
 
-            counter.reset()
-            started, cpu0 = time.perf_counter(), time.process_time()
-            written.append(await our_start(ours, user_id))
-            samples["ours"].append(time.perf_counter() - started)
-            cpu["ours"] += time.process_time() - cpu0
-            statements.append(counter.count)
-            await delete_written(cleanup_conn, written)
-            written.clear()
-
-            started, cpu0 = time.perf_counter(), time.process_time()
-            written.append(await our_start(ours_no_ping, user_id))
-            samples["ours_no_pre_ping"].append(time.perf_counter() - started)
-            cpu["ours_no_pre_ping"] += time.process_time() - cpu0
-            await delete_written(cleanup_conn, written)
-    finally:
-        counter.close()
+        mark = proxy.log.mark() if proxy else 0
+        started, cpu0 = time.perf_counter(), time.process_time()
+        written, tavus_call_s = await ours(user_id)
+        samples["ours"].append(time.perf_counter() - started - tavus_call_s)
+        tavus_s += tavus_call_s
+        cpu["ours"] += time.process_time() - cpu0
+        if proxy:
+            trips["ours"].append(len(proxy.log.since(mark)))
+        await ours.end_at_tavus(written)
+        await delete_written(cleanup_conn, [written])
     result: dict[str, Any] = {name: _summary(values) for name, values in samples.items()}
     for name, values in samples.items():
-        # Client-side CPU per start (Python: driver, SQLAlchemy), the rest is waiting.
+        # Client-side CPU per start (Python: driver, SQLAlchemy, the service's own work and,
+        # for ours, the Tavus client's), the rest is waiting.
         result[name]["client_cpu_ms"] = round(1000 * cpu[name] / max(len(values), 1), 3)
+        result[name]["round_trips"] = max(trips[name], key=trips[name].count, default=None)
     result["origin"]["statements"] = ORIGIN_STATEMENTS
-    result["ours"]["statements"] = max(statements) if statements else None
-    result["ours_no_pre_ping"]["statements"] = result["ours"]["statements"]
+    result["ours"]["tavus_ms_subtracted_mean"] = round(
+        1000 * tavus_s / max(len(samples["ours"]), 1), 3
+    )
     return result

@@ -12,6 +12,12 @@ client and PostgreSQL (127.0.0.1 only) and reads the client's messages, never ch
 Counts are global (all connections), so attribute them to an operation only when nothing else
 runs at the same time: the benchmark uses the proxy in its sequential phases only, never under
 load. It needs an unencrypted connection (`ssl=disable`), which the benchmark asks for.
+
+With `delay_ms` (`--db-rtt-ms`) it also models a remote database: every chunk is delivered
+`delay_ms / 2` after it arrived, in each direction, so each round trip takes `delay_ms` longer;
+chunks keep their order, and messages a client pipelines share one delay, as on a real link.
+It runs on the caller's event loop: use it for sequential measurements only (the loop is idle
+while a flow waits on the database, so the timers fire on time).
 """
 
 from __future__ import annotations
@@ -147,10 +153,13 @@ def _cstring(payload: bytes, offset: int) -> tuple[str, int]:
 class CountingProxy:
     """Listen on 127.0.0.1:<free port>, forward to PostgreSQL, log the client's round trips."""
 
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+    def __init__(self, upstream_host: str, upstream_port: int, delay_ms: float = 0.0) -> None:
         if upstream_host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the counting proxy only forwards to the local machine")
+        if delay_ms < 0:
+            raise ValueError("delay_ms must be >= 0")
         self.upstream = (upstream_host, upstream_port)
+        self.delay_ms = delay_ms
         self.log = WireLog()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -198,10 +207,15 @@ class CountingProxy:
             for w in (writer, up_writer):
                 w.close()
 
-    @staticmethod
     async def _pump(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, parser: _ClientParser | None
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        parser: _ClientParser | None,
     ) -> None:
+        if self.delay_ms:
+            await self._delayed_pump(reader, writer, parser)
+            return
         with contextlib.suppress(ConnectionError, OSError):
             while True:
                 data = await asyncio.wait_for(reader.read(_READ_SIZE), _PUMP_TIMEOUT_S)
@@ -211,3 +225,39 @@ class CountingProxy:
                     parser.feed(data)
                 writer.write(data)
                 await writer.drain()
+
+    async def _delayed_pump(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        parser: _ClientParser | None,
+    ) -> None:
+        """Read as chunks come; deliver each `delay_ms / 2` after it arrived, in order."""
+        loop = asyncio.get_running_loop()
+        half_s = self.delay_ms / 2000
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                if (wait := due - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                if not data:
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        delivering = asyncio.create_task(deliver())
+        try:
+            with contextlib.suppress(ConnectionError, OSError):
+                while True:
+                    data = await asyncio.wait_for(reader.read(_READ_SIZE), _PUMP_TIMEOUT_S)
+                    if parser is not None and data:
+                        parser.feed(data)
+                    queue.put_nowait((loop.time() + half_s, data))
+                    if not data:
+                        break
+                await delivering
+        finally:
+            delivering.cancel()
+            await asyncio.gather(delivering, return_exceptions=True)

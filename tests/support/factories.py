@@ -1,25 +1,37 @@
-"""Test data builders: plain async functions with keyword defaults."""
+"""Test data builders: plain async functions with keyword defaults, on the package's seeded-user
+factory (`facetoface.seeding`), with the test suite's own data."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 
 from facetoface.db import Database
-from facetoface.models import (
-    DailySession,
-    MentorAvatar,
-    MentorConversation,
-    OnboardingProfile,
-    Profile,
-    RitualPreferences,
-    UserEmotionalCategory,
-    UserGoal,
-    UserPersona,
+from facetoface.models import DailySession, MentorConversation
+from facetoface.seeding import (
+    AssessmentSeed,
+    GoalSeed,
+    MentorSeed,
+    PreferencesSeed,
+    UserSeed,
+    avatar_row,
+    insert_rows,
+    mentor_row,
+    user_rows,
+)
+
+#: What `create_user(complete=True)` gives every test user: two focus areas, two active goals
+#: and one archived (the mentor must never hear of it).
+TEST_FOCUS_AREAS = ("stress_management", "work_life_balance")
+TEST_GOALS = (
+    GoalSeed(
+        "Meditate 10 minutes every morning", progress_percentage=40, target_date=date(2026, 12, 31)
+    ),
+    GoalSeed("Set boundaries with my manager"),
+    GoalSeed("Archived goal", status="archived"),
 )
 from facetoface.tavus import TavusClient
 
@@ -35,51 +47,21 @@ async def create_user(
 ) -> uuid.UUID:
     """A profile; with `complete`, also assessment, preferences, focus areas and goals."""
     user_id = uuid.uuid4()
+    seed = UserSeed(
+        user_id=user_id,
+        email=f"{user_id.hex[:8]}@example.com",
+        full_name=full_name,
+        language=language,
+        timezone=timezone,
+        subscription_tier=subscription_tier,
+        onboarding_completed=False,
+        assessment=AssessmentSeed(personality_insights=None) if complete else None,
+        preferences=PreferencesSeed(session_frequency=None) if complete else None,
+        focus_areas=TEST_FOCUS_AREAS if complete else (),
+        goals=TEST_GOALS if complete else (),
+    )
     async with db.transaction() as session:
-        session.add(
-            Profile(
-                id=user_id,
-                email=f"{user_id.hex[:8]}@example.com",
-                full_name=full_name,
-                language=language,
-                subscription_tier=subscription_tier,
-                timezone=timezone,
-            )
-        )
-        await session.flush()
-        if complete:
-            session.add_all(
-                [
-                    OnboardingProfile(
-                        user_id=user_id,
-                        disc_type="I",
-                        enneagram_type=7,
-                        confidence_score=Decimal("0.85"),
-                    ),
-                    RitualPreferences(
-                        user_id=user_id,
-                        timing="morning_person",
-                        duration="quick_focused",
-                        style="guided_structure",
-                        voice_id="warm_friend",
-                        focus_area="Managing work stress",
-                    ),
-                    UserEmotionalCategory(
-                        user_id=user_id, category="stress_management", priority_level=1
-                    ),
-                    UserEmotionalCategory(
-                        user_id=user_id, category="work_life_balance", priority_level=2
-                    ),
-                    UserGoal(
-                        user_id=user_id,
-                        goal_text="Meditate 10 minutes every morning",
-                        progress_percentage=40,
-                        target_date=date(2026, 12, 31),
-                    ),
-                    UserGoal(user_id=user_id, goal_text="Set boundaries with my manager"),
-                    UserGoal(user_id=user_id, goal_text="Archived goal", status="archived"),
-                ]
-            )
+        await insert_rows(session, user_rows(seed))
     return user_id
 
 
@@ -95,27 +77,26 @@ async def create_persona(
 ) -> uuid.UUID:
     """A mentor avatar and the user's persona pointing at it."""
     persona_id = uuid.uuid4()
+    avatar = avatar_row(
+        id=uuid.uuid4(),
+        name=f"{name} avatar",
+        description=None,
+        thumbnail_url="https://example.com/a.png",
+        is_premium=premium,
+        tavus_replica_id="ravatar00001",
+        tavus_persona_id="pavatar00001",
+    )
+    mentor = MentorSeed(
+        id=persona_id,
+        avatar_id=avatar.id,
+        name=name,
+        specialization=None,
+        is_active=is_active,
+        tavus_persona_id=tavus_persona_id,
+        replica_id=replica_id,
+    )
     async with db.transaction() as session:
-        avatar = MentorAvatar(
-            name=f"{name} avatar",
-            thumbnail_url="https://example.com/a.png",
-            is_premium=premium,
-            tavus_replica_id="ravatar00001",
-            tavus_persona_id="pavatar00001",
-        )
-        session.add(avatar)
-        await session.flush()
-        session.add(
-            UserPersona(
-                id=persona_id,
-                user_id=user_id,
-                name=name,
-                mentor_avatar_id=avatar.id,
-                is_active=is_active,
-                tavus_persona_id=tavus_persona_id,
-                replica_id=replica_id,
-            )
-        )
+        await insert_rows(session, [avatar, mentor_row(user_id, mentor)])
     return persona_id
 
 

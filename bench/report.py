@@ -1,0 +1,465 @@
+"""The benchmark's results: the machine, per-phase figures, the targets with PASS/MISS and their
+margin, notes on what limited the run, and the printed table."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from bench.harness import ROOT, Phase
+from bench.support import latency_summary
+
+#: Issue 11's targets, for this 2-core machine with the load generator on it.
+RATIO_CALLBACKS_TO_FLOOR = 0.25
+SERVER_CPU_MS_PER_CALLBACK = 0.5
+SERVER_CPU_MS_PER_SESSION = 5.0
+ORIGIN_OVER_OURS_AT_2MS = 3.0
+OPEN_LOOP_START_P99_MS = 25.0
+TARGET_OPEN_LOOP_RATE = 50.0
+#: Round trips on the wire per operation (PostgreSQL, in isolation).
+WIRE_BUDGETS = {"start": 2, "end": 2, "read": 1, "callback": 1}
+#: Earlier targets, still held: statements the service sends, closed-loop overhead at 50
+#: users, callbacks ingested per second.
+STATEMENT_BUDGETS = {"start": 3, "end": 2, "callback": 2}
+CLOSED_LOOP_P99_MS = 25.0
+CALLBACKS_PER_S = 1000.0
+TARGET_CONCURRENCY = 50
+
+
+def machine_info() -> dict[str, Any]:
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        mem_kb = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
+    git = {}
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        git = {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    import facetoface
+
+    return {
+        # Which service was measured (PYTHONPATH can point at another checkout).
+        "facetoface_source": str(Path(facetoface.__file__).resolve().parent),
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_avg_before": os.getloadavg(),
+        "git": git,
+    }
+
+
+def phase_json(phase: Phase, latency_ms: float) -> dict[str, Any]:
+    ops: dict[str, Any] = {}
+    for name, op in phase.ops.items():
+        subtract = latency_ms if name in ("start", "end") else 0.0
+        ops[name] = {
+            "e2e_ms": latency_summary(op.latencies),
+            "overhead_ms": latency_summary(op.latencies, subtract),
+            "errors": dict(op.errors),
+            "first_error": op.first_error,
+            "outcomes": dict(op.outcomes),
+        }
+    completed = phase.completed
+    cpu = phase.cpu
+    server_s = cpu.get("server_s")
+    wall = phase.wall_s or float("nan")
+    return {
+        "completed": completed,
+        "wall_s": round(phase.wall_s, 3),
+        "per_s": round(completed / wall, 1) if completed else 0.0,
+        "stopped_early": phase.stopped_early,
+        "cpu": cpu,
+        "server_cpu_ms_per_unit": round(1000 * server_s / completed, 3)
+        if server_s is not None and completed
+        else None,
+        "server_cpu_cores": round(server_s / wall, 2) if server_s is not None else None,
+        "ops": ops,
+        "profile": phase.profile,
+        **phase.extra,
+    }
+
+
+# --- targets ------------------------------------------------------------------------------
+class _Targets:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        group: str,
+        name: str,
+        value: float | None,
+        limit: float,
+        *,
+        higher_is_better: bool = False,
+        note: str | None = None,
+    ) -> None:
+        row: dict[str, Any] = {"group": group, "target": name, "value": value, "limit": limit}
+        row["op"] = ">=" if higher_is_better else "<="
+        if note:
+            row["note"] = note
+        if value is None:
+            row["status"] = "N/A"
+        else:
+            ok = value >= limit if higher_is_better else value <= limit
+            # Margin: how far inside the limit (positive) or outside it (negative).
+            margin = (value - limit) if higher_is_better else (limit - value)
+            row.update(
+                status="PASS" if ok else "MISS",
+                margin=round(margin, 3),
+                margin_pct=round(100 * margin / limit, 1) if limit else None,
+            )
+        self.rows.append(row)
+
+
+def evaluate(results: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every target with its value, PASS/MISS and margin (N/A when not measured)."""
+    phases = results["phases"]
+    statements = results["statements"]
+    t = _Targets()
+    issue = "issue 11"
+
+    floor_per_s = phases["floor"]["per_s"]
+    callbacks_per_s = phases["callbacks"]["per_s"]
+    t.add(
+        issue,
+        "callbacks/s / healthz/s",
+        round(callbacks_per_s / floor_per_s, 3) if floor_per_s else None,
+        RATIO_CALLBACKS_TO_FLOOR,
+        higher_is_better=True,
+    )
+    t.add(
+        issue,
+        "server CPU ms per callback",
+        phases["callbacks"]["server_cpu_ms_per_unit"],
+        SERVER_CPU_MS_PER_CALLBACK,
+    )
+    t.add(
+        issue,
+        "server CPU ms per session",
+        phases["sessions"]["server_cpu_ms_per_unit"],
+        SERVER_CPU_MS_PER_SESSION,
+    )
+    at_2ms = next((r for r in results["origin"]["by_rtt"] if r["rtt_ms"] == 2), None)
+    t.add(
+        issue,
+        "origin / ours at 2 ms RTT (p50)",
+        at_2ms["ratio_p50"] if at_2ms else None,
+        ORIGIN_OVER_OURS_AT_2MS,
+        higher_is_better=True,
+        note=None if at_2ms else "2 is not among --db-rtt-ms",
+    )
+    open_loop = phases.get("open-loop")
+    p99 = None
+    if open_loop:
+        p99 = open_loop["ops"].get("start", {}).get("overhead_ms", {}).get("p99")
+    rate = args.open_loop_rate
+    t.add(
+        issue,
+        f"start overhead p99 ms, open loop {rate:g}/s",
+        p99,
+        OPEN_LOOP_START_P99_MS,
+        note=None if rate == TARGET_OPEN_LOOP_RATE else f"target is stated at {50}/s",
+    )
+    for op, budget in WIRE_BUDGETS.items():
+        names = [n for n in statements if n == op or n.startswith(f"{op} (")]
+        if not names:
+            t.add(issue, f"round trips per {op}", None, budget)
+        for name in names:
+            t.add(issue, f"round trips per {name}", statements[name]["round_trips_max"], budget)
+
+    earlier = "earlier"
+    for op, budget in STATEMENT_BUDGETS.items():
+        names = [n for n in statements if n == op or n.startswith(f"{op} (")]
+        worst = max((statements[n]["statements_max"] for n in names), default=None)
+        label = (
+            "statements per callback (worst type)" if op == "callback" else f"statements per {op}"
+        )
+        t.add(earlier, label, worst, budget)
+    sessions = phases["sessions"]["ops"]
+    note = None
+    if args.concurrency != TARGET_CONCURRENCY:
+        note = f"target is stated at {TARGET_CONCURRENCY} users"
+    for op in ("start", "end", "callback"):
+        value = sessions.get(op, {}).get("overhead_ms", {}).get("p99")
+        t.add(
+            earlier,
+            f"overhead p99 {op} ms @ {args.concurrency} users",
+            value,
+            CLOSED_LOOP_P99_MS,
+            note=note,
+        )
+    t.add(
+        earlier, "callbacks ingested per s", callbacks_per_s, CALLBACKS_PER_S, higher_is_better=True
+    )
+    return t.rows
+
+
+# --- notes --------------------------------------------------------------------------------
+def auto_notes(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    notes: list[str] = []
+    for name, phase in results["phases"].items():
+        errors = {op: v["errors"] for op, v in phase["ops"].items() if v["errors"]}
+        if errors:
+            notes.append(f"{name}: errors {errors}")
+        if phase["stopped_early"]:
+            notes.append(f"{name}: stopped at --duration {args.duration}s before its count")
+        cores = phase["server_cpu_cores"]
+        busy = phase["cpu"].get("machine_busy_pct")
+        if cores is not None and cores >= 0.85:
+            notes.append(
+                f"{name}: the server process used {cores} cores: its one event loop is "
+                "CPU-bound (one uvicorn worker uses one core at most)"
+            )
+        if busy is not None and busy >= 90:
+            notes.append(
+                f"{name}: the machine was {busy}% busy: server, PostgreSQL, simulator and "
+                "this client compete for the same cores"
+            )
+        other, wall = phase["cpu"].get("other_s"), phase["wall_s"]
+        if other is not None and wall and other / wall >= 0.15:
+            notes.append(
+                f"{name}: other processes used {other / wall:.2f} cores during the phase "
+                f"(top: {phase['cpu'].get('other_top')}); with PostgreSQL's own background "
+                "processes and the kernel among them, the figures may be pessimistic"
+            )
+    open_loop = results["phases"].get("open-loop")
+    if open_loop and (open_loop.get("late") or open_loop.get("dropped")):
+        notes.append(
+            f"open-loop: {open_loop['late']} arrivals late (> {open_loop['late_after_ms']:g} ms "
+            f"after their slot) and {open_loop['dropped']} dropped: this client fell behind "
+            "its schedule (it shares the cores with the server)"
+        )
+    if args.sim_latency_ms and args.concurrency and args.sessions_per_user:
+        ideal = args.concurrency / (2 * args.sim_latency_ms / 1000)
+        got = results["phases"]["sessions"]["per_s"]
+        notes.append(
+            f"sessions/s is bounded by the simulated Tavus: {args.concurrency} users x one "
+            f"session per 2 x {args.sim_latency_ms} ms = {ideal:.0f}/s at zero overhead; "
+            f"got {got}/s"
+        )
+    return notes
+
+
+# --- the printed table --------------------------------------------------------------------
+def _fmt(value: Any, width: int = 8) -> str:
+    if value is None:
+        return "-".rjust(width)
+    if isinstance(value, float):
+        return f"{value:.2f}".rjust(width) if abs(value) < 1000 else f"{value:.0f}".rjust(width)
+    return str(value).rjust(width)
+
+
+LOAD_PHASES = ("floor", "sessions", "callbacks", "open-loop")
+UNITS = {
+    "floor": "requests",
+    "sessions": "sessions",
+    "callbacks": "callbacks",
+    "open-loop": "sessions",
+}
+
+
+def render(results: dict[str, Any], targets: list[dict[str, Any]]) -> str:
+    p = results["parameters"]
+    phases = results["phases"]
+    lines = [
+        f"facetoface benchmark  {results['timestamp']}  "
+        f"({results['machine']['cpus']} CPUs, {results['machine']['cpu_model']}, "
+        f"PostgreSQL {results['pg_version']})",
+        f"users={p['users']} concurrency={p['concurrency']} sessions/user={p['sessions_per_user']} "
+        f"sim latency={p['sim_latency_ms']} ms  callbacks={p['callbacks']}  "
+        f"server pool={p['db_pool_size']}+{p['db_max_overflow']} tavus slots={p['tavus_slots']}  "
+        f"open loop={p['open_loop_rate']:g}/s x {p['open_loop_seconds']:g} s",
+        "",
+        "Latency under load (ms; overhead = end-to-end minus the simulator's latency for the one "
+        "Tavus call of a start or an end)",
+        f"{'phase/op':<22}{'n':>7}{'err':>5}{'e2e p50':>9}{'e2e p99':>9}"
+        f"{'ovh p50':>9}{'ovh p95':>9}{'ovh p99':>9}{'ovh max':>9}",
+    ]
+    for phase_name in LOAD_PHASES:
+        phase = phases.get(phase_name)
+        if phase is None:
+            continue
+        for op_name, op in phase["ops"].items():
+            e2e, ovh = op["e2e_ms"], op["overhead_ms"]
+            lines.append(
+                f"{phase_name + '/' + op_name:<22}{e2e.get('n', 0):>7}"
+                f"{sum(op['errors'].values()):>5}"
+                f"{_fmt(e2e.get('p50'), 9)}{_fmt(e2e.get('p99'), 9)}{_fmt(ovh.get('p50'), 9)}"
+                f"{_fmt(ovh.get('p95'), 9)}{_fmt(ovh.get('p99'), 9)}{_fmt(ovh.get('max'), 9)}"
+            )
+    open_loop = phases.get("open-loop")
+    if open_loop:
+        lag = open_loop["schedule_lag_ms"]
+        lines.append(
+            f"open loop: {open_loop['arrivals_sent']}/{open_loop['arrivals_planned']} arrivals "
+            f"sent at {open_loop['achieved_rate_per_s']}/s (asked {open_loop['rate_per_s']:g}/s); "
+            f"late (> {open_loop['late_after_ms']:g} ms after the slot) {open_loop['late']}, "
+            f"dropped {open_loop['dropped']}; send lag p50 {lag.get('p50', '-')} "
+            f"p99 {lag.get('p99', '-')} max {lag.get('max', '-')} ms"
+        )
+    lines += [
+        "",
+        "Throughput and CPU (CPU s over the phase; server ms per unit = server CPU / units)",
+        f"{'phase':<11}{'units':>7}{'wall s':>8}{'units/s':>9}{'srv ms/u':>9}{'srv cores':>10}"
+        f"{'sim s':>7}{'bench s':>8}{'pg s':>7}{'other s':>8}{'machine %':>10}",
+    ]
+    for phase_name in LOAD_PHASES:
+        phase = phases.get(phase_name)
+        if phase is None:
+            continue
+        cpu = phase["cpu"]
+        lines.append(
+            f"{phase_name:<11}{phase['completed']:>7}{_fmt(phase['wall_s'], 8)}"
+            f"{_fmt(phase['per_s'], 9)}{_fmt(phase['server_cpu_ms_per_unit'], 9)}"
+            f"{_fmt(phase['server_cpu_cores'], 10)}{_fmt(cpu.get('sim_s'), 7)}"
+            f"{_fmt(cpu.get('bench_s'), 8)}{_fmt(cpu.get('postgres_s'), 7)}"
+            f"{_fmt(cpu.get('other_s'), 8)}"
+            f"{_fmt(cpu.get('machine_busy_pct'), 10)}"
+            + ("  (stopped at --duration)" if phase["stopped_early"] else "")
+            + f"  [{UNITS[phase_name]}]"
+        )
+    sessions_cpu = phases["sessions"]["server_cpu_ms_per_unit"]
+    floor_cpu = phases["floor"]["server_cpu_ms_per_unit"]
+    lines.append(
+        f"CPU seconds per session (server): {_fmt((sessions_cpu or 0) / 1000, 0)}  "
+        f"floor per request: {_fmt((floor_cpu or 0) / 1000, 0)}"
+    )
+    lines += _render_operations(results)
+    lines += _render_origin(results)
+    lines += ["", "Targets (margin: how far inside the limit; negative: outside it)"]
+    group = None
+    for row in targets:
+        if row["group"] != group:
+            group = row["group"]
+            lines.append(f"  {group}:")
+        margin = ""
+        if row["status"] in ("PASS", "MISS"):
+            pct = f" ({row['margin_pct']:+}%)" if row.get("margin_pct") is not None else ""
+            margin = f"  margin {row['margin']:+g}{pct}"
+        note = f"  [{row['note']}]" if row.get("note") else ""
+        lines.append(
+            f"    {row['status']:<5}{row['target']:<46}{_fmt(row['value'], 9)}  "
+            f"{row['op']} {row['limit']:g}{margin}{note}"
+        )
+    for phase_name in LOAD_PHASES:
+        prof = phases.get(phase_name, {}).get("profile")
+        if prof and "self_by_package" in prof:
+            lines += [
+                "",
+                f"py-spy profile of the server, {phase_name} phase ({prof['samples']} samples)",
+                "  self time by package: "
+                + ", ".join(f"{e['frame']} {e['pct']}%" for e in prof["self_by_package"]),
+                "  top self frames:",
+            ]
+            lines += [f"    {e['pct']:>5}%  {e['frame']}" for e in prof["self"][:10]]
+        elif prof:
+            lines += ["", f"py-spy ({phase_name}): {prof.get('error')}"]
+    if results["notes"]:
+        lines += ["", "Notes"] + [f"- {n}" for n in results["notes"]]
+    return "\n".join(lines)
+
+
+def _render_operations(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "Per operation, one request at a time (statements = StatementCounter on the app's "
+        "engine; round trips = seen on the wire; overhead and server CPU against the server)",
+        f"{'operation':<32}{'stmts':>6}{'trips':>6}{'ovh p50':>9}{'ovh p95':>9}{'srv CPU ms':>11}"
+        "  round trips by kind",
+    ]
+    sequential = results.get("sequential", {})
+    statements = results["statements"]
+    names = list(sequential) + [n for n in statements if n not in sequential]
+    for op in names:
+        st = statements.get(op, {})
+        sq = sequential.get(op, {})
+        breakdown = ", ".join(
+            f"{k} {v}" for k, v in st.get("round_trip_breakdown", {}).items() if k != "total"
+        )
+        ovh = sq.get("overhead_ms", {})
+        stmts = st.get("statements")
+        if stmts is not None and st.get("identity_statements"):
+            stmts = f"{stmts}+{st['identity_statements']}"
+        lines.append(
+            f"{op:<32}{_fmt(stmts, 6)}{_fmt(st.get('round_trips'), 6)}"
+            f"{_fmt(ovh.get('p50'), 9)}{_fmt(ovh.get('p95'), 9)}{_fmt(sq.get('server_cpu_ms'), 11)}"
+            f"  {breakdown}"
+        )
+    if any(st.get("identity_statements") for st in statements.values()):
+        lines.append(
+            "  n+m: m identity statements (row-level security: the transaction's role and claims, "
+            "one per transaction), which StatementCounter counts apart from the n"
+        )
+    return lines
+
+
+def _render_origin(results: dict[str, Any]) -> list[str]:
+    o = results["origin"]
+    rt = o.get("round_trips", {})
+    start_statements = results["statements"].get("start", {}).get("statements")
+    lines = [
+        "",
+        "Start, database part: the origin's flow replayed vs ours (SessionService.start minus its "
+        "Tavus call), sequential, same database",
+    ]
+    if "origin" in o:
+        lines.append(
+            f"{'flow at 0 ms RTT':<30}{'stmts':>6}{'trips':>6}{'mean ms':>9}{'p50 ms':>8}"
+            f"{'p95 ms':>8}{'p99 ms':>8}{'cpu ms':>8}"
+        )
+        for name, label, stmts in (
+            ("origin", "origin (5 reads + 2 inserts)", o["origin"].get("statements")),
+            ("ours", "ours (SessionService.start)", start_statements),
+        ):
+            f = o[name]
+            lines.append(
+                f"{label:<30}{_fmt(stmts, 6)}{_fmt(rt.get(name, {}).get('total'), 6)}"
+                f"{_fmt(f['mean_ms'], 9)}{_fmt(f['p50_ms'], 8)}{_fmt(f['p95_ms'], 8)}"
+                f"{_fmt(f['p99_ms'], 8)}{_fmt(f.get('client_cpu_ms'), 8)}"
+            )
+        lines.append(
+            f"ratio origin/ours: p50 {o['ratio_p50_origin_over_ours']}x, mean "
+            f"{o['ratio_mean_origin_over_ours']}x; ours minus its Tavus call "
+            f"({o['ours'].get('tavus_ms_subtracted_mean')} ms mean)   (cpu ms = this process's "
+            "CPU per start: the driver, and for ours also SQLAlchemy, the service's own work "
+            "and its Tavus client)"
+        )
+    lines += [
+        "",
+        "Remote database: every round trip delayed by the RTT (counting proxy; 0 = direct)",
+        f"{'RTT ms':>7}{'n':>6}{'origin ms':>11}{'ours ms':>10}{'origin/ours':>13}"
+        f"{'mean ratio':>12}{'trips origin':>14}{'trips ours':>12}   (ms: p50)",
+    ]
+    for row in o["by_rtt"]:
+        origin, ours = row["origin"], row["ours"]
+        trips_origin = origin.get("round_trips") or rt.get("origin", {}).get("total")
+        trips_ours = ours.get("round_trips") or rt.get("ours", {}).get("total")
+        lines.append(
+            f"{row['rtt_ms']:>7g}{ours['n']:>6}"
+            f"{_fmt(origin['p50_ms'], 11)}{_fmt(ours['p50_ms'], 10)}"
+            f"{_fmt(row['ratio_p50'], 12)}x{_fmt(row['ratio_mean'], 11)}x"
+            f"{_fmt(trips_origin, 14)}{_fmt(trips_ours, 12)}"
+        )
+    return lines
