@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.pgwire import CountingProxy
-from facetoface.app import build_tavus_client
+from facetoface.app import build_services, build_tavus_client
 from facetoface.config import Settings
 from facetoface.db import Database, Identity
 from facetoface.sessions.service import SessionService
@@ -112,15 +112,18 @@ class OurStart:
 
     def __init__(self, settings: Settings, db: Database) -> None:
         self.db = db
+        self.settings = settings
         self._tavus_s = 0.0
         self.tavus = build_tavus_client(settings, on_request=self._on_tavus_request)
-        self.service = SessionService(settings, db, self.tavus)
+        self.service: SessionService | None = None
 
     def _on_tavus_request(self, endpoint: str, outcome: str, seconds: float) -> None:
         self._tavus_s += seconds
 
     async def __call__(self, user_id: uuid.UUID) -> tuple[Written, float]:
         """Start a session; (what it wrote, the seconds its Tavus calls took)."""
+        if self.service is None:  # wired as the app wires it (reads the installation id)
+            self.service = (await build_services(self.settings, self.db, self.tavus)).sessions
         self._tavus_s = 0.0
         row = await self.service.start(Identity(user_id=user_id), None)
         tavus_s = self._tavus_s

@@ -127,13 +127,19 @@ def pgbouncer_port(pg_server: PostgresServer) -> Iterator[int]:
         pytest.param("pgbouncer", marks=pytest.mark.postgres),
     ]
 )
-def database_settings(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
-) -> dict[str, Any]:
+def database_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Settings overrides for a clean, migrated database of the parametrised kind: SQLite,
     PostgreSQL directly, or PostgreSQL through PgBouncer in transaction mode."""
+    return clean_database_settings(request)
+
+
+def clean_database_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The `database_settings` of `request.param` (`sqlite`, `postgresql`, `pgbouncer`), its
+    database emptied (for test modules that override the fixture's parameters)."""
     if request.param == "sqlite":
-        shutil.copy(sqlite_template, tmp_path / "facetoface.db")
+        tmp_path: Path = request.getfixturevalue("tmp_path")
+        template: Path = request.getfixturevalue("sqlite_template")
+        shutil.copy(template, tmp_path / "facetoface.db")
         return {"data_dir": tmp_path}
     url = request.getfixturevalue("pg_database_url")
 
@@ -263,9 +269,12 @@ async def service(
         "reconcile_interval_seconds": 0,
     }
     owner_url = database_settings.get("database_url")
-    if owner_url:
-        values["database_url"] = app_role_url(owner_url)
-    values.update(service_overrides)
+    overrides = dict(service_overrides)
+    # `database_url_through`: the service reaches the same database another way (a proxy).
+    service_url = overrides.pop("database_url_through", owner_url)
+    if service_url:
+        values["database_url"] = app_role_url(service_url)
+    values.update(overrides)
     settings = _base_settings(**values)
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))

@@ -45,7 +45,7 @@ async def test_every_transaction_of_start_and_end_pays_one_identity_statement(
 ) -> None:
     """The price of the second wall: every round trip carries one identity statement in the
     same message (role, claims, timeout). Start = 2 statements + 2 identity statements (its
-    two round trips), end = 2 + 2, a read 1 + 1. `StatementCounter.count` leaves the identity
+    two round trips), end = 3 + 2 (the claim and its read-back share a message), a read 1 + 1. `StatementCounter.count` leaves the identity
     statements out; `total` has them; the wire (tests/sessions/test_round_trips.py) sees one
     round trip per pair."""
     user_id = await create_user(service.db)
@@ -57,6 +57,7 @@ async def test_every_transaction_of_start_and_end_pays_one_identity_statement(
     try:
         started = await service.client.post("/v1/sessions", headers=headers)
         start = (counter.count, counter.identity_count, counter.total)
+        start_statements = list(counter.statements)
         counter.reset()
         ended = await service.client.post(
             f"/v1/sessions/{started.json()['id']}/end", headers=headers
@@ -69,8 +70,8 @@ async def test_every_transaction_of_start_and_end_pays_one_identity_statement(
         counter.close()
 
     assert (started.status_code, ended.status_code, listed.status_code) == (201, 200, 200)
-    assert start == (2, 2, 4)
-    assert end == (2, 2, 4)
+    assert start == (2, 2, 4), start_statements
+    assert end == (3, 2, 5)
     assert read == (1, 1, 2)
 
 

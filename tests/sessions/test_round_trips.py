@@ -1,67 +1,130 @@
-"""Database round trips on the hot paths, counted on PostgreSQL (the production database)."""
+"""Database round trips of the hot paths, counted on the wire (never timed).
+
+The service talks to PostgreSQL — directly, and through PgBouncer in transaction mode —
+through a proxy that parses the client's side of the protocol (`bench/pgwire.py`): every
+simple `Query` and every extended-protocol batch closed by `Sync` is one round trip. What the
+driver and the pool add (BEGIN/COMMIT, pings, resets) shows up here; a statement counter
+cannot see it. Budgets: start ≤ 2, end ≤ 2, each callback 1, each read 1.
+"""
 
 from __future__ import annotations
 
-import pytest
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from facetoface.db import StatementCounter
-from facetoface.sessions.repository import SessionRepository
+import pytest
+from bench.pgwire import CountingProxy, RoundTrip
+
 from tests.conftest import RunningService
 from tests.support.factories import create_persona, create_user
 
-pytestmark = pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
+pytestmark = pytest.mark.postgres
 
 
-async def test_context_loads_in_one_statement(service: RunningService) -> None:
-    user_id = await create_user(service.db)
-    persona = await create_persona(service.db, user_id)
-    counter = StatementCounter(service.db.engine)
+@pytest.fixture(params=["postgresql", "pgbouncer"])
+def database_settings(request: pytest.FixtureRequest, pg_server: Any) -> dict[str, Any]:
+    """A fresh database (directly, or through PgBouncer), to be reached through the proxy."""
+    from tests.conftest import clean_database_settings
+
+    return clean_database_settings(request)
+
+
+@pytest.fixture
+async def wire(database_settings: dict[str, Any]) -> AsyncIterator[CountingProxy]:
+    parts = urlsplit(database_settings["database_url"])
+    proxy = await CountingProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
     try:
-        async with service.db.transaction() as session:
-            data = await SessionRepository(session).load_start_data(user_id, persona)
+        yield proxy
     finally:
-        counter.close()
-
-    assert counter.count == 1, counter.statements
-    assert data.profile is not None
-    assert data.profile["full_name"] == "Maria Silva"
-    assert data.onboarding is not None
-    assert data.onboarding["disc_type"] == "I"
-    assert data.ritual is not None
-    assert data.ritual["focus_area"] == "Managing work stress"
-    assert {c["category"] for c in data.emotional_categories} == {
-        "stress_management",
-        "work_life_balance",
-    }
-    assert {g["goal_text"] for g in data.goals} == {
-        "Meditate 10 minutes every morning",
-        "Set boundaries with my manager",
-    }
-    assert data.persona is not None
-    assert data.persona.id == persona
+        await proxy.close()
 
 
-async def test_start_costs_three_statements_and_end_two(service: RunningService) -> None:
+@pytest.fixture
+def service_overrides(wire: CountingProxy, database_settings: dict[str, Any]) -> dict[str, Any]:
+    parts = urlsplit(database_settings["database_url"])
+    through = parts._replace(netloc=f"{parts.username}@127.0.0.1:{wire.port}")
+    # The service's connections go through the proxy; the tests' own (as the owner) do not.
+    return {"database_url_through": urlunsplit(through)}
+
+
+def _shown(trips: list[RoundTrip]) -> list[str]:
+    return [trip.label() for trip in trips]
+
+
+async def _count(wire: CountingProxy, operation: Any) -> tuple[Any, list[RoundTrip]]:
+    mark = wire.log.mark()
+    result = await operation
+    return result, wire.log.since(mark)
+
+
+async def test_hot_paths_stay_within_their_round_trip_budgets(
+    service: RunningService, wire: CountingProxy
+) -> None:
+    service.sim.set_config(callback_drop_probability=1.0)  # this test sends the callbacks
     user_id = await create_user(service.db)
+    await create_persona(service.db, user_id)
     headers = service.auth(user_id)
-    # Callbacks would hit the same engine while we count: this test measures start and end.
-    service.sim.set_config(callback_drop_probability=1.0)
-    # Warm the pool so connection set-up queries are not counted.
-    await service.client.get("/v1/sessions/00000000-0000-0000-0000-000000000000", headers=headers)
+    client = service.client
+    # Warm the pool: connecting (and the driver's first-connection queries) is not counted.
+    await client.get(f"/v1/sessions/{uuid.uuid4()}", headers=headers)
+    connections = wire.log.connections
+    warm = wire.log.mark()
 
-    counter = StatementCounter(service.db.engine)
-    try:
-        started = await service.client.post("/v1/sessions", headers=headers)
-        start_count = counter.count
-        counter.reset()
-        ended = await service.client.post(
-            f"/v1/sessions/{started.json()['id']}/end", headers=headers
-        )
-        end_count = counter.count
-    finally:
-        counter.close()
+    started, trips = await _count(wire, client.post("/v1/sessions", headers=headers))
+    assert started.status_code == 201, started.text
+    assert len(trips) <= 2, _shown(trips)
+    session = started.json()
+    path = service.sim.conversation(session["conversation_id"])["callback_url"]
+    path = path.removeprefix(service.url)
 
-    assert started.status_code == 201
-    assert ended.status_code == 200
-    assert start_count == 3, counter.statements
-    assert end_count == 2
+    def event(event_type: str, properties: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "conversation_id": session["conversation_id"],
+            "event_type": event_type,
+            "properties": properties,
+        }
+
+    callbacks = [
+        event("system.replica_joined", {}),
+        event(
+            "application.transcription_ready",
+            {"transcript": [{"role": "user", "content": "Hello"}]},
+        ),
+        event("application.perception_analysis", {"analysis": "calm"}),
+        event("application.recording_ready", {"s3_key": "k"}),
+        event("application.post_call_action_executed", {"tool_id": "t1"}),
+        event("application.something_new", {}),
+        event("system.replica_joined", {}),  # a duplicate
+    ]
+    for payload in callbacks:
+        answered, trips = await _count(wire, client.post(path, json=payload))
+        assert answered.status_code == 200, answered.text
+        assert len(trips) == 1, (payload["event_type"], _shown(trips))
+
+    for read in (
+        f"/v1/sessions/{session['id']}",
+        "/v1/sessions",
+        "/v1/me/context",
+    ):
+        answered, trips = await _count(wire, client.get(read, headers=headers))
+        assert answered.status_code == 200, answered.text
+        assert len(trips) == 1, (read, _shown(trips))
+
+    ended, trips = await _count(
+        wire, client.post(f"/v1/sessions/{session['id']}/end", headers=headers)
+    )
+    assert ended.status_code == 200, ended.text
+    assert len(trips) <= 2, _shown(trips)
+
+    shutdown = event("system.shutdown", {"shutdown_reason": "end_conversation_endpoint_hit"})
+    answered, trips = await _count(wire, client.post(path, json=shutdown))
+    assert answered.json() == {"status": "applied"}
+    assert len(trips) == 1, _shown(trips)
+    # Nothing above needed a new connection, and nothing was pinged, begun or reset apart.
+    assert wire.log.connections == connections
+    for trip in wire.log.since(warm):
+        text = " ".join(trip.text.split()).upper()
+        assert text not in ("", ";"), "a pool ping"
+        assert text not in ("BEGIN", "COMMIT", "ROLLBACK"), "a transaction-control round trip"

@@ -22,6 +22,7 @@ from facetoface.seeding import (
     mentor_row,
     user_rows,
 )
+from facetoface.tavus import TavusClient
 
 #: What `create_user(complete=True)` gives every test user: two focus areas, two active goals
 #: and one archived (the mentor must never hear of it).
@@ -33,7 +34,6 @@ TEST_GOALS = (
     GoalSeed("Set boundaries with my manager"),
     GoalSeed("Archived goal", status="archived"),
 )
-from facetoface.tavus import TavusClient
 
 
 async def create_user(
