@@ -30,6 +30,7 @@ from datetime import timedelta
 
 import structlog
 
+from facetoface.callbacks.recovery import ingest_from_tavus
 from facetoface.callbacks.service import CallbackService
 from facetoface.config import Settings
 from facetoface.db import Database
@@ -264,17 +265,14 @@ class Reconciler:
     async def _apply_verbose(
         self, row_id: uuid.UUID, conversation_id: str, report: ReconcileReport
     ) -> ConversationDetails | None:
-        details = await self._get(conversation_id, verbose=True)
-        if details is None:
+        recovered = await ingest_from_tavus(
+            self.db, self.callbacks, self.tavus, row_id, conversation_id
+        )
+        if recovered is None:
             return None
-        assert isinstance(details, ConversationDetails)
-        for event in details.events:
-            raw = {**event.model_dump(mode="json"), "conversation_id": conversation_id}
-            async with self.db.transaction(role="service") as session:
-                outcome = await self.callbacks.ingest_trusted(session, row_id, raw)
-            if outcome == "applied":
-                report.add(f"recovered:{event.event_type}")
-        return details
+        for event_type in recovered.applied:
+            report.add(f"recovered:{event_type}")
+        return recovered.details
 
     # --- 4. orphans ------------------------------------------------------------------------
     async def _end_orphans(self, report: ReconcileReport) -> None:

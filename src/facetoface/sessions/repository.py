@@ -738,6 +738,30 @@ class SessionRepository:
         row = result.one_or_none()
         return _to_session_row(row) if row is not None else None
 
+    async def find_for_user(
+        self,
+        user_id: uuid.UUID,
+        *,
+        tavus_conversation_id: str | None = None,
+        mentor_conversation_id: uuid.UUID | None = None,
+        daily_session_id: uuid.UUID | None = None,
+    ) -> SessionRow | None:
+        """The caller's session named by every id given (one statement); None when the ids
+        name different sessions, or someone else's (the origin's end call sends any of them)."""
+        mc, ds = MentorConversation, DailySession
+        named = [
+            condition
+            for value, condition in (
+                (tavus_conversation_id, mc.tavus_conversation_id == tavus_conversation_id),
+                (mentor_conversation_id, mc.id == mentor_conversation_id),
+                (daily_session_id, ds.id == daily_session_id),
+            )
+            if value is not None
+        ]
+        if not named:
+            raise ValueError("name the session by at least one id")
+        return await self._get_one(and_(ds.user_id == user_id, mc.user_id == user_id, *named))
+
 
 def _recent_starts(user_id: uuid.UUID, since: datetime | None) -> list[Any]:
     if since is None:

@@ -659,6 +659,27 @@ class SessionService:
         mentor = self._choose_mentor(data, mentor_id)
         return self._build_context(data, mentor), mentor
 
+    async def find(
+        self,
+        identity: Identity,
+        *,
+        tavus_conversation_id: str | None = None,
+        mentor_conversation_id: uuid.UUID | None = None,
+        daily_session_id: uuid.UUID | None = None,
+    ) -> SessionRow:
+        """The caller's session named by every id given; 404 when they name different
+        sessions or someone else's (the origin's end call names sessions this way)."""
+        async with self.db.transaction(identity) as session:
+            row = await SessionRepository(session).find_for_user(
+                identity.user_id,
+                tavus_conversation_id=tavus_conversation_id,
+                mentor_conversation_id=mentor_conversation_id,
+                daily_session_id=daily_session_id,
+            )
+        if row is None:
+            raise SessionNotFound("No session with these ids belongs to you.")
+        return row
+
 
 def _local_date(now: datetime, timezone: Any) -> date:
     """The session's calendar date in the user's own timezone (the origin used UTC's)."""
