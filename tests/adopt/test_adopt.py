@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -390,6 +391,39 @@ def test_adopting_the_origins_database(
                 )
                 + "\n",
             )
+
+    # --- rolling back: the README's SQL lets the Edge Functions' own writes through again ---
+    readme = (HERE.parents[1] / "README.md").read_text()
+    block = re.search(r"\*\*Rolling back\.\*\*.*?```sql\n(.*?)```", readme, re.S)
+    assert block is not None, "the README lost its rollback SQL"
+    asyncio.run(_execute(url, block.group(1)))
+    asyncio.run(_execute(url, ORIGIN_START_AND_END))
+    rows = fetch(
+        url,
+        "SELECT mc.status, ds.session_status FROM mentor_conversations mc, daily_sessions ds"
+        " WHERE mc.tavus_conversation_id LIKE 'corigin%' AND ds.session_metadata->>'by' = 'edge'",
+    )
+    assert {tuple(r) for r in rows} == {("completed", "completed")}
+
+
+#: What the Edge Functions write (as `service_role`, through the REST API): start twice (a
+#: double click), then end both, as their code does it.
+ORIGIN_START_AND_END = f"""
+SET ROLE service_role;
+INSERT INTO public.mentor_conversations (user_id, tavus_conversation_id, replica_id, persona_id,
+  session_type, status, start_time)
+VALUES ('{MARIA}', 'corigin000001', 'r6ca16dbe104', 'p1c81be642e7', 'extended', 'active', now()),
+       ('{MARIA}', 'corigin000002', 'r6ca16dbe104', 'p1c81be642e7', 'extended', 'active', now());
+INSERT INTO public.daily_sessions (user_id, session_type, session_status, started_at,
+  session_date, session_metadata)
+VALUES ('{MARIA}', 'face_to_face', 'started', now(), current_date, '{{"by": "edge"}}'),
+       ('{MARIA}', 'face_to_face', 'started', now(), current_date, '{{"by": "edge"}}');
+UPDATE public.mentor_conversations SET end_time = now(), duration_seconds = 5,
+  status = 'completed' WHERE tavus_conversation_id LIKE 'corigin%' AND user_id = '{MARIA}';
+UPDATE public.daily_sessions SET completed_at = now(), duration_seconds = 5,
+  session_status = 'completed' WHERE session_metadata->>'by' = 'edge' AND user_id = '{MARIA}';
+RESET ROLE;
+"""
 
 
 def _same_steps(planned: str, done: str) -> bool:
