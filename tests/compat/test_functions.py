@@ -354,6 +354,8 @@ class TestEnd:
         user_id = await create_user(service.db)
         unknown = await invoke(service, "/functions/v1/elevenlabs-tts", {}, user_id=user_id)
         assert_origin_error(unknown, 404, "function_not_found")
-        get = await service.client.get(START, headers=service.auth(user_id))
-        assert_origin_error(get, 405, "method_not_allowed")
-        assert get.headers["allow"] == "OPTIONS, POST"
+        for path in (START, END, "/functions/v1/tavus-webhook"):
+            get = await service.client.get(path, headers=service.auth(user_id))
+            assert get.status_code == 405
+            assert get.json()["code"] == "method_not_allowed"
+            assert get.headers["allow"] == "POST"

@@ -3,18 +3,21 @@ end-tavus-session,tavus-webhook}`, where `supabase.functions.invoke(name)` sends
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Request
 from fastapi.responses import JSONResponse
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from facetoface.auth.dependencies import CurrentIdentity
-from facetoface.compat.errors import FunctionMethodNotAllowed, FunctionNotFound, OriginErrorRoute
+from facetoface.compat.errors import FunctionNotFound, OriginErrorRoute
 from facetoface.compat.schemas import (
     EndTavusSessionRequest,
     EndTavusSessionResponse,
     StartTavusSessionRequest,
     StartTavusSessionResponse,
+    WebhookHint,
     WebhookResponse,
 )
 from facetoface.compat.service import CompatService
@@ -101,6 +104,13 @@ async def end_tavus_session(
 @router.post(
     "/tavus-webhook",
     response_model=WebhookResponse,
+    # The body is read raw (only a hint): documented here, parsed by the service.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": WebhookHint.model_json_schema()}},
+        }
+    },
     responses={
         400: {"description": "Not a JSON object with a Tavus `conversation_id`", **_ERROR},
         413: {"description": "Body too large", **_ERROR},
@@ -116,12 +126,21 @@ async def tavus_webhook(request: Request, service: Compat) -> WebhookResponse:
     return WebhookResponse(message="Webhook processed successfully")
 
 
+class _OtherFunction(StringConvertor):
+    """A path segment naming none of `FUNCTIONS` (so a wrong method on one of them is still a
+    405 whose `Allow` lists exactly its methods)."""
+
+    regex = "(?!(?:" + "|".join(re.escape(f) for f in FUNCTIONS) + ")$)[^/]+"
+
+
+register_url_convertor("other_edge_function", _OtherFunction())
+
+
 @router.api_route(
-    "/{name}", methods=["GET", "PUT", "PATCH", "DELETE", "POST"], include_in_schema=False
+    "/{name:other_edge_function}",
+    methods=["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE", "POST"],
+    include_in_schema=False,
 )
 async def unknown_function(name: str) -> None:
-    if name in FUNCTIONS:
-        raise FunctionMethodNotAllowed(
-            "This function accepts POST.", headers={"Allow": "OPTIONS, POST"}
-        )
+    """Supabase's answer for a function it does not host, in the origin's shape."""
     raise FunctionNotFound("Requested function was not found.")

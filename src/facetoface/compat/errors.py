@@ -58,12 +58,6 @@ class FunctionNotFound(NotFound):
     title = "No such function"
 
 
-class FunctionMethodNotAllowed(FacetofaceError):
-    status_code = 405
-    code = "method_not_allowed"
-    title = "Method not allowed"
-
-
 def render(exc: FacetofaceError) -> Response:
     """One of our errors in the origin's shape."""
     if isinstance(exc, Unauthorized):

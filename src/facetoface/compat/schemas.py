@@ -40,11 +40,23 @@ class StartTavusSessionResponse(BaseModel):
     persona_name: str | None = Field(description="The mentor's name; null for the default.")
 
 
+#: The ids an end may name its session by; at least one is required.
+SESSION_IDS = ("tavus_conversation_id", "mentor_conversation_id", "daily_session_id")
+
+
 class EndTavusSessionRequest(BaseModel):
     """Body of `end-tavus-session`: any of the session's ids. The origin's shipped page sends
     only `tavus_conversation_id`; the ids given must all name the same session of the caller."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                for name in SESSION_IDS
+            ]
+        },
+    )
 
     tavus_conversation_id: TavusConversationId | None = None
     mentor_conversation_id: uuid.UUID | None = None
@@ -55,14 +67,8 @@ class EndTavusSessionRequest(BaseModel):
 
     @model_validator(mode="after")
     def _names_a_session(self) -> Self:
-        if (
-            self.tavus_conversation_id is None
-            and self.mentor_conversation_id is None
-            and self.daily_session_id is None
-        ):
-            raise ValueError(
-                "give tavus_conversation_id, mentor_conversation_id or daily_session_id"
-            )
+        if all(getattr(self, name) is None for name in SESSION_IDS):
+            raise ValueError("give " + ", ".join(SESSION_IDS[:-1]) + " or " + SESSION_IDS[-1])
         return self
 
 
