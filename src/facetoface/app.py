@@ -19,6 +19,8 @@ from facetoface.auth.jwks import JwksCache
 from facetoface.auth.tokens import TokenVerifier
 from facetoface.callbacks.endpoints import router as callbacks_router
 from facetoface.callbacks.service import CallbackService
+from facetoface.compat.endpoints import router as compat_router
+from facetoface.compat.service import CompatService
 from facetoface.config import ConfigurationError, Settings
 from facetoface.conversations.names import installation_id
 from facetoface.conversations.service import ConversationService
@@ -37,6 +39,23 @@ from facetoface.sessions.service import SessionService
 from facetoface.tavus import OnRequest, TavusClient
 
 log = structlog.get_logger(__name__)
+
+
+#: Request headers a browser may send cross-origin: ours, and every header supabase-js sends
+#: (its own list, `@supabase/supabase-js/cors`), so `functions.invoke` passes the preflight.
+#: `apikey` is accepted and ignored: the caller is only ever the bearer token's user.
+CORS_ALLOWED_HEADERS = [
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "x-request-id",
+    "x-client-info",
+    "apikey",
+    "x-retry-count",
+    "traceparent",
+    "tracestate",
+    "baggage",
+]
 
 
 class UnmigratedDatabase(ConfigurationError):
@@ -142,6 +161,9 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.conversations = services.conversations
             app.state.session_service = services.sessions
             app.state.callback_service = services.callbacks
+            app.state.compat_service = CompatService(
+                settings, db, services.sessions, services.conversations
+            )
             app.state.reconciler = services.reconciler
             if settings.reconcile_interval_seconds > 0:
                 reconcile_task = asyncio.create_task(app.state.reconciler.run_forever())
@@ -157,6 +179,9 @@ def create_app(settings: Settings) -> FastAPI:
                 reconcile_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await reconcile_task
+            compat: CompatService | None = getattr(app.state, "compat_service", None)
+            if compat is not None:
+                await compat.aclose()
             await tavus.aclose()
             await auth_http.aclose()
             await db.dispose()
@@ -176,19 +201,22 @@ def create_app(settings: Settings) -> FastAPI:
         default_limit=settings.api_max_body_bytes,
         callback_limit=settings.callback_max_body_bytes,
     )
-    if settings.cors_allowed_origins:
+    if settings.cors_allowed_origins or settings.cors_origin_regex:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_allowed_origins,
+            # Development only: any local dev server (`http://localhost:*`, 127.0.0.1).
+            allow_origin_regex=settings.cors_origin_regex,
             allow_credentials=False,  # bearer tokens travel in a header, never in cookies
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=CORS_ALLOWED_HEADERS,
             expose_headers=["X-Request-ID", "Retry-After", "Idempotent-Replayed"],
             max_age=600,
         )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(sessions_router)
     app.include_router(callbacks_router)
+    app.include_router(compat_router)
     app.include_router(me_router)
     app.include_router(health_router)
 

@@ -123,13 +123,40 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 @app.command()
 def migrate(
     revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+    adopt: Annotated[
+        bool,
+        typer.Option(
+            "--adopt",
+            help="Take over a PostgreSQL database that already holds the origin app's tables "
+            "and data (keeps every row; reports what it could not carry over), then migrate "
+            "to head. Safe to repeat.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="With --adopt: print the plan, change nothing.")
+    ] = False,
 ) -> None:
     """Apply database migrations (SQLite or PostgreSQL, from DATABASE_URL)."""
     from facetoface.db import run_migrations
 
     settings = _settings()
-    run_migrations(settings, revision)
-    typer.echo(f"database migrated to {revision}")
+    if not adopt:
+        if dry_run:
+            raise _fail("--dry-run goes with --adopt")
+        run_migrations(settings, revision)
+        typer.echo(f"database migrated to {revision}")
+        return
+    if revision != "head":
+        raise _fail("--adopt migrates to head; give no revision")
+    from facetoface.migrations.adopt import AdoptRefused, adopt_database
+
+    try:
+        report = adopt_database(settings, dry_run=dry_run)
+    except AdoptRefused as exc:
+        raise _fail(f"cannot adopt this database: {exc}") from exc
+    except FacetofaceError as exc:
+        raise _fail(f"cannot adopt this database now: {exc.detail}") from exc
+    print(report.render())
 
 
 @app.command()

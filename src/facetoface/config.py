@@ -113,7 +113,8 @@ class Settings(BaseSettings):
     session_start_limit_window_seconds: Annotated[int, Field(ge=1)] = 3600
     #: Let anonymous sign-ins (`is_anonymous` tokens) start billable sessions.
     allow_anonymous_sessions: bool = False
-    #: Browser origins allowed to call the API (CORS); empty = no cross-origin access.
+    #: Browser origins allowed to call the API (CORS). Empty = none outside development; in
+    #: development any `http://localhost:*` / `http://127.0.0.1:*` origin is allowed as well.
     cors_allowed_origins: list[str] = Field(default_factory=list)
     #: Largest request body of the user API (the callback route has its own limit).
     api_max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
@@ -154,6 +155,15 @@ class Settings(BaseSettings):
     #: Pages (of 100) of the account's conversations listed per pass to find ours by name.
     reconcile_list_pages: Annotated[int, Field(ge=1, le=50)] = 5
 
+    # --- the origin's webhook (`POST /functions/v1/tavus-webhook`) ---
+    #: Posts per second the unsigned webhook accepts per process (a token bucket); 429 beyond.
+    tavus_webhook_rate_per_second: Annotated[float, Field(gt=0)] = 20.0
+    #: How many posts may arrive at once before the rate applies (the bucket's size).
+    tavus_webhook_burst: Annotated[int, Field(ge=1)] = 40
+    #: At most one fetch from Tavus per conversation per this many seconds; posts in between
+    #: wait for (and share) the next fetch.
+    tavus_webhook_fetch_interval_seconds: Annotated[float, Field(ge=0, le=60)] = 2.0
+
     # --- authentication -------------------------------------------------------------------
     #: The Supabase project URL; issuer = `<url>/auth/v1`, JWKS = issuer + `/.well-known/jwks.json`.
     supabase_url: str = ""
@@ -181,6 +191,13 @@ class Settings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.environment is Environment.development
+
+    @property
+    def cors_origin_regex(self) -> str | None:
+        """Origins allowed besides the configured list: local dev servers, in development only."""
+        if self.is_development:
+            return r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?"
+        return None
 
     @property
     def uses_simulator(self) -> bool:

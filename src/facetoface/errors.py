@@ -124,6 +124,22 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def origin_error_response(
+    *,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    """Render an error in the shape Supabase Edge Functions answered with, `{"error": …}`,
+    plus our stable `code` and the request id (the `/functions/v1/*` routes use it)."""
+    body: dict[str, Any] = {"error": message, "code": code, "request_id": current_request_id()}
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 async def _facetoface_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FacetofaceError)
     if isinstance(exc, Unauthorized):
@@ -138,13 +154,18 @@ async def _facetoface_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    # Echo locations and messages, never the offending input (it may be personal data).
-    errors = [
+def validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Each validation error's location, message and type — never the offending input (it
+    may be personal data)."""
+    return [
         {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
         for err in exc.errors()
     ]
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = validation_errors(exc)
     return problem_response(
         status=422,
         code="validation_error",

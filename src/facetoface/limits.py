@@ -5,14 +5,20 @@ from __future__ import annotations
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from facetoface.errors import problem_response
+from facetoface.errors import origin_error_response, problem_response
+
+#: Routes that receive Tavus's events (transcripts included) and take the larger limit.
+CALLBACK_PATHS = ("/v1/callbacks/", "/functions/v1/tavus-webhook")
+#: The origin's routes answer errors in the origin's shape (`{"error": …}`).
+ORIGIN_PREFIX = "/functions/v1/"
 
 
 class BodyLimitMiddleware:
     """413 for bodies over the limit: by `Content-Length` up front, else while reading.
 
-    The callback route (`/v1/callbacks/`) takes Tavus's transcripts and has its own, larger
-    limit; every other route takes small JSON bodies.
+    The routes that receive Tavus's events (`/v1/callbacks/`, and the origin's
+    `/functions/v1/tavus-webhook`) take transcripts and have their own, larger limit; every
+    other route takes small JSON bodies.
     """
 
     def __init__(self, app: ASGIApp, *, default_limit: int, callback_limit: int) -> None:
@@ -25,10 +31,10 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        limit = self.callback_limit if path.startswith("/v1/callbacks/") else self.default_limit
+        limit = self.callback_limit if path.startswith(CALLBACK_PATHS) else self.default_limit
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(limit)(scope, receive, send)
+            await _too_large(limit, path)(scope, receive, send)
             return
         if declared is not None:
             await self.app(scope, receive, send)
@@ -43,7 +49,7 @@ class BodyLimitMiddleware:
             chunks.append(message.get("body", b""))
             received += len(chunks[-1])
             if received > limit:
-                await _too_large(limit)(scope, receive, send)
+                await _too_large(limit, path)(scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break
@@ -60,7 +66,11 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
-def _too_large(limit: int) -> JSONResponse:
+def _too_large(limit: int, path: str) -> JSONResponse:
+    if path.startswith(ORIGIN_PREFIX):
+        return origin_error_response(
+            status=413, code="payload_too_large", message=f"The body exceeds {limit} bytes."
+        )
     return problem_response(
         status=413,
         code="payload_too_large",

@@ -3,8 +3,10 @@
 - `ingest`: store one Tavus event in the inbox and apply its effect — for an authenticated
   callback (with its token), an event Tavus reported when asked (the reconciler's verbose
   fetch; the origin's unsigned webhook, which only says *which* conversation to ask about).
-- `ingest_reported`: every event of a verbose fetch, each isolated (one malformed entry
-  skips, never stops, the rest).
+- `ingest_from_tavus`: ask Tavus what it knows of a conversation (the verbose fetch) and
+  ingest every event it lists, each isolated (one malformed entry skips, never stops, the
+  rest). The reconciler uses it for lost callbacks; the origin's unsigned webhook, whose
+  body only says *which* conversation to ask about, too.
 - `end_at_tavus`: end a conversation at Tavus (the one place that does it).
 - The transitions of an unresolved start: `adopt` (Tavus has it), `fail` (it never did),
   `mark_unresolved` (it may have); and `close` (our side ended it).
@@ -43,9 +45,23 @@ from facetoface.conversations.status import CallbackOutcome, FailureCode
 from facetoface.db import Database, Identity
 from facetoface.models import utcnow
 from facetoface.observability import metrics
-from facetoface.tavus import TavusClient, TavusError, TavusNotFound
+from facetoface.tavus import ConversationDetails, TavusClient, TavusError, TavusNotFound
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """What Tavus reported about a conversation, and what ingesting its events did (counts
+    by outcome, `malformed`, and `recovered:<event type>` for each event that applied)."""
+
+    details: ConversationDetails
+    counts: Counter[str]
+
+    @property
+    def recovered(self) -> int:
+        """Events that were missing here and applied now."""
+        return sum(n for action, n in self.counts.items() if action.startswith("recovered:"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +143,20 @@ class ConversationService:
         if applied.ended_now:
             metrics.record_session_ended(applied.shutdown_reason)
         return Ingested(True, outcome)
+
+    async def ingest_from_tavus(self, row_id: uuid.UUID, conversation_id: str) -> Recovered | None:
+        """Fetch the conversation from Tavus (verbose) and ingest every event it lists through
+        the inbox: what was already stored is a duplicate, what was lost is recovered. None
+        when Tavus no longer knows the conversation; other Tavus failures are raised."""
+        try:
+            details = await self.tavus.get_conversation(conversation_id, verbose=True)
+        except TavusNotFound:
+            return None
+        assert isinstance(details, ConversationDetails)
+        counts = await self.ingest_reported(
+            row_id, conversation_id, (event.model_dump(mode="json") for event in details.events)
+        )
+        return Recovered(details, counts)
 
     async def ingest_reported(
         self, row_id: uuid.UUID, conversation_id: str, events: Iterable[Any]

@@ -270,17 +270,13 @@ class Reconciler:
     async def _apply_verbose(
         self, row_id: uuid.UUID, conversation_id: str, report: ReconcileReport
     ) -> ConversationDetails | None:
-        details = await self._get(conversation_id, verbose=True)
-        if details is None:
+        recovered = await self.conversations.ingest_from_tavus(row_id, conversation_id)
+        if recovered is None:
             return None
-        assert isinstance(details, ConversationDetails)
-        counts = await self.conversations.ingest_reported(
-            row_id, conversation_id, (event.model_dump(mode="json") for event in details.events)
-        )
-        for action, count in counts.items():
+        for action, count in recovered.counts.items():
             if action.startswith("recovered:") or action == "malformed":
                 report.add(action, count)
-        return details
+        return recovered.details
 
     # --- 4. orphans ------------------------------------------------------------------------
     async def _end_orphans(self, report: ReconcileReport) -> None:

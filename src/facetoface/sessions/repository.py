@@ -57,6 +57,48 @@ LIVE_INDEX = "uq_mentor_conversations_live_user_id"
 
 
 @dataclass(frozen=True, slots=True)
+class SessionSelector:
+    """How a caller names one of their sessions: by its id (the API), or by any of the ids the
+    origin's end call sends. Every id given must name the same session (else: none)."""
+
+    daily_session_id: uuid.UUID | None = None
+    mentor_conversation_id: uuid.UUID | None = None
+    tavus_conversation_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if (
+            self.daily_session_id is None
+            and self.mentor_conversation_id is None
+            and self.tavus_conversation_id is None
+        ):
+            raise ValueError("name the session by at least one id")
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "sel_daily": self.daily_session_id,
+            "sel_row": self.mentor_conversation_id,
+            "sel_tavus": self.tavus_conversation_id,
+        }
+
+    def where(self) -> Any:
+        """The same condition for SQLAlchemy (the SQLite path)."""
+        mc, ds = MentorConversation, DailySession
+        conditions = [
+            condition
+            for value, condition in (
+                (self.daily_session_id, ds.id == self.daily_session_id),
+                (self.mentor_conversation_id, mc.id == self.mentor_conversation_id),
+                (
+                    self.tavus_conversation_id,
+                    mc.tavus_conversation_id == self.tavus_conversation_id,
+                ),
+            )
+            if value is not None
+        ]
+        return and_(*conditions)
+
+
+@dataclass(frozen=True, slots=True)
 class KeyClaim:
     """An `Idempotency-Key` to claim with the session's rows."""
 
@@ -180,13 +222,21 @@ DETAIL_SQL = Statement(
     f"{timeline_json_sql('m')} AS events {_FROM} "
     "WHERE d.id = %(session_id)s AND d.user_id = %(user_id)s"
 )
-#: Mark the caller's live session `ending`. Followed, in the same message, by `GET_SQL`: a
-#: statement of its own, so it sees the session as it is after any end that committed while
-#: this claim waited for the row (one statement's snapshot would be older than that).
+#: A `SessionSelector` in SQL (on `d`/`m`, the caller's rows only).
+_SELECTED = (
+    "d.user_id = %(user_id)s AND m.user_id = %(user_id)s "
+    "AND (%(sel_daily)s::uuid IS NULL OR d.id = %(sel_daily)s::uuid) "
+    "AND (%(sel_row)s::uuid IS NULL OR m.id = %(sel_row)s::uuid) "
+    "AND (%(sel_tavus)s::text IS NULL OR m.tavus_conversation_id = %(sel_tavus)s::text)"
+)
+SELECTED_SQL = Statement(f"SELECT {session_columns_sql()} {_FROM} WHERE {_SELECTED}")
+#: Mark the caller's live session `ending`. Followed, in the same message, by `SELECTED_SQL`:
+#: a statement of its own, so it sees the session as it is after any end that committed
+#: while this claim waited for the row (one statement's snapshot would be older than that).
 CLAIM_END_SQL = Statement(
     "UPDATE mentor_conversations m SET status = 'ending', "
-    "updated_at = %(now)s, version = m.version + 1 "
-    "WHERE m.daily_session_id = %(session_id)s AND m.user_id = %(user_id)s "
+    "updated_at = %(now)s, version = m.version + 1 FROM daily_sessions d "
+    f"WHERE d.id = m.daily_session_id AND {_SELECTED} "
     f"AND m.status IN ({_LIVE_SQL}) RETURNING m.id"
 )
 #: The start's key, completed with the adopted session (runs after `apply`).
@@ -255,14 +305,14 @@ class SessionRepository:
 
     # --- end ------------------------------------------------------------------------------
     async def claim_end(
-        self, identity: Identity, session_id: uuid.UUID, now: datetime
+        self, identity: Identity, selector: SessionSelector, now: datetime
     ) -> tuple[SessionRow | None, bool]:
         """Mark the caller's live session `ending`: (the session, whether it was claimed).
-        (None, False) when it is not the caller's."""
+        (None, False) when the selector names none of the caller's sessions."""
         if self.db.is_postgres:
             claim, read = await self.db.run_all(
-                (CLAIM_END_SQL, GET_SQL),
-                {"session_id": session_id, "user_id": identity.user_id, "now": now},
+                (CLAIM_END_SQL, SELECTED_SQL),
+                {"user_id": identity.user_id, "now": now, **selector.params()},
                 identity,
                 role="service",
                 operation="update:mentor_conversations",
@@ -274,7 +324,11 @@ class SessionRepository:
         async with self.db.transaction(identity, role="service") as session:
             current = await _get_one(
                 session,
-                and_(DailySession.id == session_id, DailySession.user_id == identity.user_id),
+                and_(
+                    DailySession.user_id == identity.user_id,
+                    mc.user_id == identity.user_id,
+                    selector.where(),
+                ),
             )
             if current is None or current.conversation_status not in LIVE_STATUSES:
                 return current, False

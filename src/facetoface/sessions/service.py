@@ -64,6 +64,7 @@ from facetoface.sessions.repository import (
     NewSession,
     SessionExtras,
     SessionRepository,
+    SessionSelector,
     StartAttempt,
     StartLimits,
     key_extra,
@@ -498,14 +499,21 @@ class SessionService:
         return context
 
     # --- end ------------------------------------------------------------------------------
-    async def end(self, identity: Identity, session_id: uuid.UUID) -> SessionRow:
-        """End the caller's session: idempotent; anyone else's session is a 404.
+    async def end(self, identity: Identity, session: uuid.UUID | SessionSelector) -> SessionRow:
+        """End the caller's session (by id, or as a `SessionSelector` names it): idempotent;
+        anyone else's session — or ids that name different sessions — is a 404, and Tavus is
+        not called.
 
         Tavus's end is attempted (and retried by the client); if it still fails, our records
         are closed anyway and keep `failure_code = tavus_end_failed`, so the reconciler ends
         the conversation at Tavus later.
         """
-        row, claimed = await self.repository.claim_end(identity, session_id, utcnow())
+        selector = (
+            session
+            if isinstance(session, SessionSelector)
+            else SessionSelector(daily_session_id=session)
+        )
+        row, claimed = await self.repository.claim_end(identity, selector, utcnow())
         if row is None:
             raise SessionNotFound("No session with this id belongs to you.")
         if not claimed:
@@ -522,7 +530,7 @@ class SessionService:
             raise SessionNotFound("No session with this id belongs to you.")
         log.info(
             "session.ended",
-            session_id=str(session_id),
+            session_id=str(row.id),
             session_status=closed.session_status,
             duration_seconds=closed.duration_seconds,
             tavus_ended=tavus_ended,
