@@ -13,8 +13,9 @@ a real socket, talking to the Tavus simulator:
   declares the bearer scheme and answers 401 to a missing, malformed, expired or forged
   token, and to fuzzed (also invalid) parameters without a token: authentication runs first.
 - `test_callback_bodies_never_break_a_session`: arbitrary bodies on a fresh session's *real*
-  callback URL get 200 or 400 — never a 5xx; what PostgreSQL could not store (NaN, U+0000)
-  is a 400 on every database; and the session, the list and the context stay readable.
+  callback URL get 200 or 400 — never a 5xx; what is not JSON (NaN, ±Infinity) is a 400 on
+  every database, what PostgreSQL cannot store (U+0000, lone surrogates) is stored with
+  U+FFFD in its place; and the session, the list and the context stay readable.
   Bodies that once broke the service are replayed first (`REGRESSIONS`).
 - `test_callback_url_fuzz`: the callback route's path carries a secret: fuzzed paths get 404
   (400 when the body is no callback at all) and store nothing; bodies over the limit 413.
@@ -90,6 +91,12 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404"]
 # answered before anything else, so the retry of a completed start always gets its session).
 [[operations]]
 include-name = "POST /v1/sessions"
+checks.positive_data_acceptance.expected-statuses = [
+  "2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx",
+]
+
+[[operations]]
+include-name = "POST /functions/v1/start-tavus-session"
 checks.positive_data_acceptance.expected-statuses = [
   "2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx",
 ]

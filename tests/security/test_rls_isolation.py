@@ -139,7 +139,13 @@ async def test_service_writes_for_one_user_cannot_touch_another_users_session(
     handed Alice's ids inside Bob's transaction, they change nothing of Alice's."""
     before = await _stored(owner, alice)
     now = utcnow()
-    claim = {"session_id": alice.session_id, "user_id": alice.id, "now": now}
+    claim = {
+        "user_id": alice.id,
+        "now": now,
+        "sel_daily": alice.session_id,
+        "sel_row": None,
+        "sel_tavus": None,
+    }
     assert await app_db.run(CLAIM_END_SQL, claim, bob.identity, role="service") == []
     # The merge itself, with the app's owner check removed (owner=None): Bob's transaction
     # does not even see Alice's conversation, so nothing changes.
