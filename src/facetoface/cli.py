@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
+import logging
 import sys
 import uuid
 from collections.abc import Coroutine
@@ -70,6 +72,18 @@ def _run_fast(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
+#: Set in the embedded simulator's server task: its uvicorn start/stop lines would repeat the
+#: service's ("Started server process" twice); `tavus_sim.embedded` says where it listens.
+_EMBEDDED = contextvars.ContextVar("facetoface_embedded_server", default=False)
+
+
+class _QuietEmbeddedServer(logging.Filter):
+    """Drops uvicorn's informational lines logged from the embedded simulator's task."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not _EMBEDDED.get()
+
+
 async def _serve(settings: Settings, host: str, port: int) -> None:
     from facetoface.app import UnmigratedDatabase, check_migrations, create_app
     from facetoface.db import Database
@@ -84,40 +98,41 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     finally:
         await db.dispose()
 
-    servers = [
-        uvicorn.Server(
-            uvicorn.Config(
-                create_app(settings),
-                host=host,
-                port=port,
-                log_config=None,
-                access_log=False,
-                proxy_headers=False,
-                server_header=False,
-            )
+    main_server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
         )
-    ]
+    )
+    tasks = [asyncio.ensure_future(main_server.serve())]
     if settings.uses_simulator:
         from facetoface.tavus_sim import SimConfig, create_sim_app
 
         sim_config = SimConfig(latency_ms=settings.tavus_sim_latency_ms)
-        servers.append(
-            uvicorn.Server(
-                uvicorn.Config(
-                    create_sim_app(sim_config),
-                    host="127.0.0.1",
-                    port=settings.tavus_sim_port,
-                    log_config=None,
-                    access_log=False,
-                )
+        sim_server = uvicorn.Server(
+            uvicorn.Config(
+                create_sim_app(sim_config),
+                host="127.0.0.1",
+                port=settings.tavus_sim_port,
+                log_config=None,
+                access_log=False,
             )
         )
+        logging.getLogger("uvicorn.error").addFilter(_QuietEmbeddedServer())
+        quiet = contextvars.copy_context()
+        quiet.run(_EMBEDDED.set, True)
+        tasks.append(asyncio.get_running_loop().create_task(sim_server.serve(), context=quiet))
         log.info(
             "tavus_sim.embedded",
             url=f"http://127.0.0.1:{settings.tavus_sim_port}",
             note="no TAVUS_API_KEY: using the built-in Tavus simulator",
         )
-    await asyncio.gather(*(server.serve() for server in servers))
+    await asyncio.gather(*tasks)
 
 
 @app.command()
@@ -128,8 +143,24 @@ def migrate(
     from facetoface.db import run_migrations
 
     settings = _settings()
+    before = asyncio.run(_current_revision(settings))
     run_migrations(settings, revision)
-    typer.echo(f"database migrated to {revision}")
+    after = asyncio.run(_current_revision(settings))
+    if before == after:
+        typer.echo(f"database migrated to {revision}: already at {after or 'base'}")
+    else:
+        typer.echo(f"database migrated to {revision}: {before or 'empty'} -> {after or 'base'}")
+
+
+async def _current_revision(settings: Settings) -> str | None:
+    from facetoface.db import Database
+
+    db = Database(settings)
+    try:
+        current, _ = await db.migration_state()
+        return current
+    finally:
+        await db.dispose()
 
 
 @app.command()
