@@ -20,6 +20,7 @@ install: $(STAMP)
 ## run: the service on 127.0.0.1:8000 with SQLite, the Tavus simulator and the dev token issuer
 run: $(STAMP)
 	$(BIN)/facetoface migrate
+	$(BIN)/facetoface seed-demo
 	$(BIN)/facetoface serve
 
 ## test: lint, type-check and the whole test suite (SQLite and PostgreSQL)

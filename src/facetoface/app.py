@@ -13,11 +13,15 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
+from facetoface.apidocs import install_api_docs
 from facetoface.auth.jwks import JwksCache
 from facetoface.auth.tokens import TokenVerifier
 from facetoface.callbacks.endpoints import router as callbacks_router
 from facetoface.callbacks.service import CallbackService
 from facetoface.config import ConfigurationError, Settings
+from facetoface.console.endpoints import install_console
+from facetoface.console.ops.endpoints import router as ops_router
+from facetoface.console.ops.service import OpsService
 from facetoface.db import Database
 from facetoface.errors import install_error_handlers
 from facetoface.limits import BodyLimitMiddleware
@@ -106,6 +110,9 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.tavus_health = tavus_health
             app.state.token_verifier = build_token_verifier(settings, auth_http)
             app.state.session_service = SessionService(settings, db, tavus)
+            app.state.ops_service = OpsService(
+                settings, db, tavus, app.state.session_service, tavus_health
+            )
             app.state.callback_service = CallbackService(db)
             app.state.reconciler = Reconciler(settings, db, tavus)
             if settings.reconcile_interval_seconds > 0:
@@ -131,7 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         summary="AI video mentor sessions on Tavus CVI",
         lifespan=lifespan,
-        docs_url="/docs" if settings.is_development else None,
+        docs_url=None,  # served from packaged assets, below
         redoc_url=None,
     )
     app.state.settings = settings
@@ -156,6 +163,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(callbacks_router)
     app.include_router(me_router)
     app.include_router(health_router)
+    app.include_router(ops_router)
+    install_console(app, settings)
+    if settings.is_development:
+        install_api_docs(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

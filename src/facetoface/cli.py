@@ -168,15 +168,26 @@ def token(
     email: Annotated[str | None, typer.Option(help="Look the user up by profile email")] = None,
     user_id: Annotated[str | None, typer.Option("--user-id", help="The user's UUID")] = None,
     ttl: Annotated[int | None, typer.Option(help="Lifetime in seconds")] = None,
+    operator: Annotated[
+        bool,
+        typer.Option(
+            "--operator",
+            help='Add app_metadata.facetoface_role="operator" (the /v1/ops API); alone: the '
+            "development operator",
+        ),
+    ] = False,
 ) -> None:
     """Print a development access token (HS256, signed with the configured secret)."""
-    from facetoface.auth.dev_issuer import mint_token
+    from facetoface.auth.dev_issuer import DEV_OPERATOR_ID, mint_token
 
     settings = _settings()
     if settings.supabase_url and settings.supabase_jwt_secret is None:
         raise _fail("tokens come from your Supabase project; no HS256 secret is configured")
+    if operator and email is None and user_id is None:
+        print(mint_token(settings, user_id=DEV_OPERATOR_ID, ttl_seconds=ttl, operator=True))
+        return
     if (email is None) == (user_id is None):
-        raise _fail("give exactly one of --email or --user-id")
+        raise _fail("give exactly one of --email or --user-id (or --operator alone)")
     if user_id is not None:
         try:
             uid = uuid.UUID(user_id)
@@ -188,7 +199,7 @@ def token(
         if found is None:
             raise _fail(f"no profile with email {email!r} (try `facetoface seed-demo`)")
         uid = found
-    print(mint_token(settings, user_id=uid, email=email, ttl_seconds=ttl))
+    print(mint_token(settings, user_id=uid, email=email, ttl_seconds=ttl, operator=operator))
 
 
 async def _user_id_for_email(settings: Settings, email: str) -> uuid.UUID | None:

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     session_start_limit_window_seconds: Annotated[int, Field(ge=1)] = 3600
     #: Let anonymous sign-ins (`is_anonymous` tokens) start billable sessions.
     allow_anonymous_sessions: bool = False
+    #: Origins the console may show in its iframe (the video room). Empty: derived — the
+    #: simulator's in development, Tavus's rooms (`https://tavus.daily.co`) with the real API.
+    console_frame_origins: list[str] = Field(default_factory=list)
     #: Browser origins allowed to call the API (CORS); empty = no cross-origin access.
     cors_allowed_origins: list[str] = Field(default_factory=list)
     #: Largest request body of the user API (the callback route has its own limit).

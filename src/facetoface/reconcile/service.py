@@ -32,6 +32,7 @@ import structlog
 
 from facetoface.callbacks.service import CallbackService
 from facetoface.config import Settings
+from facetoface.console.ops.service import record_reconcile_pass
 from facetoface.db import Database
 from facetoface.models import ConversationStatus, utcnow
 from facetoface.observability import metrics
@@ -105,6 +106,12 @@ class Reconciler:
             actions=dict(report.actions),
             errors=report.errors,
             duration_ms=round((asyncio.get_running_loop().time() - started) * 1000, 1),
+        )
+        await record_reconcile_pass(
+            self.db,
+            actions=report.actions,
+            errors=report.errors,
+            duration_s=asyncio.get_running_loop().time() - started,
         )
         return report
 
