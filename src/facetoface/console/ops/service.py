@@ -80,12 +80,11 @@ async def record_reconcile_pass(
 
 
 def _bucket_label(low: int, high: int | None) -> str:
-    def minutes(seconds: int) -> str:
-        return f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"
-
     if high is None:
-        return f"{minutes(low)}+"
-    return f"< {minutes(high)}" if low == 0 else f"{minutes(low)}–{minutes(high)}"
+        return f"{low // 60} min+"
+    if low == 0:
+        return f"< {high // 60} min"
+    return f"{low // 60}–{high // 60} min"
 
 
 class OpsService:

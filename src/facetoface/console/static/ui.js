@@ -123,7 +123,7 @@ export function describeEnding(session) {
     return session.status === "started" || session.status === "in_progress" ? "Still live" : "—";
   }
   if (!session.shutdown_reason) {
-    return "Ended";
+    return ENDINGS.end_conversation_endpoint_hit; // closed by an end call; Tavus's reason follows
   }
   return ENDINGS[session.shutdown_reason] || session.shutdown_reason.replace(/_/g, " ");
 }
