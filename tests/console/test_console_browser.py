@@ -18,16 +18,17 @@ import os
 import re
 import shutil
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.async_api import Frame, Locator, Page, Request, expect
+from sqlalchemy import update
 
 from facetoface.demo import demo_id, seed_demo_data
-from facetoface.models import UserGoal
+from facetoface.models import MentorConversation, UserGoal, utcnow
 from tests.conftest import RunningService
 from tests.support.browser import SCREENSHOT_DIR
 
@@ -47,7 +48,7 @@ SCREENSHOTS = {
     "ops-refused": "a user opening the operators' view: the 403 problem, nothing else",
 }
 EXPECT_MS = 10_000
-MARKUP = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">"
+MARKUP = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 
 @pytest.fixture
@@ -224,6 +225,17 @@ async def test_a_user_session_through_the_room(seeded: RunningService, browser_p
     assert await page.evaluate("window.__pwned") is None
     await shot(page, "session-detail", full_page=False)
 
+    # Delete it, after a confirmation (Tavus first, then every row of ours).
+    await dialog.get_by_role("button", name="Delete this session…").click()
+    confirm = page.locator("#confirm-delete")
+    await expect(confirm).to_be_visible()
+    await expect(confirm.get_by_role("button", name="Keep it")).to_be_focused()
+    await confirm.get_by_role("button", name="Delete", exact=True).click()
+    await expect(dialog).to_be_hidden()
+    await expect(page.locator("#history-empty")).to_be_visible()
+    listed = await service.client.get("/v1/sessions", headers=service.auth(demo_id("maria")))
+    assert listed.json()["items"] == []
+
     requests.assert_own_origin_only(service)
 
 
@@ -281,6 +293,16 @@ async def test_operators_watch_and_act_and_users_are_refused(
         f"/v1/sessions/{finished['id']}/end", headers=service.auth(demo_id("sam"))
     )
     stuck = await api_start(service, "alex")
+    # It has been running for 11 of its 15 minutes; and one start failed at Tavus.
+    async with service.db.transaction() as session:
+        await session.execute(
+            update(MentorConversation)
+            .where(MentorConversation.daily_session_id == uuid.UUID(stuck["id"]))
+            .values(start_time=utcnow() - timedelta(minutes=11))
+        )
+    service.sim.add_fault("status", endpoint="create", status=500)
+    failed = await service.client.post("/v1/sessions", headers=service.auth(demo_id("maria")))
+    assert failed.status_code == 503
 
     # A user opening the operators' view gets the 403 problem and sees nothing of anyone.
     await sign_in_as(page, service, "Maria Silva")
@@ -298,11 +320,15 @@ async def test_operators_watch_and_act_and_users_are_refused(
     await expect(page.locator("#tavus")).to_contain_text("closed")
     live_row = page.locator(f'#live-rows tr[data-session-id="{stuck["id"]}"]')
     await expect(live_row).to_contain_text(str(demo_id("alex")))
-    await expect(live_row).to_contain_text("of 15 min")
-    # Today: one completed and one live session (two parts of one bar); one ended < 1 min.
-    await expect(page.locator("#per-day svg rect")).to_have_count(2)
+    await expect(live_row).to_contain_text(re.compile(r"11 min \d+ s of 15 min"))
+    # One completed, one failed and one live session: three bar parts (Maria's failed start
+    # counts on her own date, São Paulo's, which may still be yesterday's); one ended session,
+    # in under a minute.
+    await expect(page.locator("#per-day svg rect")).to_have_count(3)
     await expect(page.locator("#durations svg rect")).to_have_count(1)
     await expect(page.locator("#callbacks-rows")).to_contain_text("system.replica_joined")
+    await expect(page.locator("#failures-rows")).to_contain_text("tavus_server_error")
+    await expect(page.locator("#failures-rows")).to_contain_text("never created at Tavus")
 
     await page.get_by_role("button", name="Run a pass now").click()
     await expect(page.locator("#reconcile-result")).to_contain_text("Pass finished")

@@ -252,6 +252,7 @@ async function start() {
       );
       showProblem($("session-error"), problem, h("div", { class: "row" }, rejoin));
       rejoin.focus();
+      loadHistory(true); // the live session started elsewhere belongs in the history too
     } else {
       report($("session-error"), problem);
     }
