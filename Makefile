@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Parallel workers for the test suite; the suite's wall time roughly halves on 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint typecheck check install clean bench
+.PHONY: run test lint typecheck check install clean bench screenshots
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -26,6 +26,10 @@ run: $(STAMP)
 ## test: lint, type-check and the whole test suite (SQLite and PostgreSQL)
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -q
+
+## screenshots: run the browser tests and refresh the README's docs/console/*.png
+screenshots: $(STAMP)
+	UPDATE_DOCS_SCREENSHOTS=1 $(BIN)/pytest -q tests/console/test_console_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
