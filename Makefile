@@ -6,14 +6,30 @@ STAMP  := $(VENV)/.installed
 # Parallel workers for the test suite; the suite's wall time roughly halves on 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint typecheck check install clean bench screenshots
+.PHONY: run test lint typecheck check install clean bench screenshots lock
 
-$(STAMP): pyproject.toml
+# The lock: every dependency pinned with its hashes (pip-compile), installed with plain pip.
+LOCKS  := requirements/build.txt requirements/dev.txt
+LOCK_VENV := .venv-lock
+# `make lock LOCK_ARGS=--upgrade` moves every pin to the newest version allowed.
+LOCK_ARGS ?=
+PIP_COMPILE = $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+
+$(STAMP): pyproject.toml $(LOCKS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements/build.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+## lock: resolve pyproject.toml's dependencies into requirements/*.txt, pinned with hashes
+lock:
+	@test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet pip-tools; }
+	$(PIP_COMPILE) --output-file requirements/build.txt requirements/build.in
+	$(PIP_COMPILE) --output-file requirements/main.txt pyproject.toml
+	$(PIP_COMPILE) --extra dev --output-file requirements/dev.txt pyproject.toml
 
 install: $(STAMP)
 
@@ -44,4 +60,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOCK_VENV) data .pytest_cache .mypy_cache .ruff_cache
