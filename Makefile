@@ -6,25 +6,46 @@ STAMP  := $(VENV)/.installed
 # Parallel workers for the test suite; the suite's wall time roughly halves on 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint typecheck check install clean bench
+.PHONY: run test lint typecheck check install clean bench screenshots lock
 
-$(STAMP): pyproject.toml
+# The lock: every dependency pinned with its hashes (pip-compile), installed with plain pip.
+LOCKS  := requirements/build.txt requirements/dev.txt
+LOCK_VENV := .venv-lock
+# `make lock LOCK_ARGS=--upgrade` moves every pin to the newest version allowed.
+LOCK_ARGS ?=
+PIP_COMPILE = $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+
+$(STAMP): pyproject.toml $(LOCKS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements/build.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+## lock: resolve pyproject.toml's dependencies into requirements/*.txt, pinned with hashes
+lock:
+	@test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet pip-tools; }
+	$(PIP_COMPILE) --output-file requirements/build.txt requirements/build.in
+	$(PIP_COMPILE) --output-file requirements/main.txt pyproject.toml
+	$(PIP_COMPILE) --extra dev --output-file requirements/dev.txt pyproject.toml
 
 install: $(STAMP)
 
 ## run: the service on 127.0.0.1:8000 with SQLite, the Tavus simulator and the dev token issuer
 run: $(STAMP)
 	$(BIN)/facetoface migrate
+	$(BIN)/facetoface seed-demo
 	$(BIN)/facetoface serve
 
 ## test: lint, type-check and the whole test suite (SQLite and PostgreSQL)
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -q
+
+## screenshots: run the browser tests and refresh the README's docs/console/*.png
+screenshots: $(STAMP)
+	UPDATE_DOCS_SCREENSHOTS=1 $(BIN)/pytest -q tests/console/test_console_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -39,4 +60,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOCK_VENV) data .pytest_cache .mypy_cache .ruff_cache

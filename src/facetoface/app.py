@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
+from facetoface.apidocs import install_api_docs
 from facetoface.auth.jwks import JwksCache
 from facetoface.auth.tokens import TokenVerifier
 from facetoface.callbacks.endpoints import router as callbacks_router
@@ -22,6 +23,9 @@ from facetoface.callbacks.service import CallbackService
 from facetoface.compat.endpoints import router as compat_router
 from facetoface.compat.service import CompatService
 from facetoface.config import ConfigurationError, Settings
+from facetoface.console.endpoints import install_console
+from facetoface.console.ops.endpoints import router as ops_router
+from facetoface.console.ops.service import OpsService
 from facetoface.conversations.names import installation_id
 from facetoface.conversations.service import ConversationService
 from facetoface.db import Database
@@ -165,6 +169,7 @@ def create_app(settings: Settings) -> FastAPI:
                 settings, db, services.sessions, services.conversations
             )
             app.state.reconciler = services.reconciler
+            app.state.ops_service = OpsService(settings, db, tavus, services.sessions, tavus_health)
             if settings.reconcile_interval_seconds > 0:
                 reconcile_task = asyncio.create_task(app.state.reconciler.run_forever())
             log.info(
@@ -191,7 +196,7 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         summary="AI video mentor sessions on Tavus CVI",
         lifespan=lifespan,
-        docs_url="/docs" if settings.is_development else None,
+        docs_url=None,  # served from packaged assets, below
         redoc_url=None,
     )
     app.state.settings = settings
@@ -219,6 +224,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(compat_router)
     app.include_router(me_router)
     app.include_router(health_router)
+    app.include_router(ops_router)
+    install_console(app, settings)
+    if settings.is_development:
+        install_api_docs(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

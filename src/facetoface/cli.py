@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
+import logging
 import sys
 import uuid
 from collections.abc import Coroutine
@@ -70,6 +72,18 @@ def _run_fast(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
+#: Set in the embedded simulator's server task: its uvicorn start/stop lines would repeat the
+#: service's ("Started server process" twice); `tavus_sim.embedded` says where it listens.
+_EMBEDDED = contextvars.ContextVar("facetoface_embedded_server", default=False)
+
+
+class _QuietEmbeddedServer(logging.Filter):
+    """Drops uvicorn's informational lines logged from the embedded simulator's task."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not _EMBEDDED.get()
+
+
 async def _serve(settings: Settings, host: str, port: int) -> None:
     from facetoface.app import UnmigratedDatabase, check_migrations, create_app
     from facetoface.db import Database
@@ -84,40 +98,41 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     finally:
         await db.dispose()
 
-    servers = [
-        uvicorn.Server(
-            uvicorn.Config(
-                create_app(settings),
-                host=host,
-                port=port,
-                log_config=None,
-                access_log=False,
-                proxy_headers=False,
-                server_header=False,
-            )
+    main_server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
         )
-    ]
+    )
+    tasks = [asyncio.ensure_future(main_server.serve())]
     if settings.uses_simulator:
         from facetoface.tavus_sim import SimConfig, create_sim_app
 
         sim_config = SimConfig(latency_ms=settings.tavus_sim_latency_ms)
-        servers.append(
-            uvicorn.Server(
-                uvicorn.Config(
-                    create_sim_app(sim_config),
-                    host="127.0.0.1",
-                    port=settings.tavus_sim_port,
-                    log_config=None,
-                    access_log=False,
-                )
+        sim_server = uvicorn.Server(
+            uvicorn.Config(
+                create_sim_app(sim_config),
+                host="127.0.0.1",
+                port=settings.tavus_sim_port,
+                log_config=None,
+                access_log=False,
             )
         )
+        logging.getLogger("uvicorn.error").addFilter(_QuietEmbeddedServer())
+        quiet = contextvars.copy_context()
+        quiet.run(_EMBEDDED.set, True)
+        tasks.append(asyncio.get_running_loop().create_task(sim_server.serve(), context=quiet))
         log.info(
             "tavus_sim.embedded",
             url=f"http://127.0.0.1:{settings.tavus_sim_port}",
             note="no TAVUS_API_KEY: using the built-in Tavus simulator",
         )
-    await asyncio.gather(*(server.serve() for server in servers))
+    await asyncio.gather(*tasks)
 
 
 @app.command()
@@ -143,8 +158,13 @@ def migrate(
     if not adopt:
         if dry_run:
             raise _fail("--dry-run goes with --adopt")
+        before = asyncio.run(_current_revision(settings))
         run_migrations(settings, revision)
-        typer.echo(f"database migrated to {revision}")
+        after = asyncio.run(_current_revision(settings))
+        if before == after:
+            typer.echo(f"database migrated to {revision}: already at {after or 'base'}")
+        else:
+            typer.echo(f"database migrated to {revision}: {before or 'empty'} -> {after or 'base'}")
         return
     if revision != "head":
         raise _fail("--adopt migrates to head; give no revision")
@@ -159,20 +179,42 @@ def migrate(
     print(report.render())
 
 
+async def _current_revision(settings: Settings) -> str | None:
+    from facetoface.db import Database
+
+    db = Database(settings)
+    try:
+        current, _ = await db.migration_state()
+        return current
+    finally:
+        await db.dispose()
+
+
 @app.command()
 def token(
     email: Annotated[str | None, typer.Option(help="Look the user up by profile email")] = None,
     user_id: Annotated[str | None, typer.Option("--user-id", help="The user's UUID")] = None,
     ttl: Annotated[int | None, typer.Option(help="Lifetime in seconds")] = None,
+    operator: Annotated[
+        bool,
+        typer.Option(
+            "--operator",
+            help='Add app_metadata.facetoface_role="operator" (the /v1/ops API); alone: the '
+            "development operator",
+        ),
+    ] = False,
 ) -> None:
     """Print a development access token (HS256, signed with the configured secret)."""
-    from facetoface.auth.dev_issuer import mint_token
+    from facetoface.auth.dev_issuer import DEV_OPERATOR_ID, mint_token
 
     settings = _settings()
     if settings.supabase_url and settings.supabase_jwt_secret is None:
         raise _fail("tokens come from your Supabase project; no HS256 secret is configured")
+    if operator and email is None and user_id is None:
+        print(mint_token(settings, user_id=DEV_OPERATOR_ID, ttl_seconds=ttl, operator=True))
+        return
     if (email is None) == (user_id is None):
-        raise _fail("give exactly one of --email or --user-id")
+        raise _fail("give exactly one of --email or --user-id (or --operator alone)")
     if user_id is not None:
         try:
             uid = uuid.UUID(user_id)
@@ -184,7 +226,7 @@ def token(
         if found is None:
             raise _fail(f"no profile with email {email!r} (try `facetoface seed-demo`)")
         uid = found
-    print(mint_token(settings, user_id=uid, email=email, ttl_seconds=ttl))
+    print(mint_token(settings, user_id=uid, email=email, ttl_seconds=ttl, operator=operator))
 
 
 async def _user_id_for_email(settings: Settings, email: str) -> uuid.UUID | None:

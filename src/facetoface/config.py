@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     allow_anonymous_sessions: bool = False
     #: Browser origins allowed to call the API (CORS). Empty = none outside development; in
     #: development any `http://localhost:*` / `http://127.0.0.1:*` origin is allowed as well.
+    #: Origins the console may show in its iframe (the video room). Empty: derived — the
+    #: simulator's in development, Tavus's rooms (`https://tavus.daily.co`) with the real API.
+    console_frame_origins: list[str] = Field(default_factory=list)
+    #: Browser origins allowed to call the API (CORS); empty = no cross-origin access.
     cors_allowed_origins: list[str] = Field(default_factory=list)
     #: Largest request body of the user API (the callback route has its own limit).
     api_max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024

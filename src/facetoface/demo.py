@@ -32,6 +32,15 @@ def demo_id(name: str) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, name)
 
 
+#: The demo users `seed_demo_data` creates, by name.
+DEMO_USERS = ("maria", "alex", "sam")
+
+
+def demo_user_ids() -> list[uuid.UUID]:
+    """Ids of the demo users (whether seeded or not)."""
+    return [demo_id(name) for name in DEMO_USERS]
+
+
 async def find_user_by_email(session: AsyncSession, email: str) -> uuid.UUID | None:
     """The profile id for `email` (case-insensitive), if any."""
     result = await session.execute(
@@ -41,7 +50,7 @@ async def find_user_by_email(session: AsyncSession, email: str) -> uuid.UUID | N
 
 
 def _demo_objects() -> list[Any]:
-    maria, alex, sam = (demo_id(e) for e in ("maria", "alex", "sam"))
+    maria, alex, sam = demo_user_ids()
     avatar = demo_id("avatar:sage")
     return [
         avatar_row(

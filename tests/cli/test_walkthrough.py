@@ -77,11 +77,15 @@ def _wait_healthy(url: str, process: subprocess.Popen[str]) -> None:
 
 
 def test_readme_walkthrough(env: dict[str, str]) -> None:
-    assert "migrated" in cli("migrate", env=env).stdout
-    seeded = cli("seed-demo", env=env).stdout
-    assert "maria@example.com" in seeded
-    token = cli("token", "--email", "maria@example.com", env=env).stdout.strip()
+    migrated = cli("migrate", env=env)
+    assert "migrated" in migrated.stdout
+    seeded = cli("seed-demo", env=env)
+    assert "maria@example.com" in seeded.stdout
+    minted = cli("token", "--email", "maria@example.com", env=env)
+    token = minted.stdout.strip()
     assert token.count(".") == 2
+    # Commands print their result and nothing of the libraries they use (Alembic's INFO).
+    assert (migrated.stderr, seeded.stderr, minted.stderr) == ("", "", "")
 
     url = env["PUBLIC_BASE_URL"]
     process = subprocess.Popen(
@@ -132,6 +136,10 @@ def test_readme_walkthrough(env: dict[str, str]) -> None:
             process.kill()
             _, stderr = process.communicate()
     assert token not in stderr, "the access token reached the logs"
+    # One server process, announced once (the embedded simulator's uvicorn lines are quiet).
+    assert stderr.count("Started server process") == 1, stderr
+    assert stderr.count("tavus_sim.embedded") == 1
+    assert "alembic" not in stderr
     assert token.split(".")[2] not in stderr
 
 
@@ -153,3 +161,23 @@ def test_production_without_secrets_refuses_to_serve(env: dict[str, str]) -> Non
     result = cli("serve", env={**env, "ENVIRONMENT": "production"}, check=False)
     assert result.returncode == 2
     assert "TAVUS_API_KEY" in result.stderr
+
+
+def test_operator_tokens_carry_the_operator_claim(env: dict[str, str]) -> None:
+    import jwt
+
+    cli("migrate", env=env)
+    cli("seed-demo", env=env)
+    alone = cli("token", "--operator", env=env)
+    as_maria = cli("token", "--email", "maria@example.com", "--operator", env=env)
+    plain = cli("token", "--email", "maria@example.com", env=env)
+
+    def claims(token: str) -> dict[str, Any]:
+        data: dict[str, Any] = jwt.decode(token.strip(), options={"verify_signature": False})
+        return data
+
+    assert claims(alone.stdout)["app_metadata"]["facetoface_role"] == "operator"
+    assert claims(as_maria.stdout)["app_metadata"]["facetoface_role"] == "operator"
+    assert claims(as_maria.stdout)["email"] == "maria@example.com"
+    assert "facetoface_role" not in claims(plain.stdout)["app_metadata"]
+    assert alone.stderr == as_maria.stderr == ""

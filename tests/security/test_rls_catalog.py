@@ -34,9 +34,12 @@ TABLES = {
     "mentor_conversations",
     "tavus_callback_events",
     "idempotency_keys",
+    "reconcile_runs",
     "alembic_version",
     "facetoface_installation",
 }
+#: 47 from 0005, one from 0006 (facetoface_installation), one from 0008 (reconcile_runs).
+POLICIES = 49
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 CRUD = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 
@@ -66,6 +69,7 @@ EXPECTED_TABLE_PRIVILEGES: dict[str, dict[str, set[str]]] = {
         "mentor_conversations": {"SELECT", "INSERT", "UPDATE"},
         "tavus_callback_events": {"SELECT", "INSERT"},
         "idempotency_keys": CRUD,
+        "reconcile_runs": {"SELECT", "INSERT", "DELETE"},
         "alembic_version": {"SELECT"},
         "facetoface_installation": {"SELECT"},
     },
@@ -100,7 +104,7 @@ async def test_every_table_in_public_has_row_level_security(owner: Database) -> 
     found = await _query(
         owner, "SELECT tablename, rowsecurity FROM pg_tables WHERE schemaname = 'public'"
     )
-    assert {r.tablename for r in found} == TABLES, "a new table needs RLS and grants (0005)"
+    assert {r.tablename for r in found} == TABLES, "a new table needs RLS and grants (0005, 0007)"
     assert [r.tablename for r in found if not r.rowsecurity] == []
 
 
@@ -203,7 +207,7 @@ async def test_policies_use_the_supabase_idiom(owner: Database) -> None:
         "SELECT policyname, roles::text[] AS roles, permissive, coalesce(qual, '') AS qual,"
         " coalesce(with_check, '') AS with_check FROM pg_policies WHERE schemaname = 'public'",
     )
-    assert len(policies) == 48
+    assert len(policies) == POLICIES
     for p in policies:
         assert p.permissive == "PERMISSIVE"
         text = f"{p.qual} {p.with_check}"
@@ -336,7 +340,7 @@ def test_downgrade_removes_rls_and_the_shim_and_upgrade_restores_them(
         again = asyncio.run(_state(url))
     assert before == {"rls": 0, "policies": 0, "uid": None, "schema": False, "grants": 0}
     assert after["rls"] == len(TABLES)
-    assert after["policies"] == 48
+    assert after["policies"] == POLICIES
     assert after["schema"] is True
     assert "request.jwt.claim.sub" in after["uid"]
     assert down == before

@@ -279,6 +279,10 @@ async def test_users_cannot_change_or_create_another_users_rows(
         "SELECT callback_token_hash FROM mentor_conversations WHERE id = :cid",
         "SELECT payload FROM tavus_callback_events WHERE mentor_conversation_id = :cid",
         "SELECT * FROM alembic_version",
+        # The reconciler's history is the operators' (through the ops API), not a user's.
+        "SELECT * FROM reconcile_runs",
+        "INSERT INTO reconcile_runs (id, started_at, finished_at, replica, actions, errors) "
+        "VALUES (:new, now(), now(), 'me', '{}', 0)",
     ],
 )
 async def test_users_cannot_forge_their_own_session_state(
@@ -422,6 +426,7 @@ async def test_the_login_role_alone_reads_nothing(app_db: Database, alice: User)
         "mentor_conversations",
         "tavus_callback_events",
         "idempotency_keys",
+        "reconcile_runs",
         "alembic_version",
     ],
 )

@@ -90,10 +90,13 @@ async def browser_page(chromium: Any) -> AsyncIterator[Any]:
         await context.close()
 
 
-async def save_screenshot(page: Any, name: str, directory: Path | None = None) -> Path:
-    """Save a full-page PNG of `page` as `<directory>/<name>.png` and return its path."""
+async def save_screenshot(
+    page: Any, name: str, directory: Path | None = None, *, full_page: bool = True
+) -> Path:
+    """Save a PNG of `page` (the whole page, or the viewport: what a modal dialog covers) as
+    `<directory>/<name>.png` and return its path."""
     target = directory or SCREENSHOT_DIR
     target.mkdir(parents=True, exist_ok=True)
     path = target / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True)
+    await page.screenshot(path=str(path), full_page=full_page)
     return path

@@ -9,6 +9,7 @@ from facetoface.models.mentor_avatar import MentorAvatar
 from facetoface.models.mentor_conversation import MentorConversation
 from facetoface.models.onboarding_profile import OnboardingProfile
 from facetoface.models.profile import Profile
+from facetoface.models.reconcile_run import ReconcileRun
 from facetoface.models.ritual_preferences import RitualPreferences
 from facetoface.models.user_emotional_category import UserEmotionalCategory
 from facetoface.models.user_goal import UserGoal
@@ -23,6 +24,7 @@ __all__ = [
     "MentorConversation",
     "OnboardingProfile",
     "Profile",
+    "ReconcileRun",
     "RitualPreferences",
     "TavusCallbackEvent",
     "UserEmotionalCategory",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from contextvars import ContextVar
 
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -20,3 +22,8 @@ def set_request_id(value: str | None) -> object:
 def reset_request_id(token: object) -> None:
     """Restore the previous request id."""
     _request_id.reset(token)  # type: ignore[arg-type]
+
+
+def replica_name() -> str:
+    """This process, as operators see it (logs, the console's pass history): `<host>:<pid>`."""
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -7,12 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, tuple_, update
+from sqlalchemy import and_, delete, insert, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from facetoface.conversations.events import CARRIES_TRANSCRIPT
 from facetoface.conversations.status import ConversationStatus, FailureCode
-from facetoface.models import DailySession, IdempotencyKey, MentorConversation, TavusCallbackEvent
+from facetoface.models import (
+    DailySession,
+    IdempotencyKey,
+    MentorConversation,
+    ReconcileRun,
+    TavusCallbackEvent,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,3 +238,29 @@ class ReconcileRepository:
             .values(payload={"redacted": "transcript retention"}, raw_body_b64=None)
         )
         return len(ids)
+
+    async def record_pass(
+        self,
+        *,
+        started_at: datetime,
+        finished_at: datetime,
+        replica: str,
+        actions: dict[str, int],
+        errors: int,
+        keep: int,
+    ) -> None:
+        """Record a pass and prune all but the newest `keep` passes (one transaction, so N
+        replicas writing at once never leave more than a few extra rows for long)."""
+        r = ReconcileRun
+        await self.session.execute(
+            insert(r).values(
+                id=uuid.uuid4(),
+                started_at=started_at,
+                finished_at=finished_at,
+                replica=replica,
+                actions=actions,
+                errors=errors,
+            )
+        )
+        newest = select(r.id).order_by(r.finished_at.desc(), r.id).limit(keep)
+        await self.session.execute(delete(r).where(r.id.not_in(newest)))

@@ -48,7 +48,9 @@ from facetoface.conversations.status import (
 )
 from facetoface.db import Database, DatabaseUnavailable
 from facetoface.models import utcnow
+from facetoface.models.reconcile_run import RECONCILE_RUNS_KEPT
 from facetoface.observability import metrics
+from facetoface.observability.context import replica_name
 from facetoface.reconcile.repository import Claimed, ReconcileRepository
 from facetoface.tavus import (
     Conversation,
@@ -122,13 +124,32 @@ class Reconciler:
             await self._step(report, claimed, self._verify(claimed, report))
         await self._step(report, None, self._end_orphans(report))
         await self._step(report, None, self._retention(report))
+        duration_s = asyncio.get_running_loop().time() - started
         log.info(
             "reconcile.pass",
             actions=dict(report.actions),
             errors=report.errors,
-            duration_ms=round((asyncio.get_running_loop().time() - started) * 1000, 1),
+            duration_ms=round(duration_s * 1000, 1),
         )
+        await self._record_pass(report, duration_s)
         return report
+
+    async def _record_pass(self, report: ReconcileReport, duration_s: float) -> None:
+        """Keep the pass in `reconcile_runs` (the operators' console shows the recent ones).
+        Never raises: the history is for people; failing to write it must not fail the pass."""
+        finished = utcnow()
+        try:
+            async with self.db.transaction(role="service") as session:
+                await ReconcileRepository(session).record_pass(
+                    started_at=finished - timedelta(seconds=duration_s),
+                    finished_at=finished,
+                    replica=replica_name(),
+                    actions=dict(report.actions),
+                    errors=report.errors,
+                    keep=RECONCILE_RUNS_KEPT,
+                )
+        except Exception as exc:
+            log.warning("reconcile.history_write_failed", error_type=type(exc).__name__)
 
     async def _step(
         self, report: ReconcileReport, claimed: Claimed | None, work: Awaitable[T]

@@ -241,6 +241,7 @@ class TavusClient:
         self._retry_wait_jitter_s = retry_wait_jitter_s
         self._on_request = on_request
         self._slots = asyncio.Semaphore(max_concurrency)
+        self._in_flight = 0
         self.breaker = CircuitBreaker(
             threshold=breaker_threshold, cooldown_seconds=breaker_cooldown_s
         )
@@ -291,6 +292,16 @@ class TavusClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    @property
+    def bulkhead(self) -> tuple[int, int]:
+        """(requests in flight now, the bulkhead's limit) of this process."""
+        return self._in_flight, self._max_concurrency
+
+    @property
+    def retry_budget_tokens(self) -> float:
+        """Retries the budget still allows now."""
+        return self._budget.tokens
 
     # --- endpoints --------------------------------------------------------------------------
 
@@ -510,6 +521,7 @@ class TavusClient:
         redact: _Redactions,
     ) -> httpx.Response:
         await self._acquire_slot(endpoint)
+        self._in_flight += 1
         try:
             progress = _Progress()
             deadline = asyncio.timeout(self._total_timeout_s)
@@ -536,6 +548,7 @@ class TavusClient:
                 # the request may have been processed.
                 raise TavusOutcomeUnknown(_describe(exc, redact), endpoint=endpoint) from None
         finally:
+            self._in_flight -= 1
             self._slots.release()
 
     async def _acquire_slot(self, endpoint: str) -> None:

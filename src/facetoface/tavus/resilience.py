@@ -27,6 +27,11 @@ class RetryBudget:
     def record_request(self) -> None:
         self._tokens = min(self._capacity, self._tokens + self._ratio)
 
+    @property
+    def tokens(self) -> float:
+        """Retries left in the budget now."""
+        return self._tokens
+
     def try_spend(self) -> bool:
         """Take one retry from the budget; False when it is exhausted."""
         if self._tokens >= 1.0:
@@ -49,6 +54,27 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._trial_started: float | None = None
+
+    @property
+    def threshold(self) -> int:
+        return self._threshold
+
+    @property
+    def cooldown_seconds(self) -> float:
+        return self._cooldown
+
+    @property
+    def consecutive_failures(self) -> int:
+        """Calls in a row that found Tavus down (0 after any call that reached it)."""
+        return self._failures
+
+    @property
+    def state(self) -> str:
+        """`closed` (calls go out), `open` (refused until the cooldown ends) or `half_open`
+        (the cooldown ended: the next call is a trial)."""
+        if self._opened_at is None:
+            return "closed"
+        return "open" if self.retry_after_seconds() > 0 else "half_open"
 
     def retry_after_seconds(self) -> float:
         """Seconds until a call may be tried again; 0 when the circuit is closed."""

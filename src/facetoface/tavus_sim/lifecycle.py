@@ -27,6 +27,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
@@ -54,6 +55,8 @@ class Lifecycle:
     def __init__(self, runtime: SimRuntime) -> None:
         self._runtime = runtime
         self._timers: dict[str, dict[str, asyncio.Task[None]]] = {}
+        #: When each running timer fires (the room page counts down to it).
+        self._deadlines: dict[asyncio.Task[None], datetime] = {}
 
     # ------------------------------------------------------------------ timers
 
@@ -98,6 +101,7 @@ class Lifecycle:
             name=f"tavus_sim.timer:{name}:{conversation_id}",
         )
         self._timers.setdefault(conversation_id, {})[name] = task
+        self._deadlines[task] = utcnow() + timedelta(seconds=delay_s)
         task.add_done_callback(lambda done: self._forget(conversation_id, name, done))
 
     async def _run_timer(
@@ -113,11 +117,19 @@ class Lifecycle:
             )
 
     def _forget(self, conversation_id: str, name: str, task: asyncio.Task[None]) -> None:
+        self._deadlines.pop(task, None)
         timers = self._timers.get(conversation_id)
         if timers is not None and timers.get(name) is task:
             del timers[name]
             if not timers:
                 del self._timers[conversation_id]
+
+    def deadline(self, conversation_id: str, name: str) -> datetime | None:
+        """When the conversation's ``name`` timer fires; None when it is not running."""
+        task = self._timers.get(conversation_id, {}).get(name)
+        if task is None or task.done() or task.cancelling():
+            return None
+        return self._deadlines.get(task)
 
     def _cancel(self, conversation_id: str, *names: str) -> None:
         timers = self._timers.get(conversation_id, {})
@@ -135,6 +147,7 @@ class Lifecycle:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._timers.clear()
+        self._deadlines.clear()
 
     # ------------------------------------------------------------------ events
 

@@ -1,10 +1,11 @@
 """The simulated mentor: deterministic text that proves the context arrived. No LLM.
 
-The greeting (or the first answer, when the create set a ``custom_greeting``) quotes the first
-line of the ``conversational_context``; every answer names one of the goals or focus areas
-found in the context, in rotation. The context is read leniently: ``Label: a; b`` or
+Like a real mentor it never reads out its instructions: it greets the person by name (the
+names come from the context's opening line, "You are «Sage», meeting «Maria Silva» …", or a
+``Name:`` line), and every answer brings up one of the goals or focus areas found in the
+context, in rotation (goals first). The context is read leniently: ``Label: a; b`` or
 ``Label: a, b`` lines and ``Label:`` headings followed by ``- item`` bullets, where the label
-mentions "goal" or "focus".
+mentions "goal" or "focus"; a bullet's «quoted» text is the item when there is one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ _LABEL_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9 /&()'_-]{0,60}?)\s*:\s*(.*)$"
 _BULLET_PREFIX = ("-", "*", "•", "–")
 _QUOTES = "\"'“”‘’«»"
 _TOPIC_MAX_CHARS = 60
-_FIRST_LINE_MAX_CHARS = 80
+_NAME_MAX_CHARS = 60
+_OPENING = re.compile(r"You are «([^»]{1,100})», meeting «([^»]{1,100})»")
+_NAME_LINE = re.compile(r"^\s*-?\s*Name\s*:\s*«?([^»\n]{1,100}?)»?\s*$", re.MULTILINE)
+_QUOTED = re.compile(r"«([^»]+)»")
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -34,14 +38,6 @@ def system_prompt(context: str) -> str:
     return SYSTEM_PROMPT_TEMPLATE.format(context=context).rstrip()
 
 
-def first_line(context: str) -> str | None:
-    """Return the first non-blank line of the context, shortened, or ``None``."""
-    for line in context.splitlines():
-        if line.strip():
-            return _shorten(line, _FIRST_LINE_MAX_CHARS)
-    return None
-
-
 def _kind_of(label: str) -> str | None:
     lowered = label.lower()
     if "goal" in lowered:
@@ -51,7 +47,21 @@ def _kind_of(label: str) -> str | None:
     return None
 
 
+def names(context: str) -> tuple[str | None, str | None]:
+    """Return ``(mentor name, user name)`` as the context gives them (either may be None)."""
+    opening = _OPENING.search(context)
+    if opening is not None:
+        mentor_name, user_name = opening.group(1), opening.group(2)
+        return _shorten(mentor_name, _NAME_MAX_CHARS), _shorten(user_name, _NAME_MAX_CHARS)
+    line = _NAME_LINE.search(context)
+    return None, _shorten(line.group(1), _NAME_MAX_CHARS) if line is not None else None
+
+
 def _split_items(value: str) -> list[str]:
+    quoted = _QUOTED.search(value)
+    if quoted is not None:
+        # «The user's own words» (any details after it are about the item, not items).
+        return [_shorten(quoted.group(1), _TOPIC_MAX_CHARS)]
     # Goals often contain commas, so a semicolon list wins when there is one.
     separator = ";" if ";" in value else ","
     items = [item.strip().strip(_QUOTES).strip() for item in value.split(separator)]
@@ -78,38 +88,44 @@ def topics(context: str) -> list[tuple[str, str]]:
         section = _kind_of(match.group(1))
         if section is not None and match.group(2).strip():
             found.extend((section, item) for item in _split_items(match.group(2)))
-    return found
-
-
-def _context_note(context: str) -> str:
-    line = first_line(context)
-    return f"I have your context: {line}" if line else "I don't have any context about you yet."
+    # Goals first: they are what the person is working on.
+    return [t for t in found if t[0] == "goal"] + [t for t in found if t[0] != "goal"]
 
 
 def greeting(custom_greeting: str | None, context: str) -> str:
     """Return what the mentor says when the first participant joins.
 
-    A ``custom_greeting`` is said verbatim, as Tavus does; the context note then comes with
-    the first answer instead.
+    A ``custom_greeting`` is said verbatim, as Tavus does; the mentor then greets the person
+    by name in its first answer instead.
     """
     if custom_greeting:
         return custom_greeting
-    return f"Hello, I'm glad you're here. {_context_note(context)}"
+    mentor_name, user_name = names(context)
+    hello = f"Hello {user_name}" if user_name else "Hello"
+    me = f", I'm {mentor_name}" if mentor_name else ", I'm your mentor"
+    if not topics(context) and user_name is None:
+        return f"{hello}{me}. I don't know much about you yet: tell me a little about yourself."
+    return f"{hello}{me}. It's good to see you. What's on your mind today?"
 
 
 def reply(context: str, text: str, turn: int, *, mention_context: bool) -> str:
-    """Return the mentor's answer to the participant's ``turn``-th utterance (0-based)."""
-    said = _shorten(text, _TOPIC_MAX_CHARS)
+    """Return the mentor's answer to the participant's ``turn``-th utterance (0-based).
+
+    ``mention_context``: this is the first answer after a custom greeting, so it greets the
+    person by name first.
+    """
     items = topics(context)
     if items:
         kind, item = items[turn % len(items)]
-        answer = f'You said "{said}". Let\'s connect that to your {kind}: {item}.'
-    elif (line := first_line(context)) is not None:
-        answer = f'You said "{said}". Keeping in mind what you shared ({line}), tell me more.'
+        answer = (
+            f"Thank you for sharing that. Let's connect it to your {kind} «{item}»: "
+            "what is one small step you could take today?"
+        )
     else:
-        answer = f'You said "{said}". Tell me more about that.'
-    if mention_context:
-        return f"{_context_note(context).rstrip('.')}. {answer}"
+        answer = "Thank you for sharing that. Tell me more about it."
+    _, user_name = names(context)
+    if mention_context and user_name:
+        return f"It's good to see you, {user_name}. {answer}"
     return answer
 
 

@@ -1,7 +1,10 @@
 """The simulated Daily room behind ``conversation_url``: a page for people, JSON for tests.
 
 - ``GET /rooms/{id}``: the page (static/room.html).
-- ``GET /rooms/{id}/state``: status, greeting, participants and the turns said so far.
+- ``GET /rooms/{id}/state``: who meets whom (mentor and user names from the context), status,
+  greeting, participants, the turns said so far, and the running timers as seconds left
+  (``closes_in_seconds`` after the last participant left, ``absent_closes_in_seconds`` while
+  nobody has joined yet, ``max_duration_ends_in_seconds``).
 - ``POST /rooms/{id}/join`` ``{"name"?, "token"?}`` (or ``?t=<meeting_token>``): a participant
   joins; 409 when the conversation has ended or the room is full, 403 without the meeting
   token of a ``require_auth`` conversation.
@@ -24,8 +27,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from facetoface.tavus_sim import mentor
 from facetoface.tavus_sim.runtime import SimRuntime, get_runtime
-from facetoface.tavus_sim.state import Conversation
+from facetoface.tavus_sim.state import Conversation, isoformat, utcnow
 
 router = APIRouter(prefix="/rooms")
 
@@ -107,12 +111,27 @@ async def _body(request: Request, model: type[ModelT]) -> ModelT:
         raise RoomError(400, f"Invalid body: {exc.errors(include_url=False)}") from None
 
 
+def _seconds_left(runtime: SimRuntime, conversation: Conversation, timer: str) -> float | None:
+    deadline = runtime.lifecycle.deadline(conversation.conversation_id, timer)
+    if deadline is None:
+        return None
+    return max(0.0, round((deadline - utcnow()).total_seconds(), 1))
+
+
 def _room_state(runtime: SimRuntime, conversation: Conversation) -> dict[str, Any]:
+    mentor_name, user_name = mentor.names(conversation.conversational_context)
     return {
         "conversation_id": conversation.conversation_id,
         "conversation_name": conversation.conversation_name,
+        "mentor_name": mentor_name,
+        "user_name": user_name,
         "status": conversation.status,
         "shutdown_reason": conversation.shutdown_reason,
+        "ended_at": isoformat(conversation.ended_at) if conversation.ended_at else None,
+        "ever_joined": conversation.ever_joined,
+        "closes_in_seconds": _seconds_left(runtime, conversation, "left"),
+        "absent_closes_in_seconds": _seconds_left(runtime, conversation, "absent"),
+        "max_duration_ends_in_seconds": _seconds_left(runtime, conversation, "max_duration"),
         "require_auth": conversation.meeting_token is not None,
         "greeting": runtime.lifecycle.greeting_text(conversation),
         "participants": [
