@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import func, select, update
 
 from facetoface.auth.dev_issuer import DEV_OPERATOR_ID
-from facetoface.console.ops.service import RECONCILE_RUNS_KEPT, record_reconcile_pass
 from facetoface.models import MentorConversation, ReconcileRun, utcnow
+from facetoface.models.reconcile_run import RECONCILE_RUNS_KEPT
+from facetoface.reconcile.repository import ReconcileRepository
 from tests.conftest import RunningService
 from tests.support.factories import create_user, session_rows
 
@@ -174,10 +175,12 @@ async def test_stats_count_sessions_per_day_durations_and_start_failures(
     done = await start(service, user_id)
     await service.client.post(f"/v1/sessions/{done['id']}/end", headers=service.auth(user_id))
     await start(service, user_id)  # live
-    service.sim.add_fault("status", endpoint="create", status=500)
+    service.sim.add_fault(
+        "status", endpoint="create", status=400, body={"message": "Invalid persona_id"}
+    )
     other = await create_user(service.db)
     refused = await service.client.post("/v1/sessions", headers=service.auth(other))
-    assert refused.status_code == 503
+    assert refused.status_code == 502
 
     response = await service.client.get("/v1/ops/stats?days=3", headers=operator(service))
 
@@ -205,7 +208,7 @@ async def test_stats_count_sessions_per_day_durations_and_start_failures(
     ]
     assert [b["count"] for b in body["durations"]] == [1, 0, 0, 0, 0, 0]
     assert body["start_failures"] == [
-        {"failure_code": "tavus_server_error", "conversation_status": "failed", "count": 1}
+        {"failure_code": "tavus_rejected", "conversation_status": "failed", "count": 1}
     ]
 
 
@@ -257,7 +260,16 @@ async def test_running_a_pass_records_it_for_every_replica_to_see(
 
 async def test_the_pass_history_keeps_only_the_newest(service: RunningService) -> None:
     for n in range(RECONCILE_RUNS_KEPT + 3):
-        await record_reconcile_pass(service.db, actions={"adopted": n}, errors=0, duration_s=0.01)
+        finished = utcnow()
+        async with service.db.transaction(role="service") as session:
+            await ReconcileRepository(session).record_pass(
+                started_at=finished,
+                finished_at=finished,
+                replica="test:1",
+                actions={"adopted": n},
+                errors=0,
+                keep=RECONCILE_RUNS_KEPT,
+            )
 
     assert await _runs(service) == RECONCILE_RUNS_KEPT
     listed = await service.client.get(
