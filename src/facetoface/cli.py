@@ -1,4 +1,5 @@
-"""The `facetoface` command: serve · migrate · token · seed-demo · reconcile · tavus-sim."""
+"""The `facetoface` command: serve · migrate · doctor · token · seed-demo · reconcile ·
+tavus-sim."""
 
 from __future__ import annotations
 
@@ -130,6 +131,25 @@ def migrate(
     settings = _settings()
     run_migrations(settings, revision)
     typer.echo(f"database migrated to {revision}")
+
+
+@app.command()
+def doctor(
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON (for machines)")
+    ] = False,
+) -> None:
+    """Check this deployment end to end; print each check and how to fix what fails.
+
+    Exit status 0 only when every check passed (or does not apply), 1 otherwise.
+    """
+    from facetoface.doctor import diagnose_environment, render_json, render_text
+
+    # Only errors on stderr: the report is the output, and log lines would only repeat it.
+    configure_logging("ERROR", "console")
+    report = asyncio.run(diagnose_environment())
+    print(render_json(report) if json_output else render_text(report))
+    raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command()
