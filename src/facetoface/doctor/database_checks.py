@@ -88,7 +88,13 @@ async def check_migrations(settings: Settings, state: DatabaseState) -> CheckRes
     """The schema is at this code's migration head."""
     if state.db is None:
         return MIGRATIONS.skipped("needs a reachable database")
-    current, head = await state.db.migration_state()
+    try:
+        current, head = await state.db.migration_state()
+    except Exception as exc:
+        return MIGRATIONS.failed(
+            f"cannot read the schema version ({_error(exc, settings)})",
+            "let the serving role read alembic_version: the SQL in docs/security.md grants it",
+        )
     if current == head:
         state.migrated = True
         return MIGRATIONS.passed(f"at head ({head})")

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from facetoface.config import Settings
 from facetoface.doctor import config_checks, database_checks, tavus_checks
-from facetoface.doctor.report import CheckResult, Report
+from facetoface.doctor.report import Check, CheckResult, Report
+
+
+async def _guarded(check: Check, run: Awaitable[CheckResult]) -> CheckResult:
+    """A check's result; a check that breaks (a bug, or something no check foresaw) becomes
+    its failure instead of ending the whole run."""
+    try:
+        return await run
+    except Exception as exc:
+        return check.failed(
+            f"the check itself failed ({type(exc).__name__})",
+            "run it again; if it persists, report it with the output of `facetoface doctor`",
+        )
 
 
 def _headline(settings: Settings) -> str:
@@ -22,15 +34,20 @@ async def diagnose(settings: Settings, settings_check: CheckResult | None = None
 
     db_state = database_checks.DatabaseState()
     try:
-        report.checks.append(await database_checks.check_database(settings, db_state))
-        report.checks.append(await database_checks.check_migrations(settings, db_state))
-        report.checks.append(await database_checks.check_role(settings, db_state))
-        report.checks.append(await database_checks.check_row_level_security(settings, db_state))
+        for check, run in (
+            (database_checks.DATABASE, database_checks.check_database),
+            (database_checks.MIGRATIONS, database_checks.check_migrations),
+            (database_checks.ROLE, database_checks.check_role),
+            (database_checks.ROW_LEVEL_SECURITY, database_checks.check_row_level_security),
+        ):
+            report.checks.append(await _guarded(check, run(settings, db_state)))
     finally:
         if db_state.db is not None:
             await db_state.db.dispose()
 
-    report.checks.append(await config_checks.check_signing_keys(settings))
+    report.checks.append(
+        await _guarded(config_checks.SIGNING_KEYS, config_checks.check_signing_keys(settings))
+    )
 
     tavus_state = tavus_checks.TavusState()
     unusable = tavus_checks.unusable_key(settings)
@@ -41,12 +58,13 @@ async def diagnose(settings: Settings, settings_check: CheckResult | None = None
     else:
         tavus = tavus_checks.build_client(settings)
         async with tavus:
-            report.checks.append(await tavus_checks.check_key(settings, tavus, tavus_state))
-            report.checks.append(await tavus_checks.check_persona(settings, tavus, tavus_state))
-            report.checks.append(await tavus_checks.check_replica(settings, tavus, tavus_state))
-            report.checks.append(
-                await tavus_checks.check_test_mode_create(settings, tavus, tavus_state)
-            )
+            for check, ask_tavus in (
+                (tavus_checks.KEY, tavus_checks.check_key),
+                (tavus_checks.PERSONA, tavus_checks.check_persona),
+                (tavus_checks.REPLICA, tavus_checks.check_replica),
+                (tavus_checks.CREATE, tavus_checks.check_test_mode_create),
+            ):
+                report.checks.append(await _guarded(check, ask_tavus(settings, tavus, tavus_state)))
 
     report.checks.append(config_checks.check_public_base_url(settings))
     return report

@@ -261,7 +261,8 @@ async def check_test_mode_create(
             "check that TAVUS_BASE_URL is Tavus's API (https://tavusapi.com/v2)",
         )
     try:
-        await tavus.delete_conversation(conversation.conversation_id)
+        # Hard: it was ours alone, and nothing about it is worth keeping.
+        await tavus.delete_conversation(conversation.conversation_id, hard=True)
     except TavusError:
         cleanup = "; deleting it failed (harmless: it is ended)"
     else:
