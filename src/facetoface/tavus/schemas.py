@@ -2,8 +2,8 @@
 replicas and memory stores.
 
 Request models are strict (`extra="forbid"`, serialised without `None` fields) so a typo never
-reaches Tavus silently. Response models are tolerant, because Tavus's payloads churn
-(tavus-api.md §0, §7.14): unknown fields are ignored, every field except `conversation_id` is
+reaches Tavus silently. Response models are tolerant, because Tavus's payloads churn from one
+generation of its docs to the next: unknown fields are ignored, every field except the id is
 optional, a malformed optional value becomes `None` instead of failing the whole response, and
 timestamps are accepted as ISO-8601, epoch numbers or RFC-1123 dates.
 
@@ -190,7 +190,7 @@ def _last_event_property(events: list[dict[str, Any]], event_type: str, key: str
 class ConversationDetails(Conversation):
     """`GET /v2/conversations/{id}` (with `?verbose=true`: events, shutdown reason, transcript).
 
-    The verbose schema is undocumented (tavus-api.md §2.2), so parsing is defensive:
+    Tavus does not document the verbose schema fully, so parsing is defensive:
     - `events` is read from the top-level `events` list; entries that aren't objects are dropped.
     - `shutdown_reason` is the top-level value, else the last `system.shutdown` event's.
     - `transcript` is the top-level list, else the last `application.transcription_ready`

@@ -1,10 +1,10 @@
-"""The simulated Tavus conversation API, mounted at ``/v2`` (tavus-api.md §2).
+"""The simulated Tavus conversation API, mounted at ``/v2``.
 
 Every call: ``latency_ms`` wait and ``x-api-key`` check (gate.py) → fault rules (faults.py)
 → the operation. Query parameters and bodies are parsed by hand so that bad input gets
 Tavus-style 400 bodies rather than FastAPI's 422.
 
-Choices where Tavus documents nothing (tavus-api.md says so):
+Choices where Tavus documents nothing:
 
 - Create accepts fields it does not know, at the top level and in ``properties`` (Tavus's own
   CLI sends ``chat`` and ``meeting_url``; integrations send ``properties.enable_transcription``),
@@ -67,7 +67,7 @@ NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 
 
 class CreateProperties(BaseModel):
-    """``properties`` of a create request (tavus-api.md §2.1). Unknown keys are kept."""
+    """``properties`` of a create request. Unknown keys are kept."""
 
     model_config = ConfigDict(extra="allow", strict=True)
 
@@ -91,7 +91,7 @@ class CreateProperties(BaseModel):
 
 
 class CreateBody(BaseModel):
-    """Body of ``POST /v2/conversations`` (tavus-api.md §2.1), with the G3 aliases.
+    """Body of ``POST /v2/conversations``, with the PAL/Face aliases of the ids.
 
     Unknown keys are accepted and kept (``model_extra``).
     """
@@ -108,7 +108,7 @@ class CreateBody(BaseModel):
     conversational_context: str | None = None
     custom_greeting: str | None = None
     enable_dynamic_greeting: bool | None = None
-    #: Memory Stores: one participant tag per conversation today (tavus-api.md §8).
+    #: Memory Stores: one participant tag per conversation today.
     participant_tags: list[NonEmptyStr] | None = Field(default=None, max_length=1)
     #: Legacy memory tags.
     memory_stores: list[NonEmptyStr] | None = None
@@ -191,7 +191,7 @@ def _timings(runtime: SimRuntime, properties: dict[str, Any]) -> Timings:
     config = runtime.config
     max_call = properties.get("max_call_duration", config.default_max_call_duration)
     if config.max_call_duration_cap is not None:
-        # Tavus is reported to lower values above the plan's cap silently (§2.1).
+        # Tavus is reported to lower values above the plan's cap silently.
         max_call = min(max_call, config.max_call_duration_cap)
     return Timings(
         max_call_duration=max_call,
@@ -220,7 +220,7 @@ def _mentor(runtime: SimRuntime, body: CreateBody) -> tuple[str, str, str | None
         persona = (
             catalog.persona(persona_id, adopt=adopt, default_replica_id=config.default_replica_id)
             if persona_id is not None
-            # "Only replica_id given → the default Tavus persona will be used" (§2.1).
+            # Tavus: with only a replica_id, "the default Tavus persona will be used".
             else catalog.persona(
                 config.default_persona_id,
                 adopt=True,

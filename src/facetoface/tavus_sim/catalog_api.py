@@ -1,6 +1,6 @@
-"""The simulated persona (PAL) and replica (Face) endpoints (tavus-api.md §6).
+"""The simulated persona (PAL) and replica (Face) endpoints.
 
-Each route is served under both names, as Tavus's G3 aliases are: ``/v2/personas`` and
+Each route is served under both names, as Tavus's newer aliases are: ``/v2/personas`` and
 ``/v2/pals``, ``/v2/replicas`` and ``/v2/faces``, with the same bodies and ids.
 
 - ``GET /v2/personas[?limit=&page=&persona_type=user|system]`` → ``{data, total_count}``;
@@ -268,7 +268,7 @@ async def delete_replica(request: Request, replica_id: str) -> Response:
     return await guarded(request, "replicas", action)
 
 
-# Both names of each collection (G3 aliases), same handlers.
+# Both names of each collection (Tavus's PAL/Face aliases), same handlers.
 for _collection in ("personas", "pals"):
     router.add_api_route(f"/{_collection}", list_personas, methods=["GET"])
     router.add_api_route(f"/{_collection}", create_persona, methods=["POST"])

@@ -44,7 +44,7 @@ class SimConfig(BaseModel):
 
     max_call_duration_cap: int | None = Field(default=3600, ge=1)
     """Plan cap: larger ``max_call_duration`` values are silently lowered, as Tavus is
-    reported to do (tavus-api.md §2.1). ``None`` disables the cap."""
+    reported to do. ``None`` disables the cap."""
 
     default_persona_id: str = "pcb7a34da5fe"
     """Persona a replica-only create uses (Tavus: "the default Tavus persona"); a seeded

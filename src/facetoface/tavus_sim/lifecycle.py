@@ -12,7 +12,7 @@ Timers are asyncio tasks, one per (conversation, timer name), all divided by
 - ``max_duration``: ``max_call_duration`` after create → shutdown ``max_call_duration``.
 
 Shutdown reasons are sent without the " reached" suffix of the documented list, matching
-Tavus's own example payloads and observed traffic (tavus-api.md §4.3).
+Tavus's own example payloads and observed traffic.
 
 On shutdown the conversation becomes ``ended``, what the participant said becomes memories of
 its memory store and legacy tags (memory.py), and these callbacks are generated, in order:

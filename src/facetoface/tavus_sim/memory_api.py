@@ -1,4 +1,5 @@
-"""The simulated Memory Stores endpoints (tavus-api.md §8); the model is in memory.py.
+"""The simulated Memory Stores endpoints (Tavus's "Memory Stores" API); the model is in
+memory.py.
 
 - ``POST /v2/memory-stores`` ``{pal_id, participant_tag, pinned_memories?}`` → the store
   (``409`` when the persona and tag already have an active one).
