@@ -287,6 +287,13 @@ def tavus_sim(
     api_key: Annotated[str, typer.Option(help="Accepted x-api-key")] = "sim-key",
     latency_ms: Annotated[int, typer.Option(help="Added latency per API call")] = 0,
     concurrency_limit: Annotated[int, typer.Option(help="Max active conversations")] = 10,
+    reject_unknown_ids: Annotated[
+        bool,
+        typer.Option(
+            "--reject-unknown-ids",
+            help="Answer 400 to unknown persona/replica ids, like Tavus (default: adopt them)",
+        ),
+    ] = False,
 ) -> None:
     """Run the Tavus-compatible simulator on its own."""
     from facetoface.tavus_sim import SimConfig, run_sim
@@ -296,7 +303,12 @@ def tavus_sim(
     run_sim(
         host,
         port,
-        SimConfig(api_key=api_key, latency_ms=latency_ms, concurrency_limit=concurrency_limit),
+        SimConfig(
+            api_key=api_key,
+            latency_ms=latency_ms,
+            concurrency_limit=concurrency_limit,
+            unknown_ids="reject" if reject_unknown_ids else "adopt",
+        ),
     )
 
 

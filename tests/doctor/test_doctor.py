@@ -341,6 +341,18 @@ async def test_wrong_tavus_key(doctor: Doctor) -> None:
     assert "tvsk_wrong_doctor_key_0123" not in render(report) + render_json(report)
 
 
+async def test_production_without_a_tavus_key_never_calls_tavus(
+    doctor: Doctor, sim: SimServer
+) -> None:
+    report = await doctor(tavus_api_key=None)
+
+    checks = {check.id: check for check in report.checks if check.status is Status.failed}
+    assert set(checks) == {"settings", "tavus_key"}
+    assert checks["tavus_key"].detail.startswith("TAVUS_API_KEY is not set")
+    assert {statuses(report)[c] for c in TAVUS_DEPENDENTS} == {Status.skipped}
+    assert sim.conversations()["create_requests"] == 0
+
+
 async def test_tavus_unreachable(doctor: Doctor) -> None:
     report = await doctor(tavus_base_url="http://127.0.0.1:1/v2", tavus_connect_timeout_seconds=1)
 
