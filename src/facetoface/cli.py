@@ -1,4 +1,5 @@
-"""The `facetoface` command: serve · migrate · token · seed-demo · reconcile · tavus-sim."""
+"""The `facetoface` command: serve · migrate · doctor · token · seed-demo · reconcile ·
+tavus-sim."""
 
 from __future__ import annotations
 
@@ -191,6 +192,25 @@ async def _current_revision(settings: Settings) -> str | None:
 
 
 @app.command()
+def doctor(
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON (for machines)")
+    ] = False,
+) -> None:
+    """Check this deployment end to end; print each check and how to fix what fails.
+
+    Exit status 0 only when every check passed (or does not apply), 1 otherwise.
+    """
+    from facetoface.doctor import diagnose_environment, render_json, render_text
+
+    # Only errors on stderr: the report is the output, and log lines would only repeat it.
+    configure_logging("ERROR", "console")
+    report = asyncio.run(diagnose_environment())
+    print(render_json(report) if json_output else render_text(report))
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
 def token(
     email: Annotated[str | None, typer.Option(help="Look the user up by profile email")] = None,
     user_id: Annotated[str | None, typer.Option("--user-id", help="The user's UUID")] = None,
@@ -335,6 +355,13 @@ def tavus_sim(
     api_key: Annotated[str, typer.Option(help="Accepted x-api-key")] = "sim-key",
     latency_ms: Annotated[int, typer.Option(help="Added latency per API call")] = 0,
     concurrency_limit: Annotated[int, typer.Option(help="Max active conversations")] = 10,
+    reject_unknown_ids: Annotated[
+        bool,
+        typer.Option(
+            "--reject-unknown-ids",
+            help="Answer 400 to unknown persona/replica ids, like Tavus (default: adopt them)",
+        ),
+    ] = False,
 ) -> None:
     """Run the Tavus-compatible simulator on its own."""
     from facetoface.tavus_sim import SimConfig, run_sim
@@ -344,7 +371,12 @@ def tavus_sim(
     run_sim(
         host,
         port,
-        SimConfig(api_key=api_key, latency_ms=latency_ms, concurrency_limit=concurrency_limit),
+        SimConfig(
+            api_key=api_key,
+            latency_ms=latency_ms,
+            concurrency_limit=concurrency_limit,
+            unknown_ids="reject" if reject_unknown_ids else "adopt",
+        ),
     )
 
 

@@ -333,12 +333,22 @@ IDEMPOTENT_CALLS = {
     "list": lambda c: c.list_conversations(status="active"),
     "end": lambda c: c.end_conversation("c1"),
     "delete": lambda c: c.delete_conversation("c1"),
+    "verify_api_key": lambda c: c.verify_api_key(),
+    "get_persona": lambda c: c.get_persona("p1"),
+    "get_replica": lambda c: c.get_replica("r1"),
+    "list_memory_stores": lambda c: c.list_memory_stores(participant_tag="app:u1"),
+    "delete_memory_store": lambda c: c.delete_memory_store("ms1"),
 }
 SUCCESS = {
     "get": ok({"conversation_id": "c1"}),
     "list": ok({"data": [], "total_count": 0}),
     "end": httpx.Response(200, text="OK"),
     "delete": httpx.Response(204),
+    "verify_api_key": ok({"data": [], "total_count": 0}),
+    "get_persona": ok({"persona_id": "p1"}),
+    "get_replica": ok({"replica_id": "r1"}),
+    "list_memory_stores": ok({"data": [], "total_count": 0}),
+    "delete_memory_store": httpx.Response(204),
 }
 
 

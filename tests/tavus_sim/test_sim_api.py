@@ -72,11 +72,22 @@ def test_create_with_persona_only_uses_default_replica(api: httpx.Client, sim: S
     [
         ({}, "replica_id"),
         ({"persona_id": ""}, "persona_id"),
-        ({"replica_id": "r1", "max_call_duration": 60}, "max_call_duration"),
         ({"replica_id": "r1", "properties": {"max_call_duration": "60"}}, "max_call_duration"),
-        ({"replica_id": "r1", "properties": {"unknown": True}}, "properties.unknown"),
         ({"replica_id": "r1", "callback_url": "ftp://x/y"}, "callback_url"),
         ({"replica_id": "r1", "face_id": "r2"}, "replica_id and face_id"),
+        ({"replica_id": "r1", "test_mode": "yes"}, "test_mode"),
+        ({"replica_id": "r1", "require_auth": 1}, "require_auth"),
+        ({"replica_id": "r1", "participant_tags": ["a", "b"]}, "participant_tags"),
+        ({"replica_id": "r1", "participant_tags": [""]}, "participant_tags"),
+        ({"replica_id": "r1", "participant_tags": "a"}, "participant_tags"),
+        ({"replica_id": "r1", "memory_stores": "tag"}, "memory_stores"),
+        (
+            {"replica_id": "r1", "properties": {"enable_transcription": "yes"}},
+            "enable_transcription",
+        ),
+        ({"replica_id": "r1", "chat": "true"}, "chat"),
+        ({"replica_id": "r1", "meeting_url": "meet.example"}, "meeting_url"),
+        ({"replica_id": "r1", "max_participants": 1}, "max_participants"),
     ],
 )
 def test_create_rejects_invalid_bodies_with_400_message(
@@ -86,6 +97,34 @@ def test_create_rejects_invalid_bodies_with_400_message(
 
     assert response.status_code == 400
     assert fragment in response.json()["message"]
+
+
+def test_create_accepts_and_keeps_fields_it_does_not_model(create: Any, sim: SimServer) -> None:
+    # What Tavus's CLI and integrations send beyond the API reference: accepted, not refused.
+    body = create(
+        chat=True,
+        meeting_url="https://meet.example.com/abc-defg",
+        some_future_field={"nested": [1, 2]},
+        max_call_duration=60,  # a common mistake: belongs in `properties`, ignored here
+        properties={"enable_transcription": True, "future_property": "x"},
+    )
+
+    state = sim.conversation(body["conversation_id"])
+    assert state["extra_fields"] == {
+        "some_future_field": {"nested": [1, 2]},
+        "max_call_duration": 60,
+    }
+    assert state["properties"] == {"enable_transcription": True, "future_property": "x"}
+    assert state["timings"]["max_call_duration"] == sim.config.default_max_call_duration
+
+
+def test_create_stores_participant_and_legacy_memory_tags(create: Any, sim: SimServer) -> None:
+    body = create(participant_tags=["app:user-1"], memory_stores=["legacy-1", "legacy-2"])
+
+    state = sim.conversation(body["conversation_id"])
+    assert state["participant_tags"] == ["app:user-1"]
+    assert state["memory_stores"] == ["legacy-1", "legacy-2"]
+    assert state["memory_store_id"] is not None
 
 
 def test_create_rejects_malformed_json(api: httpx.Client) -> None:

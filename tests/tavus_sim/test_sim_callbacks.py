@@ -263,3 +263,44 @@ def test_forced_shutdown_reason(
         f"{sim.base_url}/_sim/conversations/{conversation_id}/shutdown", json={"reason": "again"}
     )
     assert with_error.status_code == 409
+
+
+def test_no_recording_ready_when_nobody_joined(
+    api: httpx.Client, create: Any, receiver: Any, sim: SimServer
+) -> None:
+    conversation_id = create(callback_url=receiver.url(), properties={"enable_recording": True})[
+        "conversation_id"
+    ]
+    receiver.wait_for(conversation_id, lambda types: "system.replica_joined" in types)
+    api.post(f"/conversations/{conversation_id}/end")
+    assert sim.drain()
+
+    assert receiver.event_types(conversation_id) == ["system.replica_joined", *POST_CALL]
+
+
+def test_perception_analysis_only_when_the_persona_has_a_perception_model(
+    api: httpx.Client, create: Any, receiver: Any, sim: SimServer, mentor_context: str
+) -> None:
+    created = api.post(
+        "/personas",
+        json={
+            "persona_name": "No eyes",
+            "system_prompt": "You mentor.",
+            "layers": {"perception": {"perception_model": "off"}},
+        },
+    )
+    assert created.status_code == 200, created.text
+    blind = created.json()["persona_id"]
+
+    without = _live_call(api, create, receiver, sim, mentor_context, persona_id=blind)
+    with_raven = _live_call(api, create, receiver, sim, mentor_context, persona_id="p0000default")
+    assert sim.drain()
+
+    assert receiver.event_types(without) == [
+        "system.replica_joined",
+        "system.shutdown",
+        "application.transcription_ready",
+    ]
+    assert receiver.event_types(with_raven) == ["system.replica_joined", *POST_CALL]
+    assert sim.conversation(without)["perception_model"] == "off"
+    assert sim.conversation(with_raven)["perception_model"] == "raven-0"

@@ -92,7 +92,7 @@ class JwksCache:
             try:
                 response = await self._client.get(self.url)
                 response.raise_for_status()
-                keys = _parse_jwks(response.json())
+                keys = parse_jwks(response.json())
             except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
                 log.warning("auth.jwks_fetch_failed", url=self.url, error_type=type(exc).__name__)
                 return
@@ -107,7 +107,9 @@ class JwksCache:
                 self._last_attempt = self._clock()
 
 
-def _parse_jwks(document: Any) -> dict[str, jwt.PyJWK]:
+def parse_jwks(document: Any) -> dict[str, jwt.PyJWK]:
+    """The usable signing keys of a JWK set by `kid` (ES256/RS256 signature keys only);
+    `ValueError` when the document is not a JWK set."""
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise ValueError("not a JWK set")
     keys: dict[str, jwt.PyJWK] = {}

@@ -151,6 +151,11 @@ _TAVUS_ENDPOINTS = frozenset(
         "list_conversations",
         "end_conversation",
         "delete_conversation",
+        "get_persona",
+        "get_replica",
+        "verify_api_key",
+        "list_memory_stores",
+        "delete_memory_store",
     }
 )
 _TAVUS_OUTCOMES = frozenset(

@@ -1,11 +1,17 @@
 """Client for Tavus's Conversational Video Interface (CVI) REST API.
 
-`TavusClient` creates, reads, lists, ends and deletes conversations; every failure is a
+`TavusClient` creates, reads, lists, ends and deletes conversations, reads personas and
+replicas, lists and deletes memory stores, and validates the API key; every failure is a
 `TavusError` subclass that says what the caller may assume about Tavus's state (see
 `facetoface.tavus.errors` for the tree and what to do with each).
 """
 
-from facetoface.tavus.client import OnRequest, TavusClient, validate_conversation_id
+from facetoface.tavus.client import (
+    OnRequest,
+    TavusClient,
+    validate_conversation_id,
+    validate_id,
+)
 from facetoface.tavus.errors import (
     TavusAuthError,
     TavusBusy,
@@ -27,6 +33,10 @@ from facetoface.tavus.schemas import (
     ConversationPage,
     ConversationProperties,
     CreateConversationRequest,
+    MemoryStore,
+    MemoryStorePage,
+    Persona,
+    Replica,
 )
 
 __all__ = [
@@ -36,7 +46,11 @@ __all__ = [
     "ConversationPage",
     "ConversationProperties",
     "CreateConversationRequest",
+    "MemoryStore",
+    "MemoryStorePage",
     "OnRequest",
+    "Persona",
+    "Replica",
     "TavusAuthError",
     "TavusBusy",
     "TavusClient",
@@ -51,4 +65,5 @@ __all__ = [
     "TavusServerError",
     "TavusUnavailable",
     "validate_conversation_id",
+    "validate_id",
 ]

@@ -1,4 +1,8 @@
-"""`TavusClient`: the async client for Tavus's CVI conversation endpoints.
+"""`TavusClient`: the async client for the Tavus CVI endpoints the service uses.
+
+Conversations (create, get, list, end, delete); personas and replicas (get, to check a
+deployment's defaults); memory stores (list by participant tag, delete: forgetting a user); and
+a cheap authenticated read that validates the API key.
 
 One long-lived `httpx.AsyncClient` per `TavusClient` (create it in the app's lifespan, close it
 with `aclose()`). Every call goes through the same path:
@@ -17,7 +21,7 @@ with `aclose()`). Every call goes through the same path:
      and `TavusRateLimited` (429: Tavus did not act). Never after the request may have been
      sent: a 5xx or `TavusOutcomeUnknown` is raised to the caller, who reconciles by
      `conversation_name`.
-   - get / list / end / delete are idempotent: retried on `TavusUnavailable`,
+   - every other call (reads and deletes) is idempotent: retried on `TavusUnavailable`,
      `TavusServerError`, `TavusRateLimited` and `TavusOutcomeUnknown`.
    - A 429's `Retry-After` is honoured: the retry waits exactly that long if it fits in what is
      left of `retry_timeout_s`; if it does not fit, the `TavusRateLimited` is raised at once
@@ -65,9 +69,12 @@ from facetoface.tavus.schemas import (
     ConversationDetails,
     ConversationPage,
     CreateConversationRequest,
+    MemoryStorePage,
+    Persona,
+    Replica,
 )
 
-__all__ = ["OnRequest", "TavusClient", "validate_conversation_id"]
+__all__ = ["OnRequest", "TavusClient", "validate_conversation_id", "validate_id"]
 
 log = structlog.get_logger(__name__)
 
@@ -78,7 +85,7 @@ M = TypeVar("M", bound=BaseModel)
 #: `outcome` is "ok", "cancelled", "error" (a bug) or a `TavusError.outcome` label.
 OnRequest = Callable[[str, str, float], None]
 
-_CONVERSATION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_TAVUS_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 _CREATE_RETRY_ON: tuple[type[TavusError], ...] = (TavusUnavailable, TavusRateLimited)
 _IDEMPOTENT_RETRY_ON: tuple[type[TavusError], ...] = (
@@ -91,15 +98,21 @@ _IDEMPOTENT_RETRY_ON: tuple[type[TavusError], ...] = (
 _NOTHING_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-def validate_conversation_id(conversation_id: str) -> str:
-    """Return `conversation_id` if it is safe to put in a URL path, else raise `ValueError`.
+def validate_id(value: str, what: str = "id") -> str:
+    """Return `value` if it is safe to put in a URL path, else raise `ValueError`.
 
-    Tavus ids are opaque (`c` + hex in every example); this allows `[A-Za-z0-9_-]{1,128}`.
+    Tavus ids are opaque (`c`/`p`/`r` + hex in every example); this allows
+    `[A-Za-z0-9_-]{1,128}`.
     """
-    if not isinstance(conversation_id, str) or not _CONVERSATION_ID.fullmatch(conversation_id):
-        msg = "invalid Tavus conversation id: expected 1-128 characters from [A-Za-z0-9_-]"
+    if not isinstance(value, str) or not _TAVUS_ID.fullmatch(value):
+        msg = f"invalid Tavus {what}: expected 1-128 characters from [A-Za-z0-9_-]"
         raise ValueError(msg)
-    return conversation_id
+    return value
+
+
+def validate_conversation_id(conversation_id: str) -> str:
+    """`validate_id` for a conversation id."""
+    return validate_id(conversation_id, "conversation id")
 
 
 class _JsonBody:
@@ -177,11 +190,11 @@ def _model_parser(model: type[M]) -> Callable[[str, httpx.Response], M]:
 
 
 def _ignore_body(endpoint: str, response: httpx.Response) -> None:
-    """end/delete: any 2xx is success; the body may be empty, "OK" or JSON."""
+    """end/delete/key check: any 2xx is success; the body may be empty, "OK" or JSON."""
 
 
 class TavusClient:
-    """Client for the Tavus CVI conversation API (`/v2/conversations`).
+    """Client for the Tavus CVI API (`/v2`).
 
     Use as an async context manager, or call `aclose()` when done. Methods raise
     `facetoface.tavus.errors.TavusError` subclasses for every Tavus-side failure and
@@ -390,6 +403,82 @@ class TavusClient:
             parse=_ignore_body,
             retry_on=_IDEMPOTENT_RETRY_ON,
             conversation_id=cid,
+        )
+
+    async def verify_api_key(self) -> None:
+        """A cheap authenticated read (`GET /personas?limit=1`) that proves the key works.
+
+        Raises `TavusAuthError` for a missing, wrong or revoked key; creates and bills nothing.
+        """
+        await self._call(
+            "verify_api_key",
+            "GET",
+            "/personas",
+            params={"limit": 1},
+            parse=_ignore_body,
+            retry_on=_IDEMPOTENT_RETRY_ON,
+        )
+
+    async def get_persona(self, persona_id: str) -> Persona:
+        """`GET /personas/{id}`; an unknown id raises `TavusNotFound`."""
+        pid = validate_id(persona_id, "persona id")
+        return await self._call(
+            "get_persona",
+            "GET",
+            f"/personas/{pid}",
+            parse=_model_parser(Persona),
+            retry_on=_IDEMPOTENT_RETRY_ON,
+        )
+
+    async def get_replica(self, replica_id: str) -> Replica:
+        """`GET /replicas/{id}`; an unknown id raises `TavusNotFound`."""
+        rid = validate_id(replica_id, "replica id")
+        return await self._call(
+            "get_replica",
+            "GET",
+            f"/replicas/{rid}",
+            parse=_model_parser(Replica),
+            retry_on=_IDEMPOTENT_RETRY_ON,
+        )
+
+    async def list_memory_stores(
+        self, *, participant_tag: str | None = None, pal_id: str | None = None
+    ) -> MemoryStorePage:
+        """`GET /memory-stores`: the account's stores for a participant tag and/or persona.
+
+        Forgetting a user at Tavus = this by their participant tag, then
+        `delete_memory_store` for each. Without a filter, every store of the account.
+        """
+        params: dict[str, str | int] = {}
+        if participant_tag is not None:
+            if not participant_tag:
+                msg = "participant_tag must not be empty"
+                raise ValueError(msg)
+            params["participant_tag"] = participant_tag
+        if pal_id is not None:
+            params["pal_id"] = validate_id(pal_id, "persona id")
+        return await self._call(
+            "list_memory_stores",
+            "GET",
+            "/memory-stores",
+            params=params or None,
+            parse=_model_parser(MemoryStorePage),
+            retry_on=_IDEMPOTENT_RETRY_ON,
+        )
+
+    async def delete_memory_store(self, memory_store_id: str) -> None:
+        """`DELETE /memory-stores/{id}`: the store and its memories, for good.
+
+        An unknown (e.g. already deleted) id raises `TavusNotFound`; a store of another account
+        `TavusAuthError` (403).
+        """
+        sid = validate_id(memory_store_id, "memory store id")
+        await self._call(
+            "delete_memory_store",
+            "DELETE",
+            f"/memory-stores/{sid}",
+            parse=_ignore_body,
+            retry_on=_IDEMPOTENT_RETRY_ON,
         )
 
     # --- machinery --------------------------------------------------------------------------

@@ -142,7 +142,7 @@ class TavusOutOfCredits(TavusRejected):
 
 
 class TavusNotFound(TavusRejected):
-    """Tavus does not know this conversation id (400 "Invalid conversation_id"/404)."""
+    """Tavus does not know this id (400 "Invalid conversation_id"; any 404: e.g. a persona)."""
 
     outcome = "not_found"
 

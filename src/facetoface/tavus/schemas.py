@@ -1,8 +1,9 @@
-"""Pydantic models for the Tavus CVI conversation endpoints.
+"""Pydantic models for the Tavus CVI endpoints the service uses: conversations, personas,
+replicas and memory stores.
 
 Request models are strict (`extra="forbid"`, serialised without `None` fields) so a typo never
-reaches Tavus silently. Response models are tolerant, because Tavus's payloads churn
-(tavus-api.md §0, §7.14): unknown fields are ignored, every field except `conversation_id` is
+reaches Tavus silently. Response models are tolerant, because Tavus's payloads churn from one
+generation of its docs to the next: unknown fields are ignored, every field except the id is
 optional, a malformed optional value becomes `None` instead of failing the whole response, and
 timestamps are accepted as ISO-8601, epoch numbers or RFC-1123 dates.
 
@@ -21,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
@@ -34,6 +36,10 @@ __all__ = [
     "ConversationPage",
     "ConversationProperties",
     "CreateConversationRequest",
+    "MemoryStore",
+    "MemoryStorePage",
+    "Persona",
+    "Replica",
 ]
 
 TRANSCRIPTION_READY = "application.transcription_ready"
@@ -69,6 +75,8 @@ def _lenient_datetime(value: Any, handler: ValidatorFunctionWrapHandler) -> date
 LenientStr = Annotated[str | None, WrapValidator(_lenient_str)]
 #: An optional timestamp (ISO-8601, epoch seconds or RFC-1123); None when unparseable.
 LenientDatetime = Annotated[datetime | None, WrapValidator(_lenient_datetime)]
+#: A tag sent to Tavus: a non-empty string.
+Tag = Annotated[str, StringConstraints(min_length=1)]
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -103,7 +111,16 @@ class CreateConversationRequest(BaseModel):
     #: User-provided material: never log it.
     conversational_context: str | None = Field(default=None, repr=False)
     custom_greeting: str | None = None
+    #: Validate the whole create path without a live room: Tavus answers `status: "ended"`,
+    #: the replica never joins, nothing is billed and no concurrency slot is used.
     test_mode: bool | None = None
+    #: Private room: Tavus answers with a `meeting_token` the participant needs to join.
+    require_auth: bool | None = None
+    #: Memory Stores: the persona's memory of this participant follows them across
+    #: conversations. Tavus takes one tag per conversation today.
+    participant_tags: list[Tag] | None = Field(default=None, min_length=1, max_length=1)
+    #: Legacy memory tags (the older memory system; Tavus recommends `participant_tags`).
+    memory_stores: list[Tag] | None = Field(default=None, min_length=1)
     properties: ConversationProperties | None = None
 
     @model_validator(mode="after")
@@ -173,7 +190,7 @@ def _last_event_property(events: list[dict[str, Any]], event_type: str, key: str
 class ConversationDetails(Conversation):
     """`GET /v2/conversations/{id}` (with `?verbose=true`: events, shutdown reason, transcript).
 
-    The verbose schema is undocumented (tavus-api.md §2.2), so parsing is defensive:
+    Tavus does not document the verbose schema fully, so parsing is defensive:
     - `events` is read from the top-level `events` list; entries that aren't objects are dropped.
     - `shutdown_reason` is the top-level value, else the last `system.shutdown` event's.
     - `transcript` is the top-level list, else the last `application.transcription_ready`
@@ -230,6 +247,7 @@ class ConversationPage(BaseModel):
     def _drop_unusable_entries(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
+        return _drop_entries_without("conversation_id", data)
         data = dict(data)
         raw = data.get("data")
         entries = (
@@ -251,3 +269,122 @@ class ConversationPage(BaseModel):
             total = len(entries)
         data["total_count"] = total
         return data
+
+
+# --- personas, replicas, memory stores --------------------------------------------------------
+
+#: Perception models that give a post-call visual analysis (`application.perception_analysis`).
+ANALYSING_PERCEPTION_MODELS = frozenset({"raven-0", "raven-1"})
+#: Replica statuses in which conversations can use it (`completed`; training callbacks say
+#: `ready`).
+READY_REPLICA_STATUSES = frozenset({"completed", "ready"})
+
+
+def _drop_entries_without(key: str, data: Any) -> Any:
+    """A list answer as `{data, total_count}`: accepts a bare list, drops entries without a
+    usable `key`, defaults a missing or bad `total_count` to the number of entries."""
+    if isinstance(data, list):
+        data = {"data": data}
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    raw = data.get("data")
+    entries = (
+        [e for e in raw if isinstance(e, dict) and isinstance(e.get(key), str) and e[key]]
+        if isinstance(raw, list)
+        else []
+    )
+    data["data"] = entries
+    total = data.get("total_count")
+    if isinstance(total, str) and total.strip().isdigit():
+        total = int(total)
+    if not isinstance(total, int) or isinstance(total, bool) or total < 0:
+        total = len(entries)
+    data["total_count"] = total
+    return data
+
+
+class Persona(BaseModel):
+    """`GET /v2/personas/{id}` (alias `/v2/pals/{id}`): the parts the service looks at."""
+
+    model_config = _RESPONSE_CONFIG
+
+    persona_id: str = Field(min_length=1)
+    persona_name: LenientStr = None
+    #: `user` (the account's own) or `system` (Tavus's stock personas).
+    persona_type: LenientStr = None
+    default_replica_id: LenientStr = None
+    #: The operator's prompt: long and not ours to log.
+    system_prompt: LenientStr = Field(default=None, repr=False)
+    layers: dict[str, Any] = Field(default_factory=dict, repr=False)
+    created_at: LenientDatetime = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _layers_must_be_a_dict(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not isinstance(data.get("layers"), dict):
+            data = {**data, "layers": {}}
+        return data
+
+    @property
+    def perception_model(self) -> str | None:
+        """`layers.perception.perception_model` (e.g. `raven-1`), or None when unset."""
+        perception = self.layers.get("perception")
+        model = perception.get("perception_model") if isinstance(perception, dict) else None
+        return model if isinstance(model, str) and model else None
+
+    @property
+    def analyses_perception(self) -> bool:
+        """Whether its conversations end with an `application.perception_analysis`."""
+        return self.perception_model in ANALYSING_PERCEPTION_MODELS
+
+
+class Replica(BaseModel):
+    """`GET /v2/replicas/{id}` (alias `/v2/faces/{id}`): the parts the service looks at."""
+
+    model_config = _RESPONSE_CONFIG
+
+    replica_id: str = Field(min_length=1)
+    replica_name: LenientStr = None
+    #: `started` (training), `completed` or `error`.
+    status: LenientStr = None
+    #: e.g. "100/100".
+    training_progress: LenientStr = None
+    replica_type: LenientStr = None
+    created_at: LenientDatetime = None
+
+    @property
+    def is_ready(self) -> bool:
+        """Whether conversations can use it (training finished without error)."""
+        return self.status in READY_REPLICA_STATUSES
+
+
+class MemoryStore(BaseModel):
+    """One entry of `GET /v2/memory-stores`: a persona's memory of one participant."""
+
+    model_config = _RESPONSE_CONFIG
+
+    memory_store_id: str = Field(min_length=1)
+    pal_id: LenientStr = None
+    participant_tag: LenientStr = None
+    created_at: LenientDatetime = None
+    updated_at: LenientDatetime = None
+
+
+class MemoryStorePage(BaseModel):
+    """`GET /v2/memory-stores`: the caller's stores matching the filters.
+
+    Tavus documents the filters and `memory_store_id` but not the envelope, so both
+    `{"data": [...], "total_count": n}` and a bare list are accepted; entries without a
+    `memory_store_id` are dropped (nothing can be done with them).
+    """
+
+    model_config = _RESPONSE_CONFIG
+
+    data: list[MemoryStore] = Field(default_factory=list)
+    total_count: int = Field(default=0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_unusable_entries(cls, data: Any) -> Any:
+        return _drop_entries_without("memory_store_id", data)

@@ -1,21 +1,27 @@
-"""The simulated Tavus conversation API, mounted at ``/v2`` (tavus-api.md §2).
+"""The simulated Tavus conversation API, mounted at ``/v2``.
 
-Every call: ``latency_ms`` wait → ``x-api-key`` check (401 ``{"message": "Invalid access
-token"}``) → fault rules (faults.py) → the operation. Query parameters and bodies are parsed
-by hand so that bad input gets Tavus-style 400 bodies rather than FastAPI's 422.
+Every call: ``latency_ms`` wait and ``x-api-key`` check (gate.py) → fault rules (faults.py)
+→ the operation. Query parameters and bodies are parsed by hand so that bad input gets
+Tavus-style 400 bodies rather than FastAPI's 422.
 
-Choices where Tavus documents nothing (tavus-api.md says so):
+Choices where Tavus documents nothing:
 
-- Create rejects unknown fields (top level and in ``properties``) with 400: the quickstart
-  says a 400 usually means "customizations in the wrong place", and a typo should fail here
-  rather than be silently ignored.
+- Create accepts fields it does not know, at the top level and in ``properties`` (Tavus's own
+  CLI sends ``chat`` and ``meeting_url``; integrations send ``properties.enable_transcription``),
+  and keeps them for ``/_sim``; every documented field is still type-checked and a malformed
+  one is a 400.
+- A create naming a persona or replica the account does not have is adopted or refused per
+  ``SimConfig.unknown_ids`` (catalog.py); a replica still training is refused. A replica-only
+  create uses the default persona (``SimConfig.default_persona_id``); a persona-only create
+  the persona's default replica.
 - ``POST …/end`` on an already ended conversation answers 200, like a first end
   (idempotent success). Its body is the plain text ``OK``: the reference gives no body
   schema, so a client must not depend on it.
 - ``DELETE`` of an active conversation first shuts it down with the documented reason
   ``daily_room_has_been_deleted``. Soft-deleted conversations disappear from the API (400
   ``Invalid conversation_id``) but stay visible under ``/_sim``; ``?hard=true`` removes them.
-- Test-mode conversations generate no callbacks and start no timers.
+- Test-mode conversations are validated like live ones, answered ``status: "ended"``, hold no
+  concurrency slot, start no timers, generate no callbacks and touch no memory store.
 """
 
 from __future__ import annotations
@@ -25,21 +31,23 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from facetoface.tavus_sim.faults import (
-    CONCURRENCY_LIMIT_BODY,
-    DEFAULT_STATUS_BODY,
-    GATEWAY_TIMEOUT_BODY,
-    OUT_OF_CREDITS_BODY,
-    FaultRule,
-    drop_connection,
+from facetoface.tavus_sim.catalog import UnknownId
+from facetoface.tavus_sim.faults import CONCURRENCY_LIMIT_BODY
+from facetoface.tavus_sim.handling import (
+    ApiError,
+    bool_param,
+    fault_response,
+    guarded,
+    int_param,
+    parse_body,
+    parsed_json,
 )
 from facetoface.tavus_sim.runtime import SimRuntime, get_runtime
 from facetoface.tavus_sim.state import (
@@ -54,15 +62,14 @@ from facetoface.tavus_sim.state import (
 router = APIRouter(prefix="/v2")
 
 INVALID_CONVERSATION_BODY = {"error": "Invalid conversation_id"}
-INVALID_TOKEN_BODY = {"message": "Invalid access token"}
 
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 
 
 class CreateProperties(BaseModel):
-    """``properties`` of a create request (tavus-api.md §2.1)."""
+    """``properties`` of a create request. Unknown keys are kept."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True)
 
     max_call_duration: int | None = Field(default=None, ge=1)
     participant_left_timeout: int | None = Field(default=None, ge=0)
@@ -77,12 +84,19 @@ class CreateProperties(BaseModel):
     recording_storage: dict[str, Any] | None = None
     livekit_ws_url: str | None = None
     livekit_room_token: str | None = None
+    # Seen in integrations, not in the API reference: typed when present.
+    enable_transcription: bool | None = None
+    auto_start_recording: bool | None = None
+    languages: list[str] | None = None
 
 
 class CreateBody(BaseModel):
-    """Body of ``POST /v2/conversations`` (tavus-api.md §2.1), with the G3 aliases."""
+    """Body of ``POST /v2/conversations``, with the PAL/Face aliases of the ids.
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    Unknown keys are accepted and kept (``model_extra``).
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True)
 
     replica_id: NonEmptyStr | None = None
     persona_id: NonEmptyStr | None = None
@@ -94,7 +108,10 @@ class CreateBody(BaseModel):
     conversational_context: str | None = None
     custom_greeting: str | None = None
     enable_dynamic_greeting: bool | None = None
-    memory_stores: list[str] | None = None
+    #: Memory Stores: one participant tag per conversation today.
+    participant_tags: list[NonEmptyStr] | None = Field(default=None, max_length=1)
+    #: Legacy memory tags.
+    memory_stores: list[NonEmptyStr] | None = None
     document_ids: list[str] | None = None
     document_retrieval_strategy: Literal["speed", "quality", "balanced"] | None = None
     document_tags: list[str] | None = None
@@ -103,18 +120,9 @@ class CreateBody(BaseModel):
     max_participants: int | None = Field(default=None, ge=2)
     policy: Literal["eu"] | None = None
     properties: CreateProperties | None = None
-
-
-class BadRequest(Exception):
-    """A 400 with a Tavus-style ``{"message": ...}`` body."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def response(self) -> JSONResponse:
-        """Render the error."""
-        return JSONResponse({"message": self.message}, status_code=400)
+    # Sent by Tavus's CLI, not in the API reference: typed when present.
+    chat: bool | None = None
+    meeting_url: str | None = None
 
 
 # ---------------------------------------------------------------------- rendering
@@ -150,94 +158,20 @@ def verbose_conversation_json(conversation: Conversation) -> dict[str, Any]:
     return out
 
 
-# ---------------------------------------------------------------------- plumbing
-
-
-async def _preamble(request: Request, runtime: SimRuntime) -> Response | None:
-    """Apply latency and the API key check; return the response that ends the call, if any."""
-    if runtime.config.latency_ms:
-        await runtime.sleep(runtime.config.latency_ms / 1000)
-    given = request.headers.get("x-api-key", "").encode()
-    if not hmac.compare_digest(given, runtime.config.api_key.encode()):
-        return JSONResponse(INVALID_TOKEN_BODY, status_code=401)
-    return None
-
-
-async def _fault_response(
-    request: Request, runtime: SimRuntime, rule: FaultRule, done: Response | None
-) -> Response:
-    """Turn a fault rule into what the client gets; ``done`` is the real answer when the
-    operation was applied first."""
-    if rule.kind == "timeout":
-        await runtime.sleep(rule.delay_s)
-        return done or JSONResponse(GATEWAY_TIMEOUT_BODY, status_code=504)
-    if rule.kind == "concurrency_limit":
-        return JSONResponse(CONCURRENCY_LIMIT_BODY, status_code=400)
-    if rule.kind == "out_of_credits":
-        return JSONResponse(OUT_OF_CREDITS_BODY, status_code=402)
-    if rule.kind == "drop_connection":
-        await drop_connection(request.scope)
-        # Discarded by uvicorn: the connection is already gone.
-        return Response(status_code=500)
-    body = DEFAULT_STATUS_BODY if rule.body is None else rule.body
-    if isinstance(body, str):
-        return PlainTextResponse(body, status_code=rule.status)
-    return JSONResponse(body, status_code=rule.status)
-
-
-async def _guarded(
-    request: Request, endpoint: str, action: Callable[[SimRuntime], Awaitable[Response]]
-) -> Response:
-    runtime = get_runtime(request)
-    denied = await _preamble(request, runtime)
-    if denied is not None:
-        return denied
-    rule = runtime.faults.take(endpoint)
-    if rule is not None and not rule.apply_first:
-        return await _fault_response(request, runtime, rule, None)
-    try:
-        response = await action(runtime)
-    except BadRequest as exc:
-        response = exc.response()
-    if rule is not None:
-        return await _fault_response(request, runtime, rule, response)
-    return response
-
-
-def _bool_param(request: Request, name: str) -> bool:
-    raw = request.query_params.get(name)
-    if raw is None or raw.lower() in ("false", "0", ""):
-        return False
-    if raw.lower() in ("true", "1"):
-        return True
-    raise BadRequest(f"{name} must be true or false")
-
-
-def _int_param(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be a positive integer") from None
-    if value < 1:
-        raise BadRequest(f"{name} must be a positive integer")
-    return value
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors(include_url=False):
-        where = ".".join(str(part) for part in error["loc"]) or "body"
-        parts.append(f"{where}: {error['msg']}")
-    return "Invalid request body: " + "; ".join(parts)
+# ---------------------------------------------------------------------- helpers
 
 
 def _one_of(primary: str | None, alias: str | None, names: str) -> str | None:
     if primary is not None and alias is not None and primary != alias:
-        raise BadRequest(f"{names} name different ids")
+        raise ApiError(f"{names} name different ids")
     return primary if primary is not None else alias
+
+
+def _absolute_http_url(value: str, name: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ApiError(f"{name} must be an absolute http(s) URL")
+    return value
 
 
 def _meeting_token(conversation_id: str, api_key: str, ttl_s: int) -> str:
@@ -253,38 +187,13 @@ def _meeting_token(conversation_id: str, api_key: str, ttl_s: int) -> str:
     return f"{header}.{payload}.{b64(signature.digest())}"
 
 
-# ---------------------------------------------------------------------- create
-
-
-async def _create(request: Request, runtime: SimRuntime, raw: bytes) -> tuple[Response, str | None]:
-    try:
-        body = CreateBody.model_validate_json(raw or b"{}")
-        persona_id = _one_of(body.persona_id, body.pal_id, "persona_id and pal_id")
-        replica_id = _one_of(body.replica_id, body.face_id, "replica_id and face_id")
-        if persona_id is None and replica_id is None:
-            raise BadRequest(
-                "Each request must have a valid replica_id value that's either directly "
-                "passed in or as part of a persona"
-            )
-        callback_url = body.callback_url or ""
-        if callback_url:
-            parts = urlsplit(callback_url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise BadRequest("callback_url must be an absolute http(s) URL")
-    except ValidationError as exc:
-        return BadRequest(_describe(exc)).response(), None
-    except BadRequest as exc:
-        return exc.response(), None
-
+def _timings(runtime: SimRuntime, properties: dict[str, Any]) -> Timings:
     config = runtime.config
-    state = runtime.state
-    test_mode = body.test_mode is True
-    properties = body.properties.model_dump(exclude_none=True) if body.properties else {}
     max_call = properties.get("max_call_duration", config.default_max_call_duration)
     if config.max_call_duration_cap is not None:
-        # Tavus is reported to lower values above the plan's cap silently (§2.1).
+        # Tavus is reported to lower values above the plan's cap silently.
         max_call = min(max_call, config.max_call_duration_cap)
-    timings = Timings(
+    return Timings(
         max_call_duration=max_call,
         participant_left_timeout=properties.get(
             "participant_left_timeout", config.default_participant_left_timeout
@@ -293,6 +202,65 @@ async def _create(request: Request, runtime: SimRuntime, raw: bytes) -> tuple[Re
             "participant_absent_timeout", config.default_participant_absent_timeout
         ),
     )
+
+
+def _mentor(runtime: SimRuntime, body: CreateBody) -> tuple[str, str, str | None]:
+    """(persona id, replica id, the persona's perception model) of a create, or ``ApiError``."""
+    config = runtime.config
+    catalog = runtime.catalog
+    adopt = config.unknown_ids == "adopt"
+    persona_id = _one_of(body.persona_id, body.pal_id, "persona_id and pal_id")
+    replica_id = _one_of(body.replica_id, body.face_id, "replica_id and face_id")
+    if persona_id is None and replica_id is None:
+        raise ApiError(
+            "Each request must have a valid replica_id value that's either directly "
+            "passed in or as part of a persona"
+        )
+    try:
+        persona = (
+            catalog.persona(persona_id, adopt=adopt, default_replica_id=config.default_replica_id)
+            if persona_id is not None
+            # Tavus: with only a replica_id, "the default Tavus persona will be used".
+            else catalog.persona(
+                config.default_persona_id,
+                adopt=True,
+                default_replica_id=config.default_replica_id,
+            )
+        )
+        replica_id = replica_id or persona.default_replica_id
+        if replica_id is None:
+            raise ApiError(
+                f"persona_id {persona.persona_id} has no default replica: pass a replica_id"
+            )
+        replica = catalog.replica(replica_id, adopt=adopt)
+    except UnknownId as exc:
+        raise ApiError(str(exc)) from None
+    if not replica.ready:
+        raise ApiError(f"replica_id {replica.replica_id} is not ready (status: {replica.status})")
+    return persona.persona_id, replica.replica_id, persona.perception_model
+
+
+# ---------------------------------------------------------------------- create
+
+
+async def _create(request: Request, runtime: SimRuntime, raw: bytes) -> tuple[Response, str | None]:
+    config = runtime.config
+    state = runtime.state
+    try:
+        body = parse_body(CreateBody, raw)
+        callback_url = body.callback_url or ""
+        if callback_url:
+            _absolute_http_url(callback_url, "callback_url")
+        if body.meeting_url is not None:
+            _absolute_http_url(body.meeting_url, "meeting_url")
+        async with state.lock:
+            persona_id, replica_id, perception_model = _mentor(runtime, body)
+    except ApiError as exc:
+        return exc.response(), None
+
+    test_mode = body.test_mode is True
+    properties = body.properties.model_dump(exclude_none=True) if body.properties else {}
+    timings = _timings(runtime, properties)
     async with state.lock:
         limit = config.concurrency_limit
         if not test_mode and limit is not None and state.active_count() >= limit:
@@ -308,7 +276,7 @@ async def _create(request: Request, runtime: SimRuntime, raw: bytes) -> tuple[Re
             conversation_url=f"{base_url}/rooms/{conversation_id}",
             callback_url=callback_url,
             persona_id=persona_id,
-            replica_id=replica_id or config.default_replica_id,
+            replica_id=replica_id,
             conversational_context=body.conversational_context or "",
             custom_greeting=body.custom_greeting or None,
             properties=properties,
@@ -323,8 +291,13 @@ async def _create(request: Request, runtime: SimRuntime, raw: bytes) -> tuple[Re
             created_at=now,
             updated_at=now,
             status="ended" if test_mode else "active",
+            perception_model=perception_model,
+            participant_tags=list(body.participant_tags or []),
+            memory_tags=list(body.memory_stores or []),
+            extra_fields=dict(body.model_extra or {}),
         )
         state.conversations[conversation_id] = conversation
+        runtime.memory.attach(conversation)
     runtime.lifecycle.started(conversation)
     answer: dict[str, Any] = {
         "conversation_id": conversation.conversation_id,
@@ -343,25 +316,18 @@ async def _create(request: Request, runtime: SimRuntime, raw: bytes) -> tuple[Re
 async def create_conversation(request: Request) -> Response:
     """Create a conversation; it starts at once (replica join and timers)."""
     runtime = get_runtime(request)
-    denied = await _preamble(request, runtime)
-    if denied is not None:
-        return denied
     raw = await request.body()
-    try:
-        parsed: Any = json.loads(raw) if raw else None
-    except ValueError:
-        parsed = None
-    record = CreateRecord(at=utcnow(), request=parsed)
+    record = CreateRecord(at=utcnow(), request=parsed_json(raw))
     runtime.state.ledger.append(record)
     rule = runtime.faults.take("create")
     if rule is not None:
         record.fault = rule.kind
     if rule is not None and not rule.apply_first:
-        response = await _fault_response(request, runtime, rule, None)
+        response = await fault_response(request, runtime, rule, None)
     else:
         response, record.conversation_id = await _create(request, runtime, raw)
         if rule is not None:
-            response = await _fault_response(request, runtime, rule, response)
+            response = await fault_response(request, runtime, rule, response)
     dropped = rule is not None and rule.kind == "drop_connection"
     record.status_code = None if dropped else response.status_code
     return response
@@ -375,7 +341,7 @@ async def get_conversation(request: Request, conversation_id: str) -> Response:
     """Return one conversation; ``?verbose=true`` adds its events and transcript."""
 
     async def action(runtime: SimRuntime) -> Response:
-        verbose = _bool_param(request, "verbose")
+        verbose = bool_param(request, "verbose")
         conversation = runtime.state.visible(conversation_id)
         if conversation is None:
             return JSONResponse(INVALID_CONVERSATION_BODY, status_code=400)
@@ -383,7 +349,7 @@ async def get_conversation(request: Request, conversation_id: str) -> Response:
             return JSONResponse(verbose_conversation_json(conversation))
         return JSONResponse(conversation_json(conversation))
 
-    return await _guarded(request, "get", action)
+    return await guarded(request, "get", action)
 
 
 @router.get("/conversations")
@@ -391,11 +357,11 @@ async def list_conversations(request: Request) -> Response:
     """List conversations newest first: ``?limit=`` (10), ``?page=`` (1-based), ``?status=``."""
 
     async def action(runtime: SimRuntime) -> Response:
-        limit = _int_param(request, "limit", 10)
-        page = _int_param(request, "page", 1)
+        limit = int_param(request, "limit", 10)
+        page = int_param(request, "page", 1)
         status = request.query_params.get("status")
         if status is not None and status not in ("active", "ended"):
-            raise BadRequest("status must be active or ended")
+            raise ApiError("status must be active or ended")
         matching = [
             (index, conversation)
             for index, conversation in enumerate(runtime.state.conversations.values())
@@ -411,7 +377,7 @@ async def list_conversations(request: Request) -> Response:
             }
         )
 
-    return await _guarded(request, "list", action)
+    return await guarded(request, "list", action)
 
 
 # ---------------------------------------------------------------------- end / delete
@@ -428,7 +394,7 @@ async def end_conversation(request: Request, conversation_id: str) -> Response:
         await runtime.lifecycle.shutdown(conversation, "end_conversation_endpoint_hit")
         return PlainTextResponse("OK")
 
-    return await _guarded(request, "end", action)
+    return await guarded(request, "end", action)
 
 
 @router.delete("/conversations/{conversation_id}")
@@ -436,7 +402,7 @@ async def delete_conversation(request: Request, conversation_id: str) -> Respons
     """Delete a conversation (soft, or ``?hard=true``), ending it first if active."""
 
     async def action(runtime: SimRuntime) -> Response:
-        hard = _bool_param(request, "hard")
+        hard = bool_param(request, "hard")
         conversation = runtime.state.visible(conversation_id)
         if conversation is None:
             return JSONResponse(INVALID_CONVERSATION_BODY, status_code=400)
@@ -449,4 +415,4 @@ async def delete_conversation(request: Request, conversation_id: str) -> Respons
                 conversation.touch()
         return Response(status_code=204)
 
-    return await _guarded(request, "delete", action)
+    return await guarded(request, "delete", action)

@@ -8,10 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from facetoface.tavus_sim import api, control, room
+from facetoface.tavus_sim import api, catalog_api, control, memory_api, room
 from facetoface.tavus_sim.config import SimConfig
 from facetoface.tavus_sim.faults import RAW_SEND_SCOPE_KEY
+from facetoface.tavus_sim.gate import install_gate
 from facetoface.tavus_sim.runtime import SimRuntime
+
+#: The simulated Tavus API (``/v2``), behind the gate.
+API_ROUTERS = (api.router, catalog_api.router, memory_api.router)
 
 
 class _SimApp(FastAPI):
@@ -27,8 +31,9 @@ class _SimApp(FastAPI):
 def create_sim_app(config: SimConfig | None = None) -> FastAPI:
     """Build a Tavus simulator app.
 
-    Routes: the Tavus API under ``/v2``, the rooms under ``/rooms``, the test control API
-    under ``/_sim``. The runtime (state, faults, timers, callback sender) is on
+    Routes: the Tavus API under ``/v2`` (conversations, personas/pals, replicas/faces, memory
+    stores; behind the API-key gate), the rooms under ``/rooms``, the test control API under
+    ``/_sim``. The runtime (state, faults, timers, callback sender) is on
     ``app.state.sim``; the lifespan opens the callback HTTP client and, on shutdown, cancels
     timers and pending deliveries and closes it.
     """
@@ -50,7 +55,9 @@ def create_sim_app(config: SimConfig | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.sim = runtime
-    app.include_router(api.router)
+    install_gate(app, runtime, API_ROUTERS)
+    for router in API_ROUTERS:
+        app.include_router(router)
     app.include_router(room.router)
     app.include_router(control.router)
     return app

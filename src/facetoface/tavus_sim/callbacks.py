@@ -1,5 +1,5 @@
 """Callback sender: POSTs Tavus's conversation webhook envelope to a conversation's
-``callback_url`` (tavus-api.md §4.2), with retries.
+``callback_url``, with retries.
 
 One long-lived ``httpx.AsyncClient`` sends everything. Callbacks of one conversation go out
 one at a time, in generation order (unless the shuffle control is on), so tests see a

@@ -6,6 +6,8 @@ Every knob is a field of :class:`SimConfig`. Most can be changed while the simul
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -42,11 +44,21 @@ class SimConfig(BaseModel):
 
     max_call_duration_cap: int | None = Field(default=3600, ge=1)
     """Plan cap: larger ``max_call_duration`` values are silently lowered, as Tavus is
-    reported to do (tavus-api.md §2.1). ``None`` disables the cap."""
+    reported to do. ``None`` disables the cap."""
 
-    default_replica_id: str = "r000000000000"
-    """Replica used when a create names only a persona (Tavus would use the persona's
-    default replica, which the simulator cannot know)."""
+    default_persona_id: str = "pcb7a34da5fe"
+    """Persona a replica-only create uses (Tavus: "the default Tavus persona"); a seeded
+    stock persona with a Raven perception model (catalog.py)."""
+
+    default_replica_id: str = "r90bbd427f71"
+    """Default replica of personas the simulator adopts (it cannot know their real one)."""
+
+    unknown_ids: Literal["adopt", "reject"] = "adopt"
+    """A create naming a persona or replica the account does not have: ``adopt`` registers it
+    (so an app using its real Tavus ids works offline), ``reject`` answers 400 like Tavus."""
+
+    replica_training_ms: int = Field(default=0, ge=0)
+    """How long a replica created through ``POST /v2/replicas`` trains (scaled)."""
 
     time_scale: float = Field(default=1.0, gt=0)
     """Divides every simulated timer: 1000 turns a 60 s timeout into 60 ms."""

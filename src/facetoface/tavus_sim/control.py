@@ -13,8 +13,10 @@ face untrusted networks. Endpoints:
   (409 if not active).
 - ``GET|POST|DELETE /_sim/faults``: list, add (body: a :class:`FaultRule`), clear.
 - ``GET|PUT /_sim/config``: read, or change any :class:`SimConfig` field at runtime (partial).
+- ``GET /_sim/memory``: every Memory Store (with its memories) and every legacy memory tag.
 - ``POST /_sim/drain`` ``{"timeout_s"?}``: wait until all queued callbacks were delivered.
-- ``POST /_sim/reset``: forget conversations, ledger and faults; restore the start config.
+- ``POST /_sim/reset``: forget conversations, ledger, memories, created personas/replicas and
+  faults; restore the start config.
 """
 
 from __future__ import annotations
@@ -75,6 +77,11 @@ def sim_conversation_json(conversation: Conversation) -> dict[str, Any]:
         },
         "max_participants": conversation.max_participants,
         "meeting_token": conversation.meeting_token,
+        "perception_model": conversation.perception_model,
+        "participant_tags": conversation.participant_tags,
+        "memory_stores": conversation.memory_tags,
+        "memory_store_id": conversation.memory_store_id,
+        "extra_fields": conversation.extra_fields,
         "created_at": isoformat(conversation.created_at),
         "updated_at": isoformat(conversation.updated_at),
         "replica_joined_at": _iso_or_none(conversation.replica_joined_at),
@@ -130,6 +137,16 @@ async def force_shutdown(request: Request, conversation_id: str, body: ShutdownB
     if not await runtime.lifecycle.shutdown(conversation, body.reason):
         return JSONResponse({"message": "conversation is not active"}, status_code=409)
     return JSONResponse(sim_conversation_json(conversation))
+
+
+@router.get("/memory")
+async def memory(request: Request) -> dict[str, Any]:
+    """Return every Memory Store and legacy memory tag, with their memories."""
+    bank = get_runtime(request).memory
+    return {
+        "memory_stores": [store.to_json() for store in bank.stores.values()],
+        "legacy_tags": bank.legacy_json(),
+    }
 
 
 @router.get("/faults")

@@ -36,7 +36,9 @@ from starlette.types import Scope
 
 from facetoface.tavus_sim.config import SimConfig
 
-FaultEndpoint = Literal["create", "get", "list", "end", "delete", "any"]
+FaultEndpoint = Literal[
+    "create", "get", "list", "end", "delete", "personas", "replicas", "memory_stores", "any"
+]
 FaultKind = Literal["status", "timeout", "concurrency_limit", "out_of_credits", "drop_connection"]
 
 CONCURRENCY_LIMIT_BODY = {"message": "User has reached maximum concurrent conversations"}

@@ -12,13 +12,16 @@ Timers are asyncio tasks, one per (conversation, timer name), all divided by
 - ``max_duration``: ``max_call_duration`` after create → shutdown ``max_call_duration``.
 
 Shutdown reasons are sent without the " reached" suffix of the documented list, matching
-Tavus's own example payloads and observed traffic (tavus-api.md §4.3).
+Tavus's own example payloads and observed traffic.
 
-On shutdown the conversation becomes ``ended`` and these callbacks are generated, in order:
+On shutdown the conversation becomes ``ended``, what the participant said becomes memories of
+its memory store and legacy tags (memory.py), and these callbacks are generated, in order:
 ``system.shutdown``, ``application.transcription_ready`` (first entry: the system prompt with
-the conversational context), ``application.perception_analysis`` and, only with
-``properties.enable_recording``, ``application.recording_ready``. Test-mode conversations
-never start timers or generate callbacks (Tavus does not document any for them).
+the conversational context), ``application.perception_analysis`` only when the persona has a
+Raven perception model, and ``application.recording_ready`` only when
+``properties.enable_recording`` is set and someone joined (nothing was recorded otherwise).
+Test-mode conversations never start timers or generate callbacks (Tavus does not document any
+for them).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import structlog
 
 from facetoface.tavus_sim import mentor
 from facetoface.tavus_sim.callbacks import envelope
+from facetoface.tavus_sim.catalog import ANALYSING_PERCEPTION_MODELS
 from facetoface.tavus_sim.state import Conversation, Participant, TranscriptEntry, utcnow
 
 if TYPE_CHECKING:
@@ -231,6 +235,9 @@ class Lifecycle:
             mention_context=not conversation.context_mentioned,
         )
         conversation.context_mentioned = True
+        if not conversation.memory_recalled:
+            conversation.memory_recalled = True
+            answer = mentor.with_recall(answer, self._runtime.memory.recall(conversation))
         self._add_turn(conversation, "assistant", answer)
         return answer
 
@@ -269,6 +276,7 @@ class Lifecycle:
             conversation.touch()
             self._cancel(conversation.conversation_id)
             events = self._post_call_events(conversation)
+            self._runtime.memory.learn(conversation)
         log.info(
             "tavus_sim.conversation.shutdown",
             conversation_id=conversation.conversation_id,
@@ -298,13 +306,16 @@ class Lifecycle:
                 "application.transcription_ready",
                 {**replica, "transcript": [entry.to_json() for entry in transcript]},
             ),
-            self._emit(
-                conversation,
-                "application.perception_analysis",
-                {"analysis": mentor.perception_analysis(user_turns, conversation.ever_joined)},
-            ),
         ]
-        if conversation.properties.get("enable_recording") is True:
+        if conversation.perception_model in ANALYSING_PERCEPTION_MODELS:
+            events.append(
+                self._emit(
+                    conversation,
+                    "application.perception_analysis",
+                    {"analysis": mentor.perception_analysis(user_turns, conversation.ever_joined)},
+                )
+            )
+        if conversation.properties.get("enable_recording") is True and conversation.ever_joined:
             events.append(
                 self._emit(
                     conversation, "application.recording_ready", self._recording(conversation)

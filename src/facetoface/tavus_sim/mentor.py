@@ -137,3 +137,8 @@ def perception_analysis(user_turns: int, ever_joined: bool) -> str:
         f"The participant was on camera, appeared attentive and calm, and spoke {user_turns} "
         f"time{'s' if user_turns != 1 else ''}. No other people were visible."
     )
+
+
+def with_recall(answer: str, recall: str | None) -> str:
+    """Prefix an answer with what the mentor remembers from earlier conversations (memory.py)."""
+    return f"{recall} {answer}" if recall else answer

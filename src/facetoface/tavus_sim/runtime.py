@@ -1,4 +1,5 @@
-"""The simulator's live parts, bundled: config, state, faults, callback sender, lifecycle."""
+"""The simulator's live parts, bundled: config, state, catalogue, memory, faults, callback
+sender, lifecycle."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Any
 from starlette.requests import Request
 
 from facetoface.tavus_sim.callbacks import CallbackSender
+from facetoface.tavus_sim.catalog import Catalog
 from facetoface.tavus_sim.config import SimConfig
 from facetoface.tavus_sim.faults import FaultQueue
 from facetoface.tavus_sim.lifecycle import Lifecycle
+from facetoface.tavus_sim.memory import MemoryBank
 from facetoface.tavus_sim.state import SimState
 
 
@@ -24,6 +27,8 @@ class SimRuntime:
         self.initial_config = config.model_copy(deep=True)
         self.config = config.model_copy(deep=True)
         self.state = SimState()
+        self.catalog = Catalog()
+        self.memory = MemoryBank()
         self.faults = FaultQueue()
         self.rng = random.Random(config.callback_seed)  # noqa: S311 - test fixtures, not crypto
         self.sender = CallbackSender(self)
@@ -41,11 +46,14 @@ class SimRuntime:
         await self.sender.aclose()
 
     async def reset(self) -> None:
-        """Forget all conversations, faults and runtime config changes."""
+        """Forget all conversations, memories, created personas and replicas, faults and
+        runtime config changes."""
         self.interrupt_sleepers()
         await self.lifecycle.cancel_all()
         await self.sender.cancel_all()
         self.state.clear()
+        self.catalog.reset()
+        self.memory.reset()
         self.faults.clear()
         self.config = self.initial_config.model_copy(deep=True)
         self.rng = random.Random(self.config.callback_seed)  # noqa: S311 - as above

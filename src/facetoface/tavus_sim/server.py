@@ -265,6 +265,11 @@ class SimServer:
         data: dict[str, Any] = self._call("GET", f"/_sim/conversations/{conversation_id}").json()
         return data
 
+    def memory(self) -> dict[str, Any]:
+        """Return every Memory Store (with its memories) and every legacy memory tag."""
+        data: dict[str, Any] = self._call("GET", "/_sim/memory").json()
+        return data
+
     def get_config(self) -> dict[str, Any]:
         """Return the current runtime config."""
         data: dict[str, Any] = self._call("GET", "/_sim/config").json()

@@ -138,6 +138,18 @@ class Conversation:
     events: list[dict[str, Any]] = field(default_factory=list)
     """Every callback envelope generated, delivered or not, in generation order."""
     deliveries: list[Delivery] = field(default_factory=list)
+    perception_model: str | None = None
+    """The persona's perception model at create; only a Raven model yields an analysis."""
+    participant_tags: list[str] = field(default_factory=list)
+    """``participant_tags`` of the create (Memory Stores; one tag today)."""
+    memory_tags: list[str] = field(default_factory=list)
+    """Legacy ``memory_stores`` tags of the create."""
+    memory_store_id: str | None = None
+    """The Memory Store this conversation reads and feeds, if any (memory.py)."""
+    memory_recalled: bool = False
+    """Whether the mentor has already brought up what it remembers."""
+    extra_fields: dict[str, Any] = field(default_factory=dict)
+    """Create fields the simulator accepts without modelling them (Tavus ignores them too)."""
 
     @property
     def visible(self) -> bool:

@@ -1,0 +1,504 @@
+"""`facetoface doctor`'s checks against the simulator and real databases: the all-pass case,
+then each check failing in turn (on SQLite and PostgreSQL), each failure with its fix."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from facetoface.config import Settings
+from facetoface.db import run_migrations
+from facetoface.doctor import Report, Status, diagnose, diagnose_environment, render_json
+from facetoface.doctor import render_text as render
+from facetoface.tavus_sim import SimServer
+from tests.auth.jwtkit import JwksServer
+from tests.doctor.conftest import Doctor, as_user, owner_sql, settings_of
+from tests.support.postgres import APP_ROLE, PostgresServer, create_app_role, fresh_database
+
+DATABASE_CHECKS = ("database", "migrations", "database_role", "row_level_security")
+TAVUS_DEPENDENTS = ("default_persona", "default_replica", "test_mode_create")
+
+
+async def _sim_post(sim: SimServer, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=sim.api_url, headers={"x-api-key": sim.api_key}) as api:
+        response = await api.post(path, json=body)
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def statuses(report: Report) -> dict[str, Status]:
+    return {check.id: check.status for check in report.checks}
+
+
+def only_failure(report: Report) -> Any:
+    """The one failed check (and its result), asserting that nothing else failed."""
+    failed = [check for check in report.checks if check.status is Status.failed]
+    assert len(failed) == 1, render(report)
+    assert failed[0].fix, "every failure says how to fix it"
+    assert not report.ok
+    return failed[0]
+
+
+def assert_all_pass(report: Report, *, postgres: bool) -> None:
+    expected = {check.id: Status.passed for check in report.checks}
+    if not postgres:
+        expected["database_role"] = expected["row_level_security"] = Status.not_applicable
+    assert statuses(report) == expected, render(report)
+    assert report.ok
+
+
+# --- all pass ---------------------------------------------------------------------------------
+
+
+async def test_a_healthy_production_deployment_passes_every_check(
+    doctor: Doctor, database: str
+) -> None:
+    report = await doctor()
+
+    assert_all_pass(report, postgres=database.startswith("postgresql"))
+    assert [check.id for check in report.checks] == [
+        "settings",
+        "database",
+        "migrations",
+        "database_role",
+        "row_level_security",
+        "signing_keys",
+        "tavus_key",
+        "default_persona",
+        "default_replica",
+        "test_mode_create",
+        "public_base_url",
+    ]
+    text = render(report)
+    assert text.splitlines()[-1] == (
+        "All 11 checks passed: ready."
+        if database.startswith("postgresql")
+        else "All 9 checks passed (2 not applicable): ready."
+    )
+
+
+async def test_the_test_mode_create_bills_nothing_and_leaves_nothing(
+    doctor: Doctor, sim: SimServer
+) -> None:
+    report = await doctor()
+
+    assert statuses(report)["test_mode_create"] is Status.passed
+    overview = sim.conversations()
+    assert overview["active"] == 0
+    (create,) = overview["creates"]
+    assert create["request"]["test_mode"] is True
+    assert create["request"]["conversation_name"] == "facetoface:doctor"
+    assert overview["conversations"] == []  # hard-deleted after the check
+
+
+async def test_development_against_the_simulator_passes(
+    database: str, sim: SimServer, tmp_path: Path
+) -> None:
+    settings = settings_of(
+        {
+            "environment": "development",
+            "database_url": database,
+            "tavus_sim_port": int(sim.base_url.rsplit(":", 1)[1]),
+        }
+    )
+    assert settings.uses_simulator
+
+    report = await diagnose(settings)
+
+    assert_all_pass(report, postgres=database.startswith("postgresql"))
+    assert "the Tavus simulator at http://127.0.0.1:" in report.headline
+
+
+# --- each check failing in turn ----------------------------------------------------------------
+
+
+async def test_settings_not_fit_for_the_environment(doctor: Doctor) -> None:
+    failure = only_failure(await doctor(cors_allowed_origins=["*"]))
+
+    assert failure.id == "settings"
+    assert "CORS_ALLOWED_ORIGINS" in failure.detail
+
+
+async def test_unreadable_settings_skip_everything_else() -> None:
+    def load() -> Settings:
+        return settings_of({"environment": "production", "port": "not-a-port"})
+
+    report = await diagnose_environment(load)
+
+    failure = only_failure(report)
+    assert failure.id == "settings"
+    assert "PORT" in failure.detail
+    assert "not-a-port" not in render(report)  # values are never echoed (could be secrets)
+    assert {check.status for check in report.checks[1:]} == {Status.skipped}
+
+
+async def test_unreachable_database(doctor: Doctor, database: str, tmp_path: Path) -> None:
+    if database.startswith("sqlite"):
+        missing = tmp_path / "nowhere" / "facetoface.db"
+        report = await doctor(database_url=f"sqlite:///{missing}")
+        assert not missing.parent.exists()  # the doctor does not create it
+    else:
+        report = await doctor(
+            database_url="postgresql://facetoface_app@127.0.0.1:1/facetoface",
+            db_connect_timeout_seconds=2,
+        )
+
+    failure = only_failure(report)
+    assert failure.id == "database"
+    assert "DATABASE_URL" in failure.fix
+    if database.startswith("postgresql"):
+        assert {statuses(report)[c] for c in DATABASE_CHECKS[1:]} == {Status.skipped}
+
+
+def test_unmigrated_database(
+    doctor: Doctor, database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if database.startswith("sqlite"):
+        empty = tmp_path / "empty.db"
+        sqlite3.connect(empty).close()
+        report = asyncio.run(doctor(database_url=f"sqlite:///{empty}"))
+    else:
+        server: PostgresServer = request.getfixturevalue("pg_server")
+        with fresh_database(server, "doctor_empty") as name:
+            report = asyncio.run(doctor(database_url=server.url(name, user=APP_ROLE)))
+
+    failure = only_failure(report)
+    assert (failure.id, failure.detail) == (
+        "migrations",
+        "the database is empty (no migration applied)",
+    )
+    assert "facetoface migrate" in failure.fix
+
+
+def test_database_behind_this_codes_head(doctor: Doctor, tmp_path: Path) -> None:
+    run_migrations(settings_of({"environment": "test", "data_dir": tmp_path / "old"}), "0004")
+
+    failure = only_failure(
+        asyncio.run(doctor(database_url=f"sqlite:///{tmp_path / 'old/facetoface.db'}"))
+    )
+
+    assert failure.id == "migrations"
+    assert failure.detail.startswith("at 0004, this code needs ")
+
+
+@pytest.mark.postgres
+async def test_serving_as_a_superuser(pg_doctor: Doctor, pg_database_url: str) -> None:
+    failure = only_failure(await pg_doctor(database_url=pg_database_url))
+
+    assert failure.id == "database_role"
+    assert failure.detail.startswith("postgres is a superuser, has BYPASSRLS, owns ")
+    assert failure.detail.endswith(": row-level security does not apply to it")
+    assert "app_login_role_sql" in failure.fix
+
+
+@pytest.mark.postgres
+async def test_serving_as_a_bypassrls_role(
+    pg_doctor: Doctor, pg_database_url: str, scratch_role: str
+) -> None:
+    await owner_sql(
+        pg_database_url,
+        f"CREATE ROLE {scratch_role} LOGIN BYPASSRLS",
+        f"GRANT SELECT ON public.alembic_version TO {scratch_role}",
+    )
+
+    failure = only_failure(await pg_doctor(database_url=as_user(pg_database_url, scratch_role)))
+
+    assert failure.id == "database_role"
+    assert failure.detail == (
+        f"{scratch_role} has BYPASSRLS: row-level security does not apply to it"
+    )
+
+
+@pytest.mark.postgres
+def test_serving_as_a_table_owner(
+    pg_doctor: Doctor, pg_server: PostgresServer, scratch_role: str
+) -> None:
+    with fresh_database(pg_server, "doctor_owner") as name:
+        owner_url = pg_server.url(name)
+        run_migrations(settings_of({"database_url": owner_url}))
+        asyncio.run(
+            owner_sql(
+                owner_url,
+                f"CREATE ROLE {scratch_role} LOGIN",
+                f"ALTER TABLE public.user_goals OWNER TO {scratch_role}",
+                f"GRANT SELECT ON public.alembic_version TO {scratch_role}",
+            )
+        )
+
+        failure = only_failure(
+            asyncio.run(pg_doctor(database_url=as_user(owner_url, scratch_role)))
+        )
+
+    assert failure.id == "database_role"
+    assert failure.detail.startswith(f"{scratch_role} owns 1 table(s) (user_goals)")
+
+
+@pytest.mark.postgres
+async def test_serving_role_that_cannot_switch_roles(
+    pg_doctor: Doctor, pg_database_url: str, scratch_role: str
+) -> None:
+    await owner_sql(
+        pg_database_url,
+        f"CREATE ROLE {scratch_role} LOGIN",
+        f"GRANT SELECT ON public.alembic_version TO {scratch_role}",
+    )
+
+    failure = only_failure(await pg_doctor(database_url=as_user(pg_database_url, scratch_role)))
+
+    assert failure.id == "database_role"
+    assert "not a member of both authenticated and facetoface_service" in failure.detail
+
+
+@pytest.mark.postgres
+def test_a_table_without_row_level_security(pg_doctor: Doctor, pg_server: PostgresServer) -> None:
+    with fresh_database(pg_server, "doctor_rls") as name:
+        owner_url = pg_server.url(name)
+        run_migrations(settings_of({"database_url": owner_url}))
+        create_app_role(pg_server, name)
+        asyncio.run(
+            owner_sql(owner_url, "ALTER TABLE public.user_goals DISABLE ROW LEVEL SECURITY")
+        )
+
+        failure = only_failure(asyncio.run(pg_doctor(database_url=as_user(owner_url, APP_ROLE))))
+
+    assert failure.id == "row_level_security"
+    assert failure.detail.startswith("off on 1 of ")
+    assert failure.detail.endswith("tables: user_goals")
+
+
+@pytest.mark.postgres
+async def test_row_level_security_switched_off_in_production(
+    pg_doctor: Doctor, pg_database_url: str
+) -> None:
+    failure = only_failure(
+        await pg_doctor(
+            database_url=as_user(pg_database_url, APP_ROLE), db_row_level_security=False
+        )
+    )
+
+    assert failure.id == "row_level_security"
+    assert "DB_ROW_LEVEL_SECURITY=false" in failure.detail
+
+
+@pytest.mark.parametrize(
+    ("break_it", "detail"),
+    [
+        ("no_keys", "has no usable signing key (ES256/RS256)"),
+        ("not_a_jwks", "is not a JWK set"),
+        ("status", "answered HTTP 503"),
+    ],
+)
+async def test_signing_keys_unusable(
+    doctor: Doctor, jwks: JwksServer, break_it: str, detail: str
+) -> None:
+    if break_it == "no_keys":
+        jwks.publish()
+    elif break_it == "not_a_jwks":
+        jwks.raw_body = b'{"keys": "nope"}'
+    else:
+        jwks.status = 503
+
+    failure = only_failure(await doctor())
+
+    assert failure.id == "signing_keys"
+    assert detail in failure.detail
+    assert "SUPABASE_URL" in failure.fix
+
+
+async def test_signing_keys_unreachable(doctor: Doctor) -> None:
+    failure = only_failure(await doctor(supabase_url="http://127.0.0.1:1"))
+
+    assert failure.id == "signing_keys"
+    assert failure.detail.startswith("cannot fetch the JWKS at http://127.0.0.1:1/auth/v1/")
+
+
+async def test_a_legacy_hs256_project_passes_without_jwks_keys(
+    doctor: Doctor, jwks: JwksServer
+) -> None:
+    jwks.publish()
+
+    report = await doctor(supabase_jwt_secret="a-long-enough-legacy-secret-0123456789abcdef")
+
+    assert statuses(report)["signing_keys"] is Status.passed
+    assert "legacy-secret" not in render(report)
+
+
+async def test_wrong_tavus_key(doctor: Doctor) -> None:
+    report = await doctor(tavus_api_key="tvsk_wrong_doctor_key_0123")
+
+    failure = only_failure(report)
+    assert failure.id == "tavus_key"
+    assert failure.detail.endswith("refused the key (HTTP 401: Invalid access token)")
+    assert failure.fix.startswith("set TAVUS_API_KEY to a current key")
+    assert {statuses(report)[c] for c in TAVUS_DEPENDENTS} == {Status.skipped}
+    assert "tvsk_wrong_doctor_key_0123" not in render(report) + render_json(report)
+
+
+async def test_production_without_a_tavus_key_never_calls_tavus(
+    doctor: Doctor, sim: SimServer
+) -> None:
+    report = await doctor(tavus_api_key=None)
+
+    checks = {check.id: check for check in report.checks if check.status is Status.failed}
+    assert set(checks) == {"settings", "tavus_key"}
+    assert checks["tavus_key"].detail.startswith("TAVUS_API_KEY is not set")
+    assert {statuses(report)[c] for c in TAVUS_DEPENDENTS} == {Status.skipped}
+    assert sim.conversations()["create_requests"] == 0
+
+
+async def test_tavus_unreachable(doctor: Doctor) -> None:
+    report = await doctor(tavus_base_url="http://127.0.0.1:1/v2", tavus_connect_timeout_seconds=1)
+
+    failure = only_failure(report)
+    assert failure.id == "tavus_key"
+    assert "no answer" in failure.detail
+    assert "TAVUS_BASE_URL" in failure.fix
+
+
+async def test_unknown_default_persona(doctor: Doctor) -> None:
+    report = await doctor(tavus_default_persona_id="pnothere0000")
+
+    failure = only_failure(report)
+    assert (failure.id, failure.detail) == ("default_persona", "Tavus has no persona pnothere0000")
+    assert statuses(report)["test_mode_create"] is Status.skipped
+
+
+async def test_unknown_default_replica(doctor: Doctor) -> None:
+    failure = only_failure(await doctor(tavus_default_replica_id="rnothere0000"))
+
+    assert (failure.id, failure.detail) == ("default_replica", "Tavus has no replica rnothere0000")
+
+
+async def test_default_replica_still_training(doctor: Doctor, sim: SimServer) -> None:
+    sim.set_config(replica_training_ms=3_600_000)
+    replica_id = (
+        await _sim_post(sim, "/replicas", {"train_video_url": "https://videos.example/me.mp4"})
+    )["replica_id"]
+
+    failure = only_failure(await doctor(tavus_default_replica_id=replica_id))
+
+    assert failure.id == "default_replica"
+    assert "is not ready (status started, training 0/100)" in failure.detail
+
+
+async def test_persona_without_a_default_replica_and_none_configured(
+    doctor: Doctor, sim: SimServer
+) -> None:
+    persona_id = (await _sim_post(sim, "/personas", {"system_prompt": "You mentor."}))["persona_id"]
+
+    failure = only_failure(
+        await doctor(tavus_default_persona_id=persona_id, tavus_default_replica_id="")
+    )
+
+    assert failure.id == "default_replica"
+    assert "has no default replica" in failure.detail
+
+
+async def test_replica_only_mentor_uses_tavus_default_persona(doctor: Doctor) -> None:
+    report = await doctor(tavus_default_persona_id="")
+
+    assert statuses(report)["default_persona"] is Status.not_applicable
+    assert report.ok, render(report)
+
+
+@pytest.mark.parametrize(
+    ("fault", "detail", "fix"),
+    [
+        (
+            {"kind": "status", "status": 400, "body": {"message": "Invalid properties"}},
+            "Tavus refused the create (HTTP 400: Invalid properties)",
+            "SESSION_",
+        ),
+        ({"kind": "out_of_credits"}, "refused: out of credits", "top up"),
+        ({"kind": "status", "status": 500}, "create: HTTP 500", "status.tavus.io"),
+    ],
+)
+async def test_test_mode_create_refused(
+    doctor: Doctor, sim: SimServer, fault: dict[str, Any], detail: str, fix: str
+) -> None:
+    sim.add_fault(endpoint="create", **fault)
+
+    failure = only_failure(await doctor())
+
+    assert failure.id == "test_mode_create"
+    assert detail in failure.detail
+    assert fix in failure.fix
+
+
+@pytest.mark.parametrize(
+    ("url", "detail"),
+    [
+        ("http://facetoface.example.com", "http://facetoface.example.com is not HTTPS"),
+        ("https://localhost:8443", "is a loopback name: Tavus cannot reach it"),
+        ("https://10.1.2.3", "is a private address: Tavus cannot reach it"),
+    ],
+)
+async def test_public_base_url_not_reachable_by_tavus(
+    doctor: Doctor, url: str, detail: str
+) -> None:
+    failure = only_failure(await doctor(public_base_url=url))
+
+    assert failure.id == "public_base_url"
+    assert detail in failure.detail
+    assert "PUBLIC_BASE_URL" in failure.fix
+
+
+async def test_a_malformed_public_base_url_also_fails_the_create(doctor: Doctor) -> None:
+    report = await doctor(public_base_url="facetoface.example.com")
+
+    failed = {check.id: check for check in report.checks if check.status is Status.failed}
+    assert set(failed) == {"test_mode_create", "public_base_url"}
+    assert "is not an absolute http(s) URL" in failed["public_base_url"].detail
+    # The create sends the callback URL built from it, as a start does: Tavus refuses it.
+    assert "callback_url" in failed["test_mode_create"].detail
+
+
+@pytest.mark.postgres
+async def test_a_role_that_cannot_read_the_schema_version(
+    pg_doctor: Doctor, pg_database_url: str, scratch_role: str
+) -> None:
+    await owner_sql(pg_database_url, f"CREATE ROLE {scratch_role} LOGIN")
+
+    report = await pg_doctor(database_url=as_user(pg_database_url, scratch_role))
+
+    checks = {check.id: check for check in report.checks}
+    assert checks["migrations"].status is Status.failed
+    assert "permission denied for table alembic_version" in checks["migrations"].detail
+    assert checks["row_level_security"].status is Status.skipped
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_no_secret_reaches_the_report(pg_doctor: Doctor, pg_database_url: str) -> None:
+    secret_password = "db-password-never-printed-42"
+    report = await pg_doctor(
+        database_url=as_user(pg_database_url, "nobody_here", secret_password),
+        tavus_api_key="tvsk_another_secret_key_9876",
+    )
+
+    output = render(report) + render_json(report)
+    assert secret_password not in output
+    assert "tvsk_another_secret_key_9876" not in output
+    assert statuses(report)["database"] is Status.failed
+
+
+async def test_json_report_shape(doctor: Doctor) -> None:
+    report = await doctor(tavus_default_replica_id="rnothere0000")
+
+    data = json.loads(render_json(report))
+
+    assert data["ok"] is False
+    assert data["counts"]["fail"] == 1
+    by_id = {check["id"]: check for check in data["checks"]}
+    assert by_id["default_replica"]["status"] == "fail"
+    assert by_id["default_replica"]["fix"]
+    assert set(by_id["settings"]) == {"id", "title", "status", "detail", "fix"}

@@ -1,0 +1,129 @@
+"""`facetoface doctor` as a command: real processes against the simulator, exit statuses,
+`--json`, and the README's example output, which must equal what a real run prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from facetoface.config import Settings
+from facetoface.db import run_migrations
+from facetoface.tavus_sim import SimServer
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+#: The simulator's port in the README's examples (`make run`'s embedded simulator).
+README_SIM_PORT = "8100"
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A working directory with a migrated SQLite database at `data/facetoface.db`."""
+    run_migrations(Settings(_env_file=None, environment="development", data_dir=tmp_path / "data"))  # type: ignore[call-arg]
+    return tmp_path
+
+
+def _env(sim: SimServer, **extra: str) -> dict[str, str]:
+    keep = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TAVUS_", "DATABASE_", "SUPABASE_", "DB_", "SESSION_"))
+        and key not in {"ENVIRONMENT", "DATA_DIR", "PUBLIC_BASE_URL", "PORT", "HOST"}
+    }
+    return {
+        **keep,
+        "ENVIRONMENT": "development",
+        "DATA_DIR": "data",
+        "TAVUS_SIM_PORT": sim.base_url.rsplit(":", 1)[1],
+        **extra,
+    }
+
+
+def _doctor(workdir: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "facetoface", "doctor", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _readme_example(label: str) -> tuple[str, str]:
+    """(the command line, the output) of a README doctor example."""
+    found = re.search(
+        rf"<!-- doctor-example: {re.escape(label)}[^>]*-->\n```text\n\$ (.*?)\n(.*?)\n```",
+        README.read_text("utf-8"),
+        re.S,
+    )
+    assert found is not None, f"the README lost its doctor example {label!r}"
+    return found.group(1), found.group(2)
+
+
+def _as_in_readme(output: str, sim: SimServer) -> str:
+    return output.rstrip("\n").replace(
+        f"127.0.0.1:{sim.base_url.rsplit(':', 1)[1]}", f"127.0.0.1:{README_SIM_PORT}"
+    )
+
+
+def test_all_pass_exits_0_and_matches_the_readme(workdir: Path, sim: SimServer) -> None:
+    command, expected = _readme_example("all pass")
+    assert command == "facetoface doctor"
+
+    run = _doctor(workdir, _env(sim))
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert _as_in_readme(run.stdout, sim) == expected
+    assert run.stderr == ""
+
+
+def test_wrong_key_exits_1_and_matches_the_readme(workdir: Path, sim: SimServer) -> None:
+    command, expected = _readme_example("wrong key")
+    assignments, _, rest = command.rpartition(" facetoface ")
+    assert rest == "doctor"
+    extra = dict(pair.split("=", 1) for pair in assignments.split())
+    extra["TAVUS_BASE_URL"] = extra["TAVUS_BASE_URL"].replace(
+        f":{README_SIM_PORT}/", f":{sim.base_url.rsplit(':', 1)[1]}/"
+    )
+
+    run = _doctor(workdir, _env(sim, **extra))
+
+    assert run.returncode == 1
+    assert _as_in_readme(run.stdout, sim) == expected
+    assert extra["TAVUS_API_KEY"] not in run.stdout + run.stderr
+
+
+def test_json_output(workdir: Path, sim: SimServer) -> None:
+    healthy = _doctor(workdir, _env(sim), "--json")
+    broken = _doctor(workdir, _env(sim, TAVUS_DEFAULT_REPLICA_ID="rnothere0000"), "--json")
+
+    assert healthy.returncode == 0
+    assert json.loads(healthy.stdout)["ok"] is True
+    assert broken.returncode == 1
+    report = json.loads(broken.stdout)
+    assert report["ok"] is False
+    failed = [check for check in report["checks"] if check["status"] == "fail"]
+    assert [(c["id"], c["detail"]) for c in failed] == [
+        ("default_replica", "Tavus has no replica rnothere0000")
+    ]
+
+
+def test_unreadable_settings_are_a_failed_check_not_a_crash(workdir: Path, sim: SimServer) -> None:
+    run = _doctor(workdir, _env(sim, PORT="not-a-port", TAVUS_API_KEY="tvsk_secret_x"), "--json")
+
+    assert run.returncode == 1
+    report = json.loads(run.stdout)
+    assert report["checks"][0]["id"] == "settings"
+    assert report["checks"][0]["status"] == "fail"
+    assert "PORT" in report["checks"][0]["detail"]
+    assert {check["status"] for check in report["checks"][1:]} == {"skip"}
+    assert "tvsk_secret_x" not in run.stdout
