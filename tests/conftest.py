@@ -29,6 +29,7 @@ from sqlalchemy import event, text
 
 from facetoface.app import create_app
 from facetoface.auth.dev_issuer import mint_token
+from facetoface.cli import server_config
 from facetoface.config import Settings
 from facetoface.db import Database, Identity, Role, StatementCounter, run_migrations
 from facetoface.models import Base
@@ -267,6 +268,8 @@ async def service(
         "tavus_retry_timeout_seconds": 3.0,
         # Tests run reconciler passes themselves (`app.state.reconciler.run_once()`).
         "reconcile_interval_seconds": 0,
+        # The fuzzers read the API's map (production serves none by default).
+        "openapi_enabled": True,
     }
     owner_url = database_settings.get("database_url")
     overrides = dict(service_overrides)
@@ -277,7 +280,7 @@ async def service(
     values.update(overrides)
     settings = _base_settings(**values)
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+    server = uvicorn.Server(server_config(app, settings, "127.0.0.1", port))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():

@@ -90,18 +90,49 @@ def test_production_refuses_the_development_secret() -> None:
         s.check_production_ready()
 
 
+PRODUCTION: dict[str, Any] = {
+    "environment": "production",
+    "tavus_api_key": "tvsk_123",
+    "tavus_default_persona_id": "p1",
+    "supabase_url": "https://proj.supabase.co/",
+    "database_url": "postgresql://u@h/db",
+    "public_base_url": "https://api.example.com",
+    "deployment_name": "acme-prod",
+}
+
+
 def test_complete_production_config_starts() -> None:
-    s = settings(
-        environment="production",
-        tavus_api_key="tvsk_123",
-        tavus_default_persona_id="p1",
-        supabase_url="https://proj.supabase.co/",
-        database_url="postgresql://u@h/db",
-        public_base_url="https://api.example.com",
-    )
+    s = settings(**PRODUCTION)
     s.check_production_ready()
     assert s.jwt_issuer == "https://proj.supabase.co/auth/v1"
     assert s.jwks_url == "https://proj.supabase.co/auth/v1/.well-known/jwks.json"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        # Signing keys fetched in cleartext could be swapped on the way.
+        ({"supabase_url": "http://proj.supabase.co"}, "SUPABASE_URL must be https://"),
+        # Callback URLs carry their secret token in the path.
+        ({"public_base_url": "http://api.example.com"}, "PUBLIC_BASE_URL must be https://"),
+        ({"public_base_url": "http://127.0.0.1:8000"}, "PUBLIC_BASE_URL must be the address"),
+        # Two deployments left at the default would look alike at Tavus.
+        ({"deployment_name": "facetoface"}, "DEPLOYMENT_NAME is the default"),
+    ],
+)
+def test_production_refuses_cleartext_and_default_names(
+    change: dict[str, Any], reason: str
+) -> None:
+    s = settings(**{**PRODUCTION, **change})
+    with pytest.raises(ConfigurationError, match=reason):
+        s.check_production_ready()
+
+
+def test_openapi_is_served_in_development_only_unless_enabled() -> None:
+    assert settings(environment="development").serves_openapi
+    assert not settings(**PRODUCTION).serves_openapi
+    assert not settings(environment="test").serves_openapi
+    assert settings(**PRODUCTION, openapi_enabled=True).serves_openapi
 
 
 def test_bad_values_are_refused() -> None:

@@ -140,6 +140,19 @@ async def build_services(settings: Settings, db: Database, tavus: TavusClient) -
     )
 
 
+def create_app_from_environment() -> FastAPI:
+    """The app of one `serve --workers N` worker: settings and logging from the environment."""
+    from facetoface.config import get_settings
+    from facetoface.observability.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(
+        settings.log_level,
+        settings.log_format or ("console" if settings.is_development else "json"),
+    )
+    return create_app(settings)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the service. Nothing connects until the lifespan starts."""
 
@@ -198,6 +211,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # served from packaged assets, below
         redoc_url=None,
+        # The API's map is for developers: off outside development unless OPENAPI_ENABLED.
+        openapi_url="/openapi.json" if settings.serves_openapi else None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -226,7 +241,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health_router)
     app.include_router(ops_router)
     install_console(app, settings)
-    if settings.is_development:
+    if settings.is_development and settings.serves_openapi:
         install_api_docs(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -7,6 +7,7 @@ import asyncio
 import contextvars
 import json
 import logging
+import os
 import sys
 import uuid
 from collections.abc import Coroutine
@@ -35,12 +36,8 @@ def _settings() -> Settings:
     except ValueError as exc:  # pydantic's ValidationError names the bad variable
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    configure_logging(settings.log_level, settings.log_format or _default_format(settings))
+    configure_logging(settings.log_level, settings.effective_log_format)
     return settings
-
-
-def _default_format(settings: Settings) -> str:
-    return "console" if settings.is_development else "json"
 
 
 def _fail(message: str) -> typer.Exit:
@@ -52,6 +49,15 @@ def _fail(message: str) -> typer.Exit:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: PORT)")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes sharing the port (one event loop, one core each); "
+            "metrics are merged across them",
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP service (and, without TAVUS_API_KEY in development, the simulator)."""
     settings = _settings()
@@ -59,7 +65,54 @@ def serve(
         settings.check_production_ready()
     except ConfigurationError as exc:
         raise _fail(str(exc)) from exc
-    _run_fast(_serve(settings, host or settings.host, port or settings.port))
+    host, port = host or settings.host, port or settings.port
+    if workers == 1:
+        _run_fast(_serve(settings, host, port))
+        return
+    if settings.uses_simulator:
+        raise _fail(
+            "--workers needs the real Tavus API (TAVUS_API_KEY): the embedded simulator keeps "
+            "its conversations in one process"
+        )
+    asyncio.run(_check_database(settings))
+    _serve_workers(settings, host, port, workers)
+
+
+def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> None:
+    """N uvicorn workers on one port. Each is a process of its own (one core each): what a
+    CPU-bound single event loop needs to use a multi-core machine. Their Prometheus samples
+    go to one directory (PROMETHEUS_MULTIPROC_DIR; a fresh temporary one unless set — emptied
+    here when set), and any worker's `/metrics` serves the merged view."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from facetoface.limits import head_limited_http_protocol
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        for entry in Path(directory).glob("*.db"):
+            entry.unlink()
+    else:
+        directory = tempfile.mkdtemp(prefix="facetoface-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    log.info("serve.workers", workers=workers, metrics_dir=directory)
+    try:
+        uvicorn.run(
+            "facetoface.app:create_app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            http=head_limited_http_protocol(settings.http_max_header_bytes),
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+        )
+    finally:
+        if "facetoface-metrics-" in directory:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def _run_fast(main: Coroutine[Any, Any, None]) -> None:
@@ -85,8 +138,25 @@ class _QuietEmbeddedServer(logging.Filter):
         return record.levelno >= logging.WARNING or not _EMBEDDED.get()
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
-    from facetoface.app import UnmigratedDatabase, check_migrations, create_app
+def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
+    """How `serve` runs the app under uvicorn (the tests run it the same way)."""
+    from facetoface.limits import head_limited_http_protocol
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=head_limited_http_protocol(settings.http_max_header_bytes),
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+async def _check_database(settings: Settings) -> None:
+    """Refuse to serve on an unreachable or unmigrated database (exit 2, with the fix)."""
+    from facetoface.app import UnmigratedDatabase, check_migrations
     from facetoface.db import Database
 
     db = Database(settings)
@@ -99,17 +169,13 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     finally:
         await db.dispose()
 
-    main_server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            proxy_headers=False,
-            server_header=False,
-        )
-    )
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    from facetoface.app import create_app
+
+    await _check_database(settings)
+
+    main_server = uvicorn.Server(server_config(create_app(settings), settings, host, port))
     tasks = [asyncio.ensure_future(main_server.serve())]
     if settings.uses_simulator:
         from facetoface.tavus_sim import SimConfig, create_sim_app

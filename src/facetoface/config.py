@@ -23,6 +23,8 @@ SIM_API_KEY = "sim-key"
 #: Persona/replica the simulator is given when no default is configured (Tavus stock IDs).
 DEV_PERSONA_ID = "pcb7a34da5fe"
 DEV_REPLICA_ID = "r90bbd427f71"
+#: Refused in production: two deployments left at the default look alike in Tavus's lists.
+DEFAULT_DEPLOYMENT_NAME = "facetoface"
 
 
 class Environment(StrEnum):
@@ -49,8 +51,16 @@ class Settings(BaseSettings):
     # --- HTTP -----------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8000
-    #: Base URL Tavus reaches this service on; callback URLs are built from it.
+    #: Base URL Tavus reaches this service on; callback URLs are built from it. HTTPS in
+    #: production (the callback URLs carry their secret token in the path).
     public_base_url: str = "http://127.0.0.1:8000"
+    #: Largest request head (request line and headers) the server reads; beyond it the
+    #: connection is answered 431 and closed before the rest is read.
+    http_max_header_bytes: Annotated[int, Field(ge=4096, le=1024 * 1024)] = 32 * 1024
+    #: When set, `GET /metrics` requires `Authorization: Bearer <METRICS_TOKEN>`.
+    metrics_token: SecretStr | None = None
+    #: Serve the OpenAPI document (`/openapi.json`). Empty: in development only.
+    openapi_enabled: bool | None = None
 
     # --- database -------------------------------------------------------------------------
     #: Empty = SQLite file `facetoface.db` in `data_dir`. Supabase's `postgres://` strings work.
@@ -96,7 +106,9 @@ class Settings(BaseSettings):
     tavus_sim_latency_ms: Annotated[int, Field(ge=0)] = 0
     #: Names every conversation this deployment creates (`<name>:<session id>`), so the
     #: reconciler can tell its own conversations from others on a shared Tavus account.
-    deployment_name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")] = "facetoface"
+    deployment_name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")] = (
+        DEFAULT_DEPLOYMENT_NAME
+    )
 
     # --- sessions -------------------------------------------------------------------------
     #: Hard cap of a call at Tavus (Tavus documents 3600 s as the maximum).
@@ -197,6 +209,15 @@ class Settings(BaseSettings):
         return self.environment is Environment.development
 
     @property
+    def effective_log_format(self) -> str:
+        """`LOG_FORMAT`, or by environment: `console` for people in development, else `json`."""
+        return self.log_format or ("console" if self.is_development else "json")
+
+    @property
+    def serves_openapi(self) -> bool:
+        return self.is_development if self.openapi_enabled is None else self.openapi_enabled
+
+    @property
     def cors_origin_regex(self) -> str | None:
         """Origins allowed besides the configured list: local dev servers, in development only."""
         if self.is_development:
@@ -272,6 +293,19 @@ class Settings(BaseSettings):
                 problems.append("DATABASE_URL is not set (SQLite is for development)")
             if self.public_base_url.startswith(("http://127.", "http://localhost")):
                 problems.append("PUBLIC_BASE_URL must be the address Tavus can reach")
+            elif not self.public_base_url.startswith("https://"):
+                problems.append(
+                    "PUBLIC_BASE_URL must be https:// (callback URLs carry secret tokens)"
+                )
+            if self.supabase_url and not self.supabase_url.startswith("https://"):
+                problems.append(
+                    "SUPABASE_URL must be https:// (the signing keys are fetched from it)"
+                )
+            if self.deployment_name == DEFAULT_DEPLOYMENT_NAME:
+                problems.append(
+                    "DEPLOYMENT_NAME is the default: name this deployment (e.g. `acme-prod`), so "
+                    "conversations at Tavus say whose they are"
+                )
         if "*" in self.cors_allowed_origins:
             problems.append("CORS_ALLOWED_ORIGINS must list origins, not '*'")
         secret = self.supabase_jwt_secret

@@ -1,6 +1,9 @@
-"""Request body limits for every route, before any of the body is read into memory."""
+"""Request limits: the body of every route (before any of it is read into memory), and the
+request head at the server (`head_limited_http_protocol`)."""
 
 from __future__ import annotations
+
+import asyncio
 
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -76,4 +79,23 @@ def _too_large(limit: int, path: str) -> JSONResponse:
         code="payload_too_large",
         title="Request body too large",
         detail=f"The body exceeds {limit} bytes.",
+    )
+
+
+def head_limited_http_protocol(max_head_bytes: int) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol (httptools) with a cap on the request head.
+
+    A request line plus headers beyond `max_head_bytes` is answered `431 Request Header
+    Fields Too Large` and the connection closed, before any more of it is read: a client
+    cannot make the server buffer (and parse) a multi-megabyte `Authorization` header that
+    would be refused anyway, stalling the event loop for everyone.
+    """
+    from facetoface.http_protocol import HeadLimitedHttpToolsProtocol
+
+    if max_head_bytes == HeadLimitedHttpToolsProtocol.max_head_bytes:
+        return HeadLimitedHttpToolsProtocol  # importable by name: works with --workers too
+    return type(
+        "HeadLimitedHttpToolsProtocol",
+        (HeadLimitedHttpToolsProtocol,),
+        {"max_head_bytes": max_head_bytes},
     )

@@ -38,9 +38,8 @@ from facetoface.conversations.repository import SessionRow
 from facetoface.conversations.service import ConversationService, Recovered
 from facetoface.db import Database, Identity
 from facetoface.sessions.idempotency import Replay, idempotency_request
-from facetoface.sessions.repository import SessionSelector
 from facetoface.sessions.schemas import SessionOut
-from facetoface.sessions.service import SessionAlreadyActive, SessionService
+from facetoface.sessions.service import SessionAlreadyActive, SessionSelector, SessionService
 from facetoface.tavus import TavusError
 
 log = structlog.get_logger(__name__)

@@ -15,6 +15,7 @@ say little about creates); it is what this process last saw, from the `TavusClie
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,10 +24,12 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import SecretStr
 from sqlalchemy import case, func, literal_column, select
 
 from facetoface.conversations.status import LIVE_STATUSES
 from facetoface.db import Database
+from facetoface.errors import Unauthorized
 from facetoface.models import MentorConversation, utcnow
 from facetoface.observability.metrics import record_tavus_request, render_metrics, session_gauges
 
@@ -141,10 +144,25 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=code)
 
 
+class MetricsTokenRequired(Unauthorized):
+    """`/metrics` is protected (METRICS_TOKEN) and the scrape did not present the token."""
+
+
+def _check_metrics_token(request: Request, expected: SecretStr | None) -> None:
+    if expected is None:
+        return
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        presented.strip().encode(), expected.get_secret_value().encode()
+    ):
+        raise MetricsTokenRequired("metrics scrape without the metrics token")
+
+
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     """Prometheus exposition; the session gauges are counted in the database now."""
     state = request.app.state
+    _check_metrics_token(request, state.settings.metrics_token)
     extra = []
     try:
         async with asyncio.timeout(DB_CHECK_TIMEOUT_SECONDS):

@@ -89,6 +89,9 @@ from facetoface.tavus import (
 
 log = structlog.get_logger(__name__)
 
+#: `SessionSelector` belongs to `end`'s signature: callers import it from here.
+__all__ = ["SessionSelector", "SessionService"]
+
 #: Context rows and characters the database returns, as multiples of the context's own caps:
 #: enough that the builder's choice is unaffected, bounded whatever a user stored.
 _ROWS_HEADROOM = 4

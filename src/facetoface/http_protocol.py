@@ -1,0 +1,61 @@
+"""The server's HTTP/1.1 protocol: uvicorn's (httptools) with a cap on the request head.
+
+Kept in a module of its own (imported only by the server) so that worker processes started
+by `serve --workers N` can import it by name. The cap is `HTTP_MAX_HEADER_BYTES`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+_DEFAULT_MAX_HEAD_BYTES = 32 * 1024
+
+
+class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
+    """Answers 431 (and closes) once a request's head outgrows `max_head_bytes`, before the
+    rest of it is read or parsed."""
+
+    max_head_bytes: ClassVar[int] = int(
+        os.environ.get("HTTP_MAX_HEADER_BYTES", _DEFAULT_MAX_HEAD_BYTES)
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes = 0
+        self._reading_head = True
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        self._reading_head = True
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        super().on_headers_complete()
+
+    def data_received(self, data: bytes) -> None:
+        if self._reading_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_head_bytes:
+                self._refuse_head()
+                return
+        super().data_received(data)
+
+    def _refuse_head(self) -> None:
+        body = (
+            b'{"type":"https://facetoface.dev/problems/request_header_fields_too_large",'
+            b'"title":"Request header fields too large","status":431,'
+            b'"code":"request_header_fields_too_large","detail":"The request head exceeds '
+            + str(self.max_head_bytes).encode()
+            + b' bytes."}'
+        )
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"content-type: application/problem+json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n"
+            b"connection: close\r\n\r\n" + body
+        )
+        self.transport.close()
