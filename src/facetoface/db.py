@@ -58,7 +58,6 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from psycopg import AsyncClientCursor
 from psycopg.adapt import Transformer
-from psycopg.rows import dict_row
 from sqlalchemy import Connection, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -252,6 +251,7 @@ def database_unavailable(reason: UnavailableReason) -> DatabaseUnavailable:
 
 
 _PING = Statement("SELECT 1")
+_TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
 
 
 class _DeadlineExceeded(Exception):
@@ -310,6 +310,7 @@ class Database:
             settings.db_pool_size + settings.db_max_overflow, settings.db_admission_wait_seconds
         )
         self._timeout = str(settings.db_statement_timeout_ms)
+        self._rendered_prefixes: dict[Role | None, bytes] = {}
         #: A call's deadline: the statement timeout plus a margin for the network.
         self._deadline_s = settings.db_statement_timeout_ms / 1000 + 2.0
 
@@ -408,6 +409,9 @@ class Database:
             raise ValueError("a user transaction needs the caller's identity")
         prefix, prefix_params = self._prefix(identity, role)
         _notify(self.engine, prefix.text, *(s.text for s in statements))
+        # Without a caller the prefix never changes: rendered once per role.
+        constant = identity is None
+        rendered = self._rendered_prefixes.get(role) if constant else None
         started = time.perf_counter()
         try:
             async with self.admission.slot():
@@ -416,12 +420,11 @@ class Database:
                     driver = fairy.driver_connection
                     assert driver is not None, "a checked-out connection has its driver's"
                     adapt = Transformer(driver)
-                    message = b"; ".join(
-                        (
-                            prefix.render(prefix_params, adapt),
-                            *(s.render(params, adapt) for s in statements),
-                        )
-                    )
+                    if rendered is None:
+                        rendered = prefix.render(prefix_params, adapt)
+                        if constant:
+                            self._rendered_prefixes[role] = rendered
+                    message = b"; ".join((rendered, *(s.render(params, adapt) for s in statements)))
                     results = await self._fetch(driver, message, len(statements))
                 except BaseException:
                     await _discard_if_broken(fairy)
@@ -446,12 +449,21 @@ class Database:
         prefix)."""
         watchdog = _Watchdog(driver, self._deadline_s)
         try:
-            cursor = AsyncClientCursor(driver, row_factory=dict_row)
+            cursor = AsyncClientCursor(driver)
             await cursor.execute(message)
             results: list[Rows] = []
             for _ in range(count):
                 cursor.nextset()
-                results.append(await cursor.fetchall() if cursor.description else [])
+                result = cursor.pgresult
+                if result is None or result.status != _TUPLES_OK:
+                    results.append([])
+                    continue
+                # Names straight from the result: psycopg's `description` (what `dict_row`
+                # reads) builds a typed column object per field, per call.
+                names = [result.fname(i).decode() for i in range(result.nfields)]  # type: ignore[union-attr]
+                results.append(
+                    [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+                )
             return results
         except psycopg.Error as exc:
             if watchdog.fired:

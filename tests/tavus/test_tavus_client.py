@@ -623,7 +623,7 @@ async def test_client_configuration(make_client: Any, script: Any, api_key: str)
     client = make_client(
         script(ok()), connect_timeout_s=2.0, read_timeout_s=8.0, total_timeout_s=12.0
     )
-    timeout = client._http.timeout
+    timeout = client._new_lane().timeout
     assert (timeout.connect, timeout.read, timeout.write, timeout.pool) == (2.0, 8.0, 8.0, 2.0)
     assert api_key not in repr(client)
 

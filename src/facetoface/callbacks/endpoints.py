@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from facetoface.callbacks.service import CallbackService
+from facetoface.conversations.status import CallbackOutcome
 
 router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
 
@@ -15,7 +16,14 @@ _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 
 
 class CallbackAccepted(BaseModel):
-    status: str
+    status: CallbackOutcome
+
+
+#: The four answers, encoded once: the hottest route skips response-model serialisation.
+_ACCEPTED = {
+    outcome.value: CallbackAccepted(status=outcome).model_dump_json().encode()
+    for outcome in CallbackOutcome
+}
 
 
 @router.post(
@@ -28,7 +36,7 @@ class CallbackAccepted(BaseModel):
         503: {"description": "Could not be stored; the sender should retry", **_PROBLEM},
     },
 )
-async def tavus_callback(mentor_conversation_id: str, token: str, request: Request) -> Any:
+async def tavus_callback(mentor_conversation_id: str, token: str, request: Request) -> Response:
     """Receive a Tavus conversation callback (the URL is given to Tavus at create).
 
     2xx means stored: `applied`, `no_effect`, `ignored` (unknown event type) or `duplicate`.
@@ -37,4 +45,4 @@ async def tavus_callback(mentor_conversation_id: str, token: str, request: Reque
     body = await request.body()
     service: CallbackService = request.app.state.callback_service
     outcome = await service.ingest(mentor_conversation_id, token, body)
-    return CallbackAccepted(status=outcome)
+    return Response(_ACCEPTED[outcome], media_type="application/json")

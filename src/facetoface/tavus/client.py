@@ -4,11 +4,11 @@ Conversations (create, get, list, end, delete); personas and replicas (get, to c
 deployment's defaults); memory stores (list by participant tag, delete: forgetting a user); and
 a cheap authenticated read that validates the API key.
 
-One long-lived `httpx.AsyncClient` per `TavusClient` (create it in the app's lifespan, close it
-with `aclose()`). Every call goes through the same path:
+One long-lived `TavusClient` per process (create it in the app's lifespan, close it with
+`aclose()`). Every call goes through the same path:
 
-1. a bulkhead (`asyncio.Semaphore(max_concurrency)`) — waiting for a slot is bounded, and a full
-   bulkhead raises `TavusUnavailable` (nothing was sent);
+1. a bulkhead of `max_concurrency` lanes, each one keep-alive connection — waiting for a lane is
+   bounded, and a full bulkhead raises `TavusBusy` (nothing was sent);
 2. one HTTP attempt under httpx's connect/read/write/pool timeouts *and* a total per-attempt
    deadline (`asyncio.timeout`);
 3. mapping of the outcome to a `TavusError` (see `facetoface.tavus.errors`);
@@ -253,33 +253,49 @@ class TavusClient:
         self._retry_wait_max_s = retry_wait_max_s
         self._retry_wait_jitter_s = retry_wait_jitter_s
         self._on_request = on_request
-        self._slots = asyncio.Semaphore(max_concurrency)
         self._in_flight = 0
         self.breaker = CircuitBreaker(
             threshold=breaker_threshold, cooldown_seconds=breaker_cooldown_s
         )
         self._budget = RetryBudget(ratio=retry_budget_ratio)
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            headers={
+        self._lane_options: dict[str, Any] = {
+            "base_url": base_url,
+            "headers": {
                 "x-api-key": api_key,
                 "Accept": "application/json",
                 "User-Agent": "facetoface-tavus-client",
             },
-            timeout=httpx.Timeout(
+            "timeout": httpx.Timeout(
                 connect=connect_timeout_s,
                 read=read_timeout_s,
                 write=read_timeout_s,
                 pool=connect_timeout_s,
             ),
-            limits=httpx.Limits(
-                max_connections=max_concurrency,
-                max_keepalive_connections=max_concurrency,
-                keepalive_expiry=30.0,
+            "limits": httpx.Limits(
+                max_connections=1, max_keepalive_connections=1, keepalive_expiry=30.0
             ),
-            follow_redirects=False,
-            transport=transport,
-        )
+            "follow_redirects": False,
+            "transport": transport,
+        }
+        # The bulkhead is a stack of lanes, each an `httpx.AsyncClient` holding at most one
+        # connection. httpcore walks every connection of a pool (quadratically in the idle
+        # ones, with a `select` each) whenever a request starts or ends: one pool of N
+        # connections costs O(N²) per request, N pools of one cost O(1). Lanes are built on
+        # first use; LIFO keeps the warm ones busy and lets the others' connections expire.
+        self._lanes: asyncio.LifoQueue[httpx.AsyncClient | None] = asyncio.LifoQueue()
+        for _ in range(max_concurrency):
+            self._lanes.put_nowait(None)
+        self._built: list[httpx.AsyncClient] = []
+        self._closed = False
+
+    def _new_lane(self) -> httpx.AsyncClient:
+        options = self._lane_options
+        if options["transport"] is None and "verify" not in options:
+            # One TLS context for every lane (building one reads the CA bundle).
+            options["verify"] = httpx.create_ssl_context()
+        lane = httpx.AsyncClient(**options)
+        self._built.append(lane)
+        return lane
 
     def __repr__(self) -> str:
         return f"<TavusClient base_url={self._base_url!r}>"
@@ -289,11 +305,14 @@ class TavusClient:
     @property
     def is_closed(self) -> bool:
         """True once `aclose()` has run."""
-        return self._http.is_closed
+        return self._closed
 
     async def aclose(self) -> None:
-        """Close the underlying connection pool."""
-        await self._http.aclose()
+        """Close every connection (later calls fail)."""
+        self._closed = True
+        lanes, self._built = self._built, []
+        for lane in lanes:
+            await lane.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -609,14 +628,14 @@ class TavusClient:
         body: _JsonBody | None,
         redact: _Redactions,
     ) -> httpx.Response:
-        await self._acquire_slot(endpoint)
+        lane = await self._acquire_lane(endpoint)
         self._in_flight += 1
         try:
             progress = _Progress()
             deadline = asyncio.timeout(self._total_timeout_s)
             try:
                 async with deadline:
-                    return await self._http.request(
+                    return await lane.request(
                         method,
                         path,
                         params=params,
@@ -638,18 +657,27 @@ class TavusClient:
                 raise TavusOutcomeUnknown(_describe(exc, redact), endpoint=endpoint) from None
         finally:
             self._in_flight -= 1
-            self._slots.release()
+            self._lanes.put_nowait(lane)
 
-    async def _acquire_slot(self, endpoint: str) -> None:
+    async def _acquire_lane(self, endpoint: str) -> httpx.AsyncClient:
+        if self._closed:
+            raise RuntimeError("the Tavus client is closed")
         try:
             async with asyncio.timeout(self._bulkhead_timeout_s):
-                await self._slots.acquire()
+                lane = await self._lanes.get()
         except TimeoutError:
             msg = (
                 f"client bulkhead full ({self._max_concurrency} Tavus requests in flight; "
                 f"waited {self._bulkhead_timeout_s:g}s)"
             )
             raise TavusBusy(msg, endpoint=endpoint) from None
+        if lane is not None:
+            return lane
+        try:
+            return self._new_lane()
+        except BaseException:
+            self._lanes.put_nowait(None)
+            raise
 
     def _record(
         self,
