@@ -45,11 +45,6 @@ RESULTS = ROOT / "bench" / "results"
 #: Each user starts many sessions in minutes: the per-user start limit (an abuse guard, not
 #: part of what is measured) is lifted.
 START_LIMIT = 1_000_000
-#: What-if only (--server-loop uvloop): `facetoface serve` unchanged, on uvloop's event loop.
-UVLOOP_LAUNCHER = (
-    "import asyncio, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
-    "from facetoface.cli import main; main()"
-)
 
 
 # --- URLs ---------------------------------------------------------------------------------
@@ -235,8 +230,6 @@ class Harness:
         self.children.append(self.sim)
         wait_http_ready(self.sim, f"{self.sim_url}/_sim/config")
         launcher = ["-m", "facetoface"]
-        if self.args.server_loop == "uvloop":
-            launcher = ["-W", "ignore::DeprecationWarning", "-c", UVLOOP_LAUNCHER]
         self.server = Child(
             "serve",
             [sys.executable, *launcher, "serve", "--host", "127.0.0.1", "--port", str(server_port)],

@@ -134,13 +134,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "16, would queue starts and ends behind its bulkhead at 50 users)",
     )
     parser.add_argument(
-        "--server-loop",
-        choices=("service", "uvloop"),
-        default="service",
-        help="service: `facetoface serve` as shipped (asyncio.run: the standard event loop); "
-        "uvloop: a what-if, the same CLI with uvloop's event loop policy installed first",
-    )
-    parser.add_argument(
         "--profile",
         action="store_true",
         help="record the server with py-spy during the sessions, callbacks and open-loop phases",

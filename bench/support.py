@@ -286,12 +286,13 @@ def cpu_delta(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, Any]:
     server, sim = diff(before.server, after.server), diff(before.sim, after.sim)
     bench = after.bench - before.bench
     ours = (server or 0.0) + (sim or 0.0) + bench + pg
-    others: Counter[str] = Counter()
+    others: dict[str, float] = {}
     ours_pids = before.ours | after.ours | set(after.postgres)
     for pid, (name, cpu) in after.processes.items():
         if pid not in ours_pids:
-            others[name] += cpu - before.processes.get(pid, (name, 0.0))[1]
-    top_others = {name: round(v, 2) for name, v in others.most_common(5) if v >= 0.05}
+            others[name] = others.get(name, 0.0) + cpu - before.processes.get(pid, (name, 0.0))[1]
+    busiest = sorted(others.items(), key=lambda item: -item[1])[:5]
+    top_others = {name: round(v, 2) for name, v in busiest if v >= 0.05}
     return {
         "wall_s": round(after.wall - before.wall, 3),
         "server_s": server,

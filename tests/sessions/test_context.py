@@ -415,6 +415,17 @@ def test_sanitize_properties(raw: str, max_chars: int) -> None:
     assert sanitize_user_text(out, max_chars=max_chars) == out
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    raw=st.text(alphabet=st.characters(max_codepoint=127), max_size=300),
+    max_chars=st.integers(min_value=1, max_value=300),
+)
+def test_sanitize_ascii_fast_path_matches_the_general_path(raw: str, max_chars: int) -> None:
+    # A zero-width space is removed by the general path and sends the text down it.
+    general = sanitize_user_text(raw + "\u200b", max_chars=max_chars)
+    assert sanitize_user_text(raw, max_chars=max_chars) == general
+
+
 # ------------------------------------------------------------------------------------------
 # Sections present / absent
 # ------------------------------------------------------------------------------------------

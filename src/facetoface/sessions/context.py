@@ -334,6 +334,10 @@ def sanitize_user_text(value: str, *, max_chars: int) -> str:
     """
     if max_chars < 1:
         raise ValueError("max_chars must be at least 1")
+    if value.isascii() and value.isprintable():
+        # Nothing to strip, normalise or translate (the common case, and the per-character
+        # walk below is the costliest step of building a context).
+        return _cap(" ".join(value.split()), max_chars)
     kept: list[str] = []
     for char in value:
         if char.isspace():
