@@ -26,7 +26,7 @@ from facetoface.sessions.context import (
     tavus_language,
 )
 
-# The CHECK value sets of the origin schema (reference/origin-arami-space.md §2).
+# The CHECK value sets of the origin app's schema (the models keep them as constraints).
 PROFILE_LANGUAGES = ("en", "pt", "es", "fr")
 DISC_TYPES = ("D", "I", "S", "C")
 TIMINGS = ("morning_person", "evening_person", "flexible")

@@ -6,7 +6,8 @@
 ``user_goals``) to the ``conversational_context`` string sent to Tavus, plus its parts for the
 ``GET /v1/me/context`` preview and the Tavus ``properties.language`` value.
 
-Decisions (the origin's defects these fix are in ``reference/origin-arami-space.md`` §3.1, §5):
+Decisions (each fixes a defect of the origin app's context builder, which interpolated raw
+profile text and printed empty sections):
 
 * **Shape.** An opening line, then labelled sections in a fixed order — ``profile``,
   ``personality``, ``preferences``, ``focus_areas``, ``goals`` — separated by exactly one blank
