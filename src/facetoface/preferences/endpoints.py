@@ -39,6 +39,7 @@ async def my_preferences(identity: CurrentIdentity, service: Service) -> Prefere
     response_model=PreferencesOut,
     responses={
         **_RESPONSES,
+        400: {"description": "The body is not JSON", **_PROBLEM},
         413: {"description": "Body too large", **_PROBLEM},
         422: {"description": "The body does not match the schema", **_PROBLEM},
     },
