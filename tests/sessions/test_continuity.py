@@ -16,7 +16,7 @@ from sqlalchemy import update
 from facetoface.models import MentorConversation, UserGoal
 from tests.conftest import RunningService
 from tests.support.factories import create_user
-from tests.support.sessions import (
+from tests.support.whole_sessions import (
     context,
     finished_session,
     section,

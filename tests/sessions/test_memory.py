@@ -19,7 +19,7 @@ from facetoface.models import Profile
 from facetoface.sessions.service import SessionService, TavusUnavailableError
 from tests.conftest import RunningService
 from tests.support.factories import create_user
-from tests.support.sessions import finished_session, start_session, talk
+from tests.support.whole_sessions import finished_session, start_session, talk
 
 SAID = "I keep losing my keys before important meetings"
 

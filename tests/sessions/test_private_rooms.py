@@ -20,7 +20,7 @@ from facetoface.auth.dev_issuer import DEV_OPERATOR_ID
 from facetoface.config import Settings
 from tests.conftest import RunningService
 from tests.support.factories import create_user, session_rows
-from tests.support.sessions import end_and_settle, start_session, talk
+from tests.support.whole_sessions import end_and_settle, start_session, talk
 
 
 @pytest.fixture

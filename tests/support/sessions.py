@@ -1,72 +1,47 @@
-"""Whole sessions through the real HTTP path and the simulator's room, for tests that need a
-history (continuity, memory, private rooms)."""
+"""Session helpers shared by integration tests."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 from tests.conftest import RunningService
-from tests.support.factories import session_rows
+from tests.support.factories import create_user
 
 
-async def start_session(service: RunningService, user_id: uuid.UUID) -> dict[str, Any]:
-    """`POST /v1/sessions` for the user; the 201's body."""
+@dataclass
+class Started:
+    session_id: str
+    conversation_id: str
+    callback_path: str
+    user_id: uuid.UUID
+
+
+async def start_quiet(service: RunningService) -> Started:
+    """A started session whose simulator sends no callbacks: the test sends its own, to the
+    callback URL the service gave Tavus."""
+    service.sim.set_config(callback_drop_probability=1.0)
+    user_id = await create_user(service.db)
     response = await service.client.post("/v1/sessions", headers=service.auth(user_id))
     assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    body = response.json()
+    [conversation] = [
+        c
+        for c in service.sim.conversations()["conversations"]
+        if c["conversation_id"] == body["conversation_id"]
+    ]
+    path = conversation["callback_url"].removeprefix(service.url)
+    return Started(body["id"], body["conversation_id"], path, user_id)
 
 
-async def talk(service: RunningService, started: dict[str, Any], said: Sequence[str]) -> list[str]:
-    """Join the session's room (with its meeting token, if private) and say each line; the
-    mentor's replies."""
-    room = started["conversation_id"]
-    await asyncio.to_thread(service.sim.join, room, None, token=started.get("meeting_token"))
-    return [await asyncio.to_thread(service.sim.say, room, line) for line in said]
-
-
-async def end_and_settle(
-    service: RunningService, user_id: uuid.UUID, started: dict[str, Any], *, transcript: bool
-) -> dict[str, Any]:
-    """End the session through the API and wait until it is closed (and, with `transcript`,
-    until Tavus's transcript arrived); both stored rows."""
-    ended = await service.client.post(
-        f"/v1/sessions/{started['id']}/end", headers=service.auth(user_id)
-    )
-    assert ended.status_code == 200, ended.text
-    for _ in range(400):
-        rows = await session_rows(service.db, started["id"])
-        conversation = rows["conversation"]
-        if conversation["status"] == "ended" and (
-            not transcript or conversation["transcript"] is not None
-        ):
-            return rows
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"session {started['id']} did not settle")
-
-
-async def finished_session(
-    service: RunningService, user_id: uuid.UUID, said: Sequence[str] = ()
-) -> dict[str, Any]:
-    """A whole session: start, join, say `said`, end; returns the start's body."""
-    started = await start_session(service, user_id)
-    await talk(service, started, said)
-    await end_and_settle(service, user_id, started, transcript=bool(said))
-    return started
-
-
-async def context(service: RunningService, user_id: uuid.UUID) -> dict[str, Any]:
-    """`GET /v1/me/context` for the user."""
-    response = await service.client.get("/v1/me/context", headers=service.auth(user_id))
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def section(preview: dict[str, Any], name: str) -> str | None:
-    """One section's text of a context preview (None when it is left out)."""
-    found = [s["text"] for s in preview["sections"] if s["name"] == name]
-    return found[0] if found else None
+#: Settings under which one reconciler pass acts on everything at once (no grace periods) and
+#: Tavus timeouts are short, for tests that run passes themselves.
+EAGER_RECONCILER: dict[str, float] = {
+    "reconcile_starting_grace_seconds": 0,
+    "reconcile_not_created_after_seconds": 0,
+    "reconcile_overdue_grace_seconds": 0,
+    "reconcile_settle_seconds": 0,
+    "reconcile_live_check_seconds": 0,
+    "tavus_read_timeout_seconds": 0.8,
+    "tavus_total_timeout_seconds": 1.0,
+}
