@@ -125,11 +125,12 @@ class OurStart:
         if self.service is None:  # wired as the app wires it (reads the installation id)
             self.service = (await build_services(self.settings, self.db, self.tavus)).sessions
         self._tavus_s = 0.0
-        row = await self.service.start(Identity(user_id=user_id), None)
+        started = await self.service.start(Identity(user_id=user_id), None)
         tavus_s = self._tavus_s
-        if getattr(row, "conversation_status", None) != "active":
-            raise RuntimeError(f"our start flow did not leave an active session: {row!r}")
-        written = Written(row.id, row.tavus_conversation_id)  # type: ignore[union-attr]
+        row = getattr(started, "session", None)
+        if row is None or row.conversation_status != "active":
+            raise RuntimeError(f"our start flow did not leave an active session: {started!r}")
+        written = Written(row.id, row.tavus_conversation_id)
         return written, tavus_s
 
     async def end_at_tavus(self, written: Written) -> None:

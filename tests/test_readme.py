@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from facetoface.app import build_services
 from facetoface.auth.dev_issuer import DEV_OPERATOR_ID
 from facetoface.config import Settings
 from facetoface.db import Database, Identity, run_migrations
 from facetoface.demo import demo_id, seed_demo_data
+from facetoface.models import UserGoal
 from tests.conftest import RunningService
 from tests.support.factories import unused_tavus
 
@@ -154,6 +156,54 @@ async def test_readme_walkthrough_outputs_are_what_a_real_run_gives(
     operator = {"Authorization": f"Bearer {service.token(DEV_OPERATOR_ID, operator=True)}"}
     tavus = (await service.client.get("/v1/ops/tavus", headers=operator)).json()
     same_shape(readme_example("ops-tavus"), tavus)
+
+
+#: A date in the "since last time" section: the day the test runs.
+_SESSION_DATE = re.compile(r"(- Session on )\d{4}-\d{2}-\d{2}:")
+
+
+def _undated(context: str) -> str:
+    return _SESSION_DATE.sub(r"\1YYYY-MM-DD:", context)
+
+
+async def test_readme_second_session_context_is_what_a_real_run_gives(
+    service: RunningService,
+) -> None:
+    """The README's second-session context: Maria's first session through the simulator's
+    room (the walkthrough's two lines, then she leaves), her app recording progress on a goal,
+    then what the mentor would be told (only the session's date differs from run to run)."""
+    async with service.db.transaction() as session:
+        await seed_demo_data(session)
+    maria = service.auth(demo_id("maria"))
+    started = (await service.client.post("/v1/sessions", headers=maria)).json()
+    room = started["conversation_id"]
+    await asyncio.to_thread(service.sim.join, room, "Maria")
+    for text in ("I slept badly and work is piling up", "My manager keeps emailing me at midnight"):
+        await asyncio.to_thread(service.sim.say, room, text)
+    await asyncio.to_thread(service.sim.leave, room)
+    for _ in range(200):
+        detail = (await service.client.get(f"/v1/sessions/{started['id']}", headers=maria)).json()
+        if detail["status"] == "completed" and detail["transcript"]:
+            break
+        await asyncio.sleep(0.05)
+    assert detail["shutdown_reason"] == "participant_left_timeout", detail
+    await asyncio.sleep(0.01)
+    async with service.db.transaction() as session:
+        await session.execute(
+            update(UserGoal)
+            .where(
+                UserGoal.user_id == demo_id("maria"),
+                UserGoal.goal_text == "Meditate 10 minutes every morning",
+            )
+            .values(progress_percentage=50)
+        )
+    context = (await service.client.get("/v1/me/context", headers=maria)).json()["text"]
+
+    block = re.search(
+        r"<!-- context: second session -->\n```text\n(.*?)\n```", README.read_text(), re.S
+    )
+    assert block is not None, "the README lost its second-session context example"
+    assert _undated(block.group(1)) == _undated(context), context
 
 
 def test_every_console_screenshot_is_in_the_readme_and_in_docs() -> None:

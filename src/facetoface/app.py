@@ -35,6 +35,7 @@ from facetoface.observability.health import TavusHealth
 from facetoface.observability.health import router as health_router
 from facetoface.observability.metrics import instrument_engine, record_tavus_request
 from facetoface.observability.middleware import RequestContextMiddleware
+from facetoface.preferences.endpoints import router as preferences_router
 from facetoface.reconcile.service import Reconciler
 from facetoface.sessions.endpoints import me_router
 from facetoface.sessions.endpoints import router as sessions_router
@@ -228,7 +229,7 @@ def create_app(settings: Settings) -> FastAPI:
             # Development only: any local dev server (`http://localhost:*`, 127.0.0.1).
             allow_origin_regex=settings.cors_origin_regex,
             allow_credentials=False,  # bearer tokens travel in a header, never in cookies
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             allow_headers=CORS_ALLOWED_HEADERS,
             expose_headers=["X-Request-ID", "Retry-After", "Idempotent-Replayed"],
             max_age=600,
@@ -238,6 +239,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(callbacks_router)
     app.include_router(compat_router)
     app.include_router(me_router)
+    app.include_router(preferences_router)
     app.include_router(health_router)
     app.include_router(ops_router)
     install_console(app, settings)

@@ -11,7 +11,7 @@ import os
 import sys
 import uuid
 from collections.abc import Coroutine
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
 import typer
@@ -20,6 +20,9 @@ import uvicorn
 from facetoface.config import ConfigurationError, Settings, get_settings
 from facetoface.errors import FacetofaceError
 from facetoface.observability.logging import configure_logging
+
+if TYPE_CHECKING:
+    from facetoface.sessions.service import PurgeReport
 
 app = typer.Typer(
     name="facetoface",
@@ -359,7 +362,8 @@ def purge_user(
     user_id: Annotated[str, typer.Option("--user-id", help="The user's UUID")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
 ) -> None:
-    """Delete everything stored about a user: conversations at Tavus, then every row."""
+    """Delete everything stored about a user: conversations and memory stores at Tavus, then
+    every row."""
     settings = _settings()
     try:
         uid = uuid.UUID(user_id)
@@ -368,7 +372,7 @@ def purge_user(
     if not yes:
         typer.confirm(f"Delete all data of user {uid}, here and at Tavus?", abort=True)
 
-    async def run() -> int:
+    async def run() -> PurgeReport:
         from facetoface.app import build_services, build_tavus_client
         from facetoface.db import Database
 
@@ -382,10 +386,13 @@ def purge_user(
             await db.dispose()
 
     try:
-        deleted = asyncio.run(run())
+        report = asyncio.run(run())
     except FacetofaceError as exc:
         raise _fail(exc.detail) from exc
-    print(f"user {uid} purged ({deleted} conversation(s) deleted at Tavus)")
+    print(
+        f"user {uid} purged ({report.conversations} conversation(s) and "
+        f"{report.memory_stores} memory store(s) deleted at Tavus)"
+    )
 
 
 @app.command()

@@ -104,11 +104,15 @@ class Settings(BaseSettings):
     tavus_sim_port: Annotated[int, Field(ge=0, le=65535)] = 8100
     #: Simulated Tavus latency for the embedded simulator, in milliseconds.
     tavus_sim_latency_ms: Annotated[int, Field(ge=0)] = 0
-    #: Names every conversation this deployment creates (`<name>:<session id>`), so the
+    #: Names every conversation this deployment creates (`<name>:<installation>:<row>`), so the
     #: reconciler can tell its own conversations from others on a shared Tavus account.
     deployment_name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")] = (
         DEFAULT_DEPLOYMENT_NAME
     )
+    #: Tavus memory across a user's conversations: `off`; `participant` (Memory Stores: each
+    #: conversation carries `participant_tags: ["<deployment>:<user id>"]`); `legacy` (the
+    #: same tag as a legacy `memory_stores` tag). A user can turn it off for themselves.
+    tavus_memory: Literal["off", "participant", "legacy"] = "off"
 
     # --- sessions -------------------------------------------------------------------------
     #: Hard cap of a call at Tavus (Tavus documents 3600 s as the maximum).
@@ -118,6 +122,9 @@ class Settings(BaseSettings):
     #: Seconds Tavus waits for the user to join before shutting the room.
     session_participant_absent_timeout_seconds: Annotated[int, Field(ge=10, le=3600)] = 120
     session_enable_recording: bool = False
+    #: Private rooms: conversations are created with `require_auth`, so joining needs the
+    #: `meeting_token` only the session's owner is given. Unset: on in production only.
+    session_private_rooms: bool | None = None
     session_enable_closed_captions: bool = True
     session_custom_greeting: str = ""
     #: Per-user limit on starts (each one bills): at most this many per window (429 beyond).
@@ -216,6 +223,13 @@ class Settings(BaseSettings):
     @property
     def serves_openapi(self) -> bool:
         return self.is_development if self.openapi_enabled is None else self.openapi_enabled
+
+    @property
+    def private_rooms(self) -> bool:
+        """Whether conversations are created as private rooms (`SESSION_PRIVATE_ROOMS`)."""
+        if self.session_private_rooms is not None:
+            return self.session_private_rooms
+        return self.environment is Environment.production
 
     @property
     def cors_origin_regex(self) -> str | None:

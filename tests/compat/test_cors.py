@@ -60,7 +60,7 @@ async def test_development_allows_any_local_dev_server_with_supabase_js_headers(
         assert {"authorization", "x-client-info", "apikey", "content-type"} <= headers
         assert {"idempotency-key", "x-request-id"} <= headers
         methods = {m.strip() for m in response.headers["access-control-allow-methods"].split(",")}
-        assert methods == {"GET", "POST", "DELETE", "OPTIONS"}
+        assert methods == {"GET", "POST", "PUT", "DELETE", "OPTIONS"}  # PUT: preferences
     for origin in (
         "https://app.example.com",
         "http://localhost.evil.example",

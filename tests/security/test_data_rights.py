@@ -142,6 +142,7 @@ async def test_retention_clears_old_transcripts(service: RunningService) -> None
 
 
 @pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("service_overrides", [{"tavus_memory": "participant"}])
 async def test_purge_user_cli(service: RunningService) -> None:
     user_id = await create_user(service.db)
     keep = await create_user(service.db)
@@ -162,7 +163,9 @@ async def test_purge_user_cli(service: RunningService) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "1 conversation(s) deleted" in result.stdout
+    assert "(1 conversation(s) and 1 memory store(s) deleted at Tavus)" in result.stdout
+    tags = {store["participant_tag"] for store in service.sim.memory()["memory_stores"]}
+    assert f"{service.settings.deployment_name}:{user_id}" not in tags
     async with service.db.transaction() as session:
         profiles = set((await session.execute(select(Profile.id))).scalars())
         goals = (await session.execute(select(UserGoal.user_id))).scalars().all()

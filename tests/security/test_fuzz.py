@@ -63,6 +63,8 @@ USER_OPERATIONS = {
     ("POST", "/v1/sessions/{session_id}/end"),
     ("DELETE", "/v1/sessions/{session_id}"),
     ("GET", "/v1/me/context"),
+    ("GET", "/v1/me/preferences"),
+    ("PUT", "/v1/me/preferences"),
 }
 CALLBACK_OPERATION = ("POST", "/v1/callbacks/tavus/{mentor_conversation_id}/{token}")
 USER_PREFIXES = ("/v1/sessions", "/v1/me/")

@@ -320,3 +320,55 @@ def _around(text: str, value: str, width: int = 160) -> str:
     start = text.rfind("\n", 0, at) + 1
     end = text.find("\n", at)
     return text[start : end if end != -1 else None][: width * 4]
+
+
+@pytest.mark.parametrize(
+    "service_overrides",
+    [{"session_private_rooms": True, "tavus_memory": "participant"}],
+)
+async def test_a_private_rooms_meeting_token_never_reaches_the_logs(
+    logs: Capture, service: RunningService
+) -> None:
+    """Every place the token travels — the start's answer and its replay, the 409, the live
+    session read, the origin's start (a join URL), the room, the end — and it is in none of
+    the printed lines."""
+    client = service.client
+    user_id = await create_user(service.db, full_name=FULL_NAME)
+    auth = service.auth(user_id)
+
+    started = await client.post("/v1/sessions", headers={**auth, "Idempotency-Key": "k-room"})
+    assert started.status_code == 201, started.text
+    body = started.json()
+    token = body["meeting_token"]
+    replay = await client.post("/v1/sessions", headers={**auth, "Idempotency-Key": "k-room"})
+    conflict = await client.post("/v1/sessions", headers=auth)
+    detail = await client.get(f"/v1/sessions/{body['id']}", headers=auth)
+    assert token in replay.text
+    assert token in conflict.text
+    assert token in detail.text
+    room = body["conversation_id"]
+    await asyncio.to_thread(service.sim.join, room, FIRST_NAME, token=token)
+    await asyncio.to_thread(service.sim.say, room, TRANSCRIPT)
+    ended = await client.post(f"/v1/sessions/{body['id']}/end", headers=auth)
+    assert ended.status_code == 200
+
+    origin = await client.post("/functions/v1/start-tavus-session", json={}, headers=auth)
+    assert origin.status_code == 200, origin.text
+    join_url = origin.json()["conversation_url"]
+    origin_token = join_url.rsplit("t=", 1)[1]
+    await client.post(
+        "/functions/v1/end-tavus-session",
+        json={"daily_session_id": origin.json()["daily_session_id"]},
+        headers=auth,
+    )
+
+    text = logs.text
+    assert "session.started" in text
+    assert "tavus.request" in text
+    for name, value in {
+        "meeting token": token,
+        "origin's meeting token": origin_token,
+        "join URL": join_url,
+        "transcript sentence": TRANSCRIPT,
+    }.items():
+        assert value not in text, f"{name} in: {_around(text, value)}"

@@ -37,9 +37,11 @@ TABLES = {
     "reconcile_runs",
     "alembic_version",
     "facetoface_installation",
+    "user_preferences",
 }
-#: 47 from 0005, one from 0006 (facetoface_installation), one from 0008 (reconcile_runs).
-POLICIES = 49
+#: 47 from 0005, one from 0006 (facetoface_installation), one from 0008 (reconcile_runs), six
+#: from 0009 (user_preferences' five; the service reading the caller's own events).
+POLICIES = 55
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 CRUD = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 
@@ -56,6 +58,7 @@ EXPECTED_TABLE_PRIVILEGES: dict[str, dict[str, set[str]]] = {
         "mentor_avatars": {"SELECT"},
         "daily_sessions": {"SELECT"},
         "idempotency_keys": {"SELECT"},
+        "user_preferences": CRUD,
     },
     "facetoface_service": {
         "profiles": {"SELECT", "DELETE"},
@@ -72,6 +75,7 @@ EXPECTED_TABLE_PRIVILEGES: dict[str, dict[str, set[str]]] = {
         "reconcile_runs": {"SELECT", "INSERT", "DELETE"},
         "alembic_version": {"SELECT"},
         "facetoface_installation": {"SELECT"},
+        "user_preferences": {"SELECT"},
     },
 }
 #: (table, privilege) granted to `authenticated` on some columns only, and columns it lacks.
@@ -80,9 +84,11 @@ EXPECTED_COLUMN_PRIVILEGES = {
     ("profiles", "UPDATE"): {"id", "subscription_tier", "created_at"},
     ("user_personas", "INSERT"): {"tavus_persona_id", "replica_id"},
     ("user_personas", "UPDATE"): {"id", "user_id", "tavus_persona_id", "replica_id", "created_at"},
-    # The callback token's hash, and the reconciler's and the merge's own bookkeeping.
+    # The callback token's hash, a private room's meeting token (the service hands it to the
+    # owner, 0009), and the reconciler's and the merge's own bookkeeping.
     ("mentor_conversations", "SELECT"): {
         "callback_token_hash",
+        "meeting_token",
         "transcript_digest",
         "recording_digest",
         "callbacks_verified_at",
@@ -181,6 +187,7 @@ async def test_every_policy_column_leads_an_index(owner: Database) -> None:
         "mentor_conversations": "user_id",
         "idempotency_keys": "user_id",
         "tavus_callback_events": "mentor_conversation_id",
+        "user_preferences": "user_id",
     }
     policies = await _query(
         owner, "SELECT tablename, qual, with_check FROM pg_policies WHERE schemaname = 'public'"
@@ -273,6 +280,7 @@ async def test_only_the_service_may_run_the_merge_functions(owner: Database) -> 
     )
     assert {f.name.split("(")[0] for f in functions} == {
         "facetoface.apply_delta",
+        "facetoface.forget_meeting_token",
         "facetoface.session_json",
         "facetoface.start_session",
     }

@@ -60,6 +60,9 @@ def _start_params(user_id: uuid.UUID, mentor_id: uuid.UUID | None) -> dict[str, 
         "goal_rows": 20,
         "category_rows": 20,
         "text_chars": 800,
+        "previous_rows": 3,
+        "recap_rows": 3,
+        "changed_goal_rows": 3,
         **dict.fromkeys(
             (
                 "key",
@@ -82,8 +85,10 @@ async def test_repository_reads_with_another_users_id_see_nothing(
 ) -> None:
     """Bob's round trips ask for Alice's rows by Alice's id: every read comes back empty."""
     victim = {"session_id": alice.session_id, "user_id": alice.id}
-    for statement in (GET_SQL, DETAIL_SQL):
-        assert await app_db.run(statement, victim, bob.identity, role="user") == []
+    assert await app_db.run(GET_SQL, victim, bob.identity, role="user") == []
+    # The detail runs as the service acting for the caller (it reads a live private room's
+    # meeting token, which `authenticated` may not): confined to the caller all the same.
+    assert await app_db.run(DETAIL_SQL, victim, bob.identity, role="service") == []
     assert await app_db.run(LIVE_SQL, {"user_id": alice.id}, bob.identity, role="user") == []
     page = {"user_id": alice.id, "limit": 50, "before_at": None, "before_id": None}
     assert await app_db.run(LIST_SQL, page, bob.identity, role="user") == []
@@ -98,9 +103,10 @@ async def test_repository_reads_with_another_users_id_see_nothing(
     assert data["categories"] == []
     assert data["goals"] == []
     assert data["persona"] is None
+    assert (data["previous_sessions"], data["recap"], data["changed_goals"]) == ([], [], [])
     # Bob's own rows are there: the filter is the caller, not "nothing at all".
     own = {"session_id": bob.session_id, "user_id": bob.id}
-    [detail] = await app_db.run(DETAIL_SQL, own, bob.identity, role="user")
+    [detail] = await app_db.run(DETAIL_SQL, own, bob.identity, role="service")
     assert len(detail["events"]) == 1
     [mine] = await app_db.run(START_SQL, _start_params(bob.id, None), bob.identity, role="service")
     assert mine["profile"] is not None
@@ -277,6 +283,11 @@ async def test_users_cannot_change_or_create_another_users_rows(
         "INSERT INTO mentor_avatars (id, name, tavus_replica_id) VALUES (:new, 'mine', 'r')",
         # Secrets and raw inbox payloads stay out of reach even for their own rows.
         "SELECT callback_token_hash FROM mentor_conversations WHERE id = :cid",
+        # A private room's meeting token: only ever handed out by the service (0009).
+        "SELECT meeting_token FROM mentor_conversations WHERE id = :cid",
+        "UPDATE mentor_conversations SET meeting_token = 'mine' WHERE id = :cid",
+        # Another user's memory choice (their own is theirs to write; see test_preferences).
+        "INSERT INTO user_preferences (user_id, mentor_memory) VALUES (:other, false)",
         "SELECT payload FROM tavus_callback_events WHERE mentor_conversation_id = :cid",
         "SELECT * FROM alembic_version",
         # The reconciler's history is the operators' (through the ops API), not a user's.
@@ -290,7 +301,7 @@ async def test_users_cannot_forge_their_own_session_state(
 ) -> None:
     before = await _stored(owner, alice)
     params = {"sid": alice.session_id, "cid": alice.conversation_id, "uid": alice.id}
-    params["new"] = uuid.uuid4()
+    params["new"] = params["other"] = uuid.uuid4()
     used = {k: v for k, v in params.items() if f":{k}" in sql}
     assert await sqlstate_of(app_db, sql, used, identity=alice.identity) == DENIED
     assert await _stored(owner, alice) == before

@@ -9,6 +9,7 @@ cannot see it. Budgets: start ≤ 2, end ≤ 2, each callback 1, each read 1.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -46,7 +47,13 @@ def service_overrides(wire: CountingProxy, database_settings: dict[str, Any]) ->
     parts = urlsplit(database_settings["database_url"])
     through = parts._replace(netloc=f"{parts.username}@127.0.0.1:{wire.port}")
     # The service's connections go through the proxy; the tests' own (as the owner) do not.
-    return {"database_url_through": urlunsplit(through)}
+    # Every option that adds work to these paths is on: private rooms (the meeting token is
+    # written with the adoption, read with the session) and Tavus memory.
+    return {
+        "database_url_through": urlunsplit(through),
+        "session_private_rooms": True,
+        "tavus_memory": "participant",
+    }
 
 
 def _shown(trips: list[RoundTrip]) -> list[str]:
@@ -128,3 +135,40 @@ async def test_hot_paths_stay_within_their_round_trip_budgets(
         text = " ".join(trip.text.split()).upper()
         assert text not in ("", ";"), "a pool ping"
         assert text not in ("BEGIN", "COMMIT", "ROLLBACK"), "a transaction-control round trip"
+
+
+async def test_a_returning_users_start_and_reads_stay_within_budget(
+    service: RunningService, wire: CountingProxy
+) -> None:
+    """ "Since last time" (previous sessions, the recap, goals moved since) is loaded by the
+    start's first round trip; the preferences are one round trip each way."""
+    user_id = await create_user(service.db)
+    headers = service.auth(user_id)
+    client = service.client
+    first = (await client.post("/v1/sessions", headers=headers)).json()
+    room = first["conversation_id"]
+    await asyncio.to_thread(service.sim.join, room, None, token=first["meeting_token"])
+    await asyncio.to_thread(service.sim.say, room, "Something to remember")
+    await client.post(f"/v1/sessions/{first['id']}/end", headers=headers)
+    for _ in range(200):
+        context = (await client.get("/v1/me/context", headers=headers)).json()
+        if "Something to remember" in context["text"]:
+            break
+        await asyncio.sleep(0.05)
+    assert "Something to remember" in context["text"]
+    # The rest of the first session's callbacks land before anything is counted.
+    assert await asyncio.to_thread(service.sim.drain)
+
+    answered, trips = await _count(wire, client.get("/v1/me/context", headers=headers))
+    assert len(trips) == 1, _shown(trips)
+    started, trips = await _count(wire, client.post("/v1/sessions", headers=headers))
+    assert started.status_code == 201, started.text
+    assert len(trips) <= 2, _shown(trips)
+    sent = service.sim.conversation(started.json()["conversation_id"])["conversational_context"]
+    assert "Something to remember" in sent
+    for method, body in (("PUT", {"mentor_memory": False}), ("GET", None)):
+        answered, trips = await _count(
+            wire, client.request(method, "/v1/me/preferences", json=body, headers=headers)
+        )
+        assert answered.status_code == 200, answered.text
+        assert len(trips) == 1, (method, _shown(trips))

@@ -38,7 +38,7 @@ from facetoface.conversations.repository import SessionRow
 from facetoface.conversations.service import ConversationService, Recovered
 from facetoface.db import Database, Identity
 from facetoface.sessions.idempotency import Replay, idempotency_request
-from facetoface.sessions.schemas import SessionOut
+from facetoface.sessions.schemas import SessionOut, join_url
 from facetoface.sessions.service import SessionAlreadyActive, SessionSelector, SessionService
 from facetoface.tavus import TavusError
 
@@ -52,10 +52,13 @@ class StartOutcome:
     replayed: bool = False
 
 
-def start_response(session: SessionOut) -> StartTavusSessionResponse:
-    """A session in the shape `start-tavus-session` answered."""
+def start_response(
+    session: SessionOut, meeting_token: str | None = None
+) -> StartTavusSessionResponse:
+    """A session in the shape `start-tavus-session` answered. A private room's token goes
+    into `conversation_url` (the origin's app embeds it as it is): this answer is the owner's."""
     return StartTavusSessionResponse(
-        conversation_url=session.conversation_url,
+        conversation_url=join_url(session.conversation_url, meeting_token),
         conversation_id=session.conversation_id,
         mentor_conversation_id=session.mentor_conversation_id,
         daily_session_id=session.id,
@@ -104,8 +107,12 @@ class CompatService:
         except SessionAlreadyActive as exc:
             raise _with_live_ids(exc) from None
         if isinstance(result, Replay):
-            return StartOutcome(start_response(SessionOut.model_validate(result.body)), True)
-        return StartOutcome(start_response(SessionOut.from_row(result)))
+            token = result.body.get("meeting_token")
+            replayed = start_response(SessionOut.model_validate(result.body), token)
+            return StartOutcome(replayed, True)
+        return StartOutcome(
+            start_response(SessionOut.from_row(result.session), result.meeting_token)
+        )
 
     # --- end-tavus-session ------------------------------------------------------------------
     async def end(self, identity: Identity, request: EndTavusSessionRequest) -> SessionRow:
@@ -171,12 +178,13 @@ def _check_user(identity: Identity, user_id: uuid.UUID | None) -> None:
 
 def _with_live_ids(exc: SessionAlreadyActive) -> SessionAlreadyActive:
     """The 409 with the live session's ids and join URL beside `session`, so the origin's app
-    can rejoin with the fields it already reads."""
+    can rejoin with the fields it already reads (a private room's URL with its token: the
+    409 of a start goes to the session's owner, as the start's answer does)."""
     live = exc.extra.get("session")
     extra = dict(exc.extra)
     if isinstance(live, dict):
         extra.update(
-            conversation_url=live.get("conversation_url"),
+            conversation_url=join_url(live.get("conversation_url"), live.get("meeting_token")),
             conversation_id=live.get("conversation_id"),
             mentor_conversation_id=live.get("mentor_conversation_id"),
             daily_session_id=live.get("id"),

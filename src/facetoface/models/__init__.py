@@ -14,6 +14,7 @@ from facetoface.models.ritual_preferences import RitualPreferences
 from facetoface.models.user_emotional_category import UserEmotionalCategory
 from facetoface.models.user_goal import UserGoal
 from facetoface.models.user_persona import UserPersona
+from facetoface.models.user_preference import UserPreference
 
 __all__ = [
     "Base",
@@ -30,5 +31,6 @@ __all__ = [
     "UserEmotionalCategory",
     "UserGoal",
     "UserPersona",
+    "UserPreference",
     "utcnow",
 ]

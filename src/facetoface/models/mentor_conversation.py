@@ -67,6 +67,10 @@ class MentorConversation(IDMixin, TimestampsMixin, Base):
     callbacks_verified_at: Mapped[datetime | None]
     #: The reconciler's last error on this row (a bounded code, never Tavus's raw text).
     reconcile_error: Mapped[str | None] = mapped_column(Text)
+    #: A private room's join credential (Tavus's `meeting_token`), kept only while the session
+    #: is live (a trigger clears it when the conversation ends or fails) and readable only by
+    #: the service: users get it from the API, for their own live session only.
+    meeting_token: Mapped[str | None] = mapped_column(Text)
     #: SHA-256 of the per-session callback token; the token itself is never stored.
     callback_token_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     #: The reconciler's lease: a replica working on this row owns it until then, so N

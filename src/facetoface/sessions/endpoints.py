@@ -14,6 +14,7 @@ from facetoface.sessions.schemas import (
     ContextPreview,
     ContextSectionOut,
     MentorPreview,
+    OwnSessionOut,
     SessionDetail,
     SessionOut,
     SessionPage,
@@ -45,7 +46,7 @@ Service = Annotated[SessionService, Depends(get_session_service)]
 @router.post(
     "",
     status_code=201,
-    response_model=SessionOut,
+    response_model=OwnSessionOut,
     responses={
         **_RESPONSES,
         400: {"description": "Malformed Idempotency-Key header", **_PROBLEM},
@@ -88,7 +89,10 @@ async def start_session(
             status_code=result.status_code,
             headers={"Idempotent-Replayed": "true"},
         )
-    return SessionOut.from_row(result)
+    started = OwnSessionOut(
+        **SessionOut.from_row(result.session).model_dump(), meeting_token=result.meeting_token
+    )
+    return JSONResponse(started.to_json(), status_code=201)
 
 
 @router.post("/{session_id}/end", response_model=SessionOut, responses=_RESPONSES)
@@ -125,13 +129,13 @@ async def list_sessions(
 
 
 @router.get("/{session_id}", response_model=SessionDetail, responses=_RESPONSES)
-async def get_session(
-    session_id: uuid.UUID, identity: CurrentIdentity, service: Service
-) -> SessionDetail:
-    """One of the caller's sessions, with transcript, recording, analysis and timeline."""
+async def get_session(session_id: uuid.UUID, identity: CurrentIdentity, service: Service) -> Any:
+    """One of the caller's sessions, with transcript, recording, analysis and timeline (and,
+    while it is live, a private room's meeting token)."""
     row, extras, timeline = await service.detail(identity, session_id)
-    return SessionDetail(
+    detail = SessionDetail(
         **SessionOut.from_row(row).model_dump(),
+        meeting_token=extras.meeting_token,
         replica_joined_at=extras.replica_joined_at,
         transcript=[
             TranscriptEntry.model_validate(entry)
@@ -157,6 +161,7 @@ async def get_session(
             for t in timeline
         ],
     )
+    return JSONResponse(detail.to_json())
 
 
 me_router = APIRouter(prefix="/v1/me", tags=["me"])

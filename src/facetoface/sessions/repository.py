@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -51,6 +51,7 @@ from facetoface.models import (
     UserEmotionalCategory,
     UserGoal,
     UserPersona,
+    UserPreference,
 )
 
 LIVE_INDEX = "uq_mentor_conversations_live_user_id"
@@ -129,6 +130,11 @@ class StartLimits:
     text_chars: int
     default_persona_id: str | None
     default_replica_id: str | None
+    #: "Since last time": previous sessions, the user's last lines of the latest one, goals
+    #: updated since it ended.
+    previous_rows: int = 3
+    recap_rows: int = 3
+    changed_goal_rows: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +165,15 @@ class StartAttempt:
     recent_starts: int = 0
     oldest_recent_start: datetime | None = None
     created_at: datetime | None = None
+    #: The user lets the mentor remember (`user_preferences.mentor_memory`, default true); the
+    #: three "since last time" parts are loaded only then.
+    mentor_memory: bool = True
+    previous_sessions: list[dict[str, Any]] = field(default_factory=list)
+    recap: list[str] = field(default_factory=list)
+    changed_goals: list[dict[str, Any]] = field(default_factory=list)
+    #: A private room's join credential of `key_session` / `live_session` (their owner's).
+    key_meeting_token: str | None = None
+    live_meeting_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +186,8 @@ class SessionExtras:
     post_call_actions: list[dict[str, Any]] | None
     replica_joined_at: datetime | None
     conversation_transcript: str | None
+    #: A private room's join credential, while the session is live (for its owner only).
+    meeting_token: str | None = None
 
 
 # --- PostgreSQL statements ---------------------------------------------------------------
@@ -184,6 +201,9 @@ _START_ARGS = (
     "goal_rows",
     "category_rows",
     "text_chars",
+    "previous_rows",
+    "recap_rows",
+    "changed_goal_rows",
     "key",
     "request_hash",
     "key_locked_until",
@@ -216,9 +236,12 @@ LIST_SQL = Statement(
     "OR (d.created_at = %(before_at)s::timestamptz AND d.id < %(before_id)s::uuid)) "
     "ORDER BY d.created_at DESC, d.id DESC LIMIT %(limit)s"
 )
+#: Run as `facetoface_service` acting for the caller (its policies confine it to the caller's
+#: rows): only the service may read a private room's meeting token, shown while live.
 DETAIL_SQL = Statement(
     f"SELECT {session_columns_sql()}, m.transcript, m.recording, m.perception_analysis, "
     "m.post_call_actions, m.replica_joined_at, d.conversation_transcript, "
+    f"CASE WHEN m.status IN ({_LIVE_SQL}) THEN m.meeting_token END AS meeting_token, "
     f"{timeline_json_sql('m')} AS events {_FROM} "
     "WHERE d.id = %(session_id)s AND d.user_id = %(user_id)s"
 )
@@ -285,6 +308,9 @@ class SessionRepository:
                 "goal_rows": limits.goal_rows,
                 "category_rows": limits.category_rows,
                 "text_chars": limits.text_chars,
+                "previous_rows": limits.previous_rows,
+                "recap_rows": limits.recap_rows,
+                "changed_goal_rows": limits.changed_goal_rows,
                 "key": key.key if key else None,
                 "request_hash": key.request_hash if key else None,
                 "key_locked_until": key.locked_until if key else None,
@@ -413,7 +439,7 @@ class SessionRepository:
         """The caller's session with what Tavus's callbacks added to it, and its timeline."""
         params = {"session_id": session_id, "user_id": identity.user_id}
         if self.db.is_postgres:
-            rows = await self.db.run(DETAIL_SQL, params, identity, role="user")
+            rows = await self.db.run(DETAIL_SQL, params, identity, role="service")
             if not rows:
                 return None
             return (
@@ -442,7 +468,9 @@ class SessionRepository:
             if row is None:
                 return None
             events = await timeline(session, row.mentor_conversation_id)
-        return SessionRow.from_mapping(row._mapping), _extras(row._mapping), events
+            token = await _live_meeting_token(session, row.mentor_conversation_id)
+        extras = replace(_extras(row._mapping), meeting_token=token)
+        return SessionRow.from_mapping(row._mapping), extras, events
 
 
 # --- idempotency keys ------------------------------------------------------------------------
@@ -469,6 +497,7 @@ def key_extra(
 
 # --- helpers ---------------------------------------------------------------------------------
 def _attempt(row: Mapping[str, Any]) -> StartAttempt:
+    key_session, live_session = row["key_session"], row["live_session"]
     return StartAttempt(
         outcome=row["outcome"],
         refusal=row["refusal"],
@@ -488,6 +517,12 @@ def _attempt(row: Mapping[str, Any]) -> StartAttempt:
         recent_starts=row["recent_starts"] or 0,
         oldest_recent_start=row["oldest_recent_start"],
         created_at=row["created_at"],
+        mentor_memory=row["mentor_memory"] is not False,
+        previous_sessions=row["previous_sessions"] or [],
+        recap=row["recap"] or [],
+        changed_goals=row["changed_goals"] or [],
+        key_meeting_token=(key_session or {}).get("meeting_token"),
+        live_meeting_token=(live_session or {}).get("meeting_token"),
     )
 
 
@@ -499,6 +534,7 @@ def _extras(data: Mapping[Any, Any]) -> SessionExtras:
         post_call_actions=post_call_action_list(data["post_call_actions"]),
         replica_joined_at=data["replica_joined_at"],
         conversation_transcript=data["conversation_transcript"],
+        meeting_token=data.get("meeting_token"),
     )
 
 
@@ -552,7 +588,14 @@ async def _start_sqlite(
                 return StartAttempt("key", key_state="mismatch")
             if stored.state == "done" or status in {"active", "ending", "ended"}:
                 stored.state, stored.locked_until = "done", now
-                return StartAttempt("key", key_state="done", key_session=keyed)
+                token = (
+                    await _live_meeting_token(session, keyed.mentor_conversation_id)
+                    if keyed
+                    else None
+                )
+                return StartAttempt(
+                    "key", key_state="done", key_session=keyed, key_meeting_token=token
+                )
             if status is None and stored.locked_until > now:
                 return StartAttempt("key", key_state="in_flight")
             if status in {"starting", "indeterminate"}:
@@ -588,6 +631,10 @@ async def _start_sqlite(
         mentor_avatar_url=(persona or {}).get("avatar_thumbnail_url"),
         recent_starts=recent[0] or 0,
         oldest_recent_start=recent[1],
+        mentor_memory=data["mentor_memory"],
+        previous_sessions=data["previous_sessions"],
+        recap=data["recap"],
+        changed_goals=data["changed_goals"],
     )
     refusal = start_refusal(attempt, mentor_id=mentor_id, limits=limits, inserting=new is not None)
     if refusal is not None or new is None:
@@ -659,7 +706,8 @@ async def _start_sqlite(
             session,
             and_(mc.user_id == user_id, mc.status.in_([s.value for s in LIVE_STATUSES])),
         )
-        return _replace(attempt, outcome="conflict", live_session=live)
+        token = await _live_meeting_token(session, live.mentor_conversation_id) if live else None
+        return _replace(attempt, outcome="conflict", live_session=live, live_meeting_token=token)
     return _replace(attempt, outcome="inserted", created_at=now)
 
 
@@ -692,8 +740,6 @@ def _present(data: dict[str, Any] | None, name: str) -> str | None:
 
 
 def _replace(attempt: StartAttempt, **changes: Any) -> StartAttempt:
-    from dataclasses import replace
-
     return replace(attempt, **changes)
 
 
@@ -792,4 +838,122 @@ async def _load_context(
         "categories": [dict(row._mapping) for row in categories],
         "goals": [dict(row._mapping) for row in goals],
         "persona": as_dict(persona),
+        **await _load_since_last_time(session, user_id, limits),
     }
+
+
+async def _load_since_last_time(
+    session: AsyncSession, user_id: uuid.UUID, limits: StartLimits
+) -> dict[str, Any]:
+    """The user's memory choice and, when it is on, "since last time" — capped in rows and
+    characters like `facetoface.start_session` (migration 0009)."""
+    mc, ds, g = MentorConversation, DailySession, UserGoal
+    memory = (
+        await session.execute(
+            select(UserPreference.mentor_memory).where(UserPreference.user_id == user_id)
+        )
+    ).scalar_one_or_none()
+    loaded: dict[str, Any] = {
+        "mentor_memory": memory is not False,
+        "previous_sessions": [],
+        "recap": [],
+        "changed_goals": [],
+    }
+    if memory is False or limits.previous_rows <= 0:
+        return loaded
+    previous = (
+        await session.execute(
+            select(
+                mc.transcript,
+                func.coalesce(ds.started_at, mc.created_at).label("started_at"),
+                ds.completed_at,
+                ds.duration_seconds,
+                ds.session_status.label("status"),
+                func.substr(mc.shutdown_reason, 1, 64).label("shutdown_reason"),
+            )
+            .join(ds, ds.id == mc.daily_session_id)
+            .where(mc.user_id == user_id, mc.status == ConversationStatus.ended.value)
+            .order_by(mc.created_at.desc(), mc.id.desc())
+            .limit(limits.previous_rows)
+        )
+    ).all()
+    if not previous:
+        return loaded
+    loaded["previous_sessions"] = [
+        {
+            "started_at": row.started_at,
+            "duration_seconds": row.duration_seconds,
+            "status": row.status,
+            "shutdown_reason": row.shutdown_reason,
+        }
+        for row in previous
+    ]
+    last = previous[0]
+    said = [
+        entry["content"][: limits.text_chars]
+        for entry in (last.transcript if isinstance(last.transcript, list) else [])
+        if isinstance(entry, dict)
+        and str(entry.get("role", "")).strip().lower() == "user"
+        and isinstance(entry.get("content"), str)
+        and entry["content"].strip()
+    ]
+    loaded["recap"] = said[-limits.recap_rows :] if limits.recap_rows > 0 else []
+    if last.completed_at is not None and limits.changed_goal_rows > 0:
+        changed = await session.execute(
+            select(
+                func.substr(g.goal_text, 1, limits.text_chars).label("goal_text"),
+                func.substr(g.smart_goal, 1, limits.text_chars).label("smart_goal"),
+                g.progress_percentage,
+                g.updated_at,
+            )
+            .where(g.user_id == user_id, g.status == "active", g.updated_at > last.completed_at)
+            .order_by(g.updated_at.desc(), g.id)
+            .limit(limits.changed_goal_rows)
+        )
+        loaded["changed_goals"] = [dict(row._mapping) for row in changed]
+    return loaded
+
+
+async def _live_meeting_token(session: AsyncSession, row_id: uuid.UUID) -> str | None:
+    """A live session's private-room token (SQLite; PostgreSQL reads it in the statement)."""
+    mc = MentorConversation
+    token: str | None = (
+        await session.execute(
+            select(mc.meeting_token).where(
+                mc.id == row_id, mc.status.in_([s.value for s in LIVE_STATUSES])
+            )
+        )
+    ).scalar_one_or_none()
+    return token
+
+
+# --- private rooms -----------------------------------------------------------------------------
+#: A private room's meeting token, stored with the adoption of Tavus's answer (same message,
+#: same transaction), and only on a session that is live: one that ended meanwhile keeps none.
+ROOM_TOKEN_SQL = (
+    "UPDATE mentor_conversations SET meeting_token = %(rt_token)s "
+    "WHERE id = %(rt_row)s AND status = 'active'"
+)
+
+
+def room_token_extra(row_id: uuid.UUID, meeting_token: str, key: Extra | None) -> Extra:
+    """What a private room's start writes with its adoption: the meeting token (and, with an
+    `Idempotency-Key`, the key's `done`, as `key_extra` does)."""
+    params: dict[str, Any] = {"rt_row": row_id, "rt_token": meeting_token}
+    sql = ROOM_TOKEN_SQL
+    if key is not None:
+        # One statement for both (an Extra is one statement): the key's update as a CTE.
+        sql = f"WITH key_done AS ({key.sql.text}) {ROOM_TOKEN_SQL}"
+        params.update(key.params)
+
+    async def on_sqlite(session: AsyncSession, written: SessionRow) -> None:
+        if key is not None:
+            await key.sqlite(session, written)
+        mc = MentorConversation
+        await session.execute(
+            update(mc)
+            .where(mc.id == row_id, mc.status == ConversationStatus.active.value)
+            .values(meeting_token=meeting_token)
+        )
+
+    return Extra(sql=Statement(sql), params=params, sqlite=on_sqlite)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,6 +60,35 @@ class SessionOut(BaseModel):
         )
 
 
+_MEETING_TOKEN = Field(
+    default=None,
+    description="Private rooms (`SESSION_PRIVATE_ROOMS`): the room's join credential, present "
+    "only while the session is live and only in answers to its owner. Join with "
+    "`conversation_url?t=<meeting_token>` (or Daily's `join({url, token})`).",
+)
+
+
+def join_url(conversation_url: str | None, meeting_token: str | None) -> str | None:
+    """The room's address with a private room's token in it (`?t=`, as Daily's rooms take
+    it): for the origin's app, which embeds `conversation_url` in an iframe as it is."""
+    if conversation_url is None or not meeting_token:
+        return conversation_url
+    parts = urlsplit(conversation_url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "t"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("t", meeting_token)])))
+
+
+class OwnSessionOut(SessionOut):
+    """A session in an answer to its owner alone: a start, its replay, a 409's `session`."""
+
+    meeting_token: str | None = _MEETING_TOKEN
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON body; `meeting_token` only when there is one."""
+        hidden = None if self.meeting_token else {"meeting_token"}
+        return self.model_dump(mode="json", exclude=hidden)
+
+
 class SessionPage(BaseModel):
     """One page of the caller's sessions, newest first."""
 
@@ -82,8 +112,9 @@ class TranscriptEntry(BaseModel):
     content: str
 
 
-class SessionDetail(SessionOut):
-    """A session with what Tavus sent after the call."""
+class SessionDetail(OwnSessionOut):
+    """A session with what Tavus sent after the call (and, while it is live, a private
+    room's meeting token)."""
 
     replica_joined_at: datetime | None
     transcript: list[TranscriptEntry] | None = Field(

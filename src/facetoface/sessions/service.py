@@ -27,7 +27,7 @@ import base64
 import json
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,7 +51,12 @@ from facetoface.errors import (
 )
 from facetoface.models import utcnow
 from facetoface.observability import metrics
-from facetoface.sessions.context import MentorContext, UserContextData, build_mentor_context
+from facetoface.sessions.context import (
+    ContinuityData,
+    MentorContext,
+    UserContextData,
+    build_mentor_context,
+)
 from facetoface.sessions.data_rights_repository import DataRightsRepository
 from facetoface.sessions.idempotency import (
     IdempotencyKeyInFlight,
@@ -68,6 +73,7 @@ from facetoface.sessions.repository import (
     StartAttempt,
     StartLimits,
     key_extra,
+    room_token_extra,
 )
 from facetoface.sessions.schemas import SessionOut
 from facetoface.tavus import (
@@ -97,6 +103,11 @@ __all__ = ["SessionSelector", "SessionService"]
 _ROWS_HEADROOM = 4
 _MAX_GOALS = 5
 _MAX_CATEGORIES = 8
+#: "Since last time": previous sessions listed, the user's own last lines of the latest one,
+#: goals updated since it ended (exact: the database returns no more than the builder shows).
+_MAX_PREVIOUS_SESSIONS = 3
+_MAX_RECAP_LINES = 3
+_MAX_CHANGED_GOALS = 3
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -172,6 +183,29 @@ class SessionOutcomeUnknown(ServiceUnavailable):
 
 
 @dataclass(frozen=True, slots=True)
+class Started:
+    """A start's answer: the session, and — a private room's — the owner's join credential."""
+
+    session: SessionRow
+    #: A join credential: kept out of `repr()`, so logging this by accident leaks nothing.
+    meeting_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    """What erasing a user deleted at Tavus (everything here goes too)."""
+
+    conversations: int
+    memory_stores: int
+
+
+def memory_tag(deployment_name: str, user_id: uuid.UUID) -> str:
+    """The user's Tavus memory tag: `participant_tags` / legacy `memory_stores` at create, and
+    how their memory stores are found again to erase them."""
+    return f"{deployment_name}:{user_id}"
+
+
+@dataclass(frozen=True, slots=True)
 class MentorChoice:
     """The mentor a start uses (or a preview shows)."""
 
@@ -206,11 +240,13 @@ class SessionService:
         identity: Identity,
         mentor_id: uuid.UUID | None,
         idempotency: IdempotencyRequest | None = None,
-    ) -> SessionRow | Replay:
+    ) -> Started | Replay:
         """Start a session for the caller; see the module docstring for the phases.
 
         With an idempotency key, a retry of a completed start gets that session back
         (`Replay`), whatever else holds now (an open circuit, a quota reached since).
+        A private room's meeting token goes with the answer (and with a replay's or a 409's
+        session while it is live): they all go to the session's owner only.
         """
         if (
             identity.claims.get("is_anonymous") is True
@@ -252,12 +288,15 @@ class SessionService:
             raise self._refusal(attempt, now)
         if attempt.outcome == "conflict":
             live = attempt.live_session or await self.repository.get_live(identity)
+            live_token = attempt.live_meeting_token if attempt.live_session else None
             raise SessionAlreadyActive(
                 "End the live session (or rejoin it) before starting another.",
-                extra={"session": session_json(live)} if live else None,
+                extra={"session": session_json(live, live_token)} if live else None,
             )
         mentor = _mentor(attempt)
         context = self._build_context(attempt, mentor)
+        tag = memory_tag(self.settings.deployment_name, identity.user_id)
+        memory = self.settings.tavus_memory if attempt.mentor_memory else "off"
         log.info("session.starting", mentor_conversation_id=str(new.mentor_conversation_id))
         return await self._create_at_tavus(
             identity,
@@ -270,6 +309,9 @@ class SessionService:
                 conversation_name=new.conversation_name,
                 conversational_context=context.text,
                 custom_greeting=self.settings.session_custom_greeting or None,
+                require_auth=True if self.settings.private_rooms else None,
+                participant_tags=[tag] if memory == "participant" else None,
+                memory_stores=[tag] if memory == "legacy" else None,
                 properties=ConversationProperties(
                     max_call_duration=self.settings.session_max_call_duration_seconds,
                     participant_left_timeout=self.settings.session_participant_left_timeout_seconds,
@@ -294,6 +336,9 @@ class SessionService:
             text_chars=s.context_item_max_chars * _ROWS_HEADROOM,
             default_persona_id=s.default_persona_id,
             default_replica_id=s.default_replica_id,
+            previous_rows=_MAX_PREVIOUS_SESSIONS,
+            recap_rows=_MAX_RECAP_LINES,
+            changed_goal_rows=_MAX_CHANGED_GOALS,
         )
 
     def _circuit_open(self, wait: float) -> Exception:
@@ -311,7 +356,7 @@ class SessionService:
                 "This Idempotency-Key was used for a different request body."
             )
         if state == "done" and attempt.key_session is not None:
-            return Replay(201, session_json(attempt.key_session))
+            return Replay(201, session_json(attempt.key_session, attempt.key_meeting_token))
         if state == "unresolved" and attempt.key_session is not None:
             raise SessionOutcomeUnknown(
                 "The first request's session is still being confirmed with the video service; "
@@ -359,7 +404,7 @@ class SessionService:
         idempotency: IdempotencyRequest | None,
         new: NewSession,
         request: CreateConversationRequest,
-    ) -> SessionRow:
+    ) -> Started:
         row_id = new.mentor_conversation_id
         bound = log.bind(mentor_conversation_id=str(row_id))
         try:
@@ -381,6 +426,9 @@ class SessionService:
             if idempotency is not None
             else None
         )
+        token: str | None = conversation.meeting_token
+        if token:
+            key = room_token_extra(row_id, token, key)
         try:
             applied = await self.conversations.adopt(
                 row_id,
@@ -408,9 +456,10 @@ class SessionService:
             # The user ended the session while Tavus was creating it: end what was created.
             bound.info("session.ended_during_start", status=row.conversation_status)
             await self.conversations.end_at_tavus(conversation.conversation_id)
+            token = None
         bound.info("session.started", conversation_id=conversation.conversation_id)
         metrics.record_session_started()
-        return row
+        return Started(row, token or None)
 
     async def _record_failure(
         self,
@@ -488,6 +537,17 @@ class SessionService:
                 "emotional_categories": attempt.categories,
                 "goals": attempt.goals,
                 "mentor_name": mentor.name,
+                "continuity": (
+                    ContinuityData.model_validate(
+                        {
+                            "sessions": attempt.previous_sessions,
+                            "recap": attempt.recap,
+                            "changed_goals": attempt.changed_goals,
+                        }
+                    )
+                    if attempt.mentor_memory and attempt.previous_sessions
+                    else None
+                ),
             }
         )
         context = build_mentor_context(
@@ -496,6 +556,9 @@ class SessionService:
             item_max_chars=self.settings.context_item_max_chars,
             max_goals=_MAX_GOALS,
             max_categories=_MAX_CATEGORIES,
+            max_previous_sessions=_MAX_PREVIOUS_SESSIONS,
+            max_recap_lines=_MAX_RECAP_LINES,
+            max_changed_goals=_MAX_CHANGED_GOALS,
         )
         if context.language_fallback:
             log.info("session.language_fallback", language_code=context.language_code)
@@ -557,17 +620,48 @@ class SessionService:
             await DataRightsRepository(session).delete_session(identity.user_id, session_id)
         log.info("session.deleted", session_id=str(session_id))
 
-    async def purge_user(self, user_id: uuid.UUID) -> int:
-        """Delete everything stored about a user, at Tavus first; returns conversations
-        deleted there. Raises TavusUnavailableError (nothing deleted here) if Tavus fails."""
+    async def purge_user(self, user_id: uuid.UUID) -> PurgeReport:
+        """Delete everything stored about a user, at Tavus first: their conversations and the
+        memory stores Tavus keeps under their tag (whatever `TAVUS_MEMORY` is now: an earlier
+        setting may have made them). Raises TavusUnavailableError (nothing deleted here) if
+        Tavus fails; repeating it is safe."""
         async with self.db.transaction(Identity(user_id), role="service") as session:
             conversation_ids = await DataRightsRepository(session).conversation_ids(user_id)
+        stores = await self._memory_stores(memory_tag(self.settings.deployment_name, user_id))
         for conversation_id in conversation_ids:
             await self._delete_at_tavus(conversation_id)
+        for store_id in stores:
+            await self._delete_memory_store(store_id)
         async with self.db.transaction(Identity(user_id), role="service") as session:
             await DataRightsRepository(session).delete_user(user_id)
-        log.info("user.purged", conversations=len(conversation_ids))
-        return len(conversation_ids)
+        report = PurgeReport(conversations=len(conversation_ids), memory_stores=len(stores))
+        log.info("user.purged", conversations=report.conversations, memory_stores=len(stores))
+        return report
+
+    async def _memory_stores(self, tag: str) -> list[str]:
+        """The ids of the Tavus memory stores kept under `tag` (legacy tags have no delete)."""
+        try:
+            page = await self.tavus.list_memory_stores(participant_tag=tag)
+        except TavusNotFound:
+            return []  # an account without the memory-stores API holds no store
+        except TavusError as exc:
+            raise TavusUnavailableError(
+                "The video service could not list the user's memory now; nothing was "
+                "deleted, try again shortly."
+            ) from exc
+        # Tavus filters by tag; a store shown under another tag is never ours to delete.
+        return [s.memory_store_id for s in page.data if s.participant_tag in (None, tag)]
+
+    async def _delete_memory_store(self, memory_store_id: str) -> None:
+        try:
+            await self.tavus.delete_memory_store(memory_store_id)
+        except TavusNotFound:
+            return  # already gone
+        except TavusError as exc:
+            raise TavusUnavailableError(
+                "The video service could not delete the user's memory now; nothing was "
+                "deleted here, try again shortly."
+            ) from exc
 
     async def _delete_at_tavus(self, conversation_id: str) -> None:
         try:
@@ -644,9 +738,13 @@ def _failure_code(exc: TavusError) -> FailureCode:
     return FailureCode.tavus_rejected
 
 
-def session_json(row: SessionRow) -> dict[str, Any]:
-    """A session as the API renders it (the body of a 201, a replay, a 409's `session`)."""
-    return SessionOut.from_row(row).model_dump(mode="json")
+def session_json(row: SessionRow, meeting_token: str | None = None) -> dict[str, Any]:
+    """A session as the API renders it (the body of a 201, a replay, a 409's `session`), with a
+    private room's `meeting_token` only when there is one (these answers go to the owner)."""
+    body = SessionOut.from_row(row).model_dump(mode="json")
+    if meeting_token:
+        body["meeting_token"] = meeting_token
+    return body
 
 
 class InvalidCursor(BadRequest):

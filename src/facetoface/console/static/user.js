@@ -146,6 +146,19 @@ function updateElapsed() {
   }
 }
 
+/**
+ * Where to join: a private room's address carries its meeting token (`?t=`, as the room
+ * takes it). The API hands the token to the session's owner only, while the session is live.
+ */
+function joinUrl(session) {
+  if (!session.conversation_url || !session.meeting_token) {
+    return session.conversation_url;
+  }
+  const url = new URL(session.conversation_url);
+  url.searchParams.set("t", session.meeting_token);
+  return url.toString();
+}
+
 function showLive(session, { focus = false } = {}) {
   current = session;
   $("idle").hidden = true;
@@ -153,11 +166,12 @@ function showLive(session, { focus = false } = {}) {
   $("live").hidden = false;
   renderLiveFacts(session);
   const room = $("room");
-  if (session.conversation_url) {
-    if (room.getAttribute("src") !== session.conversation_url) {
-      room.setAttribute("src", session.conversation_url);
+  const url = joinUrl(session);
+  if (url) {
+    if (room.getAttribute("src") !== url) {
+      room.setAttribute("src", url);
     }
-    $("room-link").setAttribute("href", session.conversation_url);
+    $("room-link").setAttribute("href", url);
     $("room-link").hidden = false;
   } else {
     $("room-link").hidden = true;
@@ -490,7 +504,17 @@ async function main() {
   const page = await loadHistory(true);
   const newest = page?.items?.[0];
   if (newest && isLive(newest)) {
-    showLive(newest); // a session still live (a reload, another tab): carry on with it
+    // A session still live (a reload, another tab): carry on with it. Its own read, because
+    // only that (not the list) carries a private room's meeting token.
+    let live = newest;
+    try {
+      live = await api(`/v1/sessions/${encodeURIComponent(newest.id)}`);
+    } catch (problem) {
+      report($("session-error"), problem);
+    }
+    if (isLive(live)) {
+      showLive(live);
+    }
   }
 }
 

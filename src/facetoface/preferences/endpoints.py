@@ -1,0 +1,52 @@
+"""HTTP routes of the preferences feature: `/v1/me/preferences`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from facetoface.auth.dependencies import CurrentIdentity
+from facetoface.preferences.repository import PreferencesRepository
+from facetoface.preferences.schemas import PreferencesOut, PreferencesUpdate
+from facetoface.preferences.service import PreferencesService
+
+router = APIRouter(prefix="/v1/me", tags=["me"])
+
+_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid access token", **_PROBLEM},
+    404: {"description": "The caller has no profile yet (`profile_not_found`)", **_PROBLEM},
+    503: {"description": "The database is unavailable; see Retry-After", **_PROBLEM},
+}
+
+
+async def get_preferences_service(request: Request) -> PreferencesService:
+    return PreferencesService(PreferencesRepository(request.app.state.db))
+
+
+Service = Annotated[PreferencesService, Depends(get_preferences_service)]
+
+
+@router.get("/preferences", response_model=PreferencesOut, responses=_RESPONSES)
+async def my_preferences(identity: CurrentIdentity, service: Service) -> PreferencesOut:
+    """The caller's preferences (the defaults until they change one)."""
+    return await service.get(identity)
+
+
+@router.put(
+    "/preferences",
+    response_model=PreferencesOut,
+    responses={
+        **_RESPONSES,
+        400: {"description": "The body is not JSON", **_PROBLEM},
+        413: {"description": "Body too large", **_PROBLEM},
+        422: {"description": "The body does not match the schema", **_PROBLEM},
+    },
+)
+async def set_my_preferences(
+    update: PreferencesUpdate, identity: CurrentIdentity, service: Service
+) -> PreferencesOut:
+    """Replace the caller's preferences. `mentor_memory: false` stops the mentor carrying
+    anything over from earlier sessions, from the next start on."""
+    return await service.put(identity, update)
