@@ -187,6 +187,7 @@ async def production_service(
         supabase_url="https://project.supabase.example",
         public_base_url="https://facetoface.example",
         cors_allowed_origins=["https://app.example.com"],
+        deployment_name="browser-test",
         reconcile_interval_seconds=0,
     )
     sock = _bound_socket()
