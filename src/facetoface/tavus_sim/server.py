@@ -232,9 +232,11 @@ class SimServer:
         body: dict[str, Any] | str | None = None,
         delay_s: float = 30.0,
         apply_first: bool = False,
+        conversation_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """Queue a fault rule (see faults.py); return the pending rules."""
         rule = {
+            "conversation_id": conversation_id,
             "kind": kind,
             "endpoint": endpoint,
             "count": count,
