@@ -214,3 +214,9 @@ def callback_paths(state: dict[str, Any]) -> dict[str, str]:
         for c in state["conversations"]
         if c.get("callback_url")
     }
+
+
+def answered(response: httpx.Response | None) -> httpx.Response:
+    """`response`, asserting the request got one."""
+    assert response is not None, "the request got no answer"
+    return response
