@@ -160,7 +160,7 @@ async def test_database_refused_during_starts_ends_and_callbacks(
         )
         assert answered(ended).status_code == 200, ended
 
-    converge_s, report = await converge(service, lifted)
+    converge_s, _ = await converge(service, lifted)
     verdict = await check(service.db, service.sim, history, service.name_prefix, verify_events=True)
 
     traced = await session_rows(service.db, traced_id)
@@ -168,7 +168,6 @@ async def test_database_refused_during_starts_ends_and_callbacks(
     assert traced["conversation"]["conversation_url"], "the join URL was recorded"
     stopped = await session_rows(service.db, stopped_id)
     assert stopped["conversation"]["status"] == "ended"
-    assert report.actions["adopted"] == 2
     conclude(
         "01 database refused",
         history,
