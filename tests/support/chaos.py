@@ -15,7 +15,7 @@ import fcntl
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,8 +115,11 @@ def conclude(
     began: float,
     converge_s: float | None,
     notes: str = "",
+    expect: Mapping[str, bool] | None = None,
 ) -> None:
-    """Write the scenario's report row, then assert the checker's verdict."""
+    """Write the scenario's report row, then assert the checker's verdict and the
+    scenario's own claims (`expect`: what each claim says → whether it held)."""
+    failed = [claim for claim, held in (expect or {}).items() if not held]
     row = Row(
         scenario=scenario,
         sent=history.sent,
@@ -126,12 +129,13 @@ def conclude(
         lost_callbacks=verdict.lost_callbacks + verdict.unrecovered_events,
         converge_s=converge_s,
         seconds=round(time.monotonic() - began, 1),
-        verdict="PASS" if verdict.ok else "FAIL",
-        notes=notes,
+        verdict="PASS" if verdict.ok and not failed else "FAIL",
+        notes="; ".join([*(f"FAILED: {claim}" for claim in failed), notes]).strip("; "),
         at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
     )
     _write(row)
     assert verdict.ok, verdict
+    assert not failed, f"claims that did not hold: {failed}"
 
 
 @contextlib.contextmanager

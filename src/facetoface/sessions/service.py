@@ -39,7 +39,7 @@ from facetoface.conversations.repository import SessionRow, TimelineEntry
 from facetoface.conversations.service import ConversationService
 from facetoface.conversations.status import LIVE_STATUSES, ConversationStatus, FailureCode
 from facetoface.conversations.tokens import hash_callback_token, new_callback_token
-from facetoface.db import DatabaseUnavailable, Identity
+from facetoface.db import DatabaseUnavailable, Identity, recording_tavus_outcome
 from facetoface.errors import (
     BadGateway,
     BadRequest,
@@ -379,14 +379,16 @@ class SessionService:
             else None
         )
         try:
-            applied = await self.conversations.adopt(
-                row_id,
-                conversation_id=conversation.conversation_id,
-                conversation_url=conversation.conversation_url,
-                start_time=conversation.created_at or utcnow(),
-                identity=identity,
-                extra=key,
-            )
+            # Tavus created it: recording that is never shed by load shedding (db.py).
+            with recording_tavus_outcome():
+                applied = await self.conversations.adopt(
+                    row_id,
+                    conversation_id=conversation.conversation_id,
+                    conversation_url=conversation.conversation_url,
+                    start_time=conversation.created_at or utcnow(),
+                    identity=identity,
+                    extra=key,
+                )
         except DatabaseUnavailable as exc:
             # We cannot record the conversation: end it rather than leave it billing. If
             # Tavus cannot be told either, the `starting` row is the trace the reconciler
@@ -521,11 +523,12 @@ class SessionService:
         tavus_ended = True
         if row.tavus_conversation_id:
             tavus_ended = await self.conversations.end_at_tavus(row.tavus_conversation_id)
-        closed = await self.conversations.close(
-            row.mentor_conversation_id,
-            failure_code=None if tavus_ended else FailureCode.tavus_end_failed,
-            identity=identity,
-        )
+        with recording_tavus_outcome():
+            closed = await self.conversations.close(
+                row.mentor_conversation_id,
+                failure_code=None if tavus_ended else FailureCode.tavus_end_failed,
+                identity=identity,
+            )
         if closed is None:
             raise SessionNotFound("No session with this id belongs to you.")
         log.info(
