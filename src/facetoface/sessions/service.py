@@ -307,14 +307,24 @@ class SessionService:
             raise IdempotencyKeyMismatch(
                 "This Idempotency-Key was used for a different request body."
             )
-        if state == "done" and attempt.key_session is not None:
-            return Replay(201, session_json(attempt.key_session))
-        if state == "unresolved" and attempt.key_session is not None:
+        keyed = attempt.key_session
+        if (
+            state == "done"
+            and keyed is not None
+            and keyed.conversation_status == ConversationStatus.active
+            and keyed.conversation_url is None
+        ):
+            # A callback adopted the session after the create's answer was lost; callbacks
+            # carry no join URL, so it cannot be joined yet: the reconciler records the URL.
+            state = "unresolved"
+        if state == "done" and keyed is not None:
+            return Replay(201, session_json(keyed))
+        if state == "unresolved" and keyed is not None:
             raise SessionOutcomeUnknown(
                 "The first request's session is still being confirmed with the video service; "
                 "retry in a minute.",
                 retry_after_seconds=30,
-                extra={"session_id": str(attempt.key_session.id)},
+                extra={"session_id": str(keyed.id)},
             )
         raise IdempotencyKeyInFlight(
             "The first request with this key is still running.",
