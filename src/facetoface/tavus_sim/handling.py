@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ValidationError
 
 from facetoface.tavus_sim.faults import (
@@ -24,6 +24,7 @@ from facetoface.tavus_sim.faults import (
     FaultRule,
     drop_connection,
 )
+from facetoface.tavus_sim.responses import JSONResponse
 from facetoface.tavus_sim.runtime import SimRuntime, get_runtime
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
