@@ -36,15 +36,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def replica_auth(user_id: uuid.UUID, key: str | None = None) -> dict[str, str]:
-    """Headers for `user_id` that every replica accepts (and an Idempotency-Key)."""
-    settings = Settings(  # type: ignore[call-arg]
+def _issuer() -> Settings:
+    return Settings(  # type: ignore[call-arg]
         _env_file=None, environment="test", supabase_url=ISSUER_BASE, supabase_jwt_secret=SECRET
     )
-    headers = {"Authorization": f"Bearer {mint_token(settings, user_id=user_id)}"}
+
+
+def replica_auth(user_id: uuid.UUID, key: str | None = None) -> dict[str, str]:
+    """Headers for `user_id` that every replica accepts (and an Idempotency-Key)."""
+    headers = {"Authorization": f"Bearer {mint_token(_issuer(), user_id=user_id)}"}
     if key:
         headers["Idempotency-Key"] = key
     return headers
+
+
+def operator_auth() -> dict[str, str]:
+    """Headers of an operator (the `/v1/ops` API) that every replica accepts."""
+    token = mint_token(_issuer(), user_id=uuid.uuid4(), operator=True)
+    return {"Authorization": f"Bearer {token}"}
 
 
 @dataclass
@@ -99,6 +108,13 @@ class Replica:
         self.kill()
         self.spawn()
         await self.ready()
+
+    async def reconcile(self) -> dict[str, Any]:
+        """Run one reconciler pass on this replica (`POST /v1/ops/reconciler/passes`)."""
+        response = await self.client.post("/v1/ops/reconciler/passes", headers=operator_auth())
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
 
     async def stop(self) -> None:
         await self.client.aclose()
