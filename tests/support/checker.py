@@ -3,8 +3,9 @@
 What clients were told (the `History`):
 
 - every answer is a documented one: a 2xx, a 4xx problem document with a `code` the API
-  documents, or a 503 with one of the documented 503 codes *and* `Retry-After` — never a 500,
-  never another 5xx, never a request that got no answer at all;
+  documents (or the HTTP server's own 431 for oversized headers), or a 503 with one of the
+  documented 503 codes *and* `Retry-After` — never a 500, never another 5xx, never a request
+  that got no answer at all;
 - every conversation Tavus created was announced to its user: acknowledged (201), or answered
   `503 session_outcome_unknown` naming its session — never "nothing happened".
 
@@ -173,6 +174,8 @@ class History:
             retry_after = response.headers.get("retry-after", "")
             if not retry_after.isdigit() or int(retry_after) < 1:
                 self.violations.append(f"{where}: {status} {code} without Retry-After")
+        elif status == 431:
+            return  # the HTTP server's own refusal of oversized headers (RFC 6585), no document
         elif status >= 400 and code not in DOCUMENTED_4XX:
             self.violations.append(f"{where}: {status} {code}: {response.text[:200]}")
 
