@@ -48,7 +48,7 @@ from tests.support.postgres import (
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 #: Fixtures shared by test packages that are not conftest files.
-pytest_plugins = ["tests.support.browser"]
+pytest_plugins = ["tests.support.browser", "tests.support.chaos"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

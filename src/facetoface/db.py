@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import re
 import select
@@ -45,7 +46,7 @@ import sqlite3
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -258,15 +259,37 @@ class _DeadlineExceeded(Exception):
     """A database call overran its deadline; its connection was shut down."""
 
 
+#: Set while a request records what Tavus already did (see `recording_tavus_outcome`).
+_RECORDING = contextvars.ContextVar("facetoface_db_recording", default=False)
+
+
+@contextlib.contextmanager
+def recording_tavus_outcome() -> Iterator[None]:
+    """Database calls made inside record what Tavus already did (a conversation it created
+    or ended). Load shedding must not drop them — the work is done and bills; shedding it
+    would only throw it away — so they are never shed for a full queue and wait for a slot
+    up to the call's deadline. Shedding applies to new work (a start's first call)."""
+    token = _RECORDING.set(True)
+    try:
+        yield
+    finally:
+        _RECORDING.reset(token)
+
+
 class Admission:
     """Load shedding in front of the pool: at most `capacity` database calls at once per
     process, a bounded wait for a slot, and a bounded queue. A request that cannot get a slot
     in time — or finds the queue full — is told to retry (503) instead of queueing behind the
-    pool until its client gives up. The pool itself then never makes anyone wait."""
+    pool until its client gives up. The pool itself then never makes anyone wait. A call
+    recording a Tavus outcome (`recording_tavus_outcome`) waits up to `recording_wait_seconds`
+    instead and is never shed for the queue's length."""
 
-    def __init__(self, capacity: int, wait_seconds: float) -> None:
+    def __init__(
+        self, capacity: int, wait_seconds: float, recording_wait_seconds: float | None = None
+    ) -> None:
         self.capacity = capacity
         self.wait_seconds = wait_seconds
+        self.recording_wait_seconds = max(wait_seconds, recording_wait_seconds or 0.0)
         #: Waiters beyond this are shed at once: at a few milliseconds per call, a queue this
         #: deep already takes longer than the wait allowed.
         self.max_waiting = max(16, 4 * capacity)
@@ -280,11 +303,14 @@ class Admission:
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         if self._slots.locked():
-            if self.waiting >= self.max_waiting:
+            recording = _RECORDING.get()
+            if self.waiting >= self.max_waiting and not recording:
                 raise database_unavailable("saturated")
             self.waiting += 1
             try:
-                async with asyncio.timeout(self.wait_seconds):
+                async with asyncio.timeout(
+                    self.recording_wait_seconds if recording else self.wait_seconds
+                ):
                     await self._slots.acquire()
             except TimeoutError:
                 raise database_unavailable("saturated") from None
@@ -306,13 +332,15 @@ class Database:
         self.engine = engine or create_engine(settings)
         self.dialect = self.engine.dialect.name
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        self.admission = Admission(
-            settings.db_pool_size + settings.db_max_overflow, settings.db_admission_wait_seconds
-        )
         self._timeout = str(settings.db_statement_timeout_ms)
         self._rendered_prefixes: dict[Role | None, bytes] = {}
         #: A call's deadline: the statement timeout plus a margin for the network.
         self._deadline_s = settings.db_statement_timeout_ms / 1000 + 2.0
+        self.admission = Admission(
+            settings.db_pool_size + settings.db_max_overflow,
+            settings.db_admission_wait_seconds,
+            recording_wait_seconds=self._deadline_s,
+        )
 
     @property
     def is_postgres(self) -> bool:

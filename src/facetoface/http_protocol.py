@@ -12,11 +12,17 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 _DEFAULT_MAX_HEAD_BYTES = 32 * 1024
+#: After a 431, what is still arriving is read and dropped for this long (or this much)
+#: before the connection closes: closing with unread data makes the kernel send a reset,
+#: and a client still sending its head would see the reset instead of the answer.
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 8 * 1024 * 1024
 
 
 class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     """Answers 431 (and closes) once a request's head outgrows `max_head_bytes`, before the
-    rest of it is read or parsed."""
+    rest of it is parsed; the rest is read and dropped for a moment first (a lingering close),
+    so the client gets the answer rather than a reset."""
 
     max_head_bytes: ClassVar[int] = int(
         os.environ.get("HTTP_MAX_HEADER_BYTES", _DEFAULT_MAX_HEAD_BYTES)
@@ -26,6 +32,8 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._head_bytes = 0
         self._reading_head = True
+        self._lingering = False
+        self._dropped = 0
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -37,6 +45,11 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            self._dropped += len(data)
+            if self._dropped > _LINGER_BYTES:
+                self.transport.close()
+            return
         if self._reading_head:
             self._head_bytes += len(data)
             if self._head_bytes > self.max_head_bytes:
@@ -58,4 +71,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             b"content-length: " + str(len(body)).encode() + b"\r\n"
             b"connection: close\r\n\r\n" + body
         )
-        self.transport.close()
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # the answer is complete: the client reads it, then EOF
+        self.loop.call_later(_LINGER_SECONDS, self.transport.close)

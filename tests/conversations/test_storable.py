@@ -32,6 +32,11 @@ def test_text(raw: str, stored: str) -> None:
     stored.encode("utf-8")  # always encodable
 
 
+def test_clean_text_is_returned_as_is() -> None:
+    text = "nothing to fix here, ünïcödé included"
+    assert storable_text(text) is text
+
+
 def test_json_keys_and_values_everywhere() -> None:
     value = json.loads('{"a\\u0000": ["x\\ud800", {"k": "\\u0000"}], "ok": 1}')
     cleaned, changed = storable_json(value)
@@ -46,6 +51,11 @@ def test_pathological_nesting_is_refused() -> None:
         deep = [deep]
     with pytest.raises(TooDeep):
         storable_json(deep)
+    very_deep: object = "x"
+    for _ in range(100_000):  # far past Python's recursion limit: still just refused
+        very_deep = {"k": very_deep}
+    with pytest.raises(TooDeep):
+        storable_json(very_deep)
 
 
 def test_a_callback_with_a_nul_in_its_transcript_is_kept() -> None:

@@ -282,3 +282,42 @@ async def test_concurrent_passes_do_each_row_once(service: RunningService) -> No
     assert first.actions["adopted"] + second.actions["adopted"] == 4
     for user_id in users:
         assert (await only_session(service, user_id))["conversation"]["status"] == "active"
+
+
+async def test_a_lost_replica_joined_is_recovered_from_a_complete_looking_session(
+    service: RunningService,
+) -> None:
+    """Only `replica_joined` is lost; the shutdown and the transcript arrive, so the session
+    looks complete. The verification pass still compares it with Tavus's record, once."""
+    service.sim.set_config(callback_drop_events=["system.replica_joined"])
+    user_id = await create_user(service.db)
+    started = (await start(service, user_id)).json()
+    conversation_id = started["conversation_id"]
+    for _ in range(200):  # Tavus's replica joins the room (its callback is lost)
+        if service.sim.conversation(conversation_id)["replica_joined_at"]:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.to_thread(service.sim.join, conversation_id)
+    await asyncio.to_thread(service.sim.say, conversation_id, "Work is a lot lately")
+    await asyncio.to_thread(service.sim.shutdown, conversation_id, "participant_left_timeout")
+    await asyncio.to_thread(service.sim.drain, 5.0)
+    before = await session_rows(service.db, started["id"])
+    assert before["conversation"]["status"] == "ended"
+    assert before["conversation"]["transcript"] is not None
+    assert before["conversation"]["replica_joined_at"] is None
+
+    report = await service.reconciler.run_once()
+
+    assert report.actions["recovered:system.replica_joined"] == 1, report
+    assert report.actions["verified"] == 1
+    rows = await session_rows(service.db, started["id"])
+    assert rows["conversation"]["replica_joined_at"] is not None
+    assert rows["conversation"]["callbacks_verified_at"] is not None
+    # Once per session: a later pass does not ask Tavus again (this fault would fail it).
+    service.sim.add_fault(
+        kind="status", endpoint="get", status=500, conversation_id=conversation_id
+    )
+    again = await service.reconciler.run_once()
+    assert again.errors == 0
+    assert sum(again.actions.values()) == 0
+    assert [f["remaining"] for f in service.sim.faults()] == [1], "Tavus was not asked again"

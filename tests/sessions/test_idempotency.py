@@ -122,7 +122,8 @@ async def test_unknown_outcome_is_resolved_before_a_retry_is_answered(
     assert pending.json()["session_id"] == unknown.json()["session_id"]
     assert int(pending.headers["retry-after"]) > 0
 
-    # Tavus's replica_joined callback proves the conversation exists; the retry then gets it.
+    # Tavus's replica_joined callback proves the conversation exists, but carries no join
+    # URL: the session cannot be joined yet, so the retry still gets the same answer.
     [conversation] = service.sim.conversations()["conversations"]
     joined = await service.client.post(
         conversation["callback_url"].removeprefix(service.url),
@@ -133,6 +134,14 @@ async def test_unknown_outcome_is_resolved_before_a_retry_is_answered(
         },
     )
     assert joined.json() == {"status": "applied"}
+    adopted = await post(service, user_id, key)
+    assert adopted.status_code == 503
+    assert adopted.json()["code"] == "session_outcome_unknown"
+    assert adopted.json()["session_id"] == unknown.json()["session_id"]
+
+    # The reconciler asks Tavus for the join URL; the retry then gets the session.
+    report = await service.reconciler.run_once()
+    assert report.actions["join_url_recovered"] == 1
     answer = await post(service, user_id, key)
 
     assert answer.status_code == 201
@@ -140,6 +149,7 @@ async def test_unknown_outcome_is_resolved_before_a_retry_is_answered(
     assert answer.json()["id"] == unknown.json()["session_id"]
     assert answer.json()["status"] == "in_progress"
     assert answer.json()["conversation_id"] == conversation["conversation_id"]
+    assert answer.json()["conversation_url"] == conversation["conversation_url"]
     assert service.sim.conversations()["create_requests"] == 1
 
 

@@ -192,6 +192,27 @@ async def test_verbose_get_is_parsed(make_client: Any, script: Any) -> None:
     assert len(details.events) == 2
 
 
+async def test_verbose_get_with_text_pydantic_cannot_parse(make_client: Any, script: Any) -> None:
+    """A lone surrogate escape (what a user typed) is valid JSON that pydantic's own parser
+    refuses; the body is still read, the code points kept for the conversation core."""
+    content = (
+        b'{"conversation_id": "c1", "status": "ended", "events": [{"event_type": '
+        b'"application.transcription_ready", "properties": {"transcript": [{"role": "user", '
+        b'"content": "a lone \\ud800 and a \\u0000"}]}}]}'
+    )
+    client = make_client(script(httpx.Response(200, content=content)))
+    details = await client.get_conversation("c1", verbose=True)
+    assert details.transcript == [{"role": "user", "content": "a lone \ud800 and a \x00"}]
+    assert len(details.events) == 1
+
+
+async def test_truncated_json_is_still_unparseable(make_client: Any, script: Any) -> None:
+    rec = script(httpx.Response(200, content=b'{"conversation_id": "c1", "status": "act'))
+    client = make_client(rec, retry_attempts=1)
+    with pytest.raises(TavusOutcomeUnknown, match="json_invalid"):
+        await client.get_conversation("c1", verbose=True)
+
+
 @pytest.mark.parametrize(
     "bad_id", ["", "../secrets", "c1/end", "c1?hard=true", "c 1", "c1%2F", "é", "x" * 129]
 )

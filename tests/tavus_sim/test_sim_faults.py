@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -63,6 +64,38 @@ def test_apply_first_status_fault_on_end_still_ends(
 
     assert api.post(f"/conversations/{conversation_id}/end").status_code == 500
     assert api.get(f"/conversations/{conversation_id}").json()["status"] == "ended"
+
+
+def test_malformed_fault_answers_200_with_an_unusable_body(
+    api: httpx.Client, sim: SimServer, create: Any
+) -> None:
+    conversation_id = create()["conversation_id"]
+    sim.add_fault("malformed", endpoint="get")
+    sim.add_fault("malformed", endpoint="get", body={"data": "not a conversation"})
+
+    truncated = api.get(f"/conversations/{conversation_id}")
+    shaped = api.get(f"/conversations/{conversation_id}")
+
+    assert truncated.status_code == 200
+    with pytest.raises(json.JSONDecodeError):
+        truncated.json()
+    assert (shaped.status_code, shaped.json()) == (200, {"data": "not a conversation"})
+    assert api.get(f"/conversations/{conversation_id}").json()["status"] == "active"
+
+
+def test_fault_bound_to_a_conversation_spares_the_others(
+    api: httpx.Client, sim: SimServer, create: Any
+) -> None:
+    target, other = create()["conversation_id"], create()["conversation_id"]
+    sim.add_fault("status", endpoint="get", status=502, conversation_id=target, count=2)
+
+    assert api.get(f"/conversations/{other}").status_code == 200
+    assert api.get("/conversations").status_code == 200  # a listing names no conversation
+    assert api.get(f"/conversations/{target}").status_code == 502
+    assert api.get(f"/conversations/{other}?verbose=true").status_code == 200
+    assert api.get(f"/conversations/{target}").status_code == 502
+    assert api.get(f"/conversations/{target}").status_code == 200
+    assert sim.faults() == []
 
 
 def test_concurrency_limit_fault(api: httpx.Client, sim: SimServer) -> None:

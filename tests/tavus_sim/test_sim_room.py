@@ -218,3 +218,28 @@ def test_an_ended_room_says_how_it_ended(create: Any, sim: SimServer, api: httpx
     assert state["closes_in_seconds"] is None
     assert state["absent_closes_in_seconds"] is None
     assert state["max_duration_ends_in_seconds"] is None
+
+
+def test_text_postgresql_cannot_store_travels_as_escapes(
+    api: httpx.Client, sim: SimServer, create: Any, receiver: Any
+) -> None:
+    """Whatever a user types — U+0000, a lone surrogate — reaches the transcript, and Tavus's
+    JSON (callbacks, the verbose fetch) carries it as `\\u` escapes."""
+    said = "a NUL \x00 and a lone \ud800 here"
+    conversation_id = create(callback_url=receiver.url())["conversation_id"]
+    sim.join(conversation_id)
+    sim.say(conversation_id, said)
+    sim.leave(conversation_id)
+
+    receiver.wait_for(conversation_id, lambda types: "application.transcription_ready" in types)
+    [ready] = [
+        p
+        for p in receiver.payloads(conversation_id)
+        if p["event_type"] == "application.transcription_ready"
+    ]
+    assert said in [turn["content"] for turn in ready["properties"]["transcript"]]
+    verbose = api.get(f"/conversations/{conversation_id}", params={"verbose": "true"})
+    assert verbose.status_code == 200
+    assert verbose.content.isascii()
+    assert b"\\u0000" in verbose.content
+    assert b"\\ud800" in verbose.content

@@ -39,7 +39,7 @@ from facetoface.conversations.repository import SessionRow, TimelineEntry
 from facetoface.conversations.service import ConversationService
 from facetoface.conversations.status import LIVE_STATUSES, ConversationStatus, FailureCode
 from facetoface.conversations.tokens import hash_callback_token, new_callback_token
-from facetoface.db import DatabaseUnavailable, Identity
+from facetoface.db import DatabaseUnavailable, Identity, recording_tavus_outcome
 from facetoface.errors import (
     BadGateway,
     BadRequest,
@@ -355,14 +355,24 @@ class SessionService:
             raise IdempotencyKeyMismatch(
                 "This Idempotency-Key was used for a different request body."
             )
-        if state == "done" and attempt.key_session is not None:
-            return Replay(201, session_json(attempt.key_session, attempt.key_meeting_token))
-        if state == "unresolved" and attempt.key_session is not None:
+        keyed = attempt.key_session
+        if (
+            state == "done"
+            and keyed is not None
+            and keyed.conversation_status == ConversationStatus.active
+            and keyed.conversation_url is None
+        ):
+            # A callback adopted the session after the create's answer was lost; callbacks
+            # carry no join URL, so it cannot be joined yet: the reconciler records the URL.
+            state = "unresolved"
+        if state == "done" and keyed is not None:
+            return Replay(201, session_json(keyed, attempt.key_meeting_token))
+        if state == "unresolved" and keyed is not None:
             raise SessionOutcomeUnknown(
                 "The first request's session is still being confirmed with the video service; "
                 "retry in a minute.",
                 retry_after_seconds=30,
-                extra={"session_id": str(attempt.key_session.id)},
+                extra={"session_id": str(keyed.id)},
             )
         raise IdempotencyKeyInFlight(
             "The first request with this key is still running.",
@@ -430,14 +440,16 @@ class SessionService:
         if token:
             key = room_token_extra(row_id, token, key)
         try:
-            applied = await self.conversations.adopt(
-                row_id,
-                conversation_id=conversation.conversation_id,
-                conversation_url=conversation.conversation_url,
-                start_time=conversation.created_at or utcnow(),
-                identity=identity,
-                extra=key,
-            )
+            # Tavus created it: recording that is never shed by load shedding (db.py).
+            with recording_tavus_outcome():
+                applied = await self.conversations.adopt(
+                    row_id,
+                    conversation_id=conversation.conversation_id,
+                    conversation_url=conversation.conversation_url,
+                    start_time=conversation.created_at or utcnow(),
+                    identity=identity,
+                    extra=key,
+                )
         except DatabaseUnavailable as exc:
             # We cannot record the conversation: end it rather than leave it billing. If
             # Tavus cannot be told either, the `starting` row is the trace the reconciler
@@ -587,11 +599,12 @@ class SessionService:
         tavus_ended = True
         if row.tavus_conversation_id:
             tavus_ended = await self.conversations.end_at_tavus(row.tavus_conversation_id)
-        closed = await self.conversations.close(
-            row.mentor_conversation_id,
-            failure_code=None if tavus_ended else FailureCode.tavus_end_failed,
-            identity=identity,
-        )
+        with recording_tavus_outcome():
+            closed = await self.conversations.close(
+                row.mentor_conversation_id,
+                failure_code=None if tavus_ended else FailureCode.tavus_end_failed,
+                identity=identity,
+            )
         if closed is None:
             raise SessionNotFound("No session with this id belongs to you.")
         log.info(

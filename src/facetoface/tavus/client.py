@@ -171,10 +171,27 @@ class _Progress:
         return self.connecting and not self.sent
 
 
+def _validate(model: type[M], content: bytes) -> M:
+    """`content` (JSON) as `model`. pydantic's own JSON parser refuses valid JSON it cannot
+    hold in a Rust string — a lone surrogate escape (`"\\ud800"`) a user typed into a
+    transcript — so such a body is decoded by `json` instead (the strings keep the code point;
+    the conversation core makes them storable)."""
+    try:
+        return model.model_validate_json(content)
+    except ValidationError as exc:
+        if any(error["type"] != "json_invalid" for error in exc.errors()):
+            raise
+        try:
+            data = json.loads(content)
+        except (ValueError, RecursionError):
+            raise exc from None
+        return model.model_validate(data)
+
+
 def _model_parser(model: type[M]) -> Callable[[str, httpx.Response], M]:
     def parse(endpoint: str, response: httpx.Response) -> M:
         try:
-            return model.model_validate_json(response.content)
+            return _validate(model, response.content)
         except ValidationError as exc:
             # Never chain or echo the pydantic error: it quotes the input (room URLs, tokens).
             where = "; ".join(

@@ -35,7 +35,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from facetoface.tavus_sim.catalog import UnknownId
@@ -49,6 +49,7 @@ from facetoface.tavus_sim.handling import (
     parse_body,
     parsed_json,
 )
+from facetoface.tavus_sim.responses import JSONResponse
 from facetoface.tavus_sim.runtime import SimRuntime, get_runtime
 from facetoface.tavus_sim.state import (
     Conversation,

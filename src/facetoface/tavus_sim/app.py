@@ -12,6 +12,7 @@ from facetoface.tavus_sim import api, catalog_api, control, memory_api, room
 from facetoface.tavus_sim.config import SimConfig
 from facetoface.tavus_sim.faults import RAW_SEND_SCOPE_KEY
 from facetoface.tavus_sim.gate import install_gate
+from facetoface.tavus_sim.responses import JSONResponse
 from facetoface.tavus_sim.runtime import SimRuntime
 
 #: The simulated Tavus API (``/v2``), behind the gate.
@@ -51,6 +52,7 @@ def create_sim_app(config: SimConfig | None = None) -> FastAPI:
         title="facetoface Tavus simulator",
         summary="Tavus-compatible CVI API for development and tests",
         lifespan=lifespan,
+        default_response_class=JSONResponse,
         # The simulator's own traffic must not show up in the service's telemetry.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )

@@ -20,6 +20,7 @@ import httpx
 import structlog
 
 from facetoface.tavus_sim.faults import plan_deliveries
+from facetoface.tavus_sim.responses import dumps
 from facetoface.tavus_sim.state import Conversation, Delivery, isoformat, utcnow
 
 if TYPE_CHECKING:
@@ -138,7 +139,12 @@ class CallbackSender:
         attempt = 0
         for attempt in range(1, config.callback_max_attempts + 1):
             try:
-                response = await client.post(url, json=payload, timeout=config.callback_timeout_s)
+                response = await client.post(
+                    url,
+                    content=dumps(payload),
+                    headers={"content-type": "application/json"},
+                    timeout=config.callback_timeout_s,
+                )
             except (httpx.TransportError, httpx.InvalidURL) as exc:
                 status = None
                 bound.warning("tavus_sim.callback.error", attempt=attempt, error=type(exc).__name__)

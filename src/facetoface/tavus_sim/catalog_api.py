@@ -21,7 +21,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from facetoface.tavus_sim.catalog import (
@@ -40,6 +39,7 @@ from facetoface.tavus_sim.handling import (
     page_of,
     parse_body,
 )
+from facetoface.tavus_sim.responses import JSONResponse
 from facetoface.tavus_sim.runtime import SimRuntime
 from facetoface.tavus_sim.state import isoformat
 

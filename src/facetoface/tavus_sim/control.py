@@ -25,11 +25,11 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from facetoface.tavus_sim.config import SimConfig
 from facetoface.tavus_sim.faults import FaultRule
+from facetoface.tavus_sim.responses import JSONResponse
 from facetoface.tavus_sim.runtime import get_runtime
 from facetoface.tavus_sim.state import Conversation, isoformat
 

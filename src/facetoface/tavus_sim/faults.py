@@ -2,7 +2,9 @@
 
 API faults are a FIFO queue of :class:`FaultRule`. Each ``/v2`` request (after the
 ``x-api-key`` check, so a bad key is always a plain 401) consumes one use of the first rule
-whose ``endpoint`` matches it or is ``any``. What happens then:
+whose ``endpoint`` matches it or is ``any`` — and, for a rule with a ``conversation_id``, that
+names this conversation in its path (get, end, delete), so one conversation can misbehave
+while the others answer normally. What happens then:
 
 - ``apply_first: false`` (default): the fault replaces the request; nothing is changed.
 - ``apply_first: true``: the request is carried out first (a create really creates the
@@ -18,6 +20,10 @@ Kinds:
 - ``concurrency_limit`` / ``out_of_credits``: Tavus's 400 / 402 bodies.
 - ``drop_connection``: close the TCP connection without any answer. See
   :func:`drop_connection` for how.
+- ``malformed``: a ``200`` whose body is not what the endpoint answers: ``body`` as given (a
+  string is sent as-is, as JSON), by default a truncated JSON document. Models a proxy or an
+  API bug answering "success" with something unusable; nothing is changed unless
+  ``apply_first``.
 
 Callback delivery controls are plain :class:`~facetoface.tavus_sim.config.SimConfig` fields
 (``callback_*``) so that ``PUT /_sim/config`` changes them; :func:`plan_deliveries` applies them.
@@ -39,12 +45,16 @@ from facetoface.tavus_sim.config import SimConfig
 FaultEndpoint = Literal[
     "create", "get", "list", "end", "delete", "personas", "replicas", "memory_stores", "any"
 ]
-FaultKind = Literal["status", "timeout", "concurrency_limit", "out_of_credits", "drop_connection"]
+FaultKind = Literal[
+    "status", "timeout", "concurrency_limit", "out_of_credits", "drop_connection", "malformed"
+]
 
 CONCURRENCY_LIMIT_BODY = {"message": "User has reached maximum concurrent conversations"}
 OUT_OF_CREDITS_BODY = {"message": "The user is out of conversational credits"}
 GATEWAY_TIMEOUT_BODY = {"message": "Gateway Timeout"}
 DEFAULT_STATUS_BODY = {"message": "Internal Server Error"}
+#: What ``kind: malformed`` answers by default: JSON cut off mid-document.
+DEFAULT_MALFORMED_BODY = '{"conversation_id": "c0000000000", "status": "act'
 
 RAW_SEND_SCOPE_KEY = "facetoface.tavus_sim.raw_send"
 """Scope key under which the app keeps the server's own ``send`` callable (see app.py)."""
@@ -66,6 +76,8 @@ class FaultRule(BaseModel):
     delay_s: float = Field(default=30.0, ge=0)
     """Wait for ``kind: timeout``."""
     apply_first: bool = False
+    conversation_id: str | None = None
+    """Only requests naming this conversation in their path match (get, end, delete)."""
 
 
 class FaultQueue:
@@ -82,9 +94,12 @@ class FaultQueue:
         """Drop every pending rule."""
         self._rules.clear()
 
-    def take(self, endpoint: str) -> FaultRule | None:
-        """Consume one use of the first rule matching ``endpoint``, if any."""
+    def take(self, endpoint: str, conversation_id: str | None = None) -> FaultRule | None:
+        """Consume one use of the first rule matching ``endpoint`` (and, for a rule bound to
+        a conversation, ``conversation_id``), if any."""
         for index, (rule, remaining) in enumerate(self._rules):
+            if rule.conversation_id is not None and rule.conversation_id != conversation_id:
+                continue
             if rule.endpoint in (endpoint, "any"):
                 if remaining <= 1:
                     del self._rules[index]

@@ -15,11 +15,11 @@ from collections.abc import Iterable, Sequence
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from facetoface.tavus_sim.responses import JSONResponse
 from facetoface.tavus_sim.runtime import SimRuntime
 
 INVALID_TOKEN_BODY = {"message": "Invalid access token"}

@@ -12,17 +12,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ValidationError
 
 from facetoface.tavus_sim.faults import (
     CONCURRENCY_LIMIT_BODY,
+    DEFAULT_MALFORMED_BODY,
     DEFAULT_STATUS_BODY,
     GATEWAY_TIMEOUT_BODY,
     OUT_OF_CREDITS_BODY,
     FaultRule,
     drop_connection,
 )
+from facetoface.tavus_sim.responses import JSONResponse
 from facetoface.tavus_sim.runtime import SimRuntime, get_runtime
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -58,6 +60,11 @@ async def fault_response(
         await drop_connection(request.scope)
         # Discarded by uvicorn: the connection is already gone.
         return Response(status_code=500)
+    if rule.kind == "malformed":
+        malformed = DEFAULT_MALFORMED_BODY if rule.body is None else rule.body
+        if isinstance(malformed, str):
+            return Response(malformed, status_code=200, media_type="application/json")
+        return JSONResponse(malformed, status_code=200)
     body = DEFAULT_STATUS_BODY if rule.body is None else rule.body
     if isinstance(body, str):
         return PlainTextResponse(body, status_code=rule.status)
@@ -69,7 +76,7 @@ async def guarded(
 ) -> Response:
     """Run ``action`` under the fault rules of ``endpoint``, rendering ``ApiError``s."""
     runtime = get_runtime(request)
-    rule = runtime.faults.take(endpoint)
+    rule = runtime.faults.take(endpoint, request.path_params.get("conversation_id"))
     if rule is not None and not rule.apply_first:
         return await fault_response(request, runtime, rule, None)
     try:

@@ -19,15 +19,17 @@ this is the room, not the Tavus API.
 from __future__ import annotations
 
 import hmac
+import json
 from functools import cache
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
 from facetoface.tavus_sim import mentor
+from facetoface.tavus_sim.responses import JSONResponse
 from facetoface.tavus_sim.runtime import SimRuntime, get_runtime
 from facetoface.tavus_sim.state import Conversation, isoformat, utcnow
 
@@ -52,11 +54,19 @@ class JoinBody(BaseModel):
     token: str | None = None
 
 
+def _utterance(value: Any) -> str:
+    """Any text a user can type — a lone surrogate or U+0000 too, which pydantic's own `str`
+    refuses: Tavus takes what the user said as it comes."""
+    if not isinstance(value, str) or not 1 <= len(value) <= _MAX_UTTERANCE_CHARS:
+        raise ValueError(f"text must be 1-{_MAX_UTTERANCE_CHARS} characters")
+    return value
+
+
 class SayBody(BaseModel):
     """Body of ``POST /rooms/{id}/say``."""
 
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=_MAX_UTTERANCE_CHARS)
+    text: Annotated[str, PlainValidator(_utterance)]
     participant_id: str | None = None
 
 
@@ -106,7 +116,13 @@ def _require_active(conversation: Conversation) -> None:
 async def _body(request: Request, model: type[ModelT]) -> ModelT:
     raw = await request.body()
     try:
-        return model.model_validate_json(raw or b"{}")
+        # `json.loads`, not pydantic's parser: what a user types may hold a lone surrogate
+        # (`"\ud800"`), which a browser's JSON.stringify sends and pydantic's parser refuses.
+        data = json.loads(raw or b"{}")
+    except ValueError:
+        raise RoomError(400, "Invalid body: not JSON") from None
+    try:
+        return model.model_validate(data)
     except ValidationError as exc:
         raise RoomError(400, f"Invalid body: {exc.errors(include_url=False)}") from None
 

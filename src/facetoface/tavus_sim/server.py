@@ -15,6 +15,7 @@ import uvicorn
 
 from facetoface.tavus_sim.app import create_sim_app
 from facetoface.tavus_sim.config import SimConfig
+from facetoface.tavus_sim.responses import dumps
 from facetoface.tavus_sim.runtime import SimRuntime
 
 _POLL_S = 0.005
@@ -218,7 +219,10 @@ class SimServer:
     def _call(self, method: str, path: str, json: Any = None) -> httpx.Response:
         if self._client is None:
             raise RuntimeError("SimServer not started")
-        response = self._client.request(method, path, json=json)
+        # The simulator's own encoding: any string (a lone surrogate too) can be sent.
+        content = None if json is None else dumps(json)
+        headers = None if json is None else {"content-type": "application/json"}
+        response = self._client.request(method, path, content=content, headers=headers)
         response.raise_for_status()
         return response
 
@@ -232,9 +236,11 @@ class SimServer:
         body: dict[str, Any] | str | None = None,
         delay_s: float = 30.0,
         apply_first: bool = False,
+        conversation_id: str | None = None,
     ) -> list[dict[str, Any]]:
         """Queue a fault rule (see faults.py); return the pending rules."""
         rule = {
+            "conversation_id": conversation_id,
             "kind": kind,
             "endpoint": endpoint,
             "count": count,

@@ -1,0 +1,204 @@
+"""The one classification of database failure and the admission control in front of the pool
+(db.py; issue 10 §1, §2), unit by unit: what each failure becomes, and when a call is shed.
+
+The chaos suite (test_chaos_*.py) proves the same end to end over real sockets; these pin the
+rules down where a timing-dependent scenario cannot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+
+import psycopg
+import psycopg.errors
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import exc as sa_exc
+
+from facetoface.db import (
+    Admission,
+    DatabaseUnavailable,
+    database_unavailable,
+    recording_tavus_outcome,
+    unavailable_reason,
+)
+
+
+def shed_count() -> float:
+    value = REGISTRY.get_sample_value("facetoface_db_unavailable_total", {"reason": "saturated"})
+    return value or 0.0
+
+
+def _Sqlstate(sqlstate: str) -> psycopg.Error:
+    """The error psycopg raises for a server error of `sqlstate`."""
+    return psycopg.errors.lookup(sqlstate)(f"server said {sqlstate}")
+
+
+def _wrapped(orig: BaseException) -> sa_exc.DBAPIError:
+    return sa_exc.DBAPIError("SELECT 1", {}, orig)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), "refused"),
+        (psycopg.OperationalError("connection failed: Connection refused"), "refused"),
+        (psycopg.OperationalError("connection timeout expired"), "timeout"),
+        (psycopg.OperationalError("server closed the connection unexpectedly"), "connection_lost"),
+        (ConnectionResetError(104, "Connection reset by peer"), "connection_lost"),
+        (TimeoutError(), "timeout"),
+        (sa_exc.TimeoutError("QueuePool limit reached"), "saturated"),
+        (_Sqlstate("40001"), "conflict"),
+        (_Sqlstate("40P01"), "conflict"),
+        (_Sqlstate("57P01"), "shutdown"),
+        (_Sqlstate("57P03"), "shutdown"),
+        (_Sqlstate("53300"), "saturated"),
+        (_Sqlstate("57014"), "timeout"),
+        (_Sqlstate("55P03"), "timeout"),
+        (_wrapped(_Sqlstate("40001")), "conflict"),
+        (_wrapped(ConnectionRefusedError(111, "refused")), "refused"),
+        (sqlite3.OperationalError("database is locked"), "locked"),
+    ],
+)
+def test_every_way_a_connection_fails_has_a_reason(failure: BaseException, reason: str) -> None:
+    assert unavailable_reason(failure) == reason
+
+
+def test_a_cause_deep_in_the_chain_is_found() -> None:
+    outer = RuntimeError("while checking out")
+    outer.__cause__ = ValueError("in between")
+    outer.__cause__.__context__ = ConnectionRefusedError(111, "Connection refused")
+    assert unavailable_reason(outer) == "refused"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        _Sqlstate("23505"),  # unique violation: the one-live-session index's 409
+        _Sqlstate("42501"),  # insufficient privilege: a bug (or RLS), never "retry later"
+        ValueError("a bug"),
+        sqlite3.OperationalError("no such table: profiles"),
+    ],
+)
+def test_what_is_not_an_outage_keeps_its_own_handling(failure: BaseException) -> None:
+    assert unavailable_reason(failure) is None
+
+
+@pytest.mark.parametrize(("reason", "retry_after"), [("saturated", "1"), ("refused", "5")])
+def test_the_answer_is_a_503_with_retry_after_and_its_reason(reason: str, retry_after: str) -> None:
+    error = database_unavailable(reason)  # type: ignore[arg-type]
+    assert isinstance(error, DatabaseUnavailable)
+    assert (error.status_code, error.code) == (503, "database_unavailable")
+    assert error.headers == {"Retry-After": retry_after}
+    assert error.extra == {"reason": reason}
+
+
+async def test_a_free_slot_is_taken_at_once() -> None:
+    admission = Admission(2, wait_seconds=0.05)
+    async with admission.slot(), admission.slot():
+        assert admission.in_use == 2
+    assert admission.in_use == 0
+
+
+async def test_no_slot_within_the_wait_is_shed_as_saturated() -> None:
+    admission = Admission(1, wait_seconds=0.05)
+    before = shed_count()
+    async with admission.slot():
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable) as shed:
+            async with admission.slot():
+                pass
+        waited = time.monotonic() - started
+    assert shed.value.extra == {"reason": "saturated"}
+    assert 0.04 <= waited < 0.5
+    assert shed_count() == before + 1
+    assert (admission.in_use, admission.waiting) == (0, 0)
+
+
+async def test_a_slot_freed_within_the_wait_is_taken() -> None:
+    admission = Admission(1, wait_seconds=1.0)
+    order: list[str] = []
+
+    async def holder() -> None:
+        async with admission.slot():
+            await asyncio.sleep(0.05)
+            order.append("first done")
+
+    async def waiter() -> None:
+        await asyncio.sleep(0.01)
+        async with admission.slot():
+            order.append("second ran")
+
+    await asyncio.gather(holder(), waiter())
+    assert order == ["first done", "second ran"]
+
+
+async def test_a_full_queue_is_shed_at_once() -> None:
+    admission = Admission(1, wait_seconds=5.0)
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with admission.slot():
+            await release.wait()
+
+    async def wait_in_queue() -> None:
+        async with admission.slot():
+            pass
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    queue = [asyncio.create_task(wait_in_queue()) for _ in range(admission.max_waiting)]
+    await asyncio.sleep(0.01)
+    assert admission.waiting == admission.max_waiting
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailable):
+        async with admission.slot():
+            pass
+    assert time.monotonic() - started < 0.1, "shed at once, not after the wait"
+    release.set()
+    await asyncio.gather(holder, *queue)
+
+
+async def test_recording_a_tavus_outcome_is_never_shed_for_the_queue() -> None:
+    """What Tavus already did (a conversation created or ended) is recorded even when new
+    work is being shed: it waits for a slot, up to its own bound (the call's deadline)."""
+    admission = Admission(1, wait_seconds=0.02, recording_wait_seconds=2.0)
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with admission.slot():
+            await release.wait()
+
+    async def wait_in_queue() -> None:
+        async with admission.slot():
+            await asyncio.sleep(0)
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    queue = [asyncio.create_task(wait_in_queue()) for _ in range(admission.max_waiting)]
+
+    async def record() -> str:
+        with recording_tavus_outcome():
+            async with admission.slot():
+                return "recorded"
+
+    recording = asyncio.create_task(record())
+    await asyncio.sleep(0.2)  # ten times the wait new work gets: still waiting
+    assert not recording.done()
+    release.set()
+    assert await recording == "recorded"
+    shed = await asyncio.gather(*queue, return_exceptions=True)
+    assert all(isinstance(result, DatabaseUnavailable) for result in shed)
+    await holder
+
+
+async def test_recording_still_gives_up_at_its_own_bound() -> None:
+    admission = Admission(1, wait_seconds=0.01, recording_wait_seconds=0.1)
+    async with admission.slot():
+        started = time.monotonic()
+        with recording_tavus_outcome(), pytest.raises(DatabaseUnavailable):
+            async with admission.slot():
+                pass
+        assert 0.09 <= time.monotonic() - started < 1.0
