@@ -189,7 +189,7 @@ async def join_room(request: Request, conversation_id: str) -> Response:
             if not hmac.compare_digest(token.encode(), conversation.meeting_token.encode()):
                 raise RoomError(403, "You are not allowed to join this meeting.")
         limit = conversation.max_participants
-        # The replica counts as one participant (tavus-api.md §2.1).
+        # The replica counts as one participant (Tavus counts it against max_participants).
         if limit is not None and len(conversation.participants) + 1 >= limit:
             raise RoomError(409, f"The room is full (max_participants={limit}).")
     except RoomError as exc:
