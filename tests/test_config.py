@@ -128,6 +128,17 @@ def test_production_refuses_cleartext_and_default_names(
         s.check_production_ready()
 
 
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:54321", "http://localhost:54321", "http://[::1]:54321"]
+)
+def test_a_supabase_stack_on_this_machine_may_be_plain_http(url: str) -> None:
+    settings(**{**PRODUCTION, "supabase_url": url}).check_production_ready()
+    with pytest.raises(ConfigurationError, match="SUPABASE_URL must be https://"):
+        settings(
+            **{**PRODUCTION, "supabase_url": "http://127.0.0.1.example.com"}
+        ).check_production_ready()
+
+
 def test_openapi_is_served_in_development_only_unless_enabled() -> None:
     assert settings(environment="development").serves_openapi
     assert not settings(**PRODUCTION).serves_openapi

@@ -7,6 +7,7 @@ it binds a port.
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -35,6 +36,18 @@ class Environment(StrEnum):
 
 class ConfigurationError(Exception):
     """The configuration cannot run safely; the message says what to set."""
+
+
+def _is_loopback_url(url: str) -> bool:
+    """True when `url` names this machine (127.0.0.0/8, ::1, localhost): nothing fetched
+    from it crosses a network."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
@@ -311,9 +324,12 @@ class Settings(BaseSettings):
                 problems.append(
                     "PUBLIC_BASE_URL must be https:// (callback URLs carry secret tokens)"
                 )
-            if self.supabase_url and not self.supabase_url.startswith("https://"):
+            if self.supabase_url and not (
+                self.supabase_url.startswith("https://") or _is_loopback_url(self.supabase_url)
+            ):
                 problems.append(
-                    "SUPABASE_URL must be https:// (the signing keys are fetched from it)"
+                    "SUPABASE_URL must be https:// (the signing keys are fetched from it) unless "
+                    "it is on this machine (a local Supabase stack)"
                 )
             if self.deployment_name == DEFAULT_DEPLOYMENT_NAME:
                 problems.append(

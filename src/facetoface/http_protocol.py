@@ -31,6 +31,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_bytes = 0
+        self._head_tail = b""
         self._reading_head = True
         self._lingering = False
         self._dropped = 0
@@ -38,6 +39,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes = 0
+        self._head_tail = b""
         self._reading_head = True
 
     def on_headers_complete(self) -> None:
@@ -51,7 +53,13 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
                 self.transport.close()
             return
         if self._reading_head:
-            self._head_bytes += len(data)
+            # Only the head counts: a chunk may carry the end of the head and a body after it
+            # (the body has limits of its own). The blank line may straddle two chunks.
+            seen = self._head_tail + data
+            end = seen.find(b"\r\n\r\n")
+            head = len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
+            self._head_bytes += head
+            self._head_tail = seen[-3:]
             if self._head_bytes > self.max_head_bytes:
                 self._refuse_head()
                 return

@@ -70,6 +70,7 @@ def production_values(database_url: str, sim: SimServer, jwks: JwksServer) -> di
         "tavus_total_timeout_seconds": 3.0,
         "supabase_url": jwks.base_url,
         "public_base_url": "https://facetoface.example.com",
+        "deployment_name": "doctor-test",
         "log_level": "WARNING",
     }
 

@@ -94,7 +94,7 @@ async def test_the_test_mode_create_bills_nothing_and_leaves_nothing(
     assert overview["active"] == 0
     (create,) = overview["creates"]
     assert create["request"]["test_mode"] is True
-    assert create["request"]["conversation_name"] == "facetoface:doctor"
+    assert create["request"]["conversation_name"] == "doctor-test:doctor"
     assert overview["conversations"] == []  # hard-deleted after the check
 
 
@@ -443,18 +443,24 @@ async def test_test_mode_create_refused(
 async def test_public_base_url_not_reachable_by_tavus(
     doctor: Doctor, url: str, detail: str
 ) -> None:
-    failure = only_failure(await doctor(public_base_url=url))
+    report = await doctor(public_base_url=url)
 
-    assert failure.id == "public_base_url"
+    failed = {check.id: check for check in report.checks if check.status is Status.failed}
+    failure = failed.pop("public_base_url")
     assert detail in failure.detail
     assert "PUBLIC_BASE_URL" in failure.fix
+    if url.startswith("http://"):
+        # `serve` refuses it too: the settings check says so in its own words.
+        assert "PUBLIC_BASE_URL must be https://" in failed.pop("settings").detail
+    assert not failed
 
 
 async def test_a_malformed_public_base_url_also_fails_the_create(doctor: Doctor) -> None:
     report = await doctor(public_base_url="facetoface.example.com")
 
     failed = {check.id: check for check in report.checks if check.status is Status.failed}
-    assert set(failed) == {"test_mode_create", "public_base_url"}
+    assert set(failed) == {"settings", "test_mode_create", "public_base_url"}
+    assert "PUBLIC_BASE_URL must be https://" in failed["settings"].detail
     assert "is not an absolute http(s) URL" in failed["public_base_url"].detail
     # The create sends the callback URL built from it, as a start does: Tavus refuses it.
     assert "callback_url" in failed["test_mode_create"].detail
