@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+import facetoface.migrations
 from facetoface.app import UnmigratedDatabase, check_migrations
 from facetoface.config import Settings
+from facetoface.conversations.status import LIVE_STATUSES
 from facetoface.db import Database, alembic_config, run_migrations
 from facetoface.models import Base
 from tests.support.postgres import PostgresServer, fresh_database
@@ -44,6 +47,24 @@ def _diff(settings: Settings) -> list[Any]:
             await db.dispose()
 
     return asyncio.run(run())
+
+
+def _migration(filename: str) -> Any:
+    path = Path(facetoface.migrations.__file__).parent / "versions" / filename
+    spec = importlib.util.spec_from_file_location(f"facetoface_migration_{path.stem}", path)
+    assert spec is not None, path
+    assert spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_end_claim_knows_the_live_statuses() -> None:
+    """`facetoface.claim_end` (0010) claims exactly the statuses `LIVE_STATUSES` names."""
+    claim_end = _migration("2026-12-01_0010_claim_end.py")
+    assert set(claim_end.LIVE) == {status.value for status in LIVE_STATUSES}
+    in_list = ", ".join(f"'{status}'" for status in claim_end.LIVE)
+    assert f"m.status IN ({in_list})" in claim_end.CLAIM_END
 
 
 def test_upgrade_downgrade_upgrade(empty_settings: Settings) -> None:

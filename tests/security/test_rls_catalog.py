@@ -280,6 +280,7 @@ async def test_only_the_service_may_run_the_merge_functions(owner: Database) -> 
     )
     assert {f.name.split("(")[0] for f in functions} == {
         "facetoface.apply_delta",
+        "facetoface.claim_end",
         "facetoface.forget_meeting_token",
         "facetoface.session_json",
         "facetoface.start_session",

@@ -152,7 +152,8 @@ async def test_service_writes_for_one_user_cannot_touch_another_users_session(
         "sel_row": None,
         "sel_tavus": None,
     }
-    assert await app_db.run(CLAIM_END_SQL, claim, bob.identity, role="service") == []
+    [claimed] = await app_db.run(CLAIM_END_SQL, claim, bob.identity, role="service")
+    assert claimed == {"claimed": False, "session": None}
     # The merge itself, with the app's owner check removed (owner=None): Bob's transaction
     # does not even see Alice's conversation, so nothing changes.
     conversations = ConversationRepository(app_db)

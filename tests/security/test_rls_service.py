@@ -45,8 +45,8 @@ async def test_every_transaction_of_start_and_end_pays_one_identity_statement(
 ) -> None:
     """The price of the second wall: every round trip carries one identity statement in the
     same message (role, claims, timeout). Start = 2 statements + 2 identity statements (its
-    two round trips), end = 3 + 2 (the claim and its read-back share a message), a read
-    1 + 1. `StatementCounter.count` leaves the identity statements out; `total` has them;
+    two round trips), end = 2 + 2 (the claim reads the session back in the same statement,
+    `facetoface.claim_end`), a read 1 + 1. `StatementCounter.count` leaves the identity statements out; `total` has them;
     the wire (tests/sessions/test_round_trips.py) sees one round trip per message."""
     user_id = await create_user(service.db)
     headers = service.auth(user_id)
@@ -71,7 +71,7 @@ async def test_every_transaction_of_start_and_end_pays_one_identity_statement(
 
     assert (started.status_code, ended.status_code, listed.status_code) == (201, 200, 200)
     assert start == (2, 2, 4), start_statements
-    assert end == (3, 2, 5)
+    assert end == (2, 2, 4)
     assert read == (1, 1, 2)
 
 

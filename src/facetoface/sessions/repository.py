@@ -245,22 +245,11 @@ DETAIL_SQL = Statement(
     f"{timeline_json_sql('m')} AS events {_FROM} "
     "WHERE d.id = %(session_id)s AND d.user_id = %(user_id)s"
 )
-#: A `SessionSelector` in SQL (on `d`/`m`, the caller's rows only).
-_SELECTED = (
-    "d.user_id = %(user_id)s AND m.user_id = %(user_id)s "
-    "AND (%(sel_daily)s::uuid IS NULL OR d.id = %(sel_daily)s::uuid) "
-    "AND (%(sel_row)s::uuid IS NULL OR m.id = %(sel_row)s::uuid) "
-    "AND (%(sel_tavus)s::text IS NULL OR m.tavus_conversation_id = %(sel_tavus)s::text)"
-)
-SELECTED_SQL = Statement(f"SELECT {session_columns_sql()} {_FROM} WHERE {_SELECTED}")
-#: Mark the caller's live session `ending`. Followed, in the same message, by `SELECTED_SQL`:
-#: a statement of its own, so it sees the session as it is after any end that committed
-#: while this claim waited for the row (one statement's snapshot would be older than that).
+#: Mark the caller's selected live session `ending` and read it back, in one statement
+#: (migration 0010): the read sees any end that committed while the claim waited.
 CLAIM_END_SQL = Statement(
-    "UPDATE mentor_conversations m SET status = 'ending', "
-    "updated_at = %(now)s, version = m.version + 1 FROM daily_sessions d "
-    f"WHERE d.id = m.daily_session_id AND {_SELECTED} "
-    f"AND m.status IN ({_LIVE_SQL}) RETURNING m.id"
+    "SELECT * FROM facetoface.claim_end(p_user_id => %(user_id)s, p_now => %(now)s, "
+    "p_sel_daily => %(sel_daily)s, p_sel_row => %(sel_row)s, p_sel_tavus => %(sel_tavus)s)"
 )
 #: The start's key, completed with the adopted session (runs after `apply`).
 KEY_DONE_SQL = Statement(
@@ -336,16 +325,16 @@ class SessionRepository:
         """Mark the caller's live session `ending`: (the session, whether it was claimed).
         (None, False) when the selector names none of the caller's sessions."""
         if self.db.is_postgres:
-            claim, read = await self.db.run_all(
-                (CLAIM_END_SQL, SELECTED_SQL),
+            [claim] = await self.db.run(
+                CLAIM_END_SQL,
                 {"user_id": identity.user_id, "now": now, **selector.params()},
                 identity,
                 role="service",
                 operation="update:mentor_conversations",
             )
-            if not read:
+            if claim["session"] is None:
                 return None, False
-            return SessionRow.from_mapping(read[0]), bool(claim)
+            return session_row_from_json(claim["session"]), bool(claim["claimed"])
         mc = MentorConversation
         async with self.db.transaction(identity, role="service") as session:
             current = await _get_one(
