@@ -178,7 +178,9 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
     await _check_database(settings)
 
-    main_server = uvicorn.Server(server_config(create_app(settings), settings, host, port))
+    main_server = uvicorn.Server(
+        server_config(create_app(settings, freeze_heap=True), settings, host, port)
+    )
     tasks = [asyncio.ensure_future(main_server.serve())]
     if settings.uses_simulator:
         from facetoface.tavus_sim import SimConfig, create_sim_app
