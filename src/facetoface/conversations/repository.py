@@ -92,17 +92,9 @@ def session_columns_sql(daily: str = "d", conversation: str = "m") -> str:
     )
 
 
-def session_columns() -> list[Any]:
-    """The `SessionRow` columns for SQLAlchemy Core (the SQLite path and general queries)."""
-    ds, mc = DailySession, MentorConversation
+def _conversation_columns() -> list[Any]:
+    mc = MentorConversation
     return [
-        ds.id,
-        ds.user_id,
-        ds.session_status,
-        ds.started_at,
-        ds.completed_at,
-        ds.duration_seconds,
-        ds.created_at,
         mc.id.label("mentor_conversation_id"),
         mc.status.label("conversation_status"),
         mc.tavus_conversation_id,
@@ -115,6 +107,21 @@ def session_columns() -> list[Any]:
         mc.failure_code,
         mc.mentor_name,
         mc.mentor_avatar_url,
+    ]
+
+
+def session_columns() -> list[Any]:
+    """The `SessionRow` columns for SQLAlchemy Core (the SQLite path and general queries)."""
+    ds = DailySession
+    return [
+        ds.id,
+        ds.user_id,
+        ds.session_status,
+        ds.started_at,
+        ds.completed_at,
+        ds.duration_seconds,
+        ds.created_at,
+        *_conversation_columns(),
     ]
 
 
@@ -314,20 +321,7 @@ async def write_state(
                 updated_at=now,
                 version=mc.version + 1,
             )
-            .returning(
-                mc.id.label("mentor_conversation_id"),
-                mc.status.label("conversation_status"),
-                mc.tavus_conversation_id,
-                mc.conversation_url,
-                mc.conversation_name,
-                mc.start_time,
-                mc.end_time,
-                mc.shutdown_at,
-                mc.shutdown_reason,
-                mc.failure_code,
-                mc.mentor_name,
-                mc.mentor_avatar_url,
-            )
+            .returning(*_conversation_columns())
         )
     ).one()
     session_part = (

@@ -181,6 +181,24 @@ class ConversationService:
         return counts
 
     # --- transitions -------------------------------------------------------------------
+    async def _transition(
+        self,
+        row_id: uuid.UUID,
+        delta: Delta,
+        identity: Identity | None,
+        extra: Extra | None,
+        now: datetime | None = None,
+    ) -> Applied:
+        """Apply `delta` for `identity` (confined to their session) or for nobody."""
+        return await self.repository.apply(
+            row_id,
+            delta,
+            identity=identity,
+            owner=identity.user_id if identity is not None else None,
+            extra=extra,
+            now=now or utcnow(),
+        )
+
     async def adopt(
         self,
         row_id: uuid.UUID,
@@ -192,19 +210,13 @@ class ConversationService:
         extra: Extra | None = None,
     ) -> Applied:
         """Tavus has the conversation: record it; an unresolved start becomes active."""
-        return await self.repository.apply(
-            row_id,
-            Delta(
-                conversation_id=conversation_id,
-                adopt=True,
-                start_time=start_time,
-                conversation_url=conversation_url,
-            ),
-            identity=identity,
-            owner=identity.user_id if identity is not None else None,
-            extra=extra,
-            now=utcnow(),
+        delta = Delta(
+            conversation_id=conversation_id,
+            adopt=True,
+            start_time=start_time,
+            conversation_url=conversation_url,
         )
+        return await self._transition(row_id, delta, identity, extra)
 
     async def fail(
         self,
@@ -215,14 +227,8 @@ class ConversationService:
         extra: Extra | None = None,
     ) -> Applied:
         """Tavus never created it: an unresolved start becomes failed (nothing else does)."""
-        return await self.repository.apply(
-            row_id,
-            Delta(fail=True, failure_code=code.value),
-            identity=identity,
-            owner=identity.user_id if identity is not None else None,
-            extra=extra,
-            now=utcnow(),
-        )
+        delta = Delta(fail=True, failure_code=code.value)
+        return await self._transition(row_id, delta, identity, extra)
 
     async def mark_unresolved(
         self,
@@ -233,14 +239,8 @@ class ConversationService:
         extra: Extra | None = None,
     ) -> Applied:
         """Tavus may have created it: a `starting` start becomes indeterminate."""
-        return await self.repository.apply(
-            row_id,
-            Delta(unresolved=True, failure_code=code.value),
-            identity=identity,
-            owner=identity.user_id if identity is not None else None,
-            extra=extra,
-            now=utcnow(),
-        )
+        delta = Delta(unresolved=True, failure_code=code.value)
+        return await self._transition(row_id, delta, identity, extra)
 
     async def close(
         self,
@@ -253,16 +253,10 @@ class ConversationService:
         """Our side ended the conversation (an end call, the reconciler): its records close;
         Tavus's own shutdown time, if it comes, still wins for the end time."""
         now = now or utcnow()
-        applied = await self.repository.apply(
-            row_id,
-            Delta(
-                closed_at=now,
-                failure_code=failure_code.value if failure_code is not None else None,
-            ),
-            identity=identity,
-            owner=identity.user_id if identity is not None else None,
-            now=now,
+        delta = Delta(
+            closed_at=now, failure_code=failure_code.value if failure_code is not None else None
         )
+        applied = await self._transition(row_id, delta, identity, None, now)
         if applied.ended_now:
             metrics.record_session_ended(applied.shutdown_reason or "user_end")
         return applied.session
