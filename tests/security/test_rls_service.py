@@ -46,8 +46,9 @@ async def test_every_transaction_of_start_and_end_pays_one_identity_statement(
     """The price of the second wall: every round trip carries one identity statement in the
     same message (role, claims, timeout). Start = 2 statements + 2 identity statements (its
     two round trips), end = 2 + 2 (the claim reads the session back in the same statement,
-    `facetoface.claim_end`), a read 1 + 1. `StatementCounter.count` leaves the identity statements out; `total` has them;
-    the wire (tests/sessions/test_round_trips.py) sees one round trip per message."""
+    `facetoface.claim_end`), a read 1 + 1. `StatementCounter.count` leaves the identity
+    statements out; `total` has them; the wire (tests/sessions/test_round_trips.py) sees one
+    round trip per message."""
     user_id = await create_user(service.db)
     headers = service.auth(user_id)
     service.sim.set_config(callback_drop_probability=1.0)
