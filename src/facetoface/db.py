@@ -251,6 +251,19 @@ def database_unavailable(reason: UnavailableReason) -> DatabaseUnavailable:
     return DatabaseUnavailable(detail, retry_after_seconds=retry_after, extra={"reason": reason})
 
 
+@contextlib.contextmanager
+def _classified() -> Iterator[None]:
+    """Turn a database failure raised inside into `DatabaseUnavailable`; anything else (a
+    constraint violation, a bug) passes as it is."""
+    try:
+        yield
+    except Exception as exc:
+        reason = unavailable_reason(exc)
+        if reason is None:
+            raise
+        raise database_unavailable(reason) from exc
+
+
 _PING = Statement("SELECT 1")
 _TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
 
@@ -368,7 +381,7 @@ class Database:
         """
         if role == "user" and identity is None:
             raise ValueError("a user transaction needs the caller's identity")
-        try:
+        with _classified():
             async with self.admission.slot(), self._sessions() as session:
                 if not self.is_postgres:
                     async with session.begin():
@@ -389,11 +402,6 @@ class Database:
                         yield session
                     finally:
                         watchdog.cancel()
-        except Exception as exc:
-            reason = unavailable_reason(exc)
-            if reason is None:
-                raise
-            raise database_unavailable(reason) from exc
 
     # --- the hot path (PostgreSQL) ---------------------------------------------------------
     async def run(
@@ -414,85 +422,58 @@ class Database:
         runs after `statement` and sees its changes. `operation` labels the round trip in the
         metrics (default: `<verb>:<main table>` of `statement`).
         """
-        results = await self.run_all(
-            (statement, *then), params, identity, role=role, operation=operation
-        )
-        return results[0]
-
-    async def run_all(
-        self,
-        statements: Sequence[Statement],
-        params: Mapping[str, Any],
-        identity: Identity | None = None,
-        *,
-        role: Role | None = None,
-        operation: str | None = None,
-    ) -> list[Rows]:
-        """Like `run`, for several statements (same parameters, one message, one implicit
-        transaction); the rows of each. Each statement sees what the ones before it did —
-        and, in READ COMMITTED, what other transactions committed before it began."""
         if not self.is_postgres:
             raise RuntimeError("Database.run is the PostgreSQL path; SQLite uses transaction()")
         if role == "user" and identity is None:
             raise ValueError("a user transaction needs the caller's identity")
         prefix, prefix_params = self._prefix(identity, role)
-        _notify(self.engine, prefix.text, *(s.text for s in statements))
-        # Without a caller the prefix never changes: rendered once per role.
-        constant = identity is None
-        rendered = self._rendered_prefixes.get(role) if constant else None
+        _notify(self.engine, prefix.text, statement.text, *(s.text for s in then))
         started = time.perf_counter()
-        try:
+        with _classified():
             async with self.admission.slot():
                 fairy = await self._checkout()
                 try:
                     driver = fairy.driver_connection
                     assert driver is not None, "a checked-out connection has its driver's"
                     adapt = Transformer(driver)
+                    # Without a caller the prefix never changes: rendered once per role.
+                    rendered = self._rendered_prefixes.get(role) if identity is None else None
                     if rendered is None:
                         rendered = prefix.render(prefix_params, adapt)
-                        if constant:
+                        if identity is None:
                             self._rendered_prefixes[role] = rendered
-                    message = b"; ".join((rendered, *(s.render(params, adapt) for s in statements)))
-                    results = await self._fetch(driver, message, len(statements))
+                    message = b"; ".join(
+                        (rendered, *(s.render(params, adapt) for s in (statement, *then)))
+                    )
+                    rows = await self._fetch(driver, message)
                 except BaseException:
                     await _discard_if_broken(fairy)
                     raise
                 finally:
                     await greenlet_spawn(fairy.close)
-        except Exception as exc:
-            reason = unavailable_reason(exc)
-            if reason is None:
-                raise
-            raise database_unavailable(reason) from exc
         metrics.record_db_round_trip(
-            operation or metrics.sql_operation(statements[0].text), time.perf_counter() - started
+            operation or metrics.sql_operation(statement.text), time.perf_counter() - started
         )
-        return results
+        return rows
 
     async def _checkout(self) -> PoolProxiedConnection:
         return await greenlet_spawn(self.engine.sync_engine.pool.connect)
 
-    async def _fetch(self, driver: Any, message: bytes, count: int) -> list[Rows]:
-        """Send `message`; the rows of its last `count` statements (the first is the
-        prefix)."""
+    async def _fetch(self, driver: Any, message: bytes) -> Rows:
+        """Send `message` (the prefix, the statement, then any others); the statement's rows.
+        psycopg raises for an error in any of them."""
         watchdog = _Watchdog(driver, self._deadline_s)
         try:
             cursor = AsyncClientCursor(driver)
             await cursor.execute(message)
-            results: list[Rows] = []
-            for _ in range(count):
-                cursor.nextset()
-                result = cursor.pgresult
-                if result is None or result.status != _TUPLES_OK:
-                    results.append([])
-                    continue
-                # Names straight from the result: psycopg's `description` (what `dict_row`
-                # reads) builds a typed column object per field, per call.
-                names = [result.fname(i).decode() for i in range(result.nfields)]  # type: ignore[union-attr]
-                results.append(
-                    [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
-                )
-            return results
+            cursor.nextset()  # past the prefix
+            result = cursor.pgresult
+            if result is None or result.status != _TUPLES_OK:
+                return []
+            # Names straight from the result: psycopg's `description` (what `dict_row`
+            # reads) builds a typed column object per field, per call.
+            names = [result.fname(i).decode() for i in range(result.nfields)]  # type: ignore[union-attr]
+            return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
         except psycopg.Error as exc:
             if watchdog.fired:
                 raise _DeadlineExceeded from exc
@@ -527,16 +508,11 @@ class Database:
     async def migration_state(self) -> tuple[str | None, str | None]:
         """(current revision of the database, head revision of the code)."""
         head = ScriptDirectory.from_config(alembic_config(self.settings)).get_current_head()
-        try:
+        with _classified():
             async with self.engine.connect() as conn:
                 current = await conn.run_sync(
                     lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision()
                 )
-        except Exception as exc:
-            reason = unavailable_reason(exc)
-            if reason is None:
-                raise
-            raise database_unavailable(reason) from exc
         return current, head
 
 
