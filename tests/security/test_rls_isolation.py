@@ -27,6 +27,8 @@ from facetoface.sessions.repository import (
     LIST_SQL,
     LIVE_SQL,
     START_SQL,
+    StartLimits,
+    start_params,
 )
 from tests.security.rls import DENIED, User, db_settings, rowcount, rows, sqlstate_of
 
@@ -50,34 +52,8 @@ async def _stored(owner: Database, user: User) -> tuple[object, ...]:
 def _start_params(user_id: uuid.UUID, mentor_id: uuid.UUID | None) -> dict[str, object]:
     """`facetoface.start_session` asked to load (never insert) `user_id`'s context."""
     now = utcnow()
-    return {
-        "user_id": user_id,
-        "mentor_id": mentor_id,
-        "now": now,
-        "insert": False,
-        "recent_since": now - timedelta(hours=1),
-        "start_limit": 100,
-        "goal_rows": 20,
-        "category_rows": 20,
-        "text_chars": 800,
-        "previous_rows": 3,
-        "recap_rows": 3,
-        "changed_goal_rows": 3,
-        **dict.fromkeys(
-            (
-                "key",
-                "request_hash",
-                "key_locked_until",
-                "key_expires_at",
-                "daily_id",
-                "row_id",
-                "conversation_name",
-                "token_hash",
-                "default_persona",
-                "default_replica",
-            )
-        ),
-    }
+    limits = StartLimits(now - timedelta(hours=1), 100, 20, 20, 800, None, None)
+    return start_params(user_id, mentor_id=mentor_id, now=now, limits=limits, new=None, key=None)
 
 
 async def test_repository_reads_with_another_users_id_see_nothing(

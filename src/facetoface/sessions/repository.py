@@ -191,33 +191,56 @@ class SessionExtras:
 
 
 # --- PostgreSQL statements ---------------------------------------------------------------
-_START_ARGS = (
-    "user_id",
-    "mentor_id",
-    "now",
-    "insert",
-    "recent_since",
-    "start_limit",
-    "goal_rows",
-    "category_rows",
-    "text_chars",
-    "previous_rows",
-    "recap_rows",
-    "changed_goal_rows",
-    "key",
-    "request_hash",
-    "key_locked_until",
-    "key_expires_at",
-    "daily_id",
-    "row_id",
-    "conversation_name",
-    "token_hash",
-    "default_persona",
-    "default_replica",
-)
+def start_params(
+    user_id: uuid.UUID,
+    *,
+    mentor_id: uuid.UUID | None,
+    now: datetime,
+    limits: StartLimits,
+    new: NewSession | None,
+    key: KeyClaim | None,
+) -> dict[str, Any]:
+    """`START_SQL`'s parameters (`new` None: load and decide, write nothing)."""
+    return {
+        "user_id": user_id,
+        "mentor_id": mentor_id,
+        "now": now,
+        "insert": new is not None,
+        "recent_since": limits.recent_since,
+        "start_limit": limits.start_limit,
+        "goal_rows": limits.goal_rows,
+        "category_rows": limits.category_rows,
+        "text_chars": limits.text_chars,
+        "previous_rows": limits.previous_rows,
+        "recap_rows": limits.recap_rows,
+        "changed_goal_rows": limits.changed_goal_rows,
+        "key": key.key if key else None,
+        "request_hash": key.request_hash if key else None,
+        "key_locked_until": key.locked_until if key else None,
+        "key_expires_at": key.expires_at if key else None,
+        "daily_id": new.daily_session_id if new else None,
+        "row_id": new.mentor_conversation_id if new else None,
+        "conversation_name": new.conversation_name if new else None,
+        "token_hash": new.callback_token_hash if new else None,
+        "default_persona": limits.default_persona_id,
+        "default_replica": limits.default_replica_id,
+    }
+
+
+#: `facetoface.start_session` (migrations 0006, 0009), its arguments named as `start_params`.
 START_SQL = Statement(
     "SELECT * FROM facetoface.start_session("
-    + ", ".join(f"p_{name} => %({name})s" for name in _START_ARGS)
+    + ", ".join(
+        f"p_{name} => %({name})s"
+        for name in start_params(
+            uuid.UUID(int=0),
+            mentor_id=None,
+            now=datetime.min,
+            limits=StartLimits(datetime.min, 0, 0, 0, 0, None, None),
+            new=None,
+            key=None,
+        )
+    )
     + ")"
 )
 _LIVE_SQL = ", ".join(f"'{s.value}'" for s in sorted(LIVE_STATUSES))
@@ -287,30 +310,9 @@ class SessionRepository:
     ) -> StartAttempt:
         """Check the key, load the context, decide, and (with `new`) write the rows."""
         if self.db.is_postgres:
-            params = {
-                "user_id": identity.user_id,
-                "mentor_id": mentor_id,
-                "now": now,
-                "insert": new is not None,
-                "recent_since": limits.recent_since,
-                "start_limit": limits.start_limit,
-                "goal_rows": limits.goal_rows,
-                "category_rows": limits.category_rows,
-                "text_chars": limits.text_chars,
-                "previous_rows": limits.previous_rows,
-                "recap_rows": limits.recap_rows,
-                "changed_goal_rows": limits.changed_goal_rows,
-                "key": key.key if key else None,
-                "request_hash": key.request_hash if key else None,
-                "key_locked_until": key.locked_until if key else None,
-                "key_expires_at": key.expires_at if key else None,
-                "daily_id": new.daily_session_id if new else None,
-                "row_id": new.mentor_conversation_id if new else None,
-                "conversation_name": new.conversation_name if new else None,
-                "token_hash": new.callback_token_hash if new else None,
-                "default_persona": limits.default_persona_id,
-                "default_replica": limits.default_replica_id,
-            }
+            params = start_params(
+                identity.user_id, mentor_id=mentor_id, now=now, limits=limits, new=new, key=key
+            )
             rows = await self.db.run(
                 START_SQL, params, identity, role="service", operation="start:daily_sessions"
             )
