@@ -27,6 +27,7 @@ import base64
 import json
 import math
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -456,9 +457,12 @@ class SessionService:
             # resolves by the conversation's name.
             bound.warning("session.compensating_end", conversation_id=conversation.conversation_id)
             metrics.record_start_failure(FailureCode.database_unavailable.value)
-            await self.conversations.end_at_tavus(conversation.conversation_id)
+            stopped = await self.conversations.end_at_tavus(conversation.conversation_id)
             raise SessionOutcomeUnknown(
-                "The session could not be recorded; it was stopped. Try again shortly.",
+                "The session could not be recorded; it was stopped. Try again shortly."
+                if stopped
+                else "The session could not be recorded and is being checked; try again in a "
+                "minute.",
                 retry_after_seconds=5,
                 extra={"session_id": str(new.daily_session_id)},
             ) from exc
@@ -666,26 +670,12 @@ class SessionService:
         return [s.memory_store_id for s in page.data if s.participant_tag in (None, tag)]
 
     async def _delete_memory_store(self, memory_store_id: str) -> None:
-        try:
-            await self.tavus.delete_memory_store(memory_store_id)
-        except TavusNotFound:
-            return  # already gone
-        except TavusError as exc:
-            raise TavusUnavailableError(
-                "The video service could not delete the user's memory now; nothing was "
-                "deleted here, try again shortly."
-            ) from exc
+        await _gone_at_tavus(self.tavus.delete_memory_store(memory_store_id), "the user's memory")
 
     async def _delete_at_tavus(self, conversation_id: str) -> None:
-        try:
-            await self.tavus.delete_conversation(conversation_id, hard=True)
-        except TavusNotFound:
-            return  # already gone
-        except TavusError as exc:
-            raise TavusUnavailableError(
-                "The video service could not delete the conversation now; nothing was "
-                "deleted, try again shortly."
-            ) from exc
+        await _gone_at_tavus(
+            self.tavus.delete_conversation(conversation_id, hard=True), "the conversation"
+        )
 
     # --- read -----------------------------------------------------------------------------
     async def get(self, identity: Identity, session_id: uuid.UUID) -> SessionRow:
@@ -725,6 +715,20 @@ class SessionService:
             raise self._refusal(attempt, now)
         mentor = _mentor(attempt)
         return self._build_context(attempt, mentor), mentor
+
+
+async def _gone_at_tavus(deletion: Awaitable[Any], what: str) -> None:
+    """Await a delete at Tavus: done when it is gone (already gone counts); otherwise
+    TavusUnavailableError, before anything of ours is deleted."""
+    try:
+        await deletion
+    except TavusNotFound:
+        return
+    except TavusError as exc:
+        raise TavusUnavailableError(
+            f"The video service could not delete {what} now; nothing was deleted here, try "
+            "again shortly."
+        ) from exc
 
 
 def _mentor(attempt: StartAttempt) -> MentorChoice:
