@@ -148,10 +148,7 @@ def create_app_from_environment() -> FastAPI:
     from facetoface.observability.logging import configure_logging
 
     settings = get_settings()
-    configure_logging(
-        settings.log_level,
-        settings.log_format or ("console" if settings.is_development else "json"),
-    )
+    configure_logging(settings.log_level, settings.effective_log_format)
     return create_app(settings, freeze_heap=True)
 
 
