@@ -101,6 +101,19 @@ class BadGateway(FacetofaceError):
     title = "Upstream rejected the request"
 
 
+def problem_document(*, status: int, code: str, title: str, detail: str) -> dict[str, Any]:
+    """An RFC 9457 problem document with our stable `code` and the request id (None outside a
+    request: the HTTP server's own answers)."""
+    return {
+        "type": f"https://facetoface.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": current_request_id(),
+    }
+
+
 def problem_response(
     *,
     status: int,
@@ -111,14 +124,7 @@ def problem_response(
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     """Render an RFC 9457 problem document with our stable `code` and the request id."""
-    body: dict[str, Any] = {
-        "type": f"https://facetoface.dev/problems/{code}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "request_id": current_request_id(),
-    }
+    body = problem_document(status=status, code=code, title=title, detail=detail)
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)

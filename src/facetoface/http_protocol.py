@@ -6,10 +6,13 @@ by `serve --workers N` can import it by name. The cap is `HTTP_MAX_HEADER_BYTES`
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from facetoface.errors import PROBLEM_JSON, problem_document
 
 _DEFAULT_MAX_HEAD_BYTES = 32 * 1024
 #: After a 431, what is still arriving is read and dropped for this long (or this much)
@@ -66,16 +69,18 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         super().data_received(data)
 
     def _refuse_head(self) -> None:
-        body = (
-            b'{"type":"https://facetoface.dev/problems/request_header_fields_too_large",'
-            b'"title":"Request header fields too large","status":431,'
-            b'"code":"request_header_fields_too_large","detail":"The request head exceeds '
-            + str(self.max_head_bytes).encode()
-            + b' bytes."}'
-        )
+        body = json.dumps(
+            problem_document(
+                status=431,
+                code="request_header_fields_too_large",
+                title="Request header fields too large",
+                detail=f"The request head exceeds {self.max_head_bytes} bytes.",
+            ),
+            separators=(",", ":"),
+        ).encode()
         self.transport.write(
             b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-            b"content-type: application/problem+json\r\n"
+            b"content-type: " + PROBLEM_JSON.encode() + b"\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\n"
             b"connection: close\r\n\r\n" + body
         )
