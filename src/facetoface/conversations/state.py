@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import Any
 
 from facetoface.conversations.status import (
-    LIVE_STATUSES,
     UNRESOLVED_STATUSES,
     ConversationStatus,
     SessionStatus,
@@ -62,10 +61,6 @@ class ConversationState:
     perception_analysis: str | None = None
     #: Post-call actions keyed by their digest (a set that merges by union).
     post_call_actions: dict[str, Any] | None = None
-
-    @property
-    def is_live(self) -> bool:
-        return self.status in LIVE_STATUSES
 
     @property
     def has_ended(self) -> bool:
@@ -119,10 +114,6 @@ class Delta:
             if value is not None
         }
         return replace(self, digests=digests)
-
-    @property
-    def is_empty(self) -> bool:
-        return self == Delta()
 
 
 @dataclass(frozen=True, slots=True)
