@@ -74,6 +74,14 @@ class NotFound(FacetofaceError):
     title = "Not found"
 
 
+class ProfileNotFound(NotFound):
+    """The caller has no `profiles` row yet (the app creates it at sign-up); several features
+    need one."""
+
+    code = "profile_not_found"
+    title = "Profile not found"
+
+
 class Conflict(FacetofaceError):
     status_code = 409
     code = "conflict"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from facetoface.db import Identity
-from facetoface.errors import NotFound
+from facetoface.errors import ProfileNotFound
 from facetoface.models import utcnow
 from facetoface.preferences.repository import PreferencesRepository, StoredPreferences
 from facetoface.preferences.schemas import PreferencesOut, PreferencesUpdate
@@ -14,11 +14,6 @@ log = structlog.get_logger(__name__)
 
 #: Every preference's default (a user without a row has these).
 DEFAULT_MENTOR_MEMORY = True
-
-
-class ProfileNotFound(NotFound):
-    code = "profile_not_found"
-    title = "Profile not found"
 
 
 class PreferencesService:

@@ -48,6 +48,7 @@ from facetoface.errors import (
     FacetofaceError,
     Forbidden,
     NotFound,
+    ProfileNotFound,
     ServiceUnavailable,
 )
 from facetoface.models import utcnow
@@ -112,11 +113,6 @@ _MAX_CHANGED_GOALS = 3
 
 
 # --- errors -------------------------------------------------------------------------------
-class ProfileNotFound(NotFound):
-    code = "profile_not_found"
-    title = "Profile not found"
-
-
 class MentorNotFound(NotFound):
     code = "mentor_not_found"
     title = "Mentor not found"
