@@ -90,8 +90,6 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> No
     import tempfile
     from pathlib import Path
 
-    from facetoface.limits import head_limited_http_protocol
-
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         for entry in Path(directory).glob("*.db"):
@@ -107,11 +105,7 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> No
             host=host,
             port=port,
             workers=workers,
-            http=head_limited_http_protocol(settings.http_max_header_bytes),
-            log_config=None,
-            access_log=False,
-            proxy_headers=False,
-            server_header=False,
+            **_server_options(settings),
         )
     finally:
         if "facetoface-metrics-" in directory:
@@ -141,20 +135,24 @@ class _QuietEmbeddedServer(logging.Filter):
         return record.levelno >= logging.WARNING or not _EMBEDDED.get()
 
 
-def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
-    """How `serve` runs the app under uvicorn (the tests run it the same way)."""
+def _server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for the service, one worker or several."""
     from facetoface.limits import head_limited_http_protocol
 
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        http=head_limited_http_protocol(settings.http_max_header_bytes),
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-    )
+    return {
+        "http": head_limited_http_protocol(settings.http_max_header_bytes),
+        # Our logging is configured already; uvicorn's access log would print raw paths
+        # (callback paths carry secret tokens): `RequestContextMiddleware` logs instead.
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+    }
+
+
+def server_config(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Config:
+    """How `serve` runs the app under uvicorn (the tests run it the same way)."""
+    return uvicorn.Config(app, host=host, port=port, **_server_options(settings))
 
 
 async def _check_database(settings: Settings) -> None:
