@@ -25,7 +25,6 @@ from facetoface.sessions.repository import (
     DETAIL_SQL,
     GET_SQL,
     LIST_SQL,
-    LIVE_SQL,
     START_SQL,
     StartLimits,
     start_params,
@@ -65,7 +64,6 @@ async def test_repository_reads_with_another_users_id_see_nothing(
     # The detail runs as the service acting for the caller (it reads a live private room's
     # meeting token, which `authenticated` may not): confined to the caller all the same.
     assert await app_db.run(DETAIL_SQL, victim, bob.identity, role="service") == []
-    assert await app_db.run(LIVE_SQL, {"user_id": alice.id}, bob.identity, role="user") == []
     page = {"user_id": alice.id, "limit": 50, "before_at": None, "before_id": None}
     assert await app_db.run(LIST_SQL, page, bob.identity, role="user") == []
     # The start's load, as the service acting for Bob, handed Alice's ids.

@@ -249,10 +249,6 @@ GET_SQL = Statement(
     f"SELECT {session_columns_sql()} {_FROM} "
     "WHERE d.id = %(session_id)s AND d.user_id = %(user_id)s"
 )
-LIVE_SQL = Statement(
-    f"SELECT {session_columns_sql()} {_FROM} "
-    f"WHERE m.user_id = %(user_id)s AND m.status IN ({_LIVE_SQL})"
-)
 LIST_SQL = Statement(
     f"SELECT {session_columns_sql()} {_FROM} WHERE d.user_id = %(user_id)s "
     "AND (%(before_at)s::timestamptz IS NULL OR d.created_at < %(before_at)s::timestamptz "
@@ -370,21 +366,6 @@ class SessionRepository:
             return await _get_one(
                 session,
                 and_(DailySession.id == session_id, DailySession.user_id == identity.user_id),
-            )
-
-    async def get_live(self, identity: Identity) -> SessionRow | None:
-        """The caller's live session, if any."""
-        if self.db.is_postgres:
-            rows = await self.db.run(LIVE_SQL, {"user_id": identity.user_id}, identity, role="user")
-            return SessionRow.from_mapping(rows[0]) if rows else None
-        mc = MentorConversation
-        async with self.db.transaction(identity) as session:
-            return await _get_one(
-                session,
-                and_(
-                    mc.user_id == identity.user_id,
-                    mc.status.in_([s.value for s in LIVE_STATUSES]),
-                ),
             )
 
     async def page(

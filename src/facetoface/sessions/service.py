@@ -284,11 +284,12 @@ class SessionService:
         if attempt.outcome == "refused":
             raise self._refusal(attempt, now)
         if attempt.outcome == "conflict":
-            live = attempt.live_session or await self.repository.get_live(identity)
-            live_token = attempt.live_meeting_token if attempt.live_session else None
+            # The start's own statement read the live session (None only if it ended in
+            # the meantime: then there is nothing to rejoin).
+            live = attempt.live_session
             raise SessionAlreadyActive(
                 "End the live session (or rejoin it) before starting another.",
-                extra={"session": session_json(live, live_token)} if live else None,
+                extra={"session": session_json(live, attempt.live_meeting_token)} if live else None,
             )
         mentor = _mentor(attempt)
         context = self._build_context(attempt, mentor)
