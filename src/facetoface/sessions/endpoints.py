@@ -89,9 +89,7 @@ async def start_session(
             status_code=result.status_code,
             headers={"Idempotent-Replayed": "true"},
         )
-    started = OwnSessionOut(
-        **SessionOut.from_row(result.session).model_dump(), meeting_token=result.meeting_token
-    )
+    started = OwnSessionOut.for_owner(result.session, result.meeting_token)
     return JSONResponse(started.to_json(), status_code=201)
 
 

@@ -83,6 +83,11 @@ class OwnSessionOut(SessionOut):
 
     meeting_token: str | None = _MEETING_TOKEN
 
+    @classmethod
+    def for_owner(cls, row: SessionRow, meeting_token: str | None) -> OwnSessionOut:
+        """`row` for its owner, with a private room's token when there is one."""
+        return cls(**SessionOut.from_row(row).model_dump(), meeting_token=meeting_token)
+
     def to_json(self) -> dict[str, Any]:
         """The JSON body; `meeting_token` only when there is one."""
         hidden = None if self.meeting_token else {"meeting_token"}

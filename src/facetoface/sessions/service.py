@@ -77,7 +77,7 @@ from facetoface.sessions.repository import (
     key_extra,
     room_token_extra,
 )
-from facetoface.sessions.schemas import SessionOut
+from facetoface.sessions.schemas import OwnSessionOut
 from facetoface.tavus import (
     ConversationProperties,
     CreateConversationRequest,
@@ -755,10 +755,7 @@ def _failure_code(exc: TavusError) -> FailureCode:
 def session_json(row: SessionRow, meeting_token: str | None = None) -> dict[str, Any]:
     """A session as the API renders it (the body of a 201, a replay, a 409's `session`), with a
     private room's `meeting_token` only when there is one (these answers go to the owner)."""
-    body = SessionOut.from_row(row).model_dump(mode="json")
-    if meeting_token:
-        body["meeting_token"] = meeting_token
-    return body
+    return OwnSessionOut.for_owner(row, meeting_token).to_json()
 
 
 class InvalidCursor(BadRequest):
