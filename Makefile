@@ -29,7 +29,7 @@ lock:
 	@test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet pip-tools; }
 	$(PIP_COMPILE) --output-file requirements/build.txt requirements/build.in
 	$(PIP_COMPILE) --output-file requirements/main.txt pyproject.toml
-	$(PIP_COMPILE) --extra dev --output-file requirements/dev.txt pyproject.toml
+	$(PIP_COMPILE) --extra dev --extra embedded --output-file requirements/dev.txt pyproject.toml
 
 install: $(STAMP)
 

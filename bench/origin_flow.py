@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.pgwire import CountingProxy
-from facetoface.app import build_services, build_tavus_client
+from facetoface.app import build_state, build_tavus_client
 from facetoface.config import Settings
 from facetoface.db import Database, Identity
 from facetoface.sessions.service import SessionService
@@ -123,7 +123,7 @@ class OurStart:
     async def __call__(self, user_id: uuid.UUID) -> tuple[Written, float]:
         """Start a session; (what it wrote, the seconds its Tavus calls took)."""
         if self.service is None:  # wired as the app wires it (reads the installation id)
-            self.service = (await build_services(self.settings, self.db, self.tavus)).sessions
+            self.service = (await build_state(self.settings, self.db, self.tavus)).sessions
         self._tavus_s = 0.0
         started = await self.service.start(Identity(user_id=user_id), None)
         tavus_s = self._tavus_s

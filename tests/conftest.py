@@ -31,11 +31,12 @@ from facetoface.app import create_app
 from facetoface.auth.dev_issuer import mint_token
 from facetoface.cli import server_config
 from facetoface.config import Settings
-from facetoface.db import Database, Identity, Role, StatementCounter, run_migrations
+from facetoface.db import Database, Identity, Role, run_migrations
+from tests.support.statements import StatementCounter
 from facetoface.models import Base
 from facetoface.observability.logging import configure_logging
 from facetoface.reconcile.service import Reconciler
-from facetoface.tavus_sim import SimConfig, SimServer
+from tavus_sim import SimConfig, SimServer
 from tests.support.pgbouncer import find_pgbouncer, pgbouncer
 from tests.support.postgres import (
     APP_ROLE,

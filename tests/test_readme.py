@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from facetoface.app import build_services
+from facetoface.app import build_state
 from facetoface.auth.dev_issuer import DEV_OPERATOR_ID
 from facetoface.config import Settings
 from facetoface.db import Database, Identity, run_migrations
@@ -33,7 +33,7 @@ def test_readme_context_example_is_current(tmp_path: Path) -> None:
         try:
             async with db.transaction() as session:
                 await seed_demo_data(session)
-            services = await build_services(settings, db, unused_tavus())
+            services = await build_state(settings, db, unused_tavus())
             context, _ = await services.sessions.preview_context(Identity(demo_id("maria")), None)
             return context.text
         finally:

@@ -15,7 +15,7 @@ import httpx
 from bench.harness import START_LIMIT, Harness, with_host_port
 from bench.payloads import PERSONA_ID, POST_CALL, REPLICA_ID, callback_event
 from bench.pgwire import CountingProxy, classify
-from facetoface.db import StatementCounter
+from tests.support.statements import StatementCounter
 
 #: The public base URL of the in-process app (never resolved: ASGITransport).
 BASE_URL = "http://bench.invalid"

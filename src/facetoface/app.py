@@ -5,18 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import httpx
 import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 
 from facetoface.apidocs import install_api_docs
+from facetoface.app_state import AppState
 from facetoface.auth.jwks import JwksCache
 from facetoface.auth.tokens import TokenVerifier
 from facetoface.callbacks.endpoints import router as callbacks_router
@@ -27,16 +25,28 @@ from facetoface.config import ConfigurationError, Settings
 from facetoface.console.endpoints import install_console
 from facetoface.console.ops.endpoints import router as ops_router
 from facetoface.console.ops.service import OpsService
+from facetoface.console.service import ConsoleService
+from facetoface.conversations.events import KNOWN as KNOWN_EVENT_TYPES
 from facetoface.conversations.names import installation_id
 from facetoface.conversations.service import ConversationService
+from facetoface.conversations.status import CallbackOutcome, FailureCode
 from facetoface.db import Database
+from facetoface.db.failures import UNAVAILABLE_REASONS
 from facetoface.errors import install_error_handlers
+from facetoface.health import TavusHealth
+from facetoface.health import router as health_router
 from facetoface.limits import BodyLimitMiddleware
-from facetoface.observability.health import TavusHealth
-from facetoface.observability.health import router as health_router
-from facetoface.observability.metrics import instrument_engine, record_tavus_request
+from facetoface.models import Base
+from facetoface.observability.metrics import (
+    LabelSets,
+    configure_labels,
+    instrument_engine,
+    record_tavus_request,
+)
 from facetoface.observability.middleware import RequestContextMiddleware
 from facetoface.preferences.endpoints import router as preferences_router
+from facetoface.preferences.repository import PreferencesRepository
+from facetoface.preferences.service import PreferencesService
 from facetoface.reconcile.service import Reconciler
 from facetoface.sessions.endpoints import me_router
 from facetoface.sessions.endpoints import router as sessions_router
@@ -78,9 +88,10 @@ async def check_migrations(db: Database) -> None:
         )
 
 
-def build_token_verifier(settings: Settings, http: httpx.AsyncClient) -> TokenVerifier:
+def build_token_verifier(settings: Settings, http: httpx.AsyncClient | None) -> TokenVerifier:
+    """The access-token verifier; `http` fetches the JWKS (None: HS256 only, for commands)."""
     jwks = None
-    if settings.jwks_url:
+    if settings.jwks_url and http is not None:
         jwks = JwksCache(
             settings.jwks_url,
             client=http,
@@ -115,30 +126,36 @@ def build_tavus_client(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Services:
-    """The application's services, wired once (by the app's lifespan, or a CLI command)."""
-
-    installation_id: uuid.UUID
-    conversations: ConversationService
-    sessions: SessionService
-    callbacks: CallbackService
-    reconciler: Reconciler
-
-
-async def build_services(settings: Settings, db: Database, tavus: TavusClient) -> Services:
-    """Wire the services over `db` and `tavus` (reads this database's installation id)."""
+async def build_state(
+    settings: Settings,
+    db: Database,
+    tavus: TavusClient,
+    *,
+    tavus_health: TavusHealth | None = None,
+    token_verifier: TokenVerifier | None = None,
+) -> AppState:
+    """Wire every service over `db` and `tavus`, once: the app's lifespan and the CLI's
+    commands use the same wiring (reads this database's installation id)."""
     async with db.transaction(role="service") as session:
         installation = await installation_id(session)
+    tavus_health = tavus_health or TavusHealth()
     conversations = ConversationService(db, tavus)
-    return Services(
+    sessions = SessionService(settings, SessionRepository(db), conversations, tavus, installation)
+    return AppState(
+        settings=settings,
+        db=db,
+        tavus=tavus,
+        tavus_health=tavus_health,
+        token_verifier=token_verifier or build_token_verifier(settings, None),
         installation_id=installation,
         conversations=conversations,
-        sessions=SessionService(
-            settings, SessionRepository(db), conversations, tavus, installation
-        ),
+        sessions=sessions,
         callbacks=CallbackService(conversations),
+        preferences=PreferencesService(PreferencesRepository(db)),
         reconciler=Reconciler(settings, db, tavus, conversations, installation),
+        compat=CompatService(settings, db, sessions, conversations),
+        ops=OpsService(settings, db, tavus, sessions, tavus_health),
+        console=ConsoleService(settings, db),
     )
 
 
@@ -150,6 +167,17 @@ def create_app_from_environment() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level, settings.effective_log_format)
     return create_app(settings, freeze_heap=True)
+
+
+def metric_labels() -> LabelSets:
+    """The label sets the metrics take from the layers above them."""
+    return LabelSets(
+        tables=frozenset({*Base.metadata.tables, "alembic_version"}),
+        event_types=frozenset(KNOWN_EVENT_TYPES),
+        callback_outcomes=frozenset(CallbackOutcome),
+        start_failure_reasons=frozenset(FailureCode),
+        db_unavailable_reasons=UNAVAILABLE_REASONS,
+    )
 
 
 def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
@@ -170,24 +198,19 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
         tavus_health = TavusHealth()
         tavus = build_tavus_client(settings, on_request=tavus_health.on_request)
         reconcile_task: asyncio.Task[None] | None = None
+        state: AppState | None = None
         try:
             await check_migrations(db)
-            services = await build_services(settings, db, tavus)
-            app.state.db = db
-            app.state.tavus = tavus
-            app.state.tavus_health = tavus_health
-            app.state.token_verifier = build_token_verifier(settings, auth_http)
-            app.state.installation_id = services.installation_id
-            app.state.conversations = services.conversations
-            app.state.session_service = services.sessions
-            app.state.callback_service = services.callbacks
-            app.state.compat_service = CompatService(
-                settings, db, services.sessions, services.conversations
+            state = await build_state(
+                settings,
+                db,
+                tavus,
+                tavus_health=tavus_health,
+                token_verifier=build_token_verifier(settings, auth_http),
             )
-            app.state.reconciler = services.reconciler
-            app.state.ops_service = OpsService(settings, db, tavus, services.sessions, tavus_health)
+            app.state.services = state
             if settings.reconcile_interval_seconds > 0:
-                reconcile_task = asyncio.create_task(app.state.reconciler.run_forever())
+                reconcile_task = asyncio.create_task(state.reconciler.run_forever())
             if freeze_heap:
                 # What startup built lives as long as the process: frozen, a full collection
                 # no longer walks it. Measured (make bench, open loop at 50 starts/s): start
@@ -197,7 +220,6 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
             log.info(
                 "app.started",
                 environment=settings.environment.value,
-                database=db.dialect,
                 tavus="simulator" if settings.uses_simulator else "tavus",
             )
             yield
@@ -206,9 +228,8 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
                 reconcile_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await reconcile_task
-            compat: CompatService | None = getattr(app.state, "compat_service", None)
-            if compat is not None:
-                await compat.aclose()
+            if state is not None:
+                await state.compat.aclose()
             await tavus.aclose()
             await auth_http.aclose()
             await db.dispose()
@@ -224,6 +245,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
         openapi_url="/openapi.json" if settings.serves_openapi else None,
     )
     app.state.settings = settings
+    configure_labels(metric_labels())
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,
@@ -253,9 +275,4 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
     install_console(app, settings)
     if settings.is_development and settings.serves_openapi:
         install_api_docs(app)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
     return app

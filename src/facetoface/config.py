@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 from enum import StrEnum
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -76,7 +75,8 @@ class Settings(BaseSettings):
     openapi_enabled: bool | None = None
 
     # --- database -------------------------------------------------------------------------
-    #: Empty = SQLite file `facetoface.db` in `data_dir`. Supabase's `postgres://` strings work.
+    #: Empty = the embedded PostgreSQL in `data_dir/postgres` (development and tests only: every
+    #: command starts it on demand). Supabase's `postgres://` strings work as given.
     database_url: str = ""
     #: `transaction` when connecting through a transaction pooler (Supavisor :6543, PgBouncer):
     #: disables prepared statements and session state.
@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
     #: Server-side limit per statement (PostgreSQL); a stuck query must not hold a request.
     db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 8000
-    #: PostgreSQL only (ignored on SQLite): run every transaction under a database role with
+    #: Run every transaction under a database role with
     #: row-level security — `authenticated` plus the caller's claims for user requests,
     #: `facetoface_service` for the service's own writes (docs/security.md). Needs migration
     #: 0005 and a login role that is a member of both; off = queries run as the login role.
@@ -295,14 +295,15 @@ class Settings(BaseSettings):
             return self.supabase_jwt_secret.get_secret_value()
         return DEV_JWT_SECRET if self.environment is not Environment.production else None
 
-    @cached_property
-    def sqlalchemy_url(self) -> str:
-        """The async SQLAlchemy URL for `database_url` (or the SQLite default)."""
-        return normalize_database_url(self.database_url, self.data_dir)
-
     @property
-    def is_postgres(self) -> bool:
-        return self.sqlalchemy_url.startswith("postgresql")
+    def sqlalchemy_url(self) -> str:
+        """The async SQLAlchemy URL for `database_url`."""
+        if not self.database_url:
+            raise ConfigurationError(
+                "DATABASE_URL is not set: commands start the embedded PostgreSQL and fill it in "
+                "(facetoface.db.embedded); anything else must name its database"
+            )
+        return normalize_database_url(self.database_url)
 
     def check_production_ready(self) -> None:
         """Refuse to run outside development with missing or default secrets."""
@@ -317,7 +318,9 @@ class Settings(BaseSettings):
             if not self.supabase_url:
                 problems.append("SUPABASE_URL is not set (token issuer and JWKS derive from it)")
             if not self.database_url:
-                problems.append("DATABASE_URL is not set (SQLite is for development)")
+                problems.append(
+                    "DATABASE_URL is not set (the embedded PostgreSQL is for development)"
+                )
             if self.public_base_url.startswith(("http://127.", "http://localhost")):
                 problems.append("PUBLIC_BASE_URL must be the address Tavus can reach")
             elif not self.public_base_url.startswith("https://"):
@@ -349,10 +352,8 @@ class Settings(BaseSettings):
             )
 
 
-def normalize_database_url(url: str, data_dir: Path) -> str:
-    """Turn what operators paste (Supabase `postgres://…`, plain paths) into an async URL."""
-    if not url:
-        return f"sqlite+aiosqlite:///{(data_dir / 'facetoface.db').as_posix()}"
+def normalize_database_url(url: str) -> str:
+    """Turn what operators paste (Supabase's `postgres://…`) into an async URL."""
     scheme, _, rest = url.partition("://")
     scheme = scheme.lower()
     if scheme in {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg"}:
@@ -364,8 +365,6 @@ def normalize_database_url(url: str, data_dir: Path) -> str:
         if ssl and "sslmode" not in dict(query):
             query.append(("sslmode", ssl))
         return urlunsplit(parts._replace(query=urlencode(query)))
-    if scheme in {"sqlite", "sqlite+aiosqlite"}:
-        return "sqlite+aiosqlite://" + rest
     raise ConfigurationError(f"DATABASE_URL scheme {scheme!r} is not supported")
 
 

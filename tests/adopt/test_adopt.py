@@ -29,7 +29,7 @@ import pytest
 from facetoface.auth.dev_issuer import mint_token
 from facetoface.config import Settings
 from facetoface.db import alembic_config
-from facetoface.tavus_sim import SimServer
+from tavus_sim import SimServer
 from tests.support.postgres import PostgresServer, create_app_role, fresh_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]

@@ -14,7 +14,7 @@ import pytest
 
 from facetoface.auth.dev_issuer import mint_token
 from facetoface.config import Settings
-from facetoface.tavus_sim import SimServer
+from tavus_sim import SimServer
 from tests.cli.test_walkthrough import _free_port, _wait_healthy, cli
 from tests.support.postgres import PostgresServer, fresh_database
 

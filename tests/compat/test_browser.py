@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from facetoface.app import create_app
 from facetoface.observability.metrics import UNMATCHED_ROUTE
-from facetoface.tavus_sim import SimServer
+from tavus_sim import SimServer
 from tests.conftest import RunningService, _base_settings, _bound_socket
 from tests.support.browser import save_screenshot
 from tests.support.factories import create_user, session_rows

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from facetoface.tavus_sim import SimConfig, SimServer
+from tavus_sim import SimConfig, SimServer
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ from facetoface.tavus import (
     TavusConcurrencyLimit,
     TavusNotFound,
 )
-from facetoface.tavus_sim import SimServer
+from tavus_sim import SimServer
 from tests.contract.shapes import (
     body_problems,
     contract,

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from facetoface.config import Settings
 from facetoface.db import Database
 from facetoface.doctor import Report, diagnose
-from facetoface.tavus_sim import SimServer
+from tavus_sim import SimServer
 from tests.auth.jwtkit import JwksServer, ec_key
 from tests.support.postgres import APP_ROLE
 

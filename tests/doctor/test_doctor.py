@@ -16,7 +16,7 @@ from facetoface.config import Settings
 from facetoface.db import run_migrations
 from facetoface.doctor import Report, Status, diagnose, diagnose_environment, render_json
 from facetoface.doctor import render_text as render
-from facetoface.tavus_sim import SimServer
+from tavus_sim import SimServer
 from tests.auth.jwtkit import JwksServer
 from tests.doctor.conftest import Doctor, as_user, owner_sql, settings_of
 from tests.support.postgres import APP_ROLE, PostgresServer, create_app_role, fresh_database

@@ -14,7 +14,7 @@ import pytest
 
 from facetoface.config import Settings
 from facetoface.db import run_migrations
-from facetoface.tavus_sim import SimServer
+from tavus_sim import SimServer
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 #: The simulator's port in the README's examples (`make run`'s embedded simulator).

@@ -17,13 +17,9 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import exc as sa_exc
 
-from facetoface.db import (
-    Admission,
-    DatabaseUnavailable,
-    database_unavailable,
-    recording_tavus_outcome,
-    unavailable_reason,
-)
+from facetoface.db import DatabaseUnavailable, recording_tavus_outcome
+from facetoface.db.admission import Admission
+from facetoface.db.failures import database_unavailable, unavailable_reason
 
 
 def shed_count() -> float:

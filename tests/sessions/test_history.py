@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import update
 
 from facetoface.models import DailySession, MentorConversation
-from facetoface.tavus_sim.mentor import SYSTEM_PROMPT_TEMPLATE
+from tavus_sim.mentor import SYSTEM_PROMPT_TEMPLATE
 from tests.conftest import RunningService
 from tests.sessions.test_endpoints import start, wait_for_status
 from tests.support.factories import count_rows, create_persona, create_user

@@ -41,7 +41,7 @@ from facetoface.conversations.events import (
 from facetoface.conversations.status import LIVE_STATUSES
 from facetoface.db import Database
 from facetoface.models import MentorConversation, TavusCallbackEvent
-from facetoface.tavus_sim import SimServer
+from tavus_sim import SimServer
 
 #: The only 5xx answers a user may ever get: each a 503 with `Retry-After` (README).
 DOCUMENTED_503 = frozenset(

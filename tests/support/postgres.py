@@ -23,7 +23,7 @@ from pathlib import Path
 
 import asyncpg
 
-from facetoface.db import DEFAULT_APP_LOGIN_ROLE, app_login_role_sql
+from facetoface.db.roles import DEFAULT_APP_LOGIN_ROLE, app_login_role_sql
 
 #: The application's login role in the tests: what production connects as (docs/security.md).
 APP_ROLE = DEFAULT_APP_LOGIN_ROLE

@@ -22,7 +22,7 @@ import httpx
 
 from facetoface.auth.dev_issuer import mint_token
 from facetoface.config import Settings
-from facetoface.tavus_sim import SimServer
+from tavus_sim import SimServer
 
 SECRET = "chaos-replica-secret-0123456789abcdef0123456789"
 #: The issuer every replica trusts (never contacted: tokens are HS256 with SECRET).

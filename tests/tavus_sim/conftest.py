@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from facetoface.tavus_sim import SimConfig, SimServer
-from facetoface.tavus_sim.server import BackgroundServer
+from tavus_sim import SimConfig, SimServer
+from tavus_sim.server import BackgroundServer
 
 CONTEXT = (
     "Name: Ana Souza\n"

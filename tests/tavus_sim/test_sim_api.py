@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from facetoface.tavus_sim import SimServer
+from tavus_sim import SimServer
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 GET_FIELDS = {

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from facetoface.tavus_sim import SimServer
+from tavus_sim import SimServer
 
 POST_CALL = [
     "system.shutdown",

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from facetoface.config import DEV_PERSONA_ID, DEV_REPLICA_ID
-from facetoface.tavus_sim import SimServer
+from tavus_sim import SimServer
 
 PERSONA_FIELDS = {
     "persona_id",

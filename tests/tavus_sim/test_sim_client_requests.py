@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from facetoface.tavus_sim import SimServer
+from tavus_sim import SimServer
 
 
 def test_tavus_cli_create_with_chat_and_meeting_url(api: httpx.Client, sim: SimServer) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from facetoface.tavus_sim import SimServer
+from tavus_sim import SimServer
 
 
 def test_status_fault_answers_given_status_and_body_then_recovers(

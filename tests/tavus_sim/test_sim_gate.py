@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from facetoface.tavus_sim import SimServer
-from facetoface.tavus_sim.app import API_ROUTERS
-from facetoface.tavus_sim.gate import api_routes
+from tavus_sim import SimServer
+from tavus_sim.app import API_ROUTERS
+from tavus_sim.gate import api_routes
 
 INVALID_TOKEN = {"message": "Invalid access token"}
 

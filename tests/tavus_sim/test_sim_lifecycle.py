@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from facetoface.tavus_sim import SimServer
+from tavus_sim import SimServer
 
 # With time_scale=1000 a simulated second lasts a millisecond.
 FAST = 1000.0

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from facetoface.tavus_sim import SimServer
+from tavus_sim import SimServer
 
 PERSONA = "p0000default"
 

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from facetoface.tavus_sim import SimServer
-from facetoface.tavus_sim.mentor import reply, topics
+from tavus_sim import SimServer
+from tavus_sim.mentor import reply, topics
 
 
 def test_room_page_is_served(http: httpx.Client, create: Any) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from facetoface.tavus_sim import SimConfig, SimServer, create_sim_app
-from facetoface.tavus_sim.faults import ConnectionDropped, FaultRule
+from tavus_sim import SimConfig, SimServer, create_sim_app
+from tavus_sim.faults import ConnectionDropped, FaultRule
 
 
 def test_sim_server_starts_and_stops_fast(http: httpx.Client) -> None:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from facetoface.auth.tokens import TokenVerifier
+from facetoface.app_state import app_state
 from facetoface.db import Identity
 from facetoface.errors import Forbidden, Unauthorized
 
@@ -47,8 +47,7 @@ async def authenticate(
     """Identity from the `Authorization: Bearer` header; 401 problem on any failure."""
     if credentials is None:  # no header, another scheme, or an empty token
         raise Unauthorized("missing bearer token")
-    verifier: TokenVerifier = request.app.state.token_verifier
-    verified = await verifier.verify(credentials.credentials)
+    verified = await app_state(request).token_verifier.verify(credentials.credentials)
     return Identity(user_id=verified.user_id, claims=verified.claims)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from facetoface.callbacks.service import CallbackService
+from facetoface.app_state import app_state
 from facetoface.conversations.status import CallbackOutcome
 
 router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
@@ -43,6 +43,5 @@ async def tavus_callback(mentor_conversation_id: str, token: str, request: Reque
     """
     # `BodyLimitMiddleware` has already refused (413) bodies over CALLBACK_MAX_BODY_BYTES.
     body = await request.body()
-    service: CallbackService = request.app.state.callback_service
-    outcome = await service.ingest(mentor_conversation_id, token, body)
+    outcome = await app_state(request).callbacks.ingest(mentor_conversation_id, token, body)
     return Response(_ACCEPTED[outcome], media_type="application/json")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from starlette.convertors import StringConvertor, register_url_convertor
 
+from facetoface.app_state import app_state
 from facetoface.auth.dependencies import CurrentIdentity
 from facetoface.compat.errors import FunctionNotFound, OriginErrorRoute
 from facetoface.compat.schemas import (
@@ -47,8 +48,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def get_compat_service(request: Request) -> CompatService:
-    service: CompatService = request.app.state.compat_service
-    return service
+    return app_state(request).compat
 
 
 Compat = Annotated[CompatService, Depends(get_compat_service)]

@@ -21,13 +21,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from facetoface.auth.dev_issuer import DEV_OPERATOR_ID, dev_issuer_active, mint_token
+from facetoface.app_state import app_state
+from facetoface.auth.dev_issuer import dev_issuer_active
 from facetoface.config import Settings
-from facetoface.console.repository import ConsoleRepository
-from facetoface.console.schemas import DevToken, DevTokenRequest, DevUser, DevUsers
-from facetoface.db import Database, Identity
-from facetoface.demo import demo_user_ids
-from facetoface.errors import NotFound
+from facetoface.console.schemas import DevToken, DevTokenRequest, DevUsers
 
 #: The pages (served only through their routes, with their headers) and their assets.
 PAGES_DIR = files("facetoface.console") / "pages"
@@ -95,51 +92,19 @@ def _page_endpoint(name: str, csp: str) -> Callable[[], Awaitable[HTMLResponse]]
     return page
 
 
-class DevUserNotFound(NotFound):
-    code = "dev_user_not_found"
-    title = "Not a development user"
-
-
-async def _dev_users(db: Database) -> list[DevUser]:
-    users = []
-    for user_id in demo_user_ids():
-        # As that user: the same rows row-level security lets them see.
-        async with db.transaction(Identity(user_id)) as session:
-            profile = await ConsoleRepository(session).profile(user_id)
-        if profile is not None:
-            users.append(
-                DevUser(
-                    user_id=profile.id,
-                    email=profile.email,
-                    name=profile.full_name or profile.email or str(profile.id),
-                    operator=False,
-                )
-            )
-    users.append(
-        DevUser(user_id=DEV_OPERATOR_ID, email=None, name="Operator (development)", operator=True)
-    )
-    return users
-
-
 dev_router = APIRouter(prefix="/v1/dev", tags=["development sign-in"])
 
 
 @dev_router.get("/users", response_model=DevUsers)
 async def list_dev_users(request: Request) -> DevUsers:
     """The demo users (after `facetoface seed-demo`) and the development operator."""
-    return DevUsers(users=await _dev_users(request.app.state.db))
+    return DevUsers(users=await app_state(request).console.dev_users())
 
 
 @dev_router.post("/tokens", response_model=DevToken)
 async def mint_dev_token(request: Request, body: DevTokenRequest) -> DevToken:
     """An access token for one of the listed development users (development only)."""
-    settings: Settings = request.app.state.settings
-    users = await _dev_users(request.app.state.db)
-    user = next((u for u in users if u.user_id == body.user_id), None)
-    if user is None:
-        raise DevUserNotFound("Pick one of GET /v1/dev/users (run `facetoface seed-demo` first).")
-    token = mint_token(settings, user_id=user.user_id, email=user.email, operator=user.operator)
-    return DevToken(access_token=token, expires_in=settings.dev_token_ttl_seconds)
+    return await app_state(request).console.dev_token(body.user_id)
 
 
 def install_console(app: FastAPI, settings: Settings) -> None:

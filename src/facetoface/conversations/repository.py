@@ -4,39 +4,31 @@ Everything that changes a conversation — a Tavus callback, an event the reconc
 our end call, Tavus's answer to a create, the reconciler's verdict — is a `Delta` applied here,
 together with what must commit with it (the callback's inbox row; the start's idempotency key).
 
-- **PostgreSQL**: one round trip — `Database.run` sends the identity and a call of
-  `facetoface.apply_delta` (migration 0006) in one message. The function locks the
-  conversation row, checks the callback token, the owner and the Tavus id binding, stores the
-  inbox row (`ON CONFLICT (dedupe_key) DO NOTHING`: a duplicate changes nothing), merges the
-  delta into the row's facts with the rules of `state.merge` written in PL/pgSQL, derives the
-  session (`state.derive`), writes both tables and returns the session as written
-  (`RETURNING`). Concurrent changes serialise on the row lock; each sees the other's result,
-  so no version check or retry is needed.
-- **SQLite** (one writer at a time): the same steps as Python statements under the
-  database's write lock, with `state.merge` and `state.derive` themselves.
+One round trip: `Database.run` sends the identity and a call of `facetoface.apply_delta`
+in one message. The function locks the conversation row, checks the callback token, the owner
+and the Tavus id binding, stores the inbox row (`ON CONFLICT (dedupe_key) DO NOTHING`: a
+duplicate changes nothing), merges the delta into the row's facts with the rules of
+`state.merge` written in PL/pgSQL, derives the session (`state.derive`), writes both tables
+and returns the session as written (`RETURNING`). Concurrent changes serialise on the row
+lock; each sees the other's result, so no version check or retry is needed.
 
-`tests/conversations/test_merge_sql.py` holds the two to the same results.
+`tests/conversations/test_merge_sql.py` holds the function to `state.py`, the pure model of
+the merge.
 """
 
 from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
-
-from sqlalchemy import Table, select, update
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from facetoface.conversations.events import ParsedEvent
 from facetoface.conversations.state import (
     ConversationState,
     Delta,
-    derive,
-    merge,
     transcript_blocks,
 )
 from facetoface.conversations.status import (
@@ -45,7 +37,6 @@ from facetoface.conversations.status import (
     ConversationStatus,
 )
 from facetoface.db import Database, Identity, Role, Statement
-from facetoface.models import DailySession, MentorConversation, TavusCallbackEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,39 +83,6 @@ def session_columns_sql(daily: str = "d", conversation: str = "m") -> str:
     )
 
 
-def _conversation_columns() -> list[Any]:
-    mc = MentorConversation
-    return [
-        mc.id.label("mentor_conversation_id"),
-        mc.status.label("conversation_status"),
-        mc.tavus_conversation_id,
-        mc.conversation_url,
-        mc.conversation_name,
-        mc.start_time,
-        mc.end_time,
-        mc.shutdown_at,
-        mc.shutdown_reason,
-        mc.failure_code,
-        mc.mentor_name,
-        mc.mentor_avatar_url,
-    ]
-
-
-def session_columns() -> list[Any]:
-    """The `SessionRow` columns for SQLAlchemy Core (the SQLite path and general queries)."""
-    ds = DailySession
-    return [
-        ds.id,
-        ds.user_id,
-        ds.session_status,
-        ds.started_at,
-        ds.completed_at,
-        ds.duration_seconds,
-        ds.created_at,
-        *_conversation_columns(),
-    ]
-
-
 @dataclass(frozen=True, slots=True)
 class InboxEvent:
     """A Tavus event to store in the inbox with its effect."""
@@ -147,14 +105,12 @@ class InboxEvent:
 class Extra:
     """Work that must commit with a conversation change (the start's idempotency key).
 
-    On PostgreSQL `sql` runs right after the change, in the same message and transaction
-    (it sees the change; its parameters are `params`); `sqlite` does the same work in the
-    SQLite transaction after the change.
+    `sql` runs right after the change, in the same message and transaction (it sees the
+    change; its parameters are `params`).
     """
 
     sql: Statement
     params: Mapping[str, Any]
-    sqlite: Callable[[AsyncSession, SessionRow], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,73 +166,18 @@ class ConversationRepository:
         given; `delta.conversation_id` must match the bound Tavus id when one is bound.
         """
         delta = delta.with_digests()
-        if self.db.is_postgres:
-            params = _apply_params(row_id, delta, token_hash, owner, inbox, now)
-            if extra is not None:
-                params.update(extra.params)
-            rows = await self.db.run(
-                APPLY_SQL,
-                params,
-                identity,
-                role=role,
-                then=(extra.sql,) if extra is not None else (),
-                operation="apply:mentor_conversations",
-            )
-            return _applied(rows[0], inbox is not None)
-        return await self._apply_sqlite(
-            row_id, delta, identity, role, token_hash, owner, inbox, extra, now
+        params = _apply_params(row_id, delta, token_hash, owner, inbox, now)
+        if extra is not None:
+            params.update(extra.params)
+        rows = await self.db.run(
+            APPLY_SQL,
+            params,
+            identity,
+            role=role,
+            then=(extra.sql,) if extra is not None else (),
+            operation="apply:mentor_conversations",
         )
-
-    async def _apply_sqlite(
-        self,
-        row_id: uuid.UUID,
-        delta: Delta,
-        identity: Identity | None,
-        role: Role,
-        token_hash: bytes | None,
-        owner: uuid.UUID | None,
-        inbox: InboxEvent | None,
-        extra: Extra | None,
-        now: datetime,
-    ) -> Applied:
-        mc = MentorConversation
-        async with self.db.transaction(identity, role=role) as session:
-            row = (await session.execute(select(mc.__table__).where(mc.id == row_id))).one_or_none()
-            if row is None:
-                return Applied(False, False, False, False, None, None, None)
-            data = row._mapping
-            before = data["status"]
-            token_ok = token_hash is None or data["callback_token_hash"] == token_hash
-            if (
-                not token_ok
-                or (owner is not None and data["user_id"] != owner)
-                or (
-                    delta.conversation_id is not None
-                    and data["tavus_conversation_id"] not in (None, delta.conversation_id)
-                )
-            ):
-                return Applied(True, token_ok, False, False, None, before, None)
-            outcome = None
-            if inbox is not None:
-                outcome = _outcome(before, inbox.known)
-                inserted = await session.execute(
-                    sqlite.insert(TavusCallbackEvent)
-                    .values(_inbox_values(row_id, delta, inbox, outcome))
-                    .on_conflict_do_nothing(index_elements=["dedupe_key"])
-                    .returning(TavusCallbackEvent.id)
-                )
-                if inserted.first() is None:
-                    return Applied(True, True, True, False, None, before, None)
-            before_state = state_from_row(data)
-            state = merge(before_state, delta)
-            if state == before_state:
-                # Nothing changed (an unknown event, a losing copy): the rows stay as they are.
-                written = await read_session(session, row_id)
-            else:
-                written = await write_state(session, row_id, data["daily_session_id"], state, now)
-            if extra is not None:
-                await extra.sqlite(session, written)
-        return Applied(True, True, True, True, outcome, before, written, state.shutdown_reason)
+        return _applied(rows[0], inbox is not None)
 
 
 def state_from_row(data: Mapping[Any, Any]) -> ConversationState:
@@ -284,117 +185,6 @@ def state_from_row(data: Mapping[Any, Any]) -> ConversationState:
     return ConversationState(**{f.name: data[f.name] for f in fields(ConversationState)})
 
 
-async def write_state(
-    session: AsyncSession,
-    row_id: uuid.UUID,
-    daily_session_id: uuid.UUID,
-    state: ConversationState,
-    now: datetime,
-) -> SessionRow:
-    """Store `state` and what derives from it on both tables (SQLite path); the session as
-    written, from `RETURNING`."""
-    mc = MentorConversation
-    daily = _daily_table()
-    view = derive(state)
-    conversation = (
-        await session.execute(
-            update(mc)
-            .where(mc.id == row_id)
-            .values(
-                status=state.status,
-                tavus_conversation_id=state.tavus_conversation_id,
-                conversation_url=state.conversation_url,
-                failure_code=state.failure_code,
-                start_time=state.start_time,
-                replica_joined_at=state.replica_joined_at,
-                shutdown_at=state.shutdown_at,
-                shutdown_reason=state.shutdown_reason,
-                closed_at=state.closed_at,
-                end_time=view.end_time,
-                duration_seconds=view.duration_seconds,
-                transcript=state.transcript,
-                transcript_digest=state.transcript_digest,
-                recording=state.recording,
-                recording_digest=state.recording_digest,
-                perception_analysis=state.perception_analysis,
-                post_call_actions=state.post_call_actions,
-                updated_at=now,
-                version=mc.version + 1,
-            )
-            .returning(*_conversation_columns())
-        )
-    ).one()
-    session_part = (
-        await session.execute(
-            update(daily)
-            .where(daily.c.id == daily_session_id)
-            .values(
-                session_status=view.session_status,
-                started_at=view.started_at,
-                completed_at=view.end_time,
-                duration_seconds=view.duration_seconds,
-                conversation_transcript=view.conversation_transcript,
-                session_metadata=view.session_metadata,
-                updated_at=now,
-            )
-            .returning(
-                daily.c.id,
-                daily.c.user_id,
-                daily.c.session_status,
-                daily.c.started_at,
-                daily.c.completed_at,
-                daily.c.duration_seconds,
-                daily.c.created_at,
-            )
-        )
-    ).one()
-    return SessionRow.from_mapping({**session_part._mapping, **conversation._mapping})
-
-
-async def read_session(session: AsyncSession, row_id: uuid.UUID) -> SessionRow:
-    """The session of conversation `row_id` as stored."""
-    row = (
-        await session.execute(
-            select(*session_columns())
-            .select_from(DailySession)
-            .join(MentorConversation, MentorConversation.daily_session_id == DailySession.id)
-            .where(MentorConversation.id == row_id)
-        )
-    ).one()
-    return SessionRow.from_mapping(row._mapping)
-
-
-def _daily_table() -> Table:
-    table = DailySession.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-def _outcome(status: str, known: bool) -> CallbackOutcome:
-    if status == ConversationStatus.failed:
-        return CallbackOutcome.no_effect  # never ran for the user; its id is kept
-    return CallbackOutcome.applied if known else CallbackOutcome.ignored
-
-
-def _inbox_values(
-    row_id: uuid.UUID, delta: Delta, inbox: InboxEvent, outcome: CallbackOutcome
-) -> dict[str, Any]:
-    envelope = inbox.event.envelope
-    return {
-        "id": uuid.uuid4(),
-        "mentor_conversation_id": row_id,
-        "conversation_id": envelope.conversation_id,
-        "event_type": envelope.event_type,
-        "dedupe_key": inbox.dedupe_key,
-        "event_timestamp": envelope.timestamp,
-        "payload": inbox.event.payload,
-        "raw_body_b64": inbox.raw_body_b64,
-        "outcome": outcome.value,
-        "received_at": inbox.received_at,
-    }
-
-
-# --- PostgreSQL ----------------------------------------------------------------------------
 def _apply_params(
     row_id: uuid.UUID,
     delta: Delta,
@@ -538,18 +328,6 @@ def timeline_from_json(items: list[dict[str, Any]]) -> list[TimelineEntry]:
         )
         for item in items
     ]
-
-
-async def timeline(session: AsyncSession, row_id: uuid.UUID) -> list[TimelineEntry]:
-    """A conversation's events in the order they happened (then arrived)."""
-    e = TavusCallbackEvent
-    rows = await session.execute(
-        select(e.event_type, e.event_timestamp, e.received_at, e.outcome)
-        .where(e.mentor_conversation_id == row_id)
-        .order_by(e.received_at, e.id)
-    )
-    entries = [TimelineEntry(**row._mapping) for row in rows]
-    return sorted(entries, key=lambda t: (t.event_timestamp or t.received_at, t.received_at))
 
 
 def _parse_time(value: Any) -> datetime | None:

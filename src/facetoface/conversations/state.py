@@ -8,10 +8,10 @@ gives the same `ConversationState`, and so the same derived session (status, end
 duration, readable transcript).
 
 Everything that changes a conversation is a `Delta` — a callback's contribution, our end call,
-Tavus's answer to a create, the reconciler's verdict — and `merge(state, delta)` is the one
-definition of its effect. On SQLite the repository applies `merge` under the write lock; on
-PostgreSQL it runs the same rules as one SQL statement (`conversations/sql.py`), and a
-property test holds the two to the same results.
+Tavus's answer to a create, the reconciler's verdict — and `merge(state, delta)` is the model
+of its effect. The database applies the same rules in `facetoface.apply_delta`
+(`conversations/sql/apply_delta.sql`); this module is the oracle it is checked against: a
+property test (`tests/conversations/test_merge_sql.py`) holds the two to the same results.
 """
 
 from __future__ import annotations

@@ -30,6 +30,9 @@ LIVE_STATUSES: frozenset[ConversationStatus] = frozenset(
         ConversationStatus.indeterminate,
     }
 )
+#: The live statuses as a SQL list of literals (`status IN (…)`): literal values, so the
+#: planner matches the partial indexes on live rows in every plan.
+LIVE_STATUSES_SQL = ", ".join(f"'{status.value}'" for status in sorted(LIVE_STATUSES))
 #: States whose Tavus outcome we do not know yet.
 UNRESOLVED_STATUSES: frozenset[ConversationStatus] = frozenset(
     {ConversationStatus.starting, ConversationStatus.indeterminate}

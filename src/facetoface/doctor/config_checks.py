@@ -27,7 +27,8 @@ def check_settings(load: Callable[[], Settings]) -> tuple[Settings | None, Check
     """
     try:
         settings = load()
-        settings.sqlalchemy_url  # noqa: B018 - parses DATABASE_URL, raising on a bad one
+        if settings.database_url:
+            settings.sqlalchemy_url  # noqa: B018 - parses DATABASE_URL, raising on a bad one
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"

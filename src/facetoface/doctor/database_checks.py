@@ -3,9 +3,7 @@ service connects as is subject to row-level security and that every table has it
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
-from pathlib import Path
 
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
@@ -39,8 +37,6 @@ class DatabaseState:
 def describe(settings: Settings) -> str:
     """Where the database is, without credentials."""
     url = make_url(settings.sqlalchemy_url)
-    if url.get_backend_name() == "sqlite":
-        return f"SQLite file {url.database}"
     port = f":{url.port}" if url.port else ""
     return f"PostgreSQL {url.host}{port}/{url.database} as {url.username}"
 
@@ -59,17 +55,8 @@ def _error(exc: BaseException, settings: Settings) -> str:
 
 
 async def check_database(settings: Settings, state: DatabaseState) -> CheckResult:
-    """The database answers a query (a missing SQLite file is not created)."""
+    """The database answers a query."""
     where = describe(settings)
-    url = make_url(settings.sqlalchemy_url)
-    if url.get_backend_name() == "sqlite":
-        path = Path(url.database or "")
-        if not url.database or not await asyncio.to_thread(path.is_file):
-            return DATABASE.failed(
-                f"no {where}",
-                "run `facetoface migrate` (it creates the file), or point DATA_DIR/DATABASE_URL "
-                "at it",
-            )
     db = Database(settings)
     try:
         await db.ping()
@@ -111,9 +98,7 @@ async def check_migrations(settings: Settings, state: DatabaseState) -> CheckRes
 
 
 async def check_role(settings: Settings, state: DatabaseState) -> CheckResult:
-    """PostgreSQL: the serving role is neither superuser, BYPASSRLS nor a table owner."""
-    if not settings.is_postgres:
-        return ROLE.not_applicable("SQLite has no database roles (PostgreSQL only)")
+    """The serving role is neither superuser, BYPASSRLS nor a table owner."""
     if state.db is None:
         return ROLE.skipped("needs a reachable database")
     async with state.db.transaction() as session:
@@ -145,11 +130,7 @@ async def check_role(settings: Settings, state: DatabaseState) -> CheckResult:
 
 
 async def check_row_level_security(settings: Settings, state: DatabaseState) -> CheckResult:
-    """PostgreSQL: row-level security is on for every table, and the service uses it."""
-    if not settings.is_postgres:
-        return ROW_LEVEL_SECURITY.not_applicable(
-            "SQLite has no row-level security (PostgreSQL only)",
-        )
+    """Row-level security is on for every table, and the service uses it."""
     if state.db is None or not state.migrated:
         return ROW_LEVEL_SECURITY.skipped("needs a database migrated to head")
     async with state.db.transaction() as session:

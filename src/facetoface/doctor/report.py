@@ -16,7 +16,7 @@ class Status(StrEnum):
     skipped = "skip"
     """Not run: an earlier check it depends on failed."""
     not_applicable = "n/a"
-    """Does not apply to this deployment (e.g. database roles on SQLite)."""
+    """Does not apply to this deployment (e.g. a persona check when only a replica is set)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from facetoface.db import SERVICE_DB_ROLE, USER_DB_ROLE
+from facetoface.db.roles import SERVICE_DB_ROLE, USER_DB_ROLE
 
 _ROLE_SQL = text(
     """

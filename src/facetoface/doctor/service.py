@@ -22,8 +22,7 @@ async def _guarded(check: Check, run: Awaitable[CheckResult]) -> CheckResult:
 
 
 def _headline(settings: Settings) -> str:
-    database = "PostgreSQL" if settings.is_postgres else "SQLite"
-    return f"{settings.environment.value} · {database} · {tavus_checks.target(settings)}"
+    return f"{settings.environment.value} · PostgreSQL · {tavus_checks.target(settings)}"
 
 
 async def diagnose(settings: Settings, settings_check: CheckResult | None = None) -> Report:

@@ -267,8 +267,6 @@ async def read_catalog(session: AsyncSession, schema: str) -> Catalog:
 def adopt_database(settings: Settings, *, dry_run: bool = False) -> AdoptReport:
     """Adopt the database at `settings.database_url` (blocking: call it from the CLI or a
     thread). Raises AdoptRefused (nothing changed) when it cannot."""
-    if not settings.is_postgres:
-        raise AdoptRefused("adopting is for PostgreSQL databases that hold the origin's tables")
     report = asyncio.run(_adopt(settings, dry_run=dry_run))
     if report.outcome in ("adopted", "upgraded"):
         run_migrations(settings)

@@ -1,4 +1,4 @@
-"""Declarative base, naming convention and column types that behave the same on both dialects."""
+"""Declarative base, naming convention and the column types every table uses."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, Uuid, func
+from sqlalchemy import DateTime, MetaData, TypeDecorator, Uuid, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -26,7 +26,7 @@ def utcnow() -> datetime:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """`timestamptz` on PostgreSQL; on SQLite, naive UTC text that is read back as aware UTC."""
+    """`timestamptz`, written and read as aware UTC datetimes (a naive one is refused)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -36,8 +36,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -45,8 +44,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-#: JSONB on PostgreSQL (indexable, compact), JSON text on SQLite. Python None is SQL NULL.
-JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+#: JSONB (indexable, compact). Python None is SQL NULL.
+JSONType = JSONB(none_as_null=True)
 
 
 class Base(DeclarativeBase):

@@ -93,7 +93,6 @@ class MentorConversation(IDMixin, TimestampsMixin, Base):
             "user_id",
             unique=True,
             postgresql_where=text(LIVE_SQL),
-            sqlite_where=text(LIVE_SQL),
         ),
         Index(None, "user_id", "created_at"),
         # The reconciler's scan: live rows by age.
@@ -102,6 +101,5 @@ class MentorConversation(IDMixin, TimestampsMixin, Base):
             "status",
             "updated_at",
             postgresql_where=text(LIVE_SQL),
-            sqlite_where=text(LIVE_SQL),
         ),
     )

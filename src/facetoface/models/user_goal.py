@@ -48,6 +48,5 @@ class UserGoal(IDMixin, TimestampsMixin, Base):
             "ix_user_goals_active_user_id",
             "user_id",
             postgresql_where=text("status = 'active'"),
-            sqlite_where=text("status = 'active'"),
         ),
     )

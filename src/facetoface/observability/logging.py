@@ -60,7 +60,6 @@ def configure_logging(level: str = "INFO", fmt: str = "console", *, cache: bool 
                 "httpcore": {"level": "WARNING"},
                 # At DEBUG it prints every statement with its parameters (transcripts,
                 # names, callback URLs): never, whatever LOG_LEVEL says.
-                "aiosqlite": {"level": "WARNING"},
                 # Alembic announces its plugins and every step at INFO; commands print their
                 # own one-line result instead.
                 "alembic": {"level": "WARNING"},

@@ -52,6 +52,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import (
@@ -139,9 +140,6 @@ DB_STALE_CONNECTIONS = Counter(
     "facetoface_db_stale_connections_total",
     "Pooled connections found closed by the server before use, and replaced.",
 )
-_DB_UNAVAILABLE_REASONS = frozenset(
-    {"refused", "connection_lost", "timeout", "saturated", "shutdown", "conflict", "locked"}
-)
 
 # --- Tavus -------------------------------------------------------------------------------
 _TAVUS_ENDPOINTS = frozenset(
@@ -216,19 +214,6 @@ RECONCILER_ACTIONS = Counter(
 LIVE_SESSIONS = "facetoface_live_sessions"
 PAST_MAX_DURATION = "facetoface_sessions_past_max_duration"
 
-_START_FAILURE_REASONS = frozenset(
-    {
-        "tavus_concurrency_limit",
-        "tavus_rate_limited",
-        "tavus_out_of_credits",
-        "tavus_auth_failed",
-        "tavus_rejected",
-        "tavus_server_error",
-        "tavus_unavailable",
-        "tavus_outcome_unknown",
-        "database_unavailable",
-    }
-)
 #: Tavus's documented shutdown reasons (normalised: lower case, no " reached"), matched by
 #: prefix, plus the origin app's alias and our own end call.
 _SHUTDOWN_REASONS = (
@@ -242,8 +227,31 @@ _SHUTDOWN_REASONS = (
     "conversation_ended",
     "user_end",
 )
-_CALLBACK_OUTCOMES = frozenset({"applied", "no_effect", "ignored", "duplicate"})
 _LABEL_WORD = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSets:
+    """The bounded label values that belong to other layers (the schema's tables, the
+    conversation core's event types and outcomes, the failure codes), handed over at wiring
+    time (`configure_labels`) so this module imports nothing above it. Until then every such
+    value is `other`."""
+
+    tables: frozenset[str] = frozenset()
+    event_types: frozenset[str] = frozenset()
+    callback_outcomes: frozenset[str] = frozenset()
+    start_failure_reasons: frozenset[str] = frozenset()
+    db_unavailable_reasons: frozenset[str] = frozenset()
+
+
+_labels = LabelSets()
+
+
+def configure_labels(labels: LabelSets) -> None:
+    """Set the label sets (the application's wiring calls this once, at startup)."""
+    global _labels
+    _labels = labels
+    sql_operation.cache_clear()
 
 
 def _bounded(value: str, allowed: Iterable[str]) -> str:
@@ -273,7 +281,7 @@ def record_session_started() -> None:
 
 def record_start_failure(reason: str) -> None:
     """A start that wrote its rows and then failed; `reason` is the row's failure code."""
-    START_FAILURES.labels(_bounded(reason, _START_FAILURE_REASONS)).inc()
+    START_FAILURES.labels(_bounded(reason, _labels.start_failure_reasons)).inc()
 
 
 def shutdown_reason_label(reason: str | None) -> str:
@@ -293,21 +301,16 @@ def record_session_ended(shutdown_reason: str | None) -> None:
     SESSIONS_ENDED.labels(shutdown_reason_label(shutdown_reason)).inc()
 
 
-@functools.cache
-def _known_event_types() -> frozenset[str]:
-    from facetoface.conversations.events import KNOWN
-
-    return frozenset(KNOWN)
-
-
 def callback_event_type(event_type: str) -> str:
     """Known Tavus event types as themselves, anything else as `other`."""
-    return _bounded(event_type, _known_event_types())
+    return _bounded(event_type, _labels.event_types)
 
 
 def record_callback(event_type: str, outcome: str) -> None:
     """One stored callback: outcome `applied`, `no_effect`, `ignored` or `duplicate`."""
-    CALLBACKS.labels(callback_event_type(event_type), _bounded(outcome, _CALLBACK_OUTCOMES)).inc()
+    CALLBACKS.labels(
+        callback_event_type(event_type), _bounded(outcome, _labels.callback_outcomes)
+    ).inc()
 
 
 def record_reconciler_action(action: str, count: int = 1) -> None:
@@ -324,15 +327,8 @@ _TOKEN = re.compile(rf"'(?:[^']|'')*'|{_NAME}(?:\.{_NAME})*|[()]")
 _VERBS = frozenset(
     {"select", "insert", "update", "delete", "begin", "commit", "rollback", "savepoint", "release"}
 )
-_OTHER_VERBS = frozenset({"pragma", "set", "show", "lock", "truncate", "vacuum", "analyze"})
+_OTHER_VERBS = frozenset({"set", "show", "lock", "truncate", "vacuum", "analyze"})
 _DML = {"insert": "into", "update": None, "delete": "from"}
-
-
-@functools.cache
-def _known_tables() -> frozenset[str]:
-    from facetoface.models import Base
-
-    return frozenset({*Base.metadata.tables, "alembic_version"})
 
 
 def _identifier(token: str) -> str:
@@ -379,7 +375,7 @@ def _table_label(verb: str, token: str | None) -> str:
     if token is None:
         return verb
     name = _identifier(token)
-    return f"{verb}:{name if name in _known_tables() else 'other'}"
+    return f"{verb}:{name if name in _labels.tables else 'other'}"
 
 
 def _target(leveled: list[tuple[str, int]], at: int) -> str:
@@ -399,7 +395,7 @@ def _select_table(leveled: list[tuple[str, int]], at: int) -> str:
             return _table_label("select", following[i + 1][0])
     # No table in the outer FROM (scalar subqueries only): the first table anywhere.
     for i, (tok, _) in enumerate(following[:-1]):
-        if tok == "from" and _identifier(following[i + 1][0]) in _known_tables():
+        if tok == "from" and _identifier(following[i + 1][0]) in _labels.tables:
             return _table_label("select", following[i + 1][0])
     return "select"
 
@@ -471,7 +467,7 @@ def record_db_round_trip(operation: str, seconds: float) -> None:
 
 
 def record_db_unavailable(reason: str) -> None:
-    DB_UNAVAILABLE.labels(reason if reason in _DB_UNAVAILABLE_REASONS else "other").inc()
+    DB_UNAVAILABLE.labels(_bounded(reason, _labels.db_unavailable_reasons)).inc()
 
 
 def record_db_stale_connection() -> None:

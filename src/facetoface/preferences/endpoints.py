@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
+from facetoface.app_state import app_state
 from facetoface.auth.dependencies import CurrentIdentity
-from facetoface.preferences.repository import PreferencesRepository
 from facetoface.preferences.schemas import PreferencesOut, PreferencesUpdate
 from facetoface.preferences.service import PreferencesService
 
@@ -22,7 +22,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def get_preferences_service(request: Request) -> PreferencesService:
-    return PreferencesService(PreferencesRepository(request.app.state.db))
+    return app_state(request).preferences
 
 
 Service = Annotated[PreferencesService, Depends(get_preferences_service)]

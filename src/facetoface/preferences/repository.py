@@ -1,4 +1,4 @@
-"""The preferences' SQL: one round trip each on PostgreSQL, as the caller (`authenticated`,
+"""The preferences' SQL: one round trip each, as the caller (`authenticated`,
 confined to their own row by row-level security, migration 0009)."""
 
 from __future__ import annotations
@@ -6,11 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.dialects import sqlite
-
 from facetoface.db import Database, Identity, Statement
-from facetoface.models import Profile, UserPreference
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,37 +39,13 @@ class PreferencesRepository:
     async def get(self, identity: Identity) -> StoredPreferences | None:
         """The caller's preferences; None when they have no profile."""
         params = {"user_id": identity.user_id}
-        if self.db.is_postgres:
-            rows = await self.db.run(READ_SQL, params, identity, role="user")
-            return StoredPreferences(**rows[0]) if rows else None
-        async with self.db.transaction(identity) as session:
-            row = (
-                await session.execute(
-                    select(UserPreference.mentor_memory, UserPreference.updated_at)
-                    .select_from(Profile)
-                    .outerjoin(UserPreference, UserPreference.user_id == Profile.id)
-                    .where(Profile.id == identity.user_id)
-                )
-            ).one_or_none()
-        return StoredPreferences(row.mentor_memory, row.updated_at) if row else None
+        rows = await self.db.run(READ_SQL, params, identity, role="user")
+        return StoredPreferences(**rows[0]) if rows else None
 
     async def put(
         self, identity: Identity, *, mentor_memory: bool, now: datetime
     ) -> StoredPreferences | None:
         """Store the caller's preferences; None when they have no profile."""
         params = {"user_id": identity.user_id, "mentor_memory": mentor_memory, "now": now}
-        if self.db.is_postgres:
-            rows = await self.db.run(WRITE_SQL, params, identity, role="user")
-            return StoredPreferences(**rows[0]) if rows else None
-        async with self.db.transaction(identity) as session:
-            if await session.get(Profile, identity.user_id) is None:
-                return None
-            await session.execute(
-                sqlite.insert(UserPreference)
-                .values(user_id=identity.user_id, mentor_memory=mentor_memory, updated_at=now)
-                .on_conflict_do_update(
-                    index_elements=["user_id"],
-                    set_={"mentor_memory": mentor_memory, "updated_at": now},
-                )
-            )
-        return StoredPreferences(mentor_memory, now)
+        rows = await self.db.run(WRITE_SQL, params, identity, role="user")
+        return StoredPreferences(**rows[0]) if rows else None

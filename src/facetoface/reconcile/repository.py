@@ -44,8 +44,8 @@ class ReconcileRepository:
     ) -> list[Claimed]:
         """Lease up to `limit` rows matching `where` whose lease is free.
 
-        `FOR UPDATE SKIP LOCKED` lets replicas claim disjoint rows concurrently (SQLite has one
-        writer at a time and ignores it); the lease keeps them disjoint after commit, while
+        `FOR UPDATE SKIP LOCKED` lets replicas claim disjoint rows concurrently; the lease keeps
+        them disjoint after commit, while
         the Tavus calls run without a transaction open.
         """
         mc = MentorConversation

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from facetoface.app_state import app_state
 from facetoface.auth.dependencies import CurrentIdentity
 from facetoface.sessions.idempotency import Replay, idempotency_request
 from facetoface.sessions.schemas import (
@@ -36,8 +37,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 async def get_session_service(request: Request) -> SessionService:
-    service: SessionService = request.app.state.session_service
-    return service
+    return app_state(request).sessions
 
 
 Service = Annotated[SessionService, Depends(get_session_service)]

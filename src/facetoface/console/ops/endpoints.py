@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from facetoface.app_state import app_state
 from facetoface.auth.dependencies import CurrentOperator, require_operator
 from facetoface.console.ops.schemas import (
     CallbackOutcomes,
@@ -19,7 +20,6 @@ from facetoface.console.ops.schemas import (
     TavusState,
 )
 from facetoface.console.ops.service import OpsService
-from facetoface.reconcile.service import Reconciler
 from facetoface.sessions.schemas import SessionOut
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
@@ -39,8 +39,7 @@ router = APIRouter(
 
 
 async def get_ops_service(request: Request) -> OpsService:
-    service: OpsService = request.app.state.ops_service
-    return service
+    return app_state(request).ops
 
 
 Service = Annotated[OpsService, Depends(get_ops_service)]
@@ -81,7 +80,7 @@ async def reconciler_passes(
 @router.post("/reconciler/passes", response_model=ReconcileResult)
 async def run_reconciler_pass(request: Request) -> ReconcileResult:
     """Run one reconciler pass now, on this replica, and return what it did."""
-    reconciler: Reconciler = request.app.state.reconciler
+    reconciler = app_state(request).reconciler
     loop = asyncio.get_running_loop()
     started = loop.time()
     report = await reconciler.run_once()

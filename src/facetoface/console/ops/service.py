@@ -33,10 +33,10 @@ from facetoface.console.ops.schemas import (
 from facetoface.conversations.repository import SessionRow
 from facetoface.db import Database, Identity
 from facetoface.errors import NotFound
+from facetoface.health import TavusHealth
 from facetoface.models import utcnow
 from facetoface.models.reconcile_run import RECONCILE_RUNS_KEPT
 from facetoface.observability.context import replica_name
-from facetoface.observability.health import TavusHealth
 from facetoface.sessions.service import SessionService
 from facetoface.tavus import TavusClient
 

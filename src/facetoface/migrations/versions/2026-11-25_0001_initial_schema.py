@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-#: JSONB on PostgreSQL, JSON text on SQLite (as in facetoface.models.base).
-JSON_TYPE = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+JSON_TYPE = postgresql.JSONB()
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -331,7 +330,6 @@ def upgrade() -> None:
             ["user_id"],
             unique=False,
             postgresql_where=sa.text("status = 'active'"),
-            sqlite_where=sa.text("status = 'active'"),
         )
         batch_op.create_index(batch_op.f("ix_user_goals_user_id"), ["user_id"], unique=False)
 
@@ -459,7 +457,6 @@ def upgrade() -> None:
             ["status", "updated_at"],
             unique=False,
             postgresql_where=sa.text("status IN ('starting', 'active', 'ending', 'indeterminate')"),
-            sqlite_where=sa.text("status IN ('starting', 'active', 'ending', 'indeterminate')"),
         )
         batch_op.create_index(
             batch_op.f("ix_mentor_conversations_user_id_created_at"),
@@ -474,7 +471,6 @@ def upgrade() -> None:
             ["user_id"],
             unique=True,
             postgresql_where=sa.text("status IN ('starting', 'active', 'ending', 'indeterminate')"),
-            sqlite_where=sa.text("status IN ('starting', 'active', 'ending', 'indeterminate')"),
         )
 
 
@@ -483,14 +479,12 @@ def downgrade() -> None:
         batch_op.drop_index(
             "uq_mentor_conversations_live_user_id",
             postgresql_where=sa.text("status IN ('starting', 'active', 'ending', 'indeterminate')"),
-            sqlite_where=sa.text("status IN ('starting', 'active', 'ending', 'indeterminate')"),
         )
         batch_op.drop_index(batch_op.f("ix_mentor_conversations_user_persona_id"))
         batch_op.drop_index(batch_op.f("ix_mentor_conversations_user_id_created_at"))
         batch_op.drop_index(
             "ix_mentor_conversations_live_updated_at",
             postgresql_where=sa.text("status IN ('starting', 'active', 'ending', 'indeterminate')"),
-            sqlite_where=sa.text("status IN ('starting', 'active', 'ending', 'indeterminate')"),
         )
 
     op.drop_table("mentor_conversations")
@@ -504,7 +498,6 @@ def downgrade() -> None:
         batch_op.drop_index(
             "ix_user_goals_active_user_id",
             postgresql_where=sa.text("status = 'active'"),
-            sqlite_where=sa.text("status = 'active'"),
         )
 
     op.drop_table("user_goals")

@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-#: JSONB on PostgreSQL, JSON text on SQLite (as in facetoface.models.base).
-JSON_TYPE = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+JSON_TYPE = postgresql.JSONB()
 
 revision: str = "0002"
 down_revision: str | None = "0001"

@@ -102,10 +102,6 @@ CONVERSATION_SELECT = (
 EVENT_SELECT = "id, mentor_conversation_id, conversation_id, event_type, event_timestamp, outcome, received_at"  # not the raw payload or the dedupe key
 
 
-def _is_postgres() -> bool:
-    return op.get_bind().dialect.name == "postgresql"
-
-
 def _create_role_if_missing(name: str, attributes: str) -> None:
     # Roles are cluster-wide: another database's migration may be creating it right now.
     op.execute(
@@ -303,8 +299,6 @@ def _auth_shim() -> None:
 
 
 def upgrade() -> None:
-    if not _is_postgres():
-        return
     # --- roles (Supabase's where absent, and the service's own) -----------------------------
     _create_role_if_missing("anon", "NOLOGIN NOINHERIT")
     _create_role_if_missing("authenticated", "NOLOGIN NOINHERIT")
@@ -356,8 +350,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop the policies and grants and disable RLS. Roles are cluster-wide (other databases,
     and Supabase, use them) and stay; anon/authenticated keep no privileges on these tables."""
-    if not _is_postgres():
-        return
     for name, table, *_ in _policies():
         op.execute(f"DROP POLICY IF EXISTS {name} ON public.{table}")
     for table in TABLES:

@@ -257,7 +257,7 @@ BEGIN
     FROM public.mentor_conversations m
    WHERE m.user_id = p_user_id AND m.created_at >= p_recent_since AND m.status <> 'failed';
 
-  -- 3. The decision (sessions/service.py `refusal` mirrors it for SQLite).
+  -- 3. The decision.
   v_tier := r.profile ->> 'subscription_tier';
   r.persona_id := nullif(coalesce(nullif(r.persona ->> 'tavus_persona_id', ''),
                                   nullif(r.persona ->> 'avatar_persona_id', '')), '');
@@ -616,8 +616,7 @@ def _json(value: Any) -> Any:
 
 def upgrade() -> None:
     bind = op.get_bind()
-    is_postgres = bind.dialect.name == "postgresql"
-    json_type = postgresql.JSONB() if is_postgres else sa.JSON()
+    json_type = postgresql.JSONB()
     with op.batch_alter_table("mentor_conversations") as batch:
         batch.add_column(sa.Column("transcript_digest", sa.Text(), nullable=True))
         batch.add_column(sa.Column("recording_digest", sa.Text(), nullable=True))
@@ -686,44 +685,40 @@ def upgrade() -> None:
             {
                 "singleton": 1,
                 "id": uuid.uuid4(),
-                "created_at": created if is_postgres else created.replace(tzinfo=None),
+                "created_at": created,
             }
         ],
     )
 
-    if is_postgres:
-        op.execute("ALTER TABLE public.facetoface_installation ENABLE ROW LEVEL SECURITY")
-        op.execute(
-            "REVOKE ALL ON public.facetoface_installation "
-            f"FROM PUBLIC, anon, authenticated, {SERVICE}"
-        )
-        op.execute(f"GRANT SELECT ON public.facetoface_installation TO {SERVICE}")
-        op.execute(
-            "CREATE POLICY facetoface_installation_service_select "
-            f"ON public.facetoface_installation AS PERMISSIVE FOR SELECT TO {SERVICE} "
-            "USING (true)"
-        )
-        # Retention also clears the raw bytes of the callbacks it redacts.
-        op.execute(f"GRANT UPDATE (raw_body_b64) ON public.tavus_callback_events TO {SERVICE}")
-        op.execute("CREATE SCHEMA facetoface")
-        op.execute("REVOKE ALL ON SCHEMA facetoface FROM PUBLIC")
-        op.execute(f"GRANT USAGE ON SCHEMA facetoface TO {SERVICE}")
-        op.execute(APPLIED_TYPE)
-        op.execute(APPLY_DELTA)
-        op.execute(SESSION_JSON)
-        op.execute(START_RESULT_TYPE)
-        op.execute(START_SESSION)
-        for function in FUNCTIONS:
-            op.execute(f"REVOKE ALL ON FUNCTION facetoface.{function} FROM PUBLIC")
-            op.execute(f"GRANT EXECUTE ON FUNCTION facetoface.{function} TO {SERVICE}")
+    op.execute("ALTER TABLE public.facetoface_installation ENABLE ROW LEVEL SECURITY")
+    op.execute(
+        f"REVOKE ALL ON public.facetoface_installation FROM PUBLIC, anon, authenticated, {SERVICE}"
+    )
+    op.execute(f"GRANT SELECT ON public.facetoface_installation TO {SERVICE}")
+    op.execute(
+        "CREATE POLICY facetoface_installation_service_select "
+        f"ON public.facetoface_installation AS PERMISSIVE FOR SELECT TO {SERVICE} "
+        "USING (true)"
+    )
+    # Retention also clears the raw bytes of the callbacks it redacts.
+    op.execute(f"GRANT UPDATE (raw_body_b64) ON public.tavus_callback_events TO {SERVICE}")
+    op.execute("CREATE SCHEMA facetoface")
+    op.execute("REVOKE ALL ON SCHEMA facetoface FROM PUBLIC")
+    op.execute(f"GRANT USAGE ON SCHEMA facetoface TO {SERVICE}")
+    op.execute(APPLIED_TYPE)
+    op.execute(APPLY_DELTA)
+    op.execute(SESSION_JSON)
+    op.execute(START_RESULT_TYPE)
+    op.execute(START_SESSION)
+    for function in FUNCTIONS:
+        op.execute(f"REVOKE ALL ON FUNCTION facetoface.{function} FROM PUBLIC")
+        op.execute(f"GRANT EXECUTE ON FUNCTION facetoface.{function} TO {SERVICE}")
 
 
 def downgrade() -> None:
     bind = op.get_bind()
-    is_postgres = bind.dialect.name == "postgresql"
-    json_type = postgresql.JSONB() if is_postgres else sa.JSON()
-    if is_postgres:
-        op.execute("DROP SCHEMA facetoface CASCADE")
+    json_type = postgresql.JSONB()
+    op.execute("DROP SCHEMA facetoface CASCADE")
     op.drop_table("facetoface_installation")
     conversations = sa.table(
         "mentor_conversations",

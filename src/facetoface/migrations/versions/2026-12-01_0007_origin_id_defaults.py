@@ -2,15 +2,12 @@
 
 The origin's app inserts its onboarding rows (`onboarding_profiles`, `ritual_preferences`,
 `user_emotional_categories`, `user_goals`) through supabase-js without an `id`: its tables
-defaulted ids with `gen_random_uuid()`. On PostgreSQL every uuid `id` gets that default again
+defaulted ids with `gen_random_uuid()`. Every uuid `id` gets that default again
 — the origin's tables, the three it never migrated, and our own — except `profiles.id`, which is
 the auth user's id. Also restored: `onboarding_profiles.completed_at DEFAULT now()`, and the
 origin's `updated_at` triggers on the tables users write (`update_updated_at_column()`, now with
 a fixed `search_path`). Kept on purpose: `daily_sessions.session_status` defaults to `started`,
 not the origin's `completed` (an interrupted insert must not look finished).
-
-SQLite: nothing to do (the models default ids and timestamps in Python; it is the
-single-process development database, which supabase-js never writes).
 
 Revision ID: 0007
 Revises: 0006
@@ -43,13 +40,7 @@ ID_TABLES = (
 UPDATED_AT_TABLES = ("profiles", "user_goals", "ritual_preferences", "user_personas")
 
 
-def _is_postgres() -> bool:
-    return op.get_bind().dialect.name == "postgresql"
-
-
 def upgrade() -> None:
-    if not _is_postgres():
-        return
     for table in ID_TABLES:
         op.execute(f"ALTER TABLE public.{table} ALTER COLUMN id SET DEFAULT gen_random_uuid()")
     op.execute("ALTER TABLE public.onboarding_profiles ALTER COLUMN completed_at SET DEFAULT now()")
@@ -72,8 +63,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if not _is_postgres():
-        return
     for table in UPDATED_AT_TABLES:
         op.execute(f"DROP TRIGGER IF EXISTS update_{table}_updated_at ON public.{table}")
     op.execute("DROP FUNCTION IF EXISTS public.update_updated_at_column()")

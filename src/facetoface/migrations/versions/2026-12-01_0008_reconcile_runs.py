@@ -16,8 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-#: JSONB on PostgreSQL, JSON text on SQLite (as in facetoface.models.base).
-JSON_TYPE = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+JSON_TYPE = postgresql.JSONB()
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -47,8 +46,6 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_reconcile_runs_finished_at"), "reconcile_runs", ["finished_at"], unique=False
     )
-    if op.get_bind().dialect.name != "postgresql":
-        return
     op.execute("ALTER TABLE public.reconcile_runs ENABLE ROW LEVEL SECURITY")
     op.execute(f"REVOKE ALL ON public.reconcile_runs FROM PUBLIC, anon, authenticated, {SERVICE}")
     # Written (and pruned) at the end of each pass; read by the ops API. Never updated.
@@ -60,7 +57,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP POLICY IF EXISTS reconcile_runs_service_all ON public.reconcile_runs")
+    op.execute("DROP POLICY IF EXISTS reconcile_runs_service_all ON public.reconcile_runs")
     op.drop_index(op.f("ix_reconcile_runs_finished_at"), table_name="reconcile_runs")
     op.drop_table("reconcile_runs")

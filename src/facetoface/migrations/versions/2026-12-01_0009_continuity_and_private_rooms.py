@@ -11,10 +11,7 @@
   user may read; this one is not among them), so a user never reads it through Supabase's
   REST API; the service hands it to the session's owner. A trigger clears it in the same
   statement that ends or fails the conversation, whichever path does that (a callback, an
-  end, the reconciler): no extra round trip, nothing to forget. (SQLite: an AFTER UPDATE
-  trigger does the same. A later migration that rebuilds `mentor_conversations` on SQLite
-  with `batch_alter_table` must recreate it; `tests/sessions/test_private_rooms.py` fails
-  otherwise.)
+  end, the reconciler): no extra round trip, nothing to forget.
 - PostgreSQL functions: `facetoface.start_session` loads, in the same round trip, the user's
   `mentor_memory` and — when it is on — the last few sessions that ran and ended, the user's
   own last lines of the latest one (from its stored transcript) and the active goals updated
@@ -315,7 +312,7 @@ BEGIN
     FROM public.mentor_conversations m
    WHERE m.user_id = p_user_id AND m.created_at >= p_recent_since AND m.status <> 'failed';
 
-  -- 3. The decision (sessions/service.py `refusal` mirrors it for SQLite).
+  -- 3. The decision.
   v_tier := r.profile ->> 'subscription_tier';
   r.persona_id := nullif(coalesce(nullif(r.persona ->> 'tavus_persona_id', ''),
                                   nullif(r.persona ->> 'avatar_persona_id', '')), '');
@@ -412,11 +409,6 @@ PG_TOKEN_TRIGGER = (
     " FOR EACH ROW WHEN (NEW.meeting_token IS NOT NULL AND NEW.status IN ('ended', 'failed'))"
     " EXECUTE FUNCTION facetoface.forget_meeting_token()"
 )
-SQLITE_TOKEN_TRIGGER = (
-    f"CREATE TRIGGER {TOKEN_TRIGGER} AFTER UPDATE ON mentor_conversations FOR EACH ROW"  # noqa: S608
-    " WHEN NEW.meeting_token IS NOT NULL AND NEW.status IN ('ended', 'failed')"
-    " BEGIN UPDATE mentor_conversations SET meeting_token = NULL WHERE id = NEW.id; END"
-)
 
 
 def _revision_0006() -> ModuleType:
@@ -437,7 +429,6 @@ def _grant_functions(*signatures: str) -> None:
 
 
 def upgrade() -> None:
-    is_postgres = op.get_bind().dialect.name == "postgresql"
     op.add_column("mentor_conversations", sa.Column("meeting_token", sa.Text(), nullable=True))
     op.create_table(
         "user_preferences",
@@ -454,10 +445,6 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_user_preferences")),
     )
-    if not is_postgres:
-        op.execute(SQLITE_TOKEN_TRIGGER)
-        return
-
     op.execute("ALTER TABLE public.user_preferences ENABLE ROW LEVEL SECURITY")
     op.execute(f"REVOKE ALL ON public.user_preferences FROM PUBLIC, anon, authenticated, {SERVICE}")
     op.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON public.user_preferences TO authenticated")
@@ -481,21 +468,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    is_postgres = op.get_bind().dialect.name == "postgresql"
-    if is_postgres:
-        previous = _revision_0006()
-        op.execute(f"DROP TRIGGER {TOKEN_TRIGGER} ON public.mentor_conversations")
-        op.execute("DROP FUNCTION facetoface.forget_meeting_token()")
-        op.execute(f"DROP FUNCTION {START_SESSION_0009}")
-        for name, _ in reversed(START_RESULT_ATTRIBUTES):
-            op.execute(f"ALTER TYPE facetoface.start_result DROP ATTRIBUTE {name}")
-        op.execute(previous.START_SESSION)
-        _grant_functions(START_SESSION_0006)
-        op.execute(previous.SESSION_JSON.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"))
-        for name, table, *_ in POLICIES:
-            op.execute(f"DROP POLICY {name} ON public.{table}")
-    else:
-        op.execute(f"DROP TRIGGER {TOKEN_TRIGGER}")
+    previous = _revision_0006()
+    op.execute(f"DROP TRIGGER {TOKEN_TRIGGER} ON public.mentor_conversations")
+    op.execute("DROP FUNCTION facetoface.forget_meeting_token()")
+    op.execute(f"DROP FUNCTION {START_SESSION_0009}")
+    for name, _ in reversed(START_RESULT_ATTRIBUTES):
+        op.execute(f"ALTER TYPE facetoface.start_result DROP ATTRIBUTE {name}")
+    op.execute(previous.START_SESSION)
+    _grant_functions(START_SESSION_0006)
+    op.execute(previous.SESSION_JSON.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION"))
+    for name, table, *_ in POLICIES:
+        op.execute(f"DROP POLICY {name} ON public.{table}")
     op.drop_table("user_preferences")
-    with op.batch_alter_table("mentor_conversations") as batch:
-        batch.drop_column("meeting_token")
+    op.drop_column("mentor_conversations", "meeting_token")

@@ -7,8 +7,7 @@ PL/pgSQL function each statement takes a fresh snapshot (READ COMMITTED), so the
 its read reach the server as one statement in the end's first round trip.
 
 Like the other `facetoface.*` functions it runs with the caller's rights (row-level security
-confines it to the caller's rows) and only `facetoface_service` may execute it. SQLite keeps
-its own path (sessions/repository.py).
+confines it to the caller's rows) and only `facetoface_service` may execute it.
 
 Revision ID: 0010
 Revises: 0009
@@ -80,14 +79,10 @@ $fn$;
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
     op.execute(CLAIM_END)
     op.execute(f"REVOKE ALL ON FUNCTION {SIGNATURE} FROM PUBLIC")
     op.execute(f"GRANT EXECUTE ON FUNCTION {SIGNATURE} TO {SERVICE}")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
     op.execute(f"DROP FUNCTION {SIGNATURE}")

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from facetoface.tavus_sim.state import isoformat, utcnow
+from tavus_sim.state import isoformat, utcnow
 
 Kind = Literal["user", "system"]
 

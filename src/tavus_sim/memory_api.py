@@ -22,11 +22,11 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from facetoface.tavus_sim.catalog import UnknownId
-from facetoface.tavus_sim.handling import ApiError, guarded, page_of, parse_body
-from facetoface.tavus_sim.memory import MemoryStore, StoreExists
-from facetoface.tavus_sim.responses import JSONResponse
-from facetoface.tavus_sim.runtime import SimRuntime
+from tavus_sim.catalog import UnknownId
+from tavus_sim.handling import ApiError, guarded, page_of, parse_body
+from tavus_sim.memory import MemoryStore, StoreExists
+from tavus_sim.responses import JSONResponse
+from tavus_sim.runtime import SimRuntime
 
 router = APIRouter(prefix="/v2/memory-stores")
 

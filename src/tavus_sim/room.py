@@ -28,10 +28,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
-from facetoface.tavus_sim import mentor
-from facetoface.tavus_sim.responses import JSONResponse
-from facetoface.tavus_sim.runtime import SimRuntime, get_runtime
-from facetoface.tavus_sim.state import Conversation, isoformat, utcnow
+from tavus_sim import mentor
+from tavus_sim.responses import JSONResponse
+from tavus_sim.runtime import SimRuntime, get_runtime
+from tavus_sim.state import Conversation, isoformat, utcnow
 
 router = APIRouter(prefix="/rooms")
 
@@ -92,7 +92,7 @@ class RoomError(Exception):
 
 @cache
 def _page() -> str:
-    return (resources.files("facetoface.tavus_sim") / "static" / "room.html").read_text("utf-8")
+    return (resources.files("tavus_sim") / "static" / "room.html").read_text("utf-8")
 
 
 def _conversation(runtime: SimRuntime, conversation_id: str) -> Conversation:

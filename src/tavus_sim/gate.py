@@ -19,8 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from facetoface.tavus_sim.responses import JSONResponse
-from facetoface.tavus_sim.runtime import SimRuntime
+from tavus_sim.responses import JSONResponse
+from tavus_sim.runtime import SimRuntime
 
 INVALID_TOKEN_BODY = {"message": "Invalid access token"}
 API_PREFIX = "/v2"

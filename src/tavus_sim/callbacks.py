@@ -12,19 +12,18 @@ URL path (it holds the service's per-session secret).
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 import structlog
 
-from facetoface.tavus_sim.faults import plan_deliveries
-from facetoface.tavus_sim.responses import dumps
-from facetoface.tavus_sim.state import Conversation, Delivery, isoformat, utcnow
-
-if TYPE_CHECKING:
-    from facetoface.tavus_sim.runtime import SimRuntime
+from tavus_sim.config import SimConfig
+from tavus_sim.faults import plan_deliveries
+from tavus_sim.responses import dumps
+from tavus_sim.state import Conversation, Delivery, isoformat, utcnow
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -43,10 +42,17 @@ def envelope(
     }
 
 
+class SenderSettings(Protocol):
+    """What the sender reads of the runtime, as it stands at each delivery (both change)."""
+
+    config: SimConfig
+    rng: random.Random
+
+
 class CallbackSender:
     """Delivers callbacks in background tasks that ``drain``/``cancel_all`` can reach."""
 
-    def __init__(self, runtime: SimRuntime) -> None:
+    def __init__(self, runtime: SenderSettings) -> None:
         self._runtime = runtime
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()

@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from facetoface.tavus_sim import api, catalog_api, control, memory_api, room
-from facetoface.tavus_sim.config import SimConfig
-from facetoface.tavus_sim.faults import RAW_SEND_SCOPE_KEY
-from facetoface.tavus_sim.gate import install_gate
-from facetoface.tavus_sim.responses import JSONResponse
-from facetoface.tavus_sim.runtime import SimRuntime
+from tavus_sim import api, catalog_api, control, memory_api, room
+from tavus_sim.config import SimConfig
+from tavus_sim.faults import RAW_SEND_SCOPE_KEY
+from tavus_sim.gate import install_gate
+from tavus_sim.responses import JSONResponse
+from tavus_sim.runtime import SimRuntime
 
 #: The simulated Tavus API (``/v2``), behind the gate.
 API_ROUTERS = (api.router, catalog_api.router, memory_api.router)

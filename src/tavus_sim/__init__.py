@@ -11,8 +11,8 @@ test control API (``/_sim``, no auth: a dev tool only) for fault injection and i
 - :class:`SimServer` runs it on a free local port in a background thread, for tests.
 """
 
-from facetoface.tavus_sim.app import create_sim_app
-from facetoface.tavus_sim.config import SimConfig
-from facetoface.tavus_sim.server import SimServer, run_sim
+from tavus_sim.app import create_sim_app
+from tavus_sim.config import SimConfig
+from tavus_sim.server import SimServer, run_sim
 
 __all__ = ["SimConfig", "SimServer", "create_sim_app", "run_sim"]

@@ -15,7 +15,7 @@ from fastapi import Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ValidationError
 
-from facetoface.tavus_sim.faults import (
+from tavus_sim.faults import (
     CONCURRENCY_LIMIT_BODY,
     DEFAULT_MALFORMED_BODY,
     DEFAULT_STATUS_BODY,
@@ -24,8 +24,8 @@ from facetoface.tavus_sim.faults import (
     FaultRule,
     drop_connection,
 )
-from facetoface.tavus_sim.responses import JSONResponse
-from facetoface.tavus_sim.runtime import SimRuntime, get_runtime
+from tavus_sim.responses import JSONResponse
+from tavus_sim.runtime import SimRuntime, get_runtime
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 ItemT = TypeVar("ItemT")

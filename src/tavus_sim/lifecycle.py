@@ -31,17 +31,16 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import structlog
 
-from facetoface.tavus_sim import mentor
-from facetoface.tavus_sim.callbacks import envelope
-from facetoface.tavus_sim.catalog import ANALYSING_PERCEPTION_MODELS
-from facetoface.tavus_sim.state import Conversation, Participant, TranscriptEntry, utcnow
-
-if TYPE_CHECKING:
-    from facetoface.tavus_sim.runtime import SimRuntime
+from tavus_sim import mentor
+from tavus_sim.callbacks import CallbackSender, envelope
+from tavus_sim.catalog import ANALYSING_PERCEPTION_MODELS
+from tavus_sim.config import SimConfig
+from tavus_sim.memory import MemoryBank
+from tavus_sim.state import Conversation, Participant, SimState, TranscriptEntry, utcnow
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -53,10 +52,19 @@ _DEFAULT_BUCKET = "tavus-sim-recordings"
 _URI_SCHEMES = {"s3": "s3", "gcs": "gs", "azure_blob": "https"}
 
 
+class LifecycleParts(Protocol):
+    """What the lifecycle uses of the runtime (`config` changes at run time)."""
+
+    config: SimConfig
+    state: SimState
+    memory: MemoryBank
+    sender: CallbackSender
+
+
 class Lifecycle:
     """Drives conversations through their lifecycle and owns their timers."""
 
-    def __init__(self, runtime: SimRuntime) -> None:
+    def __init__(self, runtime: LifecycleParts) -> None:
         self._runtime = runtime
         self._timers: dict[str, dict[str, asyncio.Task[None]]] = {}
         #: When each running timer fires (the room page counts down to it).

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from facetoface.tavus_sim.catalog import (
+from tavus_sim.catalog import (
     DEFAULT_PERCEPTION_MODEL,
     Persona,
     Replica,
@@ -31,7 +31,7 @@ from facetoface.tavus_sim.catalog import (
     new_persona_id,
     new_replica_id,
 )
-from facetoface.tavus_sim.handling import (
+from tavus_sim.handling import (
     ApiError,
     bool_param,
     choice_param,
@@ -39,9 +39,9 @@ from facetoface.tavus_sim.handling import (
     page_of,
     parse_body,
 )
-from facetoface.tavus_sim.responses import JSONResponse
-from facetoface.tavus_sim.runtime import SimRuntime
-from facetoface.tavus_sim.state import isoformat
+from tavus_sim.responses import JSONResponse
+from tavus_sim.runtime import SimRuntime
+from tavus_sim.state import isoformat
 
 router = APIRouter(prefix="/v2")
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from facetoface.tavus_sim.state import Conversation, isoformat, utcnow
+from tavus_sim.state import Conversation, isoformat, utcnow
 
 #: Memories kept per store or bucket; the oldest go first.
 MAX_MEMORIES = 50

@@ -25,7 +25,7 @@ Kinds:
   API bug answering "success" with something unusable; nothing is changed unless
   ``apply_first``.
 
-Callback delivery controls are plain :class:`~facetoface.tavus_sim.config.SimConfig` fields
+Callback delivery controls are plain :class:`~tavus_sim.config.SimConfig` fields
 (``callback_*``) so that ``PUT /_sim/config`` changes them; :func:`plan_deliveries` applies them.
 """
 
@@ -40,7 +40,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import Scope
 
-from facetoface.tavus_sim.config import SimConfig
+from tavus_sim.config import SimConfig
 
 FaultEndpoint = Literal[
     "create", "get", "list", "end", "delete", "personas", "replicas", "memory_stores", "any"
@@ -56,7 +56,7 @@ DEFAULT_STATUS_BODY = {"message": "Internal Server Error"}
 #: What ``kind: malformed`` answers by default: JSON cut off mid-document.
 DEFAULT_MALFORMED_BODY = '{"conversation_id": "c0000000000", "status": "act'
 
-RAW_SEND_SCOPE_KEY = "facetoface.tavus_sim.raw_send"
+RAW_SEND_SCOPE_KEY = "tavus_sim.raw_send"
 """Scope key under which the app keeps the server's own ``send`` callable (see app.py)."""
 
 

@@ -38,9 +38,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from facetoface.tavus_sim.catalog import UnknownId
-from facetoface.tavus_sim.faults import CONCURRENCY_LIMIT_BODY
-from facetoface.tavus_sim.handling import (
+from tavus_sim.catalog import UnknownId
+from tavus_sim.faults import CONCURRENCY_LIMIT_BODY
+from tavus_sim.handling import (
     ApiError,
     bool_param,
     fault_response,
@@ -49,9 +49,9 @@ from facetoface.tavus_sim.handling import (
     parse_body,
     parsed_json,
 )
-from facetoface.tavus_sim.responses import JSONResponse
-from facetoface.tavus_sim.runtime import SimRuntime, get_runtime
-from facetoface.tavus_sim.state import (
+from tavus_sim.responses import JSONResponse
+from tavus_sim.runtime import SimRuntime, get_runtime
+from tavus_sim.state import (
     Conversation,
     CreateRecord,
     Timings,

@@ -13,10 +13,10 @@ from typing import Any, Self
 import httpx
 import uvicorn
 
-from facetoface.tavus_sim.app import create_sim_app
-from facetoface.tavus_sim.config import SimConfig
-from facetoface.tavus_sim.responses import dumps
-from facetoface.tavus_sim.runtime import SimRuntime
+from tavus_sim.app import create_sim_app
+from tavus_sim.config import SimConfig
+from tavus_sim.responses import dumps
+from tavus_sim.runtime import SimRuntime
 
 _POLL_S = 0.005
 

@@ -11,13 +11,13 @@ from typing import Any
 
 from starlette.requests import Request
 
-from facetoface.tavus_sim.callbacks import CallbackSender
-from facetoface.tavus_sim.catalog import Catalog
-from facetoface.tavus_sim.config import SimConfig
-from facetoface.tavus_sim.faults import FaultQueue
-from facetoface.tavus_sim.lifecycle import Lifecycle
-from facetoface.tavus_sim.memory import MemoryBank
-from facetoface.tavus_sim.state import SimState
+from tavus_sim.callbacks import CallbackSender
+from tavus_sim.catalog import Catalog
+from tavus_sim.config import SimConfig
+from tavus_sim.faults import FaultQueue
+from tavus_sim.lifecycle import Lifecycle
+from tavus_sim.memory import MemoryBank
+from tavus_sim.state import SimState
 
 
 class SimRuntime:

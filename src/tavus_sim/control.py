@@ -27,11 +27,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from facetoface.tavus_sim.config import SimConfig
-from facetoface.tavus_sim.faults import FaultRule
-from facetoface.tavus_sim.responses import JSONResponse
-from facetoface.tavus_sim.runtime import get_runtime
-from facetoface.tavus_sim.state import Conversation, isoformat
+from tavus_sim.config import SimConfig
+from tavus_sim.faults import FaultRule
+from tavus_sim.responses import JSONResponse
+from tavus_sim.runtime import get_runtime
+from tavus_sim.state import Conversation, isoformat
 
 router = APIRouter(prefix="/_sim")
 

@@ -1,0 +1,33 @@
+"""Alembic wiring: where the migrations live, and running them."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from alembic.config import Config as AlembicConfig
+
+from facetoface.config import Settings
+
+MIGRATIONS_PATH = str(files("facetoface") / "migrations")
+
+
+def alembic_config(settings: Settings) -> AlembicConfig:
+    """Alembic configuration pointing at the packaged migrations and `settings`' database."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", MIGRATIONS_PATH)
+    cfg.set_main_option("sqlalchemy.url", settings.sqlalchemy_url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision(settings: Settings) -> str | None:
+    """The newest revision this code knows."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
+
+
+def run_migrations(settings: Settings, revision: str = "head") -> None:
+    """Apply migrations up to `revision` (blocking; call from the CLI or a thread)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(settings), revision)

@@ -1,0 +1,52 @@
+"""Readiness: 503 only when this instance cannot serve.
+
+The database does not answer or is not migrated to this code's head. Tavus is reported but
+never makes the instance unready: the service degrades gracefully (a start answers 503
+`tavus_unavailable`, reads keep working), and taking every instance out of the load balancer
+would only make that worse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+
+from facetoface.db import Database
+from facetoface.health.tavus import TavusHealth
+
+log = structlog.get_logger(__name__)
+
+#: A readiness probe must answer quickly even when the database hangs.
+DB_CHECK_TIMEOUT_SECONDS = 3.0
+
+
+async def readiness(db: Database, tavus: TavusHealth | None) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body): 503 only when the database is unreachable or not migrated."""
+    checks: dict[str, dict[str, Any]] = {}
+    try:
+        async with asyncio.timeout(DB_CHECK_TIMEOUT_SECONDS):
+            current, head = await db.migration_state()
+    except Exception as exc:  # any failure here means "not ready", with the reason
+        log.warning("readyz.database_unreachable", error_type=type(exc).__name__)
+        checks["database"] = {"status": "unreachable", "error": type(exc).__name__}
+        checks["migrations"] = {"status": "unknown"}
+    else:
+        checks["database"] = {"status": "ok"}
+        checks["migrations"] = {
+            "status": "ok" if current == head else "behind",
+            "current": current,
+            "head": head,
+        }
+    checks["tavus"] = tavus.snapshot() if tavus is not None else {"status": "unknown"}
+    if checks["database"]["status"] != "ok" or checks["migrations"]["status"] != "ok":
+        status, code = "unavailable", 503
+    elif checks["tavus"]["status"] == "degraded":
+        status, code = "degraded", 200
+    else:
+        status, code = "ok", 200
+    body: dict[str, Any] = {"status": status}
+    body.update({name: check["status"] for name, check in checks.items()})
+    body["checks"] = checks
+    return code, body
