@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from facetoface.app import create_app
-from tests.conftest import _base_settings
+from tests.conftest import base_settings
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ async def test_only_the_servers_app_freezes_its_heap(
     freeze_heap: bool, sqlite_template: Path, tmp_path: Path, unfrozen: None
 ) -> None:
     shutil.copy(sqlite_template, tmp_path / "facetoface.db")
-    settings = _base_settings(
+    settings = base_settings(
         database_url=f"sqlite:///{tmp_path / 'facetoface.db'}", reconcile_interval_seconds=0
     )
     app = create_app(settings, freeze_heap=freeze_heap)

@@ -24,7 +24,7 @@ from facetoface.models import Base
 from tests.support.postgres import PostgresServer, fresh_database
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["postgresql"])
 def empty_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     """Settings for an empty (unmigrated) database of each kind."""
     if request.param == "sqlite":

@@ -32,7 +32,7 @@ from facetoface.db import alembic_config
 from tavus_sim import SimServer
 from tests.support.postgres import PostgresServer, create_app_role, fresh_database
 
-pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e]
 
 HERE = Path(__file__).resolve().parent
 ARTIFACTS = HERE.parents[1] / "test-artifacts" / "adopt"

@@ -40,7 +40,7 @@ def cli(*args: str, env: dict[str, str], check: bool = True) -> subprocess.Compl
     )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["postgresql"])
 def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
     port = _free_port()
     values = {

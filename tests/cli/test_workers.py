@@ -18,7 +18,7 @@ from tavus_sim import SimServer
 from tests.cli.test_walkthrough import _free_port, _wait_healthy, cli
 from tests.support.postgres import PostgresServer, fresh_database
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+pytestmark = [pytest.mark.e2e]
 
 
 def _requests_total(metrics: str) -> float:

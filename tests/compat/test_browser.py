@@ -27,7 +27,7 @@ from starlette.routing import Route
 from facetoface.app import create_app
 from facetoface.observability.metrics import UNMATCHED_ROUTE
 from tavus_sim import SimServer
-from tests.conftest import RunningService, _base_settings, _bound_socket
+from tests.conftest import RunningService, base_settings, bound_socket
 from tests.support.browser import save_screenshot
 from tests.support.factories import create_user, session_rows
 from tests.support.node import NODE_MODULES
@@ -87,7 +87,7 @@ class PageServer:
 @pytest.fixture
 async def page_server(node: str) -> AsyncIterator[PageServer]:
     del node  # only its installation of supabase-js
-    sock = _bound_socket()
+    sock = bound_socket()
     server_state = PageServer(sock.getsockname()[1])
 
     async def index(request: Request) -> Response:
@@ -142,7 +142,6 @@ async def run_page(page: Any, page_server: PageServer, name: str) -> dict[str, A
     return results
 
 
-@pytest.mark.postgres
 @pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
 async def test_a_page_on_another_origin_starts_and_ends_through_supabase_js(
     service: RunningService, page_server: PageServer, browser_page: Any
@@ -178,7 +177,7 @@ async def production_service(
 ) -> AsyncIterator[str]:
     """The service in production mode with one configured browser origin (not the page's)."""
     shutil.copy(sqlite_template, tmp_path / "facetoface.db")
-    settings = _base_settings(
+    settings = base_settings(
         environment="production",
         database_url=f"sqlite:///{tmp_path / 'facetoface.db'}",
         tavus_api_key=sim.config.api_key,
@@ -190,7 +189,7 @@ async def production_service(
         deployment_name="browser-test",
         reconcile_interval_seconds=0,
     )
-    sock = _bound_socket()
+    sock = bound_socket()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), log_config=None, access_log=False, lifespan="on")
     )

@@ -47,7 +47,7 @@ def as_user(url: str, user: str, password: str | None = None) -> str:
     return urlunsplit(parts._replace(netloc=f"{credentials}@{parts.hostname}:{parts.port}"))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     """A migrated database (the serving role's URL on PostgreSQL)."""
     if request.param == "sqlite":

@@ -188,7 +188,6 @@ def test_database_behind_this_codes_head(doctor: Doctor, tmp_path: Path) -> None
     assert failure.detail.startswith("at 0004, this code needs ")
 
 
-@pytest.mark.postgres
 async def test_serving_as_a_superuser(pg_doctor: Doctor, pg_database_url: str) -> None:
     failure = only_failure(await pg_doctor(database_url=pg_database_url))
 
@@ -198,7 +197,6 @@ async def test_serving_as_a_superuser(pg_doctor: Doctor, pg_database_url: str) -
     assert "app_login_role_sql" in failure.fix
 
 
-@pytest.mark.postgres
 async def test_serving_as_a_bypassrls_role(
     pg_doctor: Doctor, pg_database_url: str, scratch_role: str
 ) -> None:
@@ -216,7 +214,6 @@ async def test_serving_as_a_bypassrls_role(
     )
 
 
-@pytest.mark.postgres
 def test_serving_as_a_table_owner(
     pg_doctor: Doctor, pg_server: PostgresServer, scratch_role: str
 ) -> None:
@@ -240,7 +237,6 @@ def test_serving_as_a_table_owner(
     assert failure.detail.startswith(f"{scratch_role} owns 1 table(s) (user_goals)")
 
 
-@pytest.mark.postgres
 async def test_serving_role_that_cannot_switch_roles(
     pg_doctor: Doctor, pg_database_url: str, scratch_role: str
 ) -> None:
@@ -256,7 +252,6 @@ async def test_serving_role_that_cannot_switch_roles(
     assert "not a member of both authenticated and facetoface_service" in failure.detail
 
 
-@pytest.mark.postgres
 def test_a_table_without_row_level_security(pg_doctor: Doctor, pg_server: PostgresServer) -> None:
     with fresh_database(pg_server, "doctor_rls") as name:
         owner_url = pg_server.url(name)
@@ -273,7 +268,6 @@ def test_a_table_without_row_level_security(pg_doctor: Doctor, pg_server: Postgr
     assert failure.detail.endswith("tables: user_goals")
 
 
-@pytest.mark.postgres
 async def test_row_level_security_switched_off_in_production(
     pg_doctor: Doctor, pg_database_url: str
 ) -> None:
@@ -466,7 +460,6 @@ async def test_a_malformed_public_base_url_also_fails_the_create(doctor: Doctor)
     assert "callback_url" in failed["test_mode_create"].detail
 
 
-@pytest.mark.postgres
 async def test_a_role_that_cannot_read_the_schema_version(
     pg_doctor: Doctor, pg_database_url: str, scratch_role: str
 ) -> None:
@@ -483,7 +476,6 @@ async def test_a_role_that_cannot_read_the_schema_version(
 # --- output ------------------------------------------------------------------------------------
 
 
-@pytest.mark.postgres
 async def test_no_secret_reaches_the_report(pg_doctor: Doctor, pg_database_url: str) -> None:
     secret_password = "db-password-never-printed-42"
     report = await pg_doctor(

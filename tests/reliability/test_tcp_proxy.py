@@ -21,8 +21,6 @@ import pytest
 from tests.support.postgres import PostgresServer, fresh_database
 from tests.support.tcp_proxy import Mode, TcpProxy
 
-pytestmark = pytest.mark.postgres
-
 
 @dataclass(frozen=True)
 class Driver:

@@ -13,7 +13,6 @@ from facetoface.db import Database, Identity
 from tests.security.rls import DENIED, rows, sqlstate_of
 from tests.support.factories import create_user
 
-pytestmark = pytest.mark.postgres
 
 CHECK_VIOLATION = "23514"
 

@@ -31,8 +31,6 @@ from facetoface.sessions.repository import (
 )
 from tests.security.rls import DENIED, User, db_settings, rowcount, rows, sqlstate_of
 
-pytestmark = pytest.mark.postgres
-
 
 async def _stored(owner: Database, user: User) -> tuple[object, ...]:
     """The victim's session state as the owner sees it."""

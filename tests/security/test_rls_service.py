@@ -120,7 +120,6 @@ async def test_sqlite_ignores_roles(tmp_path: Path, sqlite_template: Path) -> No
         await db.dispose()
 
 
-@pytest.mark.postgres
 async def test_the_setting_turns_role_switching_off(pg_database_url: str) -> None:
     """`DB_ROW_LEVEL_SECURITY=false`: transactions run as the login role (here the owner)."""
     db = Database(db_settings(pg_database_url, db_row_level_security=False))

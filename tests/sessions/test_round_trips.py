@@ -21,8 +21,6 @@ from bench.pgwire import CountingProxy, RoundTrip
 from tests.conftest import RunningService
 from tests.support.factories import create_persona, create_user
 
-pytestmark = pytest.mark.postgres
-
 
 @pytest.fixture(params=["postgresql", "pgbouncer"])
 def database_settings(request: pytest.FixtureRequest, pg_server: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from tests.support.factories import create_persona, create_user, session_rows
 
 pytestmark = pytest.mark.parametrize(
     "database_settings",
-    ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+    ["postgresql"],
     indirect=True,
 )
 

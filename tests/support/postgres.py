@@ -1,28 +1,25 @@
-"""A PostgreSQL server for the tests: the local one on 127.0.0.1:5432, or a throwaway cluster.
+"""The tests' PostgreSQL: the server on 127.0.0.1:5432 when one answers, else the project's own
+embedded PostgreSQL (`facetoface.db.embedded`, the same one `make run` uses) in a temporary
+directory. No system PostgreSQL, `initdb` or `pg_ctl` is needed.
 
 Each test run (each xdist worker) gets its own freshly created database, dropped at the end.
-Where no server can be had, PostgreSQL tests skip with a loud reason; under `CI=true` they
-fail instead.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import glob
-import os
-import shutil
 import socket
-import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
-import asyncpg
+import psycopg
 
+from facetoface.db.embedded import EmbeddedPostgres
 from facetoface.db.roles import DEFAULT_APP_LOGIN_ROLE, app_login_role_sql
 
 #: The application's login role in the tests: what production connects as (docs/security.md).
@@ -31,12 +28,27 @@ APP_ROLE = DEFAULT_APP_LOGIN_ROLE
 
 @dataclass
 class PostgresServer:
+    """Where the tests' server listens, and the passwords of its logins (none: trust)."""
+
     host: str
     port: int
     user: str = "postgres"
+    passwords: dict[str, str] = field(default_factory=dict)
+    #: "local" (the machine's server on :5432) or "embedded".
+    kind: str = "local"
 
     def url(self, database: str, user: str | None = None) -> str:
-        return f"postgresql://{user or self.user}@{self.host}:{self.port}/{database}"
+        """A `postgresql://` URL of `database` for `user` (default: the superuser)."""
+        user = user or self.user
+        password = self.passwords.get(user)
+        credentials = f"{user}:{quote(password, safe='')}" if password else user
+        return f"postgresql://{credentials}@{self.host}:{self.port}/{database}"
+
+    def as_user(self, url: str, user: str) -> str:
+        """`url` (of this server) for another login."""
+        parts = urlsplit(url)
+        database = parts.path.lstrip("/")
+        return urlunsplit(parts._replace(netloc=urlsplit(self.url(database, user)).netloc))
 
 
 def _answers(host: str, port: int) -> bool:
@@ -45,100 +57,64 @@ def _answers(host: str, port: int) -> bool:
     return False
 
 
-def _find_tool(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
-    return candidates[0] if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
-def throwaway_cluster() -> Iterator[PostgresServer]:
-    """initdb + pg_ctl a private cluster on a free port; removed afterwards."""
-    initdb, pg_ctl = _find_tool("initdb"), _find_tool("pg_ctl")
-    if not (initdb and pg_ctl):
-        raise RuntimeError("no PostgreSQL on 127.0.0.1:5432 and no initdb/pg_ctl to start one")
+def embedded_server() -> Iterator[PostgresServer]:
+    """The project's embedded PostgreSQL in a temporary directory, removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="facetoface-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        # initdb refuses to run as root; run the cluster as the postgres system user.
-        shutil.chown(workdir, "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    data = workdir / "data"
-    subprocess.run(
-        [*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            *prefix,
-            pg_ctl,
-            "-D",
-            str(data),
-            "-l",
-            str(workdir / "log"),
-            "-w",
-            "start",
-            "-o",
-            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    workdir.chmod(0o755)  # as root the server runs as another user, who must reach its data
+    server = EmbeddedPostgres(workdir / "postgres", port=0)
     try:
-        yield PostgresServer("127.0.0.1", port)
+        with server.running() as running:
+            yield PostgresServer(
+                running.host,
+                running.port,
+                passwords={"postgres": running.credentials.superuser, APP_ROLE: "app-test"},
+                kind="embedded",
+            )
     finally:
-        subprocess.run(
-            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True
-        )
+        import shutil
+
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
-    """The local server when it answers, else a throwaway cluster."""
+    """The local server when it answers, else the embedded one."""
     if _answers("127.0.0.1", 5432):
         yield PostgresServer("127.0.0.1", 5432)
         return
-    with throwaway_cluster() as server:
+    with embedded_server() as server:
         yield server
 
 
-async def _admin(server: PostgresServer, sql: str, database: str = "postgres") -> None:
-    conn = await asyncpg.connect(server.url(database))
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+def _admin(server: PostgresServer, sql: str, database: str = "postgres") -> None:
+    """Run `sql` as the superuser (blocking: fixtures run it inside or outside the loop)."""
+    with psycopg.connect(server.url(database), autocommit=True) as conn:
+        conn.execute(sql.encode())
 
 
 @contextlib.contextmanager
 def fresh_database(server: PostgresServer, label: str) -> Iterator[str]:
     """Create a uniquely named database; drop it (and its connections) afterwards."""
     name = f"facetoface_test_{label}_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    _admin(server, f'CREATE DATABASE "{name}"')
     try:
         yield name
     finally:
         for _ in range(3):
             try:
-                asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                _admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 break
-            except asyncpg.PostgresError:
+            except psycopg.Error:
                 time.sleep(0.5)
 
 
 def create_app_role(server: PostgresServer, database: str) -> str:
     """Set up the application login role for a migrated `database` (with the helper operators
-    run, `facetoface.db.app_login_role_sql`); returns the URL that connects as it."""
-    asyncio.run(_admin(server, app_login_role_sql(APP_ROLE), database))
+    run, `facetoface.db.roles.app_login_role_sql`); returns the URL that connects as it."""
+    sql = app_login_role_sql(APP_ROLE)
+    password = server.passwords.get(APP_ROLE)
+    if password:
+        sql += f"\nALTER ROLE {APP_ROLE} PASSWORD '{password}';"
+    _admin(server, sql, database)
     return server.url(database, user=APP_ROLE)

@@ -103,6 +103,7 @@ class EmbeddedPostgres:
     """The server whose data lives in `pgdata` (see the module docstring)."""
 
     def __init__(self, pgdata: Path, *, port: int = DEFAULT_PORT) -> None:
+        """`port`: where to listen when free (0: any free port)."""
         self.pgdata = pgdata.resolve()
         self.preferred_port = port
         self._started_here = False
@@ -195,7 +196,8 @@ class EmbeddedPostgres:
         return credentials
 
     def _launch(self) -> int:
-        port = self.preferred_port if _port_free(self.preferred_port) else _free_port()
+        wanted = self.preferred_port
+        port = wanted if wanted and _port_free(wanted) else _free_port()
         self._clear_stale_pid()
         (self.pgdata / "log").mkdir(exist_ok=True)
         self._hand_over(self.pgdata / "log")

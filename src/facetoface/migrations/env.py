@@ -1,12 +1,13 @@
-"""Alembic environment: runs migrations over the service's own async engine settings."""
+"""Alembic environment: runs migrations over a synchronous connection of the same driver.
+
+Synchronous (psycopg's blocking API behind the same `postgresql+psycopg` URL): migrating
+needs no event loop, so it runs the same from the CLI, a thread, or inside a running loop.
+"""
 
 from __future__ import annotations
 
-import asyncio
-
 from alembic import context
-from sqlalchemy import Connection, pool
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import Connection, create_engine, pool
 
 from facetoface.models import Base
 
@@ -24,13 +25,14 @@ def _run(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def _run_async(url: str) -> None:
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+def _run_with_url(url: str) -> None:
+    engine = create_engine(url, poolclass=pool.NullPool)
     try:
-        async with engine.connect() as connection:
-            await connection.run_sync(_run)
+        with engine.connect() as connection:
+            _run(connection)
+            connection.commit()
     finally:
-        await engine.dispose()
+        engine.dispose()
 
 
 def run_migrations_online() -> None:
@@ -40,7 +42,7 @@ def run_migrations_online() -> None:
         return
     url = config.get_main_option("sqlalchemy.url")
     assert url, "sqlalchemy.url must be set"
-    asyncio.run(_run_async(url))
+    _run_with_url(url)
 
 
 if context.is_offline_mode():
