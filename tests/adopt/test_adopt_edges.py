@@ -13,7 +13,6 @@ from facetoface.db import run_migrations
 from facetoface.migrations.adopt import AdoptRefused, adopt_database
 from tests.support.postgres import PostgresServer, fresh_database
 
-
 HERE = Path(__file__).resolve().parent
 
 

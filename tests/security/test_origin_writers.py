@@ -13,7 +13,6 @@ from facetoface.db import Database, Identity
 from tests.security.rls import DENIED, rows, sqlstate_of
 from tests.support.factories import create_user
 
-
 CHECK_VIOLATION = "23514"
 
 #: What the origin's onboarding sends (PostgREST turns each into one INSERT … RETURNING *).

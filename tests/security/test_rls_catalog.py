@@ -20,7 +20,6 @@ from facetoface.db import Database, alembic_config, app_login_role_sql, run_migr
 from tests.security.rls import db_settings, rows
 from tests.support.postgres import APP_ROLE, PostgresServer, fresh_database
 
-
 TABLES = {
     "profiles",
     "onboarding_profiles",

@@ -13,10 +13,10 @@ from sqlalchemy import text
 from facetoface.config import Settings
 from facetoface.db import Database, Identity
 from facetoface.db.statements import IDENTITY_SQL
-from tests.support.statements import StatementCounter
 from tests.conftest import RunningService
 from tests.security.rls import db_settings, rows
 from tests.support.factories import create_user
+from tests.support.statements import StatementCounter
 
 on_postgres = pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
 

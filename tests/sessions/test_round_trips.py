@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from bench.pgwire import CountingProxy, RoundTrip
 
+from bench.pgwire import CountingProxy, RoundTrip
 from tests.conftest import RunningService
 from tests.support.factories import create_persona, create_user
 
