@@ -8,7 +8,6 @@ rules down where a timing-dependent scenario cannot.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 
 import psycopg
@@ -17,9 +16,19 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import exc as sa_exc
 
+from facetoface.app import metric_labels
 from facetoface.db import DatabaseUnavailable, recording_tavus_outcome
 from facetoface.db.admission import Admission
 from facetoface.db.failures import database_unavailable, unavailable_reason
+from facetoface.observability.metrics import configure_labels
+from tests.support.eventually import eventually
+
+
+@pytest.fixture(autouse=True)
+def _metric_labels() -> None:
+    """The label sets the app configures at wiring time (`create_app`): without them every
+    reason is counted as `other`, and this module may run before any app was made."""
+    configure_labels(metric_labels())
 
 
 def shed_count() -> float:
@@ -55,7 +64,6 @@ def _wrapped(orig: BaseException) -> sa_exc.DBAPIError:
         (_Sqlstate("55P03"), "timeout"),
         (_wrapped(_Sqlstate("40001")), "conflict"),
         (_wrapped(ConnectionRefusedError(111, "refused")), "refused"),
-        (sqlite3.OperationalError("database is locked"), "locked"),
     ],
 )
 def test_every_way_a_connection_fails_has_a_reason(failure: BaseException, reason: str) -> None:
@@ -75,7 +83,7 @@ def test_a_cause_deep_in_the_chain_is_found() -> None:
         _Sqlstate("23505"),  # unique violation: the one-live-session index's 409
         _Sqlstate("42501"),  # insufficient privilege: a bug (or RLS), never "retry later"
         ValueError("a bug"),
-        sqlite3.OperationalError("no such table: profiles"),
+        _Sqlstate("42P01"),  # undefined table: a schema that is not migrated, a bug
     ],
 )
 def test_what_is_not_an_outage_keeps_its_own_handling(failure: BaseException) -> None:
@@ -117,17 +125,23 @@ async def test_a_slot_freed_within_the_wait_is_taken() -> None:
     admission = Admission(1, wait_seconds=1.0)
     order: list[str] = []
 
+    release = asyncio.Event()
+
     async def holder() -> None:
         async with admission.slot():
-            await asyncio.sleep(0.05)
+            await release.wait()
             order.append("first done")
 
     async def waiter() -> None:
-        await asyncio.sleep(0.01)
         async with admission.slot():
             order.append("second ran")
 
-    await asyncio.gather(holder(), waiter())
+    first = asyncio.create_task(holder())
+    await eventually(lambda: admission.in_use == 1, what="the first call holds the slot")
+    second = asyncio.create_task(waiter())
+    await eventually(lambda: admission.waiting == 1, what="the second call waits for it")
+    release.set()
+    await asyncio.gather(first, second)
     assert order == ["first done", "second ran"]
 
 
@@ -144,10 +158,9 @@ async def test_a_full_queue_is_shed_at_once() -> None:
             pass
 
     holder = asyncio.create_task(hold())
-    await asyncio.sleep(0)
+    await eventually(lambda: admission.in_use == 1, what="the slot is held")
     queue = [asyncio.create_task(wait_in_queue()) for _ in range(admission.max_waiting)]
-    await asyncio.sleep(0.01)
-    assert admission.waiting == admission.max_waiting
+    await eventually(lambda: admission.waiting == admission.max_waiting, what="a full queue")
     started = time.monotonic()
     with pytest.raises(DatabaseUnavailable):
         async with admission.slot():
@@ -172,8 +185,9 @@ async def test_recording_a_tavus_outcome_is_never_shed_for_the_queue() -> None:
             await asyncio.sleep(0)
 
     holder = asyncio.create_task(hold())
-    await asyncio.sleep(0)
+    await eventually(lambda: admission.in_use == 1, what="the slot is held")
     queue = [asyncio.create_task(wait_in_queue()) for _ in range(admission.max_waiting)]
+    await eventually(lambda: admission.waiting == admission.max_waiting, what="a full queue")
 
     async def record() -> str:
         with recording_tavus_outcome():
@@ -181,7 +195,10 @@ async def test_recording_a_tavus_outcome_is_never_shed_for_the_queue() -> None:
                 return "recorded"
 
     recording = asyncio.create_task(record())
-    await asyncio.sleep(0.2)  # ten times the wait new work gets: still waiting
+    # The queue (new work) is shed once its wait is over; the recording, queued after it
+    # and beyond the full queue, is still waiting.
+    await eventually(lambda: all(task.done() for task in queue), what="the queue was shed")
+    await asyncio.sleep(3 * admission.wait_seconds)  # time passing, not an event: still waiting
     assert not recording.done()
     release.set()
     assert await recording == "recorded"
