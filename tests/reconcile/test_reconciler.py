@@ -1,4 +1,8 @@
-"""The reconciler against the simulator over HTTP, on SQLite and PostgreSQL."""
+"""The reconciler against the simulator over HTTP.
+
+A create whose answer was lost is the simulator dropping the connection after it created the
+conversation (`drop_connection`, `apply_first`): the same unknown outcome as a timeout, at once.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,21 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from facetoface.models import DailySession, MentorConversation, utcnow
+from facetoface.models import DailySession
+from facetoface.reconcile.service import Reconciler
 from tests.conftest import RunningService
+from tests.support.eventually import eventually
 from tests.support.factories import create_user, session_rows
-from tests.support.sessions import EAGER_RECONCILER
+from tests.support.sessions import EAGER_RECONCILER, given_session
 
 
 @pytest.fixture
 def service_overrides() -> dict[str, Any]:
-    return dict(EAGER_RECONCILER)
+    # One attempt per Tavus call: a failed end is failed at once (no backoff between retries),
+    # and it is the reconciler's retry these tests are about.
+    return {**EAGER_RECONCILER, "tavus_retry_attempts": 1}
 
 
 async def start(service: RunningService, user_id: uuid.UUID) -> httpx.Response:
@@ -55,7 +63,7 @@ async def test_adopts_a_conversation_whose_create_answer_was_lost(
     service: RunningService,
 ) -> None:
     service.sim.set_config(callback_drop_probability=1.0)
-    service.sim.add_fault(endpoint="create", kind="timeout", delay_s=10, apply_first=True)
+    service.sim.add_fault(endpoint="create", kind="drop_connection", apply_first=True)
     user_id = await create_user(service.db)
     assert (await start(service, user_id)).json()["code"] == "session_outcome_unknown"
 
@@ -78,14 +86,15 @@ async def test_fills_the_join_url_of_a_session_a_callback_adopted(
 ) -> None:
     """The create's answer was lost, but replica_joined proved the conversation exists: the
     session is active without a URL until a pass asks Tavus for it."""
-    service.sim.add_fault(endpoint="create", kind="timeout", delay_s=10, apply_first=True)
+    service.sim.add_fault(endpoint="create", kind="drop_connection", apply_first=True)
     user_id = await create_user(service.db)
     assert (await start(service, user_id)).json()["code"] == "session_outcome_unknown"
-    for _ in range(200):
+
+    async def adopted() -> dict[str, Any] | None:
         rows = await only_session(service, user_id)
-        if rows["conversation"]["status"] == "active":
-            break
-        await asyncio.sleep(0.02)
+        return rows if rows["conversation"]["status"] == "active" else None
+
+    rows = await eventually(adopted, what="replica_joined made the session active")
     assert rows["conversation"]["conversation_url"] is None
 
     report = await service.reconciler.run_once()
@@ -98,9 +107,9 @@ async def test_fills_the_join_url_of_a_session_a_callback_adopted(
 
 async def test_marks_failed_what_tavus_never_created(service: RunningService) -> None:
     service.sim.set_config(callback_drop_probability=1.0)
-    service.sim.add_fault(endpoint="create", kind="timeout", delay_s=10, apply_first=False)
+    service.sim.add_fault(endpoint="create", kind="drop_connection", apply_first=False)
     user_id = await create_user(service.db)
-    await start(service, user_id)
+    assert (await start(service, user_id)).json()["code"] == "session_outcome_unknown"
 
     report = await service.reconciler.run_once()
 
@@ -117,46 +126,35 @@ async def test_resumes_a_start_whose_process_died_between_phases(
 ) -> None:
     """`serve` killed after Tavus created the conversation, before phase 3 recorded it."""
     service.sim.set_config(callback_drop_probability=1.0)
-    user_id = await create_user(service.db)
-    started = (await start(service, user_id)).json()
-    # Rewind to the moment of the crash: the row is `starting`, with no conversation id.
-    async with service.db.transaction() as session:
-        await session.execute(
-            update(MentorConversation)
-            .where(MentorConversation.daily_session_id == uuid.UUID(started["id"]))
-            .values(
-                status="starting",
-                tavus_conversation_id=None,
-                conversation_url=None,
-                start_time=None,
-                created_at=utcnow() - timedelta(minutes=5),
-            )
-        )
+    # The moment of the crash: Tavus has the conversation, the row is `starting` without it.
+    given = await given_session(
+        service,
+        status="starting",
+        age=timedelta(minutes=5),
+        tavus_conversation_id=None,
+        conversation_url=None,
+        start_time=None,
+    )
+    [created] = service.sim.conversations()["conversations"]
 
     report = await service.reconciler.run_once()
 
     assert report.actions["adopted"] == 1
-    rows = await session_rows(service.db, started["id"])
-    assert rows["conversation"]["tavus_conversation_id"] == started["conversation_id"]
+    rows = await session_rows(service.db, given.session_id)
+    assert rows["conversation"]["tavus_conversation_id"] == created["conversation_id"]
     assert rows["conversation"]["status"] == "active"
 
 
 async def test_closes_sessions_past_their_maximum_duration(service: RunningService) -> None:
     service.sim.set_config(callback_drop_probability=1.0)
-    user_id = await create_user(service.db)
-    started = (await start(service, user_id)).json()
-    async with service.db.transaction() as session:
-        await session.execute(
-            update(MentorConversation)
-            .where(MentorConversation.daily_session_id == uuid.UUID(started["id"]))
-            .values(start_time=utcnow() - timedelta(hours=2))
-        )
+    given = await given_session(service, status="active", age=timedelta(hours=2))
+    assert given.conversation_id is not None
 
     report = await service.reconciler.run_once()
 
     assert report.actions["closed_overdue"] == 1
-    assert sim_status(service, started["conversation_id"]) == "ended"
-    rows = await session_rows(service.db, started["id"])
+    assert sim_status(service, given.conversation_id) == "ended"
+    rows = await session_rows(service.db, given.session_id)
     assert rows["conversation"]["status"] == "ended"
     assert rows["conversation"]["failure_code"] == "closed_by_reconciler"
     assert rows["daily"]["session_status"] == "completed"
@@ -213,14 +211,8 @@ async def test_ends_orphans_of_this_installation_only(service: RunningService) -
     service.sim.set_config(callback_drop_probability=1.0)
     user_id = await create_user(service.db)
     live = (await start(service, user_id)).json()
-    closed_user = await create_user(service.db)
-    closed = (await start(service, closed_user)).json()
-    async with service.db.transaction() as session:
-        await session.execute(  # our records closed, Tavus's room still running
-            update(MentorConversation)
-            .where(MentorConversation.daily_session_id == uuid.UUID(closed["id"]))
-            .values(status="ended", end_time=utcnow())
-        )
+    # Our records closed, Tavus's room still running.
+    closed = await given_session(service, status="ended")
     deployment = service.settings.deployment_name
     twin = sim_create(service, f"{deployment}:{uuid.uuid4().hex[:12]}:{uuid.uuid4()}")
     unknown_row = sim_create(service, f"{service.name_prefix}{uuid.uuid4()}")
@@ -231,7 +223,7 @@ async def test_ends_orphans_of_this_installation_only(service: RunningService) -
     report = await service.reconciler.run_once()
 
     assert report.actions["ended_orphan"] == 1
-    assert sim_status(service, closed["conversation_id"]) == "ended"
+    assert sim_status(service, str(closed.conversation_id)) == "ended"
     assert sim_status(service, live["conversation_id"]) == "active"
     for untouched in (twin, unknown_row, legacy, foreign, unnamed):
         assert sim_status(service, untouched["conversation_id"]) == "active", untouched
@@ -244,35 +236,26 @@ async def test_ends_the_conversation_of_a_session_already_closed(
 ) -> None:
     """Our end call closed the session but Tavus kept the room: the orphan sweep ends it."""
     service.sim.set_config(callback_drop_probability=1.0)
-    user_id = await create_user(service.db)
-    started = (await start(service, user_id)).json()
-    async with service.db.transaction() as session:
-        await session.execute(
-            update(MentorConversation)
-            .where(MentorConversation.daily_session_id == uuid.UUID(started["id"]))
-            .values(status="ended", end_time=utcnow())
-        )
+    closed = await given_session(service, status="ended")
+    assert closed.conversation_id is not None
 
     report = await service.reconciler.run_once()
 
     assert report.actions["ended_orphan"] == 1
-    assert sim_status(service, started["conversation_id"]) == "ended"
+    assert sim_status(service, closed.conversation_id) == "ended"
 
 
-@pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
 async def test_concurrent_passes_do_each_row_once(service: RunningService) -> None:
     """Two replicas' passes at once: leases keep them off each other's rows."""
     service.sim.set_config(callback_drop_probability=1.0)
-    service.sim.add_fault(endpoint="create", kind="timeout", delay_s=10, apply_first=True, count=4)
+    service.sim.add_fault(endpoint="create", kind="drop_connection", apply_first=True, count=4)
     users = [await create_user(service.db) for _ in range(4)]
     await asyncio.gather(*(start(service, u) for u in users))
 
-    from facetoface.reconcile.service import Reconciler
-
-    state = service.app.state
+    state = service.state
     other = Reconciler(
         service.settings,
-        service.db,
+        state.db,
         state.tavus,
         state.conversations,
         state.installation_id,
@@ -293,10 +276,10 @@ async def test_a_lost_replica_joined_is_recovered_from_a_complete_looking_sessio
     user_id = await create_user(service.db)
     started = (await start(service, user_id)).json()
     conversation_id = started["conversation_id"]
-    for _ in range(200):  # Tavus's replica joins the room (its callback is lost)
-        if service.sim.conversation(conversation_id)["replica_joined_at"]:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(  # Tavus's replica joins the room (its callback is lost)
+        lambda: service.sim.conversation(conversation_id)["replica_joined_at"],
+        what="the replica joined at the simulator",
+    )
     await asyncio.to_thread(service.sim.join, conversation_id)
     await asyncio.to_thread(service.sim.say, conversation_id, "Work is a lot lately")
     await asyncio.to_thread(service.sim.shutdown, conversation_id, "participant_left_timeout")
