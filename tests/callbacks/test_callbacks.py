@@ -7,7 +7,6 @@ names, to the callback URL the service gave Tavus.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from sqlalchemy import select
 from facetoface.models import TavusCallbackEvent
 from tests.conftest import RunningService
 from tests.support.factories import count_rows, session_rows
-from tests.support.sessions import start_quiet
+from tests.support.sessions import given_session, start_quiet
 
 T0 = "2026-11-25T10:00:00.000000Z"
 T1 = "2026-11-25T10:00:05.000000Z"
@@ -361,27 +360,21 @@ class TestEvents:
         self, service: RunningService
     ) -> None:
         """Tavus can call back before phase 3 of the start committed the conversation id."""
-        s = await start_quiet(service)
-        from sqlalchemy import update
-
-        from facetoface.models import MentorConversation
-
-        # Rewind the row to how it looks between Tavus's answer and phase 3.
-        async with service.db.transaction() as session:
-            await session.execute(
-                update(MentorConversation)
-                .where(MentorConversation.daily_session_id == uuid.UUID(s.session_id))
-                .values(tavus_conversation_id=None, status="starting", start_time=None)
-            )
-        response = await send(
-            service, s.callback_path, event(s.conversation_id, "system.replica_joined", {})
+        service.sim.set_config(callback_drop_probability=1.0)
+        # The row as it looks between Tavus's answer and phase 3.
+        given = await given_session(
+            service, status="starting", tavus_conversation_id=None, start_time=None
         )
+        [conversation] = service.sim.conversations()["conversations"]
+        conversation_id = conversation["conversation_id"]
+        path = conversation["callback_url"].removeprefix(service.url)
+        response = await send(service, path, event(conversation_id, "system.replica_joined", {}))
         assert response.json() == {"status": "applied"}
-        rows = await session_rows(service.db, s.session_id)
-        assert rows["conversation"]["tavus_conversation_id"] == s.conversation_id
+        rows = await session_rows(service.db, given.session_id)
+        assert rows["conversation"]["tavus_conversation_id"] == conversation_id
         assert rows["conversation"]["status"] == "active"
         # Once bound, another conversation id is refused.
-        other = await send(service, s.callback_path, event("cother", "system.shutdown", {}))
+        other = await send(service, path, event("cother", "system.shutdown", {}))
         assert other.status_code == 404
 
 
