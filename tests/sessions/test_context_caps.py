@@ -1,8 +1,9 @@
 """No user's data can make a start slow: the context query caps rows and characters itself.
 
 A user may write their own goals and focus areas (Supabase's REST API lets `authenticated`
-insert them): here, 60 active goals of 200 KB each. The start's first round trip returns at
-most `goal_rows` goals of at most `text_chars` characters each, and the start works.
+insert them): here, 60 active goals of 20 KB each (three times the rows, 25 times the
+characters). The start's first round trip returns at most `goal_rows` goals of at most
+`text_chars` characters each, and the start works.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from facetoface.sessions.repository import SessionRepository
 from tests.conftest import RunningService
 from tests.support.factories import create_user
 
-HUGE = "word " * 40_000  # 200 KB
+HUGE = "word " * 4_000  # 20 KB: 25 times the characters a goal may bring
 
 
 async def test_a_user_with_huge_goals_gets_a_bounded_context(service: RunningService) -> None:
@@ -38,10 +39,10 @@ async def test_a_user_with_huge_goals_gets_a_bounded_context(service: RunningSer
             ],
         )
 
-    sessions = service.app.state.session_service
+    sessions = service.state.sessions
     now = utcnow()
     limits = sessions._limits(now)
-    attempt = await SessionRepository(service.app.state.db).start(
+    attempt = await SessionRepository(service.state.db).start(
         Identity(user_id), mentor_id=None, now=now, limits=limits, new=None, key=None
     )
     assert 0 < len(attempt.goals) <= limits.goal_rows

@@ -1,4 +1,4 @@
-"""Tavus memory as an option (`TAVUS_MEMORY`), through the simulator, on SQLite and PostgreSQL.
+"""Tavus memory as an option (`TAVUS_MEMORY`), through the simulator.
 
 With `participant`, each conversation carries the user's tag (`<deployment>:<user id>`) and the
 simulated mentor recalls, in a second session, what the user said in the first — never what
@@ -22,6 +22,8 @@ from tests.support.factories import create_user
 from tests.support.whole_sessions import finished_session, start_session, talk
 
 SAID = "I keep losing my keys before important meetings"
+#: One attempt per Tavus call: a listing Tavus refuses fails at once, without backoff.
+PARTICIPANT = {"tavus_memory": "participant", "tavus_retry_attempts": 1}
 
 
 def _tag(service: RunningService, user_id: uuid.UUID) -> str:
@@ -29,11 +31,10 @@ def _tag(service: RunningService, user_id: uuid.UUID) -> str:
 
 
 def _sessions(service: RunningService) -> SessionService:
-    sessions: SessionService = service.app.state.session_service
-    return sessions
+    return service.state.sessions
 
 
-@pytest.mark.parametrize("service_overrides", [{"tavus_memory": "participant"}])
+@pytest.mark.parametrize("service_overrides", [PARTICIPANT])
 async def test_the_mentor_recalls_the_first_session_in_the_second(
     service: RunningService,
 ) -> None:
@@ -70,7 +71,7 @@ async def test_legacy_sends_the_tag_as_a_memory_store(service: RunningService) -
     assert reply.startswith(f"Last time you mentioned «{SAID}».")
 
 
-@pytest.mark.parametrize("service_overrides", [{"tavus_memory": "participant"}])
+@pytest.mark.parametrize("service_overrides", [PARTICIPANT])
 async def test_a_user_who_turned_memory_off_sends_no_tag(service: RunningService) -> None:
     user_id = await create_user(service.db)
     await finished_session(service, user_id, [SAID])
@@ -106,7 +107,7 @@ def _stores(service: RunningService) -> list[dict[str, Any]]:
     return stores
 
 
-@pytest.mark.parametrize("service_overrides", [{"tavus_memory": "participant"}])
+@pytest.mark.parametrize("service_overrides", [PARTICIPANT])
 async def test_purging_a_user_deletes_their_memory_stores_at_tavus(
     service: RunningService,
 ) -> None:
@@ -118,7 +119,7 @@ async def test_purging_a_user_deletes_their_memory_stores_at_tavus(
     assert tags == {_tag(service, user_id), _tag(service, keep)}
 
     # Tavus cannot list the stores: nothing is deleted, here or there.
-    service.sim.add_fault(endpoint="memory_stores", kind="status", status=503, count=10)
+    service.sim.add_fault(endpoint="memory_stores", kind="status", status=503)
     with pytest.raises(TavusUnavailableError, match="memory"):
         await _sessions(service).purge_user(user_id)
     service.sim.clear_faults()
