@@ -1,4 +1,4 @@
-"""Continuity: a second session's context knows the first, on SQLite and PostgreSQL.
+"""Continuity: a second session's context knows the first.
 
 Real sessions through the simulator's room: what the user said in the first is quoted in the
 second's "since last time" section — in `GET /v1/me/context` and in what Tavus was sent —
@@ -8,14 +8,14 @@ memory off; and not once the session it came from is deleted.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from sqlalchemy import update
 
-from facetoface.models import MentorConversation, UserGoal
+from facetoface.models import UserGoal
 from tests.conftest import RunningService
 from tests.support.factories import create_user
+from tests.support.sessions import given_session
 from tests.support.whole_sessions import (
     context,
     finished_session,
@@ -27,8 +27,8 @@ FIRST_WORDS = ("I slept badly and work is piling up", "My manager keeps emailing
 
 
 async def _move_goal(service: RunningService, user_id: uuid.UUID, progress: int) -> None:
-    """What the app does when the user records progress (updated_at moves with it)."""
-    await asyncio.sleep(0.01)  # strictly after the session's end, on every clock
+    """What the app does when the user records progress (the table's trigger moves updated_at
+    to the database's `now()`: later than the session's end, which was recorded before)."""
     async with service.db.transaction() as session:
         await session.execute(
             update(UserGoal)
@@ -89,22 +89,22 @@ async def test_previous_sessions_newest_first_capped_recap_of_the_latest(
 
 async def test_a_session_that_never_ended_is_not_carried_over(service: RunningService) -> None:
     user_id = await create_user(service.db)
-    live = await start_session(service, user_id)
+    # Live, with a transcript in which the user said nothing usable.
+    live = await given_session(
+        service,
+        user_id,
+        transcript=[
+            {"role": "user", "content": 7},
+            {"role": "user", "content": " \n "},
+            {"role": "assistant", "content": "Hello"},
+        ],
+    )
     assert section(await context(service, user_id), "since_last_time") is None
-    # Ended, with a transcript in which the user said nothing usable: listed, no recap.
-    async with service.db.transaction() as session:
-        await session.execute(
-            update(MentorConversation)
-            .where(MentorConversation.daily_session_id == uuid.UUID(live["id"]))
-            .values(
-                transcript=[
-                    {"role": "user", "content": 7},
-                    {"role": "user", "content": " \n "},
-                    {"role": "assistant", "content": "Hello"},
-                ]
-            )
-        )
-    await service.client.post(f"/v1/sessions/{live['id']}/end", headers=service.auth(user_id))
+    # Ended: listed, no recap.
+    ended = await service.client.post(
+        f"/v1/sessions/{live.session_id}/end", headers=service.auth(user_id)
+    )
+    assert ended.status_code == 200, ended.text
     since = section(await context(service, user_id), "since_last_time")
     assert since is not None
     assert "own words" not in since
