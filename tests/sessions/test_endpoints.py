@@ -1,4 +1,4 @@
-"""Start, end and read sessions through the real HTTP path, on SQLite and PostgreSQL."""
+"""Start, end and read sessions through the real HTTP path."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import pytest
 
 from facetoface.models import MentorConversation
 from tests.conftest import RunningService
+from tests.support.clock import Clock
+from tests.support.eventually import eventually
 from tests.support.factories import count_rows, create_persona, create_user, session_rows
 
 
@@ -18,19 +20,6 @@ async def start(service: RunningService, user_id: uuid.UUID, **body: object) -> 
     )
     assert response.status_code == 201, response.text
     return response.json()
-
-
-async def wait_for_status(
-    service: RunningService, session_id: str, status: str, timeout_s: float = 5.0
-) -> dict:
-    """Both rows once the session reached `status` (callbacks arrive asynchronously)."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        rows = await session_rows(service.db, session_id)
-        if rows["daily"]["session_status"] == status:
-            return rows
-        assert asyncio.get_running_loop().time() < deadline, rows["daily"]["session_status"]
-        await asyncio.sleep(0.02)
 
 
 class TestStart:
@@ -240,12 +229,12 @@ class TestAuthentication:
 
 class TestEnd:
     async def test_end_closes_both_records_and_the_tavus_conversation(
-        self, service: RunningService
+        self, service: RunningService, clock: Clock
     ) -> None:
         service.sim.set_config(callback_drop_probability=1.0)  # inspect the end alone
         user_id = await create_user(service.db)
         body = await start(service, user_id)
-        await asyncio.sleep(1.1)
+        clock.advance(1.1)
 
         response = await service.client.post(
             f"/v1/sessions/{body['id']}/end", headers=service.auth(user_id)
@@ -293,7 +282,12 @@ class TestEnd:
         owner = await create_user(service.db)
         intruder = await create_user(service.db, full_name="Intruder")
         body = await start(service, owner)
-        before = await wait_for_status(service, body["id"], "in_progress")
+
+        async def in_progress() -> dict | None:  # replica_joined arrives asynchronously
+            rows = await session_rows(service.db, body["id"])
+            return rows if rows["daily"]["session_status"] == "in_progress" else None
+
+        before = await eventually(in_progress, what="the session is in progress")
 
         response = await service.client.post(
             f"/v1/sessions/{body['id']}/end", headers=service.auth(intruder)
