@@ -23,7 +23,8 @@ from sqlalchemy import update
 from facetoface.models import DailySession, MentorConversation
 from tavus_sim.mentor import SYSTEM_PROMPT_TEMPLATE
 from tests.conftest import RunningService
-from tests.sessions.test_endpoints import start, wait_for_status
+from tests.sessions.test_endpoints import start
+from tests.support.eventually import eventually
 from tests.support.factories import count_rows, create_persona, create_user
 
 SYSTEM_PROMPT_OPENING = SYSTEM_PROMPT_TEMPLATE.split("{context}")[0].strip()
@@ -66,22 +67,17 @@ async def get_detail(service: RunningService, user_id: uuid.UUID, session_id: st
     return body
 
 
-async def wait_for_detail(
-    service: RunningService,
-    user_id: uuid.UUID,
-    session_id: str,
-    ready: Callable[[dict], bool],
-    timeout_s: float = 10.0,
+async def detail_once(
+    service: RunningService, user_id: uuid.UUID, session_id: str, ready: Callable[[dict], bool]
 ) -> dict:
     """The session's detail once `ready(detail)` holds (callbacks arrive asynchronously)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
+
+    async def check() -> dict | None:
         body = await get_detail(service, user_id, session_id)
-        if ready(body):
-            return body
-        assert loop.time() < deadline, json.dumps(body, indent=1, ensure_ascii=False)
-        await asyncio.sleep(0.05)
+        return body if ready(body) else None
+
+    detail: dict = await eventually(check, what=f"the detail of session {session_id} is ready")
+    return detail
 
 
 def post_call_complete(body: dict) -> bool:
@@ -92,7 +88,11 @@ def post_call_complete(body: dict) -> bool:
 async def call(service: RunningService, user_id: uuid.UUID, *said: str) -> tuple[dict, list[str]]:
     """Start a session, join its room once the replica is there, say things; stay in."""
     body = await start(service, user_id)
-    await wait_for_status(service, body["id"], "in_progress")
+
+    async def in_progress() -> bool:
+        return (await get_detail(service, user_id, body["id"]))["status"] == "in_progress"
+
+    await eventually(in_progress, what="the replica joined")
     cid = body["conversation_id"]
     joined = await asyncio.to_thread(service.sim.join, cid, "Maria")
     replies = [joined["greeting"]]
@@ -256,7 +256,7 @@ class TestRoomFlow:
             assert any(topic in answer for topic in CONTEXT_TOPICS), answer
 
         await asyncio.to_thread(service.sim.leave, body["conversation_id"])
-        detail = await wait_for_detail(
+        detail = await detail_once(
             service,
             user_id,
             body["id"],
@@ -314,7 +314,7 @@ class TestRoomFlow:
 
         await asyncio.to_thread(service.sim.leave, body["conversation_id"])
         assert await asyncio.to_thread(service.sim.drain)
-        detail = await wait_for_detail(
+        detail = await detail_once(
             service,
             user_id,
             body["id"],
@@ -340,7 +340,7 @@ class TestRoomFlow:
 
         ended = await end(service, user_id, body["id"])
         assert ended["status"] == "completed"
-        detail = await wait_for_detail(
+        detail = await detail_once(
             service,
             user_id,
             body["id"],
@@ -389,7 +389,7 @@ class TestRecording:
         assert created["properties"]["enable_recording"] is True
 
         await asyncio.to_thread(service.sim.leave, body["conversation_id"])
-        detail = await wait_for_detail(
+        detail = await detail_once(
             service, user_id, body["id"], lambda d: d["recording"] is not None
         )
 
