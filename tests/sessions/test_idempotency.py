@@ -7,10 +7,9 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 
-from facetoface.models import IdempotencyKey, utcnow
 from tests.conftest import RunningService
+from tests.support.clock import Clock
 from tests.support.factories import create_persona, create_user
 
 
@@ -110,7 +109,8 @@ async def test_unknown_outcome_is_resolved_before_a_retry_is_answered(
 ) -> None:
     user_id = await create_user(service.db)
     service.sim.set_config(callback_drop_probability=1.0)
-    service.sim.add_fault(endpoint="create", kind="timeout", delay_s=10, apply_first=True)
+    # Tavus creates the conversation, and the answer is lost (the connection dropped).
+    service.sim.add_fault(endpoint="create", kind="drop_connection", apply_first=True)
     key = str(uuid.uuid4())
 
     unknown = await post(service, user_id, key)
@@ -153,14 +153,13 @@ async def test_unknown_outcome_is_resolved_before_a_retry_is_answered(
     assert service.sim.conversations()["create_requests"] == 1
 
 
-async def test_expired_keys_start_afresh(service: RunningService) -> None:
+async def test_expired_keys_start_afresh(service: RunningService, clock: Clock) -> None:
     user_id = await create_user(service.db)
     first = await post(service, user_id, "old-key")
     await service.client.post(
         f"/v1/sessions/{first.json()['id']}/end", headers=service.auth(user_id)
     )
-    async with service.db.transaction() as session:
-        await session.execute(update(IdempotencyKey).values(expires_at=utcnow()))
+    clock.advance(service.settings.idempotency_key_ttl_seconds + 1)
 
     again = await post(service, user_id, "old-key")
 

@@ -15,13 +15,8 @@ from sqlalchemy import update
 
 from facetoface.models import UserPersona
 from tests.conftest import RunningService
+from tests.support.eventually import eventually
 from tests.support.factories import create_persona, create_user, session_rows
-
-pytestmark = pytest.mark.parametrize(
-    "database_settings",
-    ["postgresql"],
-    indirect=True,
-)
 
 
 async def start(
@@ -123,7 +118,9 @@ async def test_a_full_bulkhead_is_503_busy_and_creates_nothing(service: RunningS
     service.sim.set_config(latency_ms=800)  # Tavus is healthy, only slow
     slow, squeezed = await create_user(service.db), await create_user(service.db)
     first = asyncio.create_task(start(service, slow))
-    await asyncio.sleep(0.1)  # the first create holds the only slot
+    await eventually(  # the first create holds the only slot
+        lambda: service.state.tavus.bulkhead[0] == 1, what="the first create is in flight"
+    )
 
     busy = await start(service, squeezed)
 
