@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy import select
 from facetoface.models import DailySession
 from facetoface.reconcile.service import Reconciler
 from tests.conftest import RunningService
+from tests.support.backoff import no_backoff
 from tests.support.eventually import eventually
 from tests.support.factories import create_user, session_rows
 from tests.support.sessions import EAGER_RECONCILER, given_session
@@ -25,9 +27,14 @@ from tests.support.sessions import EAGER_RECONCILER, given_session
 
 @pytest.fixture
 def service_overrides() -> dict[str, Any]:
-    # One attempt per Tavus call: a failed end is failed at once (no backoff between retries),
-    # and it is the reconciler's retry these tests are about.
-    return {**EAGER_RECONCILER, "tavus_retry_attempts": 1}
+    return dict(EAGER_RECONCILER)
+
+
+@pytest.fixture(autouse=True)
+def _no_backoff() -> Iterator[None]:
+    """A Tavus call that keeps failing fails after its retries at once (no backoff waits)."""
+    with no_backoff():
+        yield
 
 
 async def start(service: RunningService, user_id: uuid.UUID) -> httpx.Response:

@@ -10,6 +10,7 @@ Tavus, counted; if Tavus cannot list them, nothing is deleted here.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,12 +19,19 @@ from sqlalchemy import select
 from facetoface.models import Profile
 from facetoface.sessions.service import SessionService, TavusUnavailableError
 from tests.conftest import RunningService
+from tests.support.backoff import no_backoff
 from tests.support.factories import create_user
 from tests.support.whole_sessions import finished_session, start_session, talk
 
 SAID = "I keep losing my keys before important meetings"
-#: One attempt per Tavus call: a listing Tavus refuses fails at once, without backoff.
-PARTICIPANT = {"tavus_memory": "participant", "tavus_retry_attempts": 1}
+PARTICIPANT = {"tavus_memory": "participant"}
+
+
+@pytest.fixture(autouse=True)
+def _no_backoff() -> Iterator[None]:
+    """A listing Tavus keeps refusing fails after its retries at once (no backoff waits)."""
+    with no_backoff():
+        yield
 
 
 def _tag(service: RunningService, user_id: uuid.UUID) -> str:
@@ -119,7 +127,7 @@ async def test_purging_a_user_deletes_their_memory_stores_at_tavus(
     assert tags == {_tag(service, user_id), _tag(service, keep)}
 
     # Tavus cannot list the stores: nothing is deleted, here or there.
-    service.sim.add_fault(endpoint="memory_stores", kind="status", status=503)
+    service.sim.add_fault(endpoint="memory_stores", kind="status", status=503, count=10)
     with pytest.raises(TavusUnavailableError, match="memory"):
         await _sessions(service).purge_user(user_id)
     service.sim.clear_faults()

@@ -1,4 +1,4 @@
-"""Private rooms (`SESSION_PRIVATE_ROOMS`), on SQLite and PostgreSQL.
+"""Private rooms (`SESSION_PRIVATE_ROOMS`).
 
 Conversations are created with `require_auth`; the room refuses a join without the meeting
 token; the token goes to the session's owner only — the start's answer (and its replay), the
@@ -19,6 +19,7 @@ import pytest
 from facetoface.auth.dev_issuer import DEV_OPERATOR_ID
 from facetoface.config import Settings
 from tests.conftest import RunningService
+from tests.support.eventually import eventually
 from tests.support.factories import create_user, session_rows
 from tests.support.whole_sessions import end_and_settle, start_session, talk
 
@@ -116,12 +117,12 @@ async def test_the_token_is_dropped_when_tavus_ends_the_session(service: Running
     started = await start_session(service, user_id)
     assert await _stored_token(service, started["id"]) is not None
     await asyncio.to_thread(service.sim.shutdown, started["conversation_id"], "max_call_duration")
-    for _ in range(200):
+
+    async def ended() -> dict[str, Any] | None:
         rows = await session_rows(service.db, started["id"])
-        if rows["conversation"]["status"] == "ended":
-            break
-        await asyncio.sleep(0.02)
-    assert rows["conversation"]["status"] == "ended"
+        return rows if rows["conversation"]["status"] == "ended" else None
+
+    rows = await eventually(ended, what="Tavus's shutdown closed the session")
     assert rows["conversation"]["meeting_token"] is None
 
 

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from facetoface.models import DailySession
 from tests.conftest import RunningService
+from tests.support.backoff import no_backoff
+from tests.support.eventually import eventually
 from tests.support.factories import count_rows, create_user, session_rows
 
 
@@ -20,10 +25,6 @@ async def post_start(service: RunningService, user_id: uuid.UUID) -> Any:
 
 
 async def stored_for(service: RunningService, user_id: uuid.UUID) -> dict[str, Any]:
-    from sqlalchemy import select
-
-    from facetoface.models import DailySession
-
     async with service.db.transaction() as session:
         [daily_id] = (
             await session.execute(select(DailySession.id).where(DailySession.user_id == user_id))
@@ -134,18 +135,18 @@ async def test_replica_joined_resolves_an_indeterminate_start(service: RunningSe
     """Tavus created the conversation but its answer was lost: its first callback (which the
     token in the callback URL authenticates) adopts it, so the user can join."""
     user_id = await create_user(service.db)
-    service.sim.add_fault(endpoint="create", kind="timeout", delay_s=10, apply_first=True)
+    service.sim.add_fault(endpoint="create", kind="drop_connection", apply_first=True)
 
     response = await post_start(service, user_id)
     assert response.json()["code"] == "session_outcome_unknown"
 
     [conversation] = service.sim.conversations()["conversations"]
-    for _ in range(200):
+
+    async def adopted() -> dict[str, Any] | None:
         stored = await stored_for(service, user_id)
-        if stored["conversation"]["status"] == "active":
-            break
-        await asyncio.sleep(0.02)
-    assert stored["conversation"]["status"] == "active"
+        return stored if stored["conversation"]["status"] == "active" else None
+
+    stored = await eventually(adopted, what="replica_joined adopted the conversation")
     assert stored["conversation"]["tavus_conversation_id"] == conversation["conversation_id"]
     assert stored["daily"]["session_status"] == "in_progress"
     again = await post_start(service, user_id)
@@ -184,9 +185,14 @@ async def test_when_tavus_is_down_starts_fail_fast_and_write_nothing(
     assert second.json()["code"] == "tavus_unavailable"
     assert 0 < int(second.headers["retry-after"]) <= 15
     assert elapsed < 0.5, "an open circuit answers without calling Tavus"
-    from facetoface.models import DailySession
-
     assert await count_rows(service.db, DailySession) == 1, "the second start wrote nothing"
+
+
+@pytest.fixture(autouse=True)
+def _no_backoff() -> Iterator[None]:
+    """Tavus calls that keep failing fail after their retries at once (no backoff waits)."""
+    with no_backoff():
+        yield
 
 
 @pytest.fixture
@@ -197,6 +203,9 @@ def service_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
         "tavus_read_timeout_seconds": 1.0,
         "tavus_total_timeout_seconds": 1.2,
     }
+    fault = getattr(request.node, "callspec", None) and request.node.callspec.params.get("fault")
+    if fault and fault["kind"] == "timeout":  # where the timeout is the point: a short one
+        overrides.update(tavus_read_timeout_seconds=0.25, tavus_total_timeout_seconds=0.3)
     if "service_with_dead_tavus" in request.fixturenames:
         overrides.update(
             tavus_base_url="http://127.0.0.1:9/v2",
@@ -266,7 +275,7 @@ class TestEndWhenTavusFails:
         self, service: RunningService
     ) -> None:
         user_id = await create_user(service.db)
-        service.sim.add_fault(endpoint="create", kind="timeout", delay_s=10, apply_first=False)
+        service.sim.add_fault(endpoint="create", kind="drop_connection")
         session_id = (await post_start(service, user_id)).json()["session_id"]
 
         response = await service.client.post(
@@ -281,24 +290,19 @@ class TestEndWhenTavusFails:
         self, service: RunningService
     ) -> None:
         user_id = await create_user(service.db)
-        service.sim.set_config(latency_ms=500)
+        service.sim.set_config(latency_ms=500)  # the create stays in flight meanwhile
         start_task = asyncio.create_task(post_start(service, user_id))
-        session_id = None
-        for _ in range(100):  # wait until phase 1 wrote the row
-            await asyncio.sleep(0.02)
-            from sqlalchemy import select
 
-            from facetoface.models import DailySession
-
+        async def written() -> uuid.UUID | None:
             async with service.db.transaction() as session:
-                session_id = (
+                found: uuid.UUID | None = (
                     await session.execute(
                         select(DailySession.id).where(DailySession.user_id == user_id)
                     )
                 ).scalar_one_or_none()
-            if session_id:
-                break
-        assert session_id is not None
+            return found
+
+        session_id = await eventually(written, what="phase 1 wrote the row")
 
         ended = await service.client.post(
             f"/v1/sessions/{session_id}/end", headers=service.auth(user_id)
