@@ -289,7 +289,7 @@ continuities = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=75, deadline=None)  # large inputs: near a second on a busy machine
 @given(continuity=continuities, max_chars=st.integers(1, 3000), item=st.integers(1, 250))
 def test_invariants_hold_with_the_section(
     continuity: ContinuityData, max_chars: int, item: int
