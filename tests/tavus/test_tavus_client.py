@@ -29,6 +29,7 @@ from facetoface.tavus import (
     TavusUnavailable,
     validate_conversation_id,
 )
+from tests.support.eventually import eventually
 
 CONTEXT = "PRIVATE-CONTEXT: the user's career notes"
 TOKEN = "cb-secret-token-6f1e2d"
@@ -515,7 +516,7 @@ async def test_bulkhead_full_raises_unavailable_quickly(make_client: Any, script
     rec = script(slow(0.3, ok({"conversation_id": "c1"})), ok({"conversation_id": "c1"}))
     client = make_client(rec, max_concurrency=1, connect_timeout_s=0.05, retry_attempts=1)
     first = asyncio.create_task(client.get_conversation("c1"))
-    await asyncio.sleep(0.01)  # let the first call take the only slot
+    await eventually(lambda: client.bulkhead[0] == 1, what="the first call takes the only slot")
 
     started = time.monotonic()
     with pytest.raises(TavusUnavailable, match="bulkhead"):
@@ -542,7 +543,7 @@ async def test_cancellation_propagates_and_releases_the_slot(make_client: Any, s
     rec = script(slow(5), ok({"conversation_id": "c1"}))
     client = make_client(rec, max_concurrency=1, connect_timeout_s=0.05)
     task = asyncio.create_task(client.get_conversation("c1"))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: rec.count == 1, what="the call is in flight")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from facetoface.tavus import TavusClient
+from tests.support.eventually import eventually
 
 BODY = json.dumps({"conversation_id": "c1", "status": "active"}).encode()
 
@@ -104,11 +105,7 @@ async def test_aclose_closes_every_connection(server: KeepAliveServer) -> None:
     await asyncio.gather(*(client.get_conversation("c1") for _ in range(4)))
     assert server.open_now == 4
     await client.aclose()
-    for _ in range(100):
-        if server.open_now == 0:
-            break
-        await asyncio.sleep(0.01)
-    assert server.open_now == 0
+    await eventually(lambda: server.open_now == 0, what="the server saw every connection close")
     assert client.is_closed
     with pytest.raises(RuntimeError, match="closed"):
         await client.get_conversation("c1")
