@@ -4,7 +4,6 @@ both real HTTP servers on 127.0.0.1, reset before every test."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -69,25 +68,16 @@ class Receiver:
         """Return the event types received for a conversation, in arrival order."""
         return [item["event_type"] for item in self.payloads(conversation_id)]
 
-    def wait_for(
-        self,
-        conversation_id: str,
-        predicate: Callable[[list[str]], bool],
-        timeout_s: float = 3.0,
-    ) -> list[str]:
-        """Poll until ``predicate(event_types)`` holds; return the event types."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            types = self.event_types(conversation_id)
-            if predicate(types):
-                return types
-            if time.monotonic() > deadline:
-                raise AssertionError(f"callbacks did not arrive in time; got {types}")
-            time.sleep(0.01)
+    def arrived(self, conversation_id: str, count: int = 1) -> list[str] | None:
+        """The event types of a conversation once at least ``count`` arrived, else None (a
+        check for ``eventually_blocking``)."""
+        types = self.event_types(conversation_id)
+        return types if len(types) >= count else None
 
-    def wait_for_count(self, conversation_id: str, count: int, timeout_s: float = 3.0) -> list[str]:
-        """Wait for at least ``count`` callbacks of a conversation."""
-        return self.wait_for(conversation_id, lambda types: len(types) >= count, timeout_s)
+    def has(self, conversation_id: str, event_type: str) -> list[str] | None:
+        """The event types of a conversation once ``event_type`` is among them, else None."""
+        types = self.event_types(conversation_id)
+        return types if event_type in types else None
 
 
 @pytest.fixture(scope="session")
@@ -144,20 +134,6 @@ def create(api: httpx.Client) -> CreateFn:
         return data
 
     return _create
-
-
-def _wait_until(predicate: Callable[[], object], timeout_s: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
-
-
-@pytest.fixture
-def wait_until() -> Callable[..., None]:
-    """Return a function polling a predicate until it is true (or failing the test)."""
-    return _wait_until
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from tavus_sim import SimServer
+from tests.support.eventually import eventually_blocking
 
 POST_CALL = [
     "system.shutdown",
@@ -25,7 +26,10 @@ def _live_call(
     conversation_id: str = create(
         callback_url=receiver.url(), conversational_context=context, **fields
     )["conversation_id"]
-    receiver.wait_for(conversation_id, lambda types: "system.replica_joined" in types)
+    eventually_blocking(
+        lambda: receiver.has(conversation_id, "system.replica_joined"),
+        what="system.replica_joined arrived",
+    )
     sim.join(conversation_id, "Ana")
     sim.say(conversation_id, "I slept badly again")
     api.post(f"/conversations/{conversation_id}/end")
@@ -37,7 +41,7 @@ def test_end_delivers_the_tavus_event_sequence(
 ) -> None:
     conversation_id = _live_call(api, create, receiver, sim, mentor_context)
 
-    types = receiver.wait_for_count(conversation_id, 4)
+    types = eventually_blocking(lambda: receiver.arrived(conversation_id, 4), what="4 callbacks")
     assert types == ["system.replica_joined", *POST_CALL]
     payloads = {p["event_type"]: p for p in receiver.payloads(conversation_id)}
     for event_type, payload in payloads.items():
@@ -64,7 +68,7 @@ def test_transcript_starts_with_system_prompt_containing_the_context(
     api: httpx.Client, create: Any, receiver: Any, sim: SimServer, mentor_context: str
 ) -> None:
     conversation_id = _live_call(api, create, receiver, sim, mentor_context)
-    receiver.wait_for_count(conversation_id, 4)
+    eventually_blocking(lambda: receiver.arrived(conversation_id, 4), what="4 callbacks")
 
     ready = next(
         p
@@ -174,7 +178,7 @@ def test_duplicate_delivers_every_callback_n_times(
 ) -> None:
     sim.set_config(callback_duplicate=3)
     conversation_id = create(callback_url=receiver.url())["conversation_id"]
-    receiver.wait_for_count(conversation_id, 3)
+    eventually_blocking(lambda: receiver.arrived(conversation_id, 3), what="3 callbacks")
 
     api.post(f"/conversations/{conversation_id}/end")
     assert sim.drain()
@@ -206,7 +210,7 @@ def test_drop_by_event_type_still_records_the_event(
 ) -> None:
     sim.set_config(callback_drop_events=["application.transcription_ready"])
     conversation_id = create(callback_url=receiver.url())["conversation_id"]
-    receiver.wait_for_count(conversation_id, 1)
+    eventually_blocking(lambda: receiver.arrived(conversation_id, 1), what="a callback")
 
     api.post(f"/conversations/{conversation_id}/end")
     assert sim.drain()
@@ -241,7 +245,7 @@ def test_callback_delay(api: httpx.Client, create: Any, receiver: Any, sim: SimS
     conversation_id = create(callback_url=receiver.url())["conversation_id"]
 
     assert receiver.event_types(conversation_id) == []
-    receiver.wait_for_count(conversation_id, 1, timeout_s=2)
+    eventually_blocking(lambda: receiver.arrived(conversation_id, 1), within=2, what="a callback")
 
 
 def test_forced_shutdown_reason(
@@ -271,7 +275,10 @@ def test_no_recording_ready_when_nobody_joined(
     conversation_id = create(callback_url=receiver.url(), properties={"enable_recording": True})[
         "conversation_id"
     ]
-    receiver.wait_for(conversation_id, lambda types: "system.replica_joined" in types)
+    eventually_blocking(
+        lambda: receiver.has(conversation_id, "system.replica_joined"),
+        what="system.replica_joined arrived",
+    )
     api.post(f"/conversations/{conversation_id}/end")
     assert sim.drain()
 

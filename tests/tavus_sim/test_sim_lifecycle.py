@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from tavus_sim import SimServer
+from tests.support.eventually import eventually_blocking
 
 # With time_scale=1000 a simulated second lasts a millisecond.
 FAST = 1000.0
@@ -18,19 +19,18 @@ def _reason(sim: SimServer, conversation_id: str) -> str | None:
     return reason
 
 
-def test_participant_absent_timeout(
-    create: Any, sim: SimServer, receiver: Any, wait_until: Any
-) -> None:
+def test_participant_absent_timeout(create: Any, sim: SimServer, receiver: Any) -> None:
     sim.set_config(time_scale=FAST)
     conversation_id = create(
         callback_url=receiver.url(), properties={"participant_absent_timeout": 60}
     )["conversation_id"]
 
-    wait_until(lambda: _reason(sim, conversation_id) is not None)
+    eventually_blocking(lambda: _reason(sim, conversation_id), what="a shutdown")
 
     assert _reason(sim, conversation_id) == "participant_absent_timeout"
-    types = receiver.wait_for(conversation_id, lambda t: "system.shutdown" in t)
-    assert "system.shutdown" in types
+    eventually_blocking(
+        lambda: receiver.has(conversation_id, "system.shutdown"), what="the shutdown callback"
+    )
 
 
 def test_join_cancels_the_absent_timeout(create: Any, sim: SimServer) -> None:
@@ -53,9 +53,7 @@ def test_participant_left_timeout_zero_ends_at_once(create: Any, sim: SimServer)
     assert _reason(sim, conversation_id) == "participant_left_timeout"
 
 
-def test_participant_left_timeout_waits_and_rejoin_cancels_it(
-    create: Any, sim: SimServer, wait_until: Any
-) -> None:
+def test_participant_left_timeout_waits_and_rejoin_cancels_it(create: Any, sim: SimServer) -> None:
     sim.set_config(time_scale=FAST)
     conversation_id = create(properties={"participant_left_timeout": 300})["conversation_id"]
     sim.join(conversation_id)
@@ -67,7 +65,10 @@ def test_participant_left_timeout_waits_and_rejoin_cancels_it(
 
     sim.leave(conversation_id)
     assert sim.conversation(conversation_id)["status"] == "active"
-    wait_until(lambda: _reason(sim, conversation_id) == "participant_left_timeout")
+    eventually_blocking(
+        lambda: _reason(sim, conversation_id) == "participant_left_timeout",
+        what="the left timeout's shutdown",
+    )
 
 
 def test_left_timeout_waits_for_the_last_participant(create: Any, sim: SimServer) -> None:
@@ -79,24 +80,24 @@ def test_left_timeout_waits_for_the_last_participant(create: Any, sim: SimServer
     assert sim.leave(conversation_id)["status"] == "ended"
 
 
-def test_max_call_duration(create: Any, sim: SimServer, wait_until: Any) -> None:
+def test_max_call_duration(create: Any, sim: SimServer) -> None:
     sim.set_config(time_scale=FAST)
     conversation_id = create(properties={"max_call_duration": 100})["conversation_id"]
     sim.join(conversation_id)
 
-    wait_until(lambda: _reason(sim, conversation_id) is not None)
+    eventually_blocking(lambda: _reason(sim, conversation_id), what="a shutdown")
 
     assert _reason(sim, conversation_id) == "max_call_duration"
     assert sim.room_state(conversation_id)["participants"] == []
 
 
 def test_defaults_from_config_apply_when_properties_are_omitted(
-    api: httpx.Client, create: Any, sim: SimServer, wait_until: Any
+    api: httpx.Client, create: Any, sim: SimServer
 ) -> None:
     sim.set_config(time_scale=FAST, default_participant_absent_timeout=50)
     conversation_id = create()["conversation_id"]
 
-    wait_until(lambda: _reason(sim, conversation_id) is not None)
+    eventually_blocking(lambda: _reason(sim, conversation_id), what="a shutdown")
 
     assert _reason(sim, conversation_id) == "participant_absent_timeout"
     timings = sim.conversation(conversation_id)["timings"]
@@ -108,12 +109,12 @@ def test_defaults_from_config_apply_when_properties_are_omitted(
 
 
 def test_ending_frees_the_slot_after_a_timer_shutdown(
-    api: httpx.Client, create: Any, sim: SimServer, wait_until: Any
+    api: httpx.Client, create: Any, sim: SimServer
 ) -> None:
     sim.set_config(time_scale=FAST, concurrency_limit=1)
     conversation_id = create(properties={"max_call_duration": 50})["conversation_id"]
     assert api.post("/conversations", json={"replica_id": "r1"}).status_code == 400
 
-    wait_until(lambda: _reason(sim, conversation_id) is not None)
+    eventually_blocking(lambda: _reason(sim, conversation_id), what="a shutdown")
 
     assert api.post("/conversations", json={"replica_id": "r1"}).status_code == 200

@@ -9,6 +9,7 @@ import pytest
 
 from tavus_sim import SimServer
 from tavus_sim.mentor import reply, topics
+from tests.support.eventually import eventually_blocking
 
 
 def test_room_page_is_served(http: httpx.Client, create: Any) -> None:
@@ -231,7 +232,10 @@ def test_text_postgresql_cannot_store_travels_as_escapes(
     sim.say(conversation_id, said)
     sim.leave(conversation_id)
 
-    receiver.wait_for(conversation_id, lambda types: "application.transcription_ready" in types)
+    eventually_blocking(
+        lambda: receiver.has(conversation_id, "application.transcription_ready"),
+        what="application.transcription_ready arrived",
+    )
     [ready] = [
         p
         for p in receiver.payloads(conversation_id)
