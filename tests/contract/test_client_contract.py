@@ -6,6 +6,7 @@ the documented response fields. The documented example answers are parsed as wel
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,8 +59,8 @@ class Exchange:
 class RecordingTransport(httpx.AsyncBaseTransport):
     """A real HTTP transport that keeps a copy of every exchange."""
 
-    def __init__(self) -> None:
-        self._inner = httpx.AsyncHTTPTransport()
+    def __init__(self, tls: ssl.SSLContext) -> None:
+        self._inner = httpx.AsyncHTTPTransport(verify=tls)
         self.exchanges: list[Exchange] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -86,8 +87,8 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
 
 @pytest.fixture
-async def wire() -> AsyncIterator[RecordingTransport]:
-    transport = RecordingTransport()
+async def wire(tls: ssl.SSLContext) -> AsyncIterator[RecordingTransport]:
+    transport = RecordingTransport(tls)
     yield transport
     await transport.aclose()
 
