@@ -38,6 +38,7 @@ from typing import Literal, TypeVar
 
 import structlog
 
+from facetoface.clock import utcnow
 from facetoface.config import Settings
 from facetoface.conversations.names import name_prefix, row_id_from_name
 from facetoface.conversations.service import ConversationService
@@ -47,7 +48,6 @@ from facetoface.conversations.status import (
     FailureCode,
 )
 from facetoface.db import Database, DatabaseUnavailable
-from facetoface.models import utcnow
 from facetoface.models.reconcile_run import RECONCILE_RUNS_KEPT
 from facetoface.observability import metrics
 from facetoface.observability.context import replica_name

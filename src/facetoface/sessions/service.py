@@ -23,17 +23,16 @@ What happens when a phase fails is decided by what Tavus may have done:
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
+from facetoface.clock import utcnow
 from facetoface.config import Settings
 from facetoface.conversations.names import conversation_name, name_prefix
 from facetoface.conversations.repository import SessionRow, TimelineEntry
@@ -42,16 +41,8 @@ from facetoface.conversations.status import LIVE_STATUSES, ConversationStatus, F
 from facetoface.conversations.tokens import hash_callback_token, new_callback_token
 from facetoface.db import DatabaseUnavailable, Identity, recording_tavus_outcome
 from facetoface.errors import (
-    BadGateway,
-    BadRequest,
-    Conflict,
-    FacetofaceError,
-    Forbidden,
-    NotFound,
     ProfileNotFound,
-    ServiceUnavailable,
 )
-from facetoface.models import utcnow
 from facetoface.observability import metrics
 from facetoface.sessions.context import (
     ContinuityData,
@@ -59,40 +50,47 @@ from facetoface.sessions.context import (
     UserContextData,
     build_mentor_context,
 )
+from facetoface.sessions.cursors import decode_cursor, encode_cursor
 from facetoface.sessions.data_rights_repository import DataRightsRepository
+from facetoface.sessions.errors import (
+    AnonymousNotAllowed,
+    MentorNotFound,
+    NoMentorConfigured,
+    PremiumMentorRequired,
+    SessionAlreadyActive,
+    SessionNotFound,
+    SessionOutcomeUnknown,
+    TavusUnavailableError,
+    TooManyStarts,
+)
 from facetoface.sessions.idempotency import (
-    IdempotencyKeyInFlight,
-    IdempotencyKeyMismatch,
     IdempotencyRequest,
+    KeyAction,
+    KeyClaim,
     Replay,
+    answer_from_key,
+    key_extra,
 )
 from facetoface.sessions.repository import (
-    KeyClaim,
     NewSession,
     SessionExtras,
     SessionRepository,
     SessionSelector,
     StartAttempt,
     StartLimits,
-    key_extra,
     room_token_extra,
 )
 from facetoface.sessions.schemas import OwnSessionOut
+from facetoface.sessions.start_protocol import PREVIEW_ALLOWS, Refusal, StartOutcome
+from facetoface.sessions.tavus_failures import start_failure
 from facetoface.tavus import (
     ConversationProperties,
     CreateConversationRequest,
-    TavusAuthError,
-    TavusBusy,
     TavusClient,
-    TavusConcurrencyLimit,
     TavusError,
     TavusNotFound,
     TavusOutcomeUnknown,
-    TavusOutOfCredits,
-    TavusRateLimited,
-    TavusRejected,
     TavusServerError,
-    TavusUnavailable,
 )
 
 log = structlog.get_logger(__name__)
@@ -110,73 +108,6 @@ _MAX_CATEGORIES = 8
 _MAX_PREVIOUS_SESSIONS = 3
 _MAX_RECAP_LINES = 3
 _MAX_CHANGED_GOALS = 3
-
-
-# --- errors -------------------------------------------------------------------------------
-class MentorNotFound(NotFound):
-    code = "mentor_not_found"
-    title = "Mentor not found"
-
-
-class SessionNotFound(NotFound):
-    code = "session_not_found"
-    title = "Session not found"
-
-
-class PremiumMentorRequired(Forbidden):
-    code = "premium_mentor_required"
-    title = "This mentor needs a paid subscription"
-
-
-class AnonymousNotAllowed(Forbidden):
-    code = "anonymous_not_allowed"
-    title = "Anonymous users cannot start sessions"
-
-
-class TooManyStarts(FacetofaceError):
-    status_code = 429
-    code = "rate_limited"
-    title = "Too many sessions started"
-
-
-class SessionAlreadyActive(Conflict):
-    code = "session_already_active"
-    title = "A session is already live"
-
-
-class NoMentorConfigured(BadGateway):
-    code = "mentor_not_configured"
-    title = "No Tavus persona or replica is configured"
-
-
-class TavusCapacityReached(ServiceUnavailable):
-    code = "tavus_capacity_reached"
-    title = "All video mentor slots are busy"
-
-
-class TavusUnavailableError(ServiceUnavailable):
-    code = "tavus_unavailable"
-    title = "The video service is unavailable"
-
-
-class ServiceBusy(ServiceUnavailable):
-    code = "busy"
-    title = "Too many video calls in progress here"
-
-
-class TavusConfigurationError(BadGateway):
-    code = "tavus_configuration_error"
-    title = "The video service rejected this deployment's request"
-
-
-class TavusOutOfCreditsError(BadGateway):
-    code = "tavus_out_of_credits"
-    title = "The video service account is out of credits"
-
-
-class SessionOutcomeUnknown(ServiceUnavailable):
-    code = "session_outcome_unknown"
-    title = "The video service did not confirm the session"
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,13 +208,16 @@ class SessionService:
         attempt = await self.repository.start(
             identity, mentor_id=mentor_id, now=now, limits=self._limits(now), new=new, key=key
         )
-        if attempt.outcome == "key":
-            return self._answer_from_key(attempt)
+        if attempt.outcome is StartOutcome.key:
+            assert attempt.key_state is not None, "a key outcome names the key's state"
+            return answer_from_key(
+                attempt.key_state, attempt.key_session, attempt.key_meeting_token
+            )
         if new is None:
             raise self._circuit_open(wait)
-        if attempt.outcome == "refused":
+        if attempt.outcome is StartOutcome.refused:
             raise self._refusal(attempt, now)
-        if attempt.outcome == "conflict":
+        if attempt.outcome is StartOutcome.conflict:
             # The start's own statement read the live session (None only if it ended in
             # the meantime: then there is nothing to rejoin).
             live = attempt.live_session
@@ -347,45 +281,15 @@ class SessionService:
             retry_after_seconds=max(1, math.ceil(wait)),
         )
 
-    def _answer_from_key(self, attempt: StartAttempt) -> Replay:
-        state = attempt.key_state
-        if state == "mismatch":
-            raise IdempotencyKeyMismatch(
-                "This Idempotency-Key was used for a different request body."
-            )
-        keyed = attempt.key_session
-        if (
-            state == "done"
-            and keyed is not None
-            and keyed.conversation_status == ConversationStatus.active
-            and keyed.conversation_url is None
-        ):
-            # A callback adopted the session after the create's answer was lost; callbacks
-            # carry no join URL, so it cannot be joined yet: the reconciler records the URL.
-            state = "unresolved"
-        if state == "done" and keyed is not None:
-            return Replay(201, session_json(keyed, attempt.key_meeting_token))
-        if state == "unresolved" and keyed is not None:
-            raise SessionOutcomeUnknown(
-                "The first request's session is still being confirmed with the video service; "
-                "retry in a minute.",
-                retry_after_seconds=30,
-                extra={"session_id": str(keyed.id)},
-            )
-        raise IdempotencyKeyInFlight(
-            "The first request with this key is still running.",
-            headers={"Retry-After": "2"},
-        )
-
     def _refusal(self, attempt: StartAttempt, now: datetime) -> Exception:
         refusal = attempt.refusal
-        if refusal == "profile_not_found":
+        if refusal is Refusal.profile_not_found:
             return ProfileNotFound("Create the user's profile before starting a session.")
-        if refusal == "mentor_not_found":
+        if refusal is Refusal.mentor_not_found:
             return MentorNotFound("No mentor with this id belongs to you.")
-        if refusal == "premium_mentor_required":
+        if refusal is Refusal.premium_mentor_required:
             return PremiumMentorRequired("Choose another mentor or upgrade the subscription.")
-        if refusal == "rate_limited":
+        if refusal is Refusal.rate_limited:
             window = timedelta(seconds=self.settings.session_start_limit_window_seconds)
             oldest = attempt.oldest_recent_start or now
             retry = max(1, math.ceil((oldest + window - now).total_seconds()))
@@ -394,7 +298,7 @@ class SessionService:
                 f"{int(window.total_seconds())} s; try again later.",
                 headers={"Retry-After": str(retry)},
             )
-        if refusal == "mentor_not_configured":
+        if refusal is Refusal.mentor_not_configured:
             return NoMentorConfigured(
                 "Set TAVUS_DEFAULT_PERSONA_ID or TAVUS_DEFAULT_REPLICA_ID, or give the user a "
                 "mentor with a Tavus persona or replica."
@@ -428,9 +332,11 @@ class SessionService:
             ) from exc
         except TavusError as exc:
             await self._record_failure(identity, new, exc, idempotency, definite=True)
-            raise self._start_error(exc) from exc
+            raise start_failure(exc).problem(self.settings, exc) from exc
         key = (
-            key_extra("done", identity.user_id, idempotency.key, new.daily_session_id, utcnow())
+            key_extra(
+                KeyAction.done, identity.user_id, idempotency.key, new.daily_session_id, utcnow()
+            )
             if idempotency is not None
             else None
         )
@@ -483,7 +389,7 @@ class SessionService:
         *,
         definite: bool,
     ) -> None:
-        code = _failure_code(exc)
+        code = start_failure(exc).code
         log.warning(
             "session.start_failed",
             mentor_conversation_id=str(new.mentor_conversation_id),
@@ -495,7 +401,7 @@ class SessionService:
         key = None
         if idempotency is not None:
             # Nothing was created: a retry may try again. Maybe created: the key stays bound.
-            action = "release" if definite else "unlock"
+            action = KeyAction.release if definite else KeyAction.unlock
             key = key_extra(
                 action, identity.user_id, idempotency.key, new.daily_session_id, utcnow()
             )
@@ -515,31 +421,6 @@ class SessionService:
                 "session.failure_unrecorded",
                 mentor_conversation_id=str(new.mentor_conversation_id),
             )
-
-    def _start_error(self, exc: TavusError) -> Exception:
-        if isinstance(exc, TavusConcurrencyLimit):
-            return TavusCapacityReached(
-                "Every video mentor slot is in use; try again shortly.",
-                retry_after_seconds=self.settings.tavus_concurrency_retry_after_seconds,
-            )
-        if isinstance(exc, TavusRateLimited):
-            return TavusCapacityReached(
-                "The video service asked us to slow down; try again shortly.",
-                retry_after_seconds=int(exc.retry_after_seconds or 5),
-            )
-        if isinstance(exc, TavusOutOfCredits):
-            return TavusOutOfCreditsError("The operator must top up the video service account.")
-        if isinstance(exc, TavusAuthError | TavusRejected):
-            return TavusConfigurationError(
-                "The video service refused this deployment's request (API key, persona or "
-                "replica configuration)."
-            )
-        if isinstance(exc, TavusBusy):
-            return ServiceBusy(
-                "Too many video calls are being set up right now; try again in a moment.",
-                retry_after_seconds=2,
-            )
-        return TavusUnavailableError("The video service is not answering; try again shortly.")
 
     def _build_context(self, attempt: StartAttempt, mentor: MentorChoice) -> MentorContext:
         context_data = UserContextData.model_validate(
@@ -708,7 +589,7 @@ class SessionService:
         attempt = await self.repository.start(
             identity, mentor_id=mentor_id, now=now, limits=self._limits(now), new=None, key=None
         )
-        if attempt.refusal not in (None, "not_inserting", "rate_limited"):
+        if attempt.refusal is not None and attempt.refusal not in PREVIEW_ALLOWS:
             raise self._refusal(attempt, now)
         mentor = _mentor(attempt)
         return self._build_context(attempt, mentor), mentor
@@ -737,49 +618,7 @@ def _mentor(attempt: StartAttempt) -> MentorChoice:
     )
 
 
-def _failure_code(exc: TavusError) -> FailureCode:
-    for kind, code in (
-        (TavusConcurrencyLimit, FailureCode.tavus_concurrency_limit),
-        (TavusRateLimited, FailureCode.tavus_rate_limited),
-        (TavusOutOfCredits, FailureCode.tavus_out_of_credits),
-        (TavusAuthError, FailureCode.tavus_auth_failed),
-        (TavusServerError, FailureCode.tavus_server_error),
-        (TavusOutcomeUnknown, FailureCode.tavus_outcome_unknown),
-        (TavusUnavailable, FailureCode.tavus_unavailable),
-    ):
-        if isinstance(exc, kind):
-            return code
-    return FailureCode.tavus_rejected
-
-
 def session_json(row: SessionRow, meeting_token: str | None = None) -> dict[str, Any]:
     """A session as the API renders it (the body of a 201, a replay, a 409's `session`), with a
     private room's `meeting_token` only when there is one (these answers go to the owner)."""
     return OwnSessionOut.for_owner(row, meeting_token).to_json()
-
-
-class InvalidCursor(BadRequest):
-    code = "invalid_cursor"
-    title = "Invalid pagination cursor"
-
-
-def encode_cursor(row: SessionRow) -> str:
-    """An opaque cursor pointing just after `row` in newest-first order."""
-    raw = json.dumps({"c": row.created_at.isoformat(), "i": str(row.id)}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The position an `encode_cursor` cursor names; InvalidCursor for anything else."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("c", "i")):
-            raise ValueError("not a cursor")
-        created_at = datetime.fromisoformat(data["c"])
-        if created_at.tzinfo is None:
-            raise ValueError("naive")
-        created_at.astimezone(UTC)  # a time with no UTC value (year 1, +14:00) is refused
-        return created_at, uuid.UUID(data["i"])
-    except (ValueError, UnicodeDecodeError, OverflowError, TypeError) as exc:
-        raise InvalidCursor("Use the `next_cursor` of a previous page.") from exc

@@ -20,7 +20,7 @@ from facetoface.console.ops.schemas import (
     TavusState,
 )
 from facetoface.console.ops.service import OpsService
-from facetoface.sessions.schemas import SessionOut
+from facetoface.sessions import SessionOut
 
 _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
