@@ -71,6 +71,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from facetoface.conversations.state import transcript_blocks
+from facetoface.conversations.status import SessionStatus
 
 __all__ = [
     "ContextSection",
@@ -649,7 +650,7 @@ def _ending(session: PreviousSessionData) -> str:
     for prefix, words in _ENDINGS:
         if reason.startswith(prefix):
             return words
-    if session.status == "completed":
+    if session.status == SessionStatus.completed:
         return "it ended normally"
     return "it was cut short (a technical problem)"
 

@@ -100,10 +100,13 @@ class KeyClaim:
     expires_at: datetime
 
 
-#: Each action as one statement (run after the conversation change, in its message).
+#: Each action as one statement (run after the conversation change, in its message). Kept
+#: here, beside the rest of the key's life, rather than in the repository; the only value
+#: spliced into the text is an enum member's.
 KEY_SQL: dict[KeyAction, Statement] = {
     KeyAction.done: Statement(
-        "UPDATE idempotency_keys SET state = 'done', locked_until = %(k_now)s "
+        f"UPDATE idempotency_keys SET state = '{KeyState.done.value}', "  # noqa: S608
+        "locked_until = %(k_now)s "
         "WHERE user_id = %(k_user)s AND key = %(k_key)s AND daily_session_id = %(k_daily)s"
     ),
     KeyAction.release: Statement(

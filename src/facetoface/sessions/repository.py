@@ -28,7 +28,7 @@ from facetoface.conversations.repository import (
     timeline_json_sql,
 )
 from facetoface.conversations.state import post_call_action_list
-from facetoface.conversations.status import LIVE_STATUSES_SQL
+from facetoface.conversations.status import LIVE_STATUSES_SQL, ConversationStatus
 from facetoface.db import Database, Identity, Statement
 from facetoface.sessions.idempotency import KeyClaim, KeyState
 from facetoface.sessions.start_protocol import Refusal, StartOutcome
@@ -348,7 +348,7 @@ def _extras(data: Mapping[Any, Any]) -> SessionExtras:
 #: same transaction), and only on a session that is live: one that ended meanwhile keeps none.
 ROOM_TOKEN_SQL = (
     "UPDATE mentor_conversations SET meeting_token = %(rt_token)s "
-    "WHERE id = %(rt_row)s AND status = 'active'"
+    f"WHERE id = %(rt_row)s AND status = '{ConversationStatus.active.value}'"
 )
 
 
