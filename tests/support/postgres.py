@@ -45,10 +45,11 @@ class PostgresServer:
         return f"postgresql://{credentials}@{self.host}:{self.port}/{database}"
 
     def as_user(self, url: str, user: str) -> str:
-        """`url` (of this server) for another login."""
+        """`url` (this server's, or a proxy's in front of it) for another of its logins."""
         parts = urlsplit(url)
-        database = parts.path.lstrip("/")
-        return urlunsplit(parts._replace(netloc=urlsplit(self.url(database, user)).netloc))
+        password = self.passwords.get(user)
+        credentials = f"{user}:{quote(password, safe='')}" if password else user
+        return urlunsplit(parts._replace(netloc=f"{credentials}@{parts.hostname}:{parts.port}"))
 
 
 def _answers(host: str, port: int) -> bool:
