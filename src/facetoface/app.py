@@ -51,6 +51,7 @@ from facetoface.preferences.endpoints import router as preferences_router
 from facetoface.preferences.repository import PreferencesRepository
 from facetoface.preferences.service import PreferencesService
 from facetoface.reconcile.service import Reconciler
+from facetoface.sessions.data_rights import DataRights
 from facetoface.sessions.endpoints import me_router
 from facetoface.sessions.endpoints import router as sessions_router
 from facetoface.sessions.repository import SessionRepository
@@ -153,6 +154,7 @@ async def build_state(
         installation_id=installation,
         conversations=conversations,
         sessions=sessions,
+        data_rights=DataRights(settings, db, tavus, sessions),
         callbacks=CallbackService(conversations),
         preferences=PreferencesService(PreferencesRepository(db)),
         reconciler=Reconciler(settings, db, tavus, conversations, installation),

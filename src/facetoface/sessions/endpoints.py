@@ -100,10 +100,10 @@ async def end_session(
 
 @router.delete("/{session_id}", status_code=204, responses=_RESPONSES)
 async def delete_session(
-    session_id: uuid.UUID, identity: CurrentIdentity, service: Service
+    session_id: uuid.UUID, identity: CurrentIdentity, request: Request
 ) -> Response:
     """Delete the caller's session here and at Tavus (transcript, recording, events)."""
-    await service.delete(identity, session_id)
+    await app_state(request).data_rights.delete(identity, session_id)
     return Response(status_code=204)
 
 

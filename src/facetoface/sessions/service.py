@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -37,31 +36,20 @@ from facetoface.config import Settings
 from facetoface.conversations.names import conversation_name, name_prefix
 from facetoface.conversations.repository import SessionRow, TimelineEntry
 from facetoface.conversations.service import ConversationService
-from facetoface.conversations.status import LIVE_STATUSES, ConversationStatus, FailureCode
+from facetoface.conversations.status import ConversationStatus, FailureCode
 from facetoface.conversations.tokens import hash_callback_token, new_callback_token
 from facetoface.db import DatabaseUnavailable, Identity, recording_tavus_outcome
-from facetoface.errors import (
-    ProfileNotFound,
-)
 from facetoface.observability import metrics
 from facetoface.sessions.context import (
-    ContinuityData,
     MentorContext,
-    UserContextData,
-    build_mentor_context,
 )
 from facetoface.sessions.cursors import decode_cursor, encode_cursor
-from facetoface.sessions.data_rights_repository import DataRightsRepository
 from facetoface.sessions.errors import (
     AnonymousNotAllowed,
-    MentorNotFound,
-    NoMentorConfigured,
-    PremiumMentorRequired,
     SessionAlreadyActive,
     SessionNotFound,
     SessionOutcomeUnknown,
     TavusUnavailableError,
-    TooManyStarts,
 )
 from facetoface.sessions.idempotency import (
     IdempotencyRequest,
@@ -71,24 +59,28 @@ from facetoface.sessions.idempotency import (
     answer_from_key,
     key_extra,
 )
+from facetoface.sessions.loading import (
+    MentorChoice,
+    mentor_context,
+    mentor_of,
+    refusal_problem,
+    start_limits,
+)
 from facetoface.sessions.repository import (
     NewSession,
     SessionExtras,
     SessionRepository,
     SessionSelector,
-    StartAttempt,
-    StartLimits,
     room_token_extra,
 )
 from facetoface.sessions.schemas import OwnSessionOut
-from facetoface.sessions.start_protocol import PREVIEW_ALLOWS, Refusal, StartOutcome
+from facetoface.sessions.start_protocol import PREVIEW_ALLOWS, StartOutcome
 from facetoface.sessions.tavus_failures import start_failure
 from facetoface.tavus import (
     ConversationProperties,
     CreateConversationRequest,
     TavusClient,
     TavusError,
-    TavusNotFound,
     TavusOutcomeUnknown,
     TavusServerError,
 )
@@ -97,17 +89,6 @@ log = structlog.get_logger(__name__)
 
 #: `SessionSelector` belongs to `end`'s signature: callers import it from here.
 __all__ = ["SessionSelector", "SessionService"]
-
-#: Context rows and characters the database returns, as multiples of the context's own caps:
-#: enough that the builder's choice is unaffected, bounded whatever a user stored.
-_ROWS_HEADROOM = 4
-_MAX_GOALS = 5
-_MAX_CATEGORIES = 8
-#: "Since last time": previous sessions listed, the user's own last lines of the latest one,
-#: goals updated since it ended (exact: the database returns no more than the builder shows).
-_MAX_PREVIOUS_SESSIONS = 3
-_MAX_RECAP_LINES = 3
-_MAX_CHANGED_GOALS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,28 +100,10 @@ class Started:
     meeting_token: str | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class PurgeReport:
-    """What erasing a user deleted at Tavus (everything here goes too)."""
-
-    conversations: int
-    memory_stores: int
-
-
 def memory_tag(deployment_name: str, user_id: uuid.UUID) -> str:
     """The user's Tavus memory tag: `participant_tags` / legacy `memory_stores` at create, and
     how their memory stores are found again to erase them."""
     return f"{deployment_name}:{user_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class MentorChoice:
-    """The mentor a start uses (or a preview shows)."""
-
-    persona_id: str | None
-    replica_id: str | None
-    name: str | None
-    avatar_url: str | None
 
 
 class SessionService:
@@ -206,7 +169,12 @@ class SessionService:
                 expires_at=now + timedelta(seconds=self.settings.idempotency_key_ttl_seconds),
             )
         attempt = await self.repository.start(
-            identity, mentor_id=mentor_id, now=now, limits=self._limits(now), new=new, key=key
+            identity,
+            mentor_id=mentor_id,
+            now=now,
+            limits=start_limits(self.settings, now),
+            new=new,
+            key=key,
         )
         if attempt.outcome is StartOutcome.key:
             assert attempt.key_state is not None, "a key outcome names the key's state"
@@ -216,7 +184,7 @@ class SessionService:
         if new is None:
             raise self._circuit_open(wait)
         if attempt.outcome is StartOutcome.refused:
-            raise self._refusal(attempt, now)
+            raise refusal_problem(self.settings, attempt, now)
         if attempt.outcome is StartOutcome.conflict:
             # The start's own statement read the live session (None only if it ended in
             # the meantime: then there is nothing to rejoin).
@@ -225,8 +193,8 @@ class SessionService:
                 "End the live session (or rejoin it) before starting another.",
                 extra={"session": session_json(live, attempt.live_meeting_token)} if live else None,
             )
-        mentor = _mentor(attempt)
-        context = self._build_context(attempt, mentor)
+        mentor = mentor_of(attempt)
+        context = mentor_context(self.settings, attempt, mentor)
         tag = memory_tag(self.settings.deployment_name, identity.user_id)
         memory = self.settings.tavus_memory if attempt.mentor_memory else "off"
         log.info("session.starting", mentor_conversation_id=str(new.mentor_conversation_id))
@@ -257,22 +225,6 @@ class SessionService:
             ),
         )
 
-    def _limits(self, now: datetime) -> StartLimits:
-        s = self.settings
-        window = timedelta(seconds=s.session_start_limit_window_seconds)
-        return StartLimits(
-            recent_since=now - window,
-            start_limit=s.session_start_limit,
-            goal_rows=_MAX_GOALS * _ROWS_HEADROOM,
-            category_rows=_MAX_CATEGORIES * _ROWS_HEADROOM,
-            text_chars=s.context_item_max_chars * _ROWS_HEADROOM,
-            default_persona_id=s.default_persona_id,
-            default_replica_id=s.default_replica_id,
-            previous_rows=_MAX_PREVIOUS_SESSIONS,
-            recap_rows=_MAX_RECAP_LINES,
-            changed_goal_rows=_MAX_CHANGED_GOALS,
-        )
-
     def _circuit_open(self, wait: float) -> Exception:
         # Tavus failed repeatedly just now: answer at once; nothing was written.
         metrics.record_start_failure("tavus_circuit_open")
@@ -280,30 +232,6 @@ class SessionService:
             "The video service is not answering; try again shortly.",
             retry_after_seconds=max(1, math.ceil(wait)),
         )
-
-    def _refusal(self, attempt: StartAttempt, now: datetime) -> Exception:
-        refusal = attempt.refusal
-        if refusal is Refusal.profile_not_found:
-            return ProfileNotFound("Create the user's profile before starting a session.")
-        if refusal is Refusal.mentor_not_found:
-            return MentorNotFound("No mentor with this id belongs to you.")
-        if refusal is Refusal.premium_mentor_required:
-            return PremiumMentorRequired("Choose another mentor or upgrade the subscription.")
-        if refusal is Refusal.rate_limited:
-            window = timedelta(seconds=self.settings.session_start_limit_window_seconds)
-            oldest = attempt.oldest_recent_start or now
-            retry = max(1, math.ceil((oldest + window - now).total_seconds()))
-            return TooManyStarts(
-                f"At most {self.settings.session_start_limit} sessions per "
-                f"{int(window.total_seconds())} s; try again later.",
-                headers={"Retry-After": str(retry)},
-            )
-        if refusal is Refusal.mentor_not_configured:
-            return NoMentorConfigured(
-                "Set TAVUS_DEFAULT_PERSONA_ID or TAVUS_DEFAULT_REPLICA_ID, or give the user a "
-                "mentor with a Tavus persona or replica."
-            )
-        raise AssertionError(f"unexpected start refusal {refusal!r}")
 
     def callback_url(self, conversation_row_id: uuid.UUID, token: str) -> str:
         """Where Tavus posts this conversation's events; the path carries its secret token."""
@@ -422,42 +350,6 @@ class SessionService:
                 mentor_conversation_id=str(new.mentor_conversation_id),
             )
 
-    def _build_context(self, attempt: StartAttempt, mentor: MentorChoice) -> MentorContext:
-        context_data = UserContextData.model_validate(
-            {
-                "profile": attempt.profile,
-                "onboarding": attempt.onboarding,
-                "ritual": attempt.ritual,
-                "emotional_categories": attempt.categories,
-                "goals": attempt.goals,
-                "mentor_name": mentor.name,
-                "continuity": (
-                    ContinuityData.model_validate(
-                        {
-                            "sessions": attempt.previous_sessions,
-                            "recap": attempt.recap,
-                            "changed_goals": attempt.changed_goals,
-                        }
-                    )
-                    if attempt.mentor_memory and attempt.previous_sessions
-                    else None
-                ),
-            }
-        )
-        context = build_mentor_context(
-            context_data,
-            max_chars=self.settings.context_max_chars,
-            item_max_chars=self.settings.context_item_max_chars,
-            max_goals=_MAX_GOALS,
-            max_categories=_MAX_CATEGORIES,
-            max_previous_sessions=_MAX_PREVIOUS_SESSIONS,
-            max_recap_lines=_MAX_RECAP_LINES,
-            max_changed_goals=_MAX_CHANGED_GOALS,
-        )
-        if context.language_fallback:
-            log.info("session.language_fallback", language_code=context.language_code)
-        return context
-
     # --- end ------------------------------------------------------------------------------
     async def end(self, identity: Identity, session: uuid.UUID | SessionSelector) -> SessionRow:
         """End the caller's session (by id, or as a `SessionSelector` names it): idempotent;
@@ -498,63 +390,6 @@ class SessionService:
         )
         return closed
 
-    # --- data rights ----------------------------------------------------------------------
-    async def delete(self, identity: Identity, session_id: uuid.UUID) -> None:
-        """Delete the caller's session: end it if live, hard-delete the conversation at
-        Tavus (its recording and transcript there), then our rows, events included.
-
-        If Tavus cannot delete it now, nothing of ours is deleted (503): the request is
-        safe to repeat, and the conversation stays findable until Tavus has let it go.
-        """
-        row = await self.get(identity, session_id)
-        if row.conversation_status in LIVE_STATUSES:
-            row = await self.end(identity, session_id)
-        if row.tavus_conversation_id:
-            await self._delete_at_tavus(row.tavus_conversation_id)
-        async with self.db.transaction(identity, role="service") as session:
-            await DataRightsRepository(session).delete_session(identity.user_id, session_id)
-        log.info("session.deleted", session_id=str(session_id))
-
-    async def purge_user(self, user_id: uuid.UUID) -> PurgeReport:
-        """Delete everything stored about a user, at Tavus first: their conversations and the
-        memory stores Tavus keeps under their tag (whatever `TAVUS_MEMORY` is now: an earlier
-        setting may have made them). Raises TavusUnavailableError (nothing deleted here) if
-        Tavus fails; repeating it is safe."""
-        async with self.db.transaction(Identity(user_id), role="service") as session:
-            conversation_ids = await DataRightsRepository(session).conversation_ids(user_id)
-        stores = await self._memory_stores(memory_tag(self.settings.deployment_name, user_id))
-        for conversation_id in conversation_ids:
-            await self._delete_at_tavus(conversation_id)
-        for store_id in stores:
-            await self._delete_memory_store(store_id)
-        async with self.db.transaction(Identity(user_id), role="service") as session:
-            await DataRightsRepository(session).delete_user(user_id)
-        report = PurgeReport(conversations=len(conversation_ids), memory_stores=len(stores))
-        log.info("user.purged", conversations=report.conversations, memory_stores=len(stores))
-        return report
-
-    async def _memory_stores(self, tag: str) -> list[str]:
-        """The ids of the Tavus memory stores kept under `tag` (legacy tags have no delete)."""
-        try:
-            page = await self.tavus.list_memory_stores(participant_tag=tag)
-        except TavusNotFound:
-            return []  # an account without the memory-stores API holds no store
-        except TavusError as exc:
-            raise TavusUnavailableError(
-                "The video service could not list the user's memory now; nothing was "
-                "deleted, try again shortly."
-            ) from exc
-        # Tavus filters by tag; a store shown under another tag is never ours to delete.
-        return [s.memory_store_id for s in page.data if s.participant_tag in (None, tag)]
-
-    async def _delete_memory_store(self, memory_store_id: str) -> None:
-        await _gone_at_tavus(self.tavus.delete_memory_store(memory_store_id), "the user's memory")
-
-    async def _delete_at_tavus(self, conversation_id: str) -> None:
-        await _gone_at_tavus(
-            self.tavus.delete_conversation(conversation_id, hard=True), "the conversation"
-        )
-
     # --- read -----------------------------------------------------------------------------
     async def get(self, identity: Identity, session_id: uuid.UUID) -> SessionRow:
         """The caller's session; 404 for anyone else's."""
@@ -587,35 +422,17 @@ class SessionService:
         """The context (and mentor) a start would use now; same rules, nothing written."""
         now = utcnow()
         attempt = await self.repository.start(
-            identity, mentor_id=mentor_id, now=now, limits=self._limits(now), new=None, key=None
+            identity,
+            mentor_id=mentor_id,
+            now=now,
+            limits=start_limits(self.settings, now),
+            new=None,
+            key=None,
         )
         if attempt.refusal is not None and attempt.refusal not in PREVIEW_ALLOWS:
-            raise self._refusal(attempt, now)
-        mentor = _mentor(attempt)
-        return self._build_context(attempt, mentor), mentor
-
-
-async def _gone_at_tavus(deletion: Awaitable[Any], what: str) -> None:
-    """Await a delete at Tavus: done when it is gone (already gone counts); otherwise
-    TavusUnavailableError, before anything of ours is deleted."""
-    try:
-        await deletion
-    except TavusNotFound:
-        return
-    except TavusError as exc:
-        raise TavusUnavailableError(
-            f"The video service could not delete {what} now; nothing was deleted here, try "
-            "again shortly."
-        ) from exc
-
-
-def _mentor(attempt: StartAttempt) -> MentorChoice:
-    return MentorChoice(
-        persona_id=attempt.persona_id,
-        replica_id=attempt.replica_id,
-        name=attempt.mentor_name,
-        avatar_url=attempt.mentor_avatar_url,
-    )
+            raise refusal_problem(self.settings, attempt, now)
+        mentor = mentor_of(attempt)
+        return mentor_context(self.settings, attempt, mentor), mentor
 
 
 def session_json(row: SessionRow, meeting_token: str | None = None) -> dict[str, Any]:
