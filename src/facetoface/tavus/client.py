@@ -4,6 +4,9 @@ Conversations (create, get, list, end, delete); personas and replicas (get, to c
 deployment's defaults); memory stores (list by participant tag, delete: forgetting a user); and
 a cheap authenticated read that validates the API key.
 
+It is one module, longer than most here, because every endpoint goes through the one path
+below; the pieces that stand alone live beside it (errors.py, resilience.py, schemas.py).
+
 One long-lived `TavusClient` per process (create it in the app's lifespan, close it with
 `aclose()`). Every call goes through the same path:
 
