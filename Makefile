@@ -33,13 +33,13 @@ lock:
 
 install: $(STAMP)
 
-## run: the service on 127.0.0.1:8000 with SQLite, the Tavus simulator and the dev token issuer
+## run: the service on 127.0.0.1:8000: embedded PostgreSQL (data/postgres), the Tavus simulator, the dev token issuer
 run: $(STAMP)
 	$(BIN)/facetoface migrate
 	$(BIN)/facetoface seed-demo
 	$(BIN)/facetoface serve
 
-## test: lint, type-check and the whole test suite (SQLite and PostgreSQL)
+## test: lint, type-check and the whole test suite (PostgreSQL: the server on :5432, else the embedded one)
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -q
 

@@ -342,7 +342,8 @@ class ServiceHosts:
             self._hosts.move_to_end(key)
             return host
         sock = bound_socket()
-        values = {**values, "public_base_url": f"http://127.0.0.1:{sock.getsockname()[1]}"}
+        # Callbacks come back to this host, unless the test sends them elsewhere.
+        values = {"public_base_url": f"http://127.0.0.1:{sock.getsockname()[1]}", **values}
         host = ServiceHost(base_settings(**values), sock, owner_url)
         await host.start()
         if cache:

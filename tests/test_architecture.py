@@ -1,74 +1,210 @@
-"""The import contract: features depend on the conversation core, never on each other's insides.
+"""The import contract: every top-level module has a layer, and imports point down.
 
-- `conversations/` (the core) imports no feature.
-- Infrastructure (`models`, `db`, `errors`, `config`, `observability`, `auth`, `tavus`) imports
-  no feature, and of the core only its vocabulary: the enums (`conversations.status`: the
-  tables' CHECK sets, the metrics' labels) and the event types (`conversations.events`).
-- A feature (`sessions`, `callbacks`, `reconcile`, `compat`, `console`, `doctor`) imports
-  another feature only where it is an adapter over it, and then only its public surface
-  (`service`, `schemas`, `idempotency`): `compat` → `sessions`; `console` → `sessions`,
-  `reconcile`.
-- Only `app.py` and `cli.py` wire everything together.
+- foundation (config, errors, clock, observability): foundation only.
+- infrastructure (db, models, auth, tavus, limits, http_protocol, apidocs, app_state, demo,
+  seeding): foundation, infrastructure, and the core's vocabulary.
+- core (conversations): foundation, infrastructure.
+- features (sessions, callbacks, reconcile, preferences, health, doctor): the above; never
+  another feature.
+- adapters (compat, console): the above, and a feature through its package's `__all__` only.
+- migrations: foundation, infrastructure, the core.
+- wiring (app, cli, `__main__`): anything.
+
+The core's vocabulary is its enums and event types (`conversations.status`,
+`conversations.events`): the tables' CHECK sets. Imports only made for type checking
+(`if TYPE_CHECKING:`) are not dependencies and are not checked. A module in no layer fails the
+test: a new module is placed on purpose. `tavus_sim` imports nothing of facetoface.
 """
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "src" / "facetoface"
-FEATURES = {"sessions", "callbacks", "reconcile", "compat", "console", "doctor"}
-INFRASTRUCTURE = {"models", "db", "errors", "config", "observability", "auth", "tavus", "sql"}
-PUBLIC_SURFACE = {"service", "schemas", "idempotency"}
-VOCABULARY = {"facetoface.conversations.status", "facetoface.conversations.events"}
-ADAPTERS = {("compat", "sessions"), ("console", "sessions"), ("console", "reconcile")}
+import facetoface.db
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "facetoface"
+
+LAYERS: dict[str, frozenset[str]] = {
+    "foundation": frozenset({"config", "errors", "clock", "observability"}),
+    "infrastructure": frozenset(
+        {
+            "db",
+            "models",
+            "auth",
+            "tavus",
+            "limits",
+            "http_protocol",
+            "apidocs",
+            "app_state",
+            "demo",
+            "seeding",
+        }
+    ),
+    "core": frozenset({"conversations"}),
+    "features": frozenset(
+        {"sessions", "callbacks", "reconcile", "preferences", "health", "doctor"}
+    ),
+    "adapters": frozenset({"compat", "console"}),
+    "migrations": frozenset({"migrations"}),
+    "wiring": frozenset({"app", "cli", "__main__", "__init__"}),
+}
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "foundation": ("foundation",),
+    "infrastructure": ("foundation", "infrastructure"),
+    "core": ("foundation", "infrastructure", "core"),
+    "features": ("foundation", "infrastructure", "core"),
+    "adapters": ("foundation", "infrastructure", "core", "adapters"),
+    "migrations": ("foundation", "infrastructure", "core"),
+}
+VOCABULARY = frozenset({"facetoface.conversations.status", "facetoface.conversations.events"})
+#: What `facetoface.db` offers everyone; the rest are its modules (failures, admission, ...).
+DB_API = frozenset(
+    {
+        "Database",
+        "DatabaseUnavailable",
+        "Identity",
+        "Role",
+        "Rows",
+        "Statement",
+        "alembic_config",
+        "app_login_role_sql",
+        "create_engine",
+        "recording_tavus_outcome",
+        "run_migrations",
+    }
+)
 
 
-def _imports(path: Path) -> set[str]:
-    """Every `facetoface.*` module a source file imports."""
-    tree = ast.parse(path.read_text(), str(path))
-    found: set[str] = set()
+def layer_of(top: str) -> str | None:
+    return next((name for name, members in LAYERS.items() if top in members), None)
+
+
+def top_level_modules() -> set[str]:
+    return {
+        entry.name.removesuffix(".py")
+        for entry in PACKAGE.iterdir()
+        if (entry.suffix == ".py" or (entry / "__init__.py").exists())
+    }
+
+
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """Line numbers of imports under `if TYPE_CHECKING:`."""
+    lines: set[int] = set()
     for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                for inner in ast.walk(child):
+                    if isinstance(inner, ast.Import | ast.ImportFrom):
+                        lines.add(inner.lineno)
+    return lines
+
+
+def imports(source: str, prefix: str = "facetoface") -> Iterator[tuple[str, list[str]]]:
+    """(module, imported names) of every runtime `import`/`from … import` of `prefix`."""
+    tree = ast.parse(source)
+    skipped = _type_checking_only(tree)
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) in skipped:
+            continue
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module.startswith("facetoface."):
-                found.add(node.module)
+            if node.module == prefix or node.module.startswith(prefix + "."):
+                yield node.module, [alias.name for alias in node.names]
         elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("facetoface."))
+            for alias in node.names:
+                if alias.name == prefix or alias.name.startswith(prefix + "."):
+                    yield alias.name, []
+
+
+def violations(relative: str, source: str) -> list[str]:
+    """What the module at `relative` (to the package) breaks of the contract."""
+    own = relative.split("/")[0].removesuffix(".py")
+    own_layer = layer_of(own)
+    if own_layer is None:
+        return [f"{relative}: its top-level module {own!r} has no layer"]
+    if own_layer == "wiring":
+        return []
+    found = []
+    for module, names in imports(source):
+        target = module.split(".")[1] if "." in module else own
+        if target == own:
+            continue
+        target_layer = layer_of(target)
+        where = f"{relative} imports {module}"
+        if own_layer == "adapters" and target_layer == "features":
+            if module != f"facetoface.{target}":
+                found.append(
+                    f"{where}: an adapter uses a feature through its package (`from "
+                    f"facetoface.{target} import …`), never its modules"
+                )
+                continue
+            public = set(__import__(module, fromlist=["__all__"]).__all__)
+            if not set(names) <= public:
+                found.append(f"{where}: {sorted(set(names) - public)} not in its __all__")
+            continue
+        if module in VOCABULARY and own_layer == "infrastructure":
+            continue
+        if target_layer not in ALLOWED[own_layer]:
+            found.append(
+                f"{where}: {own_layer} may import {', '.join(ALLOWED[own_layer])} only, not "
+                f"{target_layer}"
+            )
     return found
 
 
-def _top(module: str) -> str:
-    return module.split(".")[1]
+SOURCES = sorted(PACKAGE.rglob("*.py"))
 
 
-SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if "migrations" not in p.parts)
-
-
-def test_the_package_is_where_the_contract_looks() -> None:
-    assert len(SOURCES) > 50
-    assert {p.relative_to(PACKAGE).parts[0] for p in SOURCES} >= FEATURES | {"conversations"}
+def test_every_top_level_module_has_a_layer() -> None:
+    unplaced = sorted(top for top in top_level_modules() if layer_of(top) is None)
+    assert not unplaced, f"place these in a layer of tests/test_architecture.py: {unplaced}"
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_imports_follow_the_contract(path: Path) -> None:
-    own = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
-    for module in _imports(path):
-        target = _top(module)
-        if target == own or own in {"app", "cli"}:
-            continue
-        if own == "conversations" or own in INFRASTRUCTURE:
-            allowed = own in INFRASTRUCTURE and module in VOCABULARY
-            assert target not in FEATURES | {"conversations"} or allowed, (
-                f"{path.relative_to(PACKAGE)} imports {module}: the core and the infrastructure "
-                "depend on no feature"
-            )
-        if own in FEATURES and target in FEATURES:
-            assert (own, target) in ADAPTERS, (
-                f"{path.relative_to(PACKAGE)} imports {module}: features never import each other"
-            )
-            assert module.split(".")[2] in PUBLIC_SURFACE, (
-                f"{path.relative_to(PACKAGE)} imports {module}: an adapter uses the public "
-                f"surface ({', '.join(sorted(PUBLIC_SURFACE))}) only"
-            )
+    assert not violations(path.relative_to(PACKAGE).as_posix(), path.read_text())
+
+
+def test_features_export_their_public_names() -> None:
+    """What adapters may use is a feature's `__all__`, and every name in it exists."""
+    for feature in sorted(LAYERS["features"]):
+        package = __import__(f"facetoface.{feature}", fromlist=["__all__"])
+        exported = getattr(package, "__all__", None)
+        if exported is None:
+            continue  # no adapter uses it
+        missing = [name for name in exported if not hasattr(package, name)]
+        assert not missing, f"facetoface.{feature}.__all__ names what it lacks: {missing}"
+
+
+def test_the_database_package_offers_a_curated_api() -> None:
+    assert set(facetoface.db.__all__) == DB_API
+    assert all(hasattr(facetoface.db, name) for name in DB_API)
+
+
+def test_the_simulator_imports_nothing_of_the_service() -> None:
+    found = [
+        f"{path.relative_to(SRC)}: {module}"
+        for path in sorted((SRC / "tavus_sim").rglob("*.py"))
+        for module, _ in imports(path.read_text())
+    ]
+    assert not found
+
+
+@pytest.mark.parametrize(
+    ("relative", "statement"),
+    [
+        ("conversations/x.py", "from facetoface.sessions.service import SessionService"),
+        ("sessions/x.py", "from facetoface.callbacks.service import CallbackService"),
+        ("compat/x.py", "from facetoface.sessions.service import SessionService"),
+        ("compat/x.py", "from facetoface.sessions import SessionRepository"),
+        ("observability/x.py", "from facetoface.db import Database"),
+        ("newthing.py", "import json"),
+    ],
+)
+def test_the_contract_catches_a_wrong_import(relative: str, statement: str) -> None:
+    """The checker itself: each kind of violation is reported."""
+    assert violations(relative, statement + "\n")

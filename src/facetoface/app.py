@@ -17,9 +17,12 @@ from facetoface.apidocs import install_api_docs
 from facetoface.app_state import AppState
 from facetoface.auth.jwks import JwksCache
 from facetoface.auth.tokens import TokenVerifier
+from facetoface.callbacks.endpoints import CALLBACKS_PREFIX
 from facetoface.callbacks.endpoints import router as callbacks_router
 from facetoface.callbacks.service import CallbackService
+from facetoface.compat.endpoints import WEBHOOK_PATH
 from facetoface.compat.endpoints import router as compat_router
+from facetoface.compat.errors import ORIGIN_PREFIX, render_origin_error
 from facetoface.compat.service import CompatService
 from facetoface.config import ConfigurationError, Settings
 from facetoface.console.endpoints import install_console
@@ -48,6 +51,7 @@ from facetoface.preferences.endpoints import router as preferences_router
 from facetoface.preferences.repository import PreferencesRepository
 from facetoface.preferences.service import PreferencesService
 from facetoface.reconcile.service import Reconciler
+from facetoface.sessions.data_rights import DataRights
 from facetoface.sessions.endpoints import me_router
 from facetoface.sessions.endpoints import router as sessions_router
 from facetoface.sessions.repository import SessionRepository
@@ -150,6 +154,7 @@ async def build_state(
         installation_id=installation,
         conversations=conversations,
         sessions=sessions,
+        data_rights=DataRights(settings, db, tavus, sessions),
         callbacks=CallbackService(conversations),
         preferences=PreferencesService(PreferencesRepository(db)),
         reconciler=Reconciler(settings, db, tavus, conversations, installation),
@@ -251,6 +256,9 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
         BodyLimitMiddleware,
         default_limit=settings.api_max_body_bytes,
         callback_limit=settings.callback_max_body_bytes,
+        # The routes that receive Tavus's events (transcripts) take the larger limit.
+        callback_paths=(CALLBACKS_PREFIX, WEBHOOK_PATH),
+        renderers={ORIGIN_PREFIX: render_origin_error},
     )
     if settings.cors_allowed_origins or settings.cors_origin_regex:
         app.add_middleware(

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from facetoface.health.tavus import TavusHealth
     from facetoface.preferences.service import PreferencesService
     from facetoface.reconcile.service import Reconciler
+    from facetoface.sessions.data_rights import DataRights
     from facetoface.sessions.service import SessionService
     from facetoface.tavus import TavusClient
 
@@ -41,6 +42,7 @@ class AppState:
     installation_id: uuid.UUID
     conversations: ConversationService
     sessions: SessionService
+    data_rights: DataRights
     callbacks: CallbackService
     preferences: PreferencesService
     reconciler: Reconciler

@@ -6,6 +6,7 @@ anything else reaching the handler is a bug and becomes a bare 500 without detai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import structlog
@@ -122,6 +123,15 @@ def problem_document(*, status: int, code: str, title: str, detail: str) -> dict
     }
 
 
+def problem(description: str) -> dict[str, Any]:
+    """A route's documented error answer (OpenAPI `responses`): a problem document."""
+    return {"description": description, "content": {PROBLEM_JSON: {}}}
+
+
+#: How a route family renders an error: (status, code, title, detail, headers) → response.
+ErrorRenderer = Callable[[int, str, str, str, "dict[str, str] | None"], JSONResponse]
+
+
 def problem_response(
     *,
     status: int,
@@ -136,22 +146,6 @@ def problem_response(
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
-
-
-def origin_error_response(
-    *,
-    status: int,
-    code: str,
-    message: str,
-    headers: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> JSONResponse:
-    """Render an error in the shape Supabase Edge Functions answered with, `{"error": …}`,
-    plus our stable `code` and the request id (the `/functions/v1/*` routes use it)."""
-    body: dict[str, Any] = {"error": message, "code": code, "request_id": current_request_id()}
-    if extra:
-        body.update({k: v for k, v in extra.items() if k not in body})
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _facetoface_error(request: Request, exc: Exception) -> JSONResponse:

@@ -8,36 +8,42 @@ import asyncio
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from facetoface.errors import origin_error_response, problem_response
-
-#: Routes that receive Tavus's events (transcripts included) and take the larger limit.
-CALLBACK_PATHS = ("/v1/callbacks/", "/functions/v1/tavus-webhook")
-#: The origin's routes answer errors in the origin's shape (`{"error": …}`).
-ORIGIN_PREFIX = "/functions/v1/"
+from facetoface.errors import ErrorRenderer, problem_response
 
 
 class BodyLimitMiddleware:
     """413 for bodies over the limit: by `Content-Length` up front, else while reading.
 
-    The routes that receive Tavus's events (`/v1/callbacks/`, and the origin's
-    `/functions/v1/tavus-webhook`) take transcripts and have their own, larger limit; every
-    other route takes small JSON bodies.
+    The routes that receive Tavus's events (`callback_paths`, prefixes: they take
+    transcripts) have their own, larger limit; every other route takes small JSON bodies. The
+    413 is a problem document, or what `renderers` (path prefix → renderer) say for a route
+    family with its own error shape.
     """
 
-    def __init__(self, app: ASGIApp, *, default_limit: int, callback_limit: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        default_limit: int,
+        callback_limit: int,
+        callback_paths: tuple[str, ...] = (),
+        renderers: dict[str, ErrorRenderer] | None = None,
+    ) -> None:
         self.app = app
         self.default_limit = default_limit
         self.callback_limit = callback_limit
+        self.callback_paths = callback_paths
+        self.renderers = renderers or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        limit = self.callback_limit if path.startswith(CALLBACK_PATHS) else self.default_limit
+        limit = self.callback_limit if path.startswith(self.callback_paths) else self.default_limit
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(limit, path)(scope, receive, send)
+            await self._too_large(limit, path)(scope, receive, send)
             return
         if declared is not None:
             await self.app(scope, receive, send)
@@ -52,7 +58,7 @@ class BodyLimitMiddleware:
             chunks.append(message.get("body", b""))
             received += len(chunks[-1])
             if received > limit:
-                await _too_large(limit, path)(scope, receive, send)
+                await self._too_large(limit, path)(scope, receive, send)
                 return
             if not message.get("more_body", False):
                 break
@@ -68,18 +74,24 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-
-def _too_large(limit: int, path: str) -> JSONResponse:
-    if path.startswith(ORIGIN_PREFIX):
-        return origin_error_response(
-            status=413, code="payload_too_large", message=f"The body exceeds {limit} bytes."
+    def _too_large(self, limit: int, path: str) -> JSONResponse:
+        render = next(
+            (r for prefix, r in self.renderers.items() if path.startswith(prefix)),
+            _problem,
         )
-    return problem_response(
-        status=413,
-        code="payload_too_large",
-        title="Request body too large",
-        detail=f"The body exceeds {limit} bytes.",
-    )
+        return render(
+            413,
+            "payload_too_large",
+            "Request body too large",
+            f"The body exceeds {limit} bytes.",
+            None,
+        )
+
+
+def _problem(
+    status: int, code: str, title: str, detail: str, headers: dict[str, str] | None
+) -> JSONResponse:
+    return problem_response(status=status, code=code, title=title, detail=detail, headers=headers)
 
 
 def head_limited_http_protocol(max_head_bytes: int) -> type[asyncio.Protocol]:

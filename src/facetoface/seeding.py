@@ -30,6 +30,7 @@ from facetoface.models import (
     UserGoal,
     UserPersona,
 )
+from facetoface.models.user_goal import GoalStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,7 @@ GOALS = (
         goal_type="career",
         smart_goal="Decline one after-hours request a week",
     ),
-    GoalSeed("An old goal", status="completed"),
+    GoalSeed("An old goal", status=GoalStatus.completed),
 )
 
 

@@ -1,4 +1,4 @@
-"""The simulated Tavus conversation API, mounted at ``/v2``.
+"""The simulated Tavus conversation API, mounted at ``/v2`` (the conversation routes, whole).
 
 Every call: ``latency_ms`` wait and ``x-api-key`` check (gate.py) → fault rules (faults.py)
 → the operation. Query parameters and bodies are parsed by hand so that bad input gets

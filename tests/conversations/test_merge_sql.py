@@ -1,5 +1,6 @@
-"""PostgreSQL's one-statement merge (`facetoface.apply_delta`) does exactly what
-`conversations.state.merge` and `derive` say — and so does the SQLite path.
+"""The database's one-statement merge (`facetoface.apply_delta`,
+`conversations/sql/apply_delta.sql`) does exactly what `conversations.state.merge` and
+`derive`, the pure model of the merge, say.
 
 Hypothesis draws sequences of deltas (callbacks of every kind, our end call, Tavus's answer to
 a create, the reconciler's verdicts, with equal timestamps and equal-length transcripts to hit

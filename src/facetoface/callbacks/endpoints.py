@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from facetoface.app_state import app_state
 from facetoface.conversations.status import CallbackOutcome
+from facetoface.errors import problem
 
-router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"])
+#: Where Tavus's callbacks arrive (their bodies take CALLBACK_MAX_BODY_BYTES).
+CALLBACKS_PREFIX = "/v1/callbacks/"
 
-_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+router = APIRouter(prefix=CALLBACKS_PREFIX.rstrip("/"), tags=["callbacks"])
 
 
 class CallbackAccepted(BaseModel):
@@ -30,10 +30,10 @@ _ACCEPTED = {
     "/tavus/{mentor_conversation_id}/{token}",
     response_model=CallbackAccepted,
     responses={
-        400: {"description": "Not a Tavus conversation callback", **_PROBLEM},
-        404: {"description": "Unknown callback URL (wrong token or conversation)", **_PROBLEM},
-        413: {"description": "Body too large", **_PROBLEM},
-        503: {"description": "Could not be stored; the sender should retry", **_PROBLEM},
+        400: problem("Not a Tavus conversation callback"),
+        404: problem("Unknown callback URL (wrong token or conversation)"),
+        413: problem("Body too large"),
+        503: problem("Could not be stored; the sender should retry"),
     },
 )
 async def tavus_callback(mentor_conversation_id: str, token: str, request: Request) -> Response:

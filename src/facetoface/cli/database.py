@@ -15,7 +15,7 @@ from facetoface.errors import FacetofaceError
 from facetoface.observability.logging import configure_logging
 
 if TYPE_CHECKING:
-    from facetoface.sessions.service import PurgeReport
+    from facetoface.sessions import PurgeReport
 
 
 @app.command()
@@ -137,7 +137,7 @@ def purge_user(
         try:
             state = await build_state(settings, db, tavus)
             try:
-                return await state.sessions.purge_user(uid)
+                return await state.data_rights.purge_user(uid)
             finally:
                 await state.compat.aclose()
         finally:

@@ -12,7 +12,7 @@ from starlette.convertors import StringConvertor, register_url_convertor
 
 from facetoface.app_state import app_state
 from facetoface.auth.dependencies import CurrentIdentity
-from facetoface.compat.errors import FunctionNotFound, OriginErrorRoute
+from facetoface.compat.errors import ORIGIN_PREFIX, FunctionNotFound, OriginErrorRoute, origin_error
 from facetoface.compat.schemas import (
     EndTavusSessionRequest,
     EndTavusSessionResponse,
@@ -24,26 +24,21 @@ from facetoface.compat.schemas import (
 from facetoface.compat.service import CompatService
 
 router = APIRouter(
-    prefix="/functions/v1", tags=["origin edge functions"], route_class=OriginErrorRoute
+    prefix=ORIGIN_PREFIX.rstrip("/"), tags=["origin edge functions"], route_class=OriginErrorRoute
 )
 
 #: The functions this service answers for (any other name is a 404, as at Supabase).
 FUNCTIONS = ("start-tavus-session", "end-tavus-session", "tavus-webhook")
+#: The origin's webhook receives Tavus's events too (the larger body limit).
+WEBHOOK_PATH = f"{ORIGIN_PREFIX}tavus-webhook"
 
-_ERROR: dict[str, Any] = {
-    "content": {
-        "application/json": {
-            "example": {"error": "…", "code": "…", "request_id": "…"},
-        }
-    }
-}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The body is not what this function accepts", **_ERROR},
-    401: {"description": "Missing or invalid user access token", **_ERROR},
-    403: {"description": "`user_id` is not the signed-in user", **_ERROR},
-    404: {"description": "No such session (or mentor) for this user", **_ERROR},
-    413: {"description": "Body too large", **_ERROR},
-    503: {"description": "A dependency is unavailable; see Retry-After", **_ERROR},
+    400: origin_error("The body is not what this function accepts"),
+    401: origin_error("Missing or invalid user access token"),
+    403: origin_error("`user_id` is not the signed-in user"),
+    404: origin_error("No such session (or mentor) for this user"),
+    413: origin_error("Body too large"),
+    503: origin_error("A dependency is unavailable; see Retry-After"),
 }
 
 
@@ -59,13 +54,12 @@ Compat = Annotated[CompatService, Depends(get_compat_service)]
     response_model=StartTavusSessionResponse,
     responses={
         **_RESPONSES,
-        409: {
-            "description": "A session is live: its `conversation_url`, `conversation_id`, "
-            "`mentor_conversation_id` and `daily_session_id` are in the body to rejoin it",
-            **_ERROR,
-        },
-        429: {"description": "Too many sessions started in the window", **_ERROR},
-        502: {"description": "Tavus rejected this deployment's request", **_ERROR},
+        409: origin_error(
+            "A session is live: its `conversation_url`, `conversation_id`, "
+            "`mentor_conversation_id` and `daily_session_id` are in the body to rejoin it"
+        ),
+        429: origin_error("Too many sessions started in the window"),
+        502: origin_error("Tavus rejected this deployment's request"),
     },
 )
 async def start_tavus_session(
@@ -112,10 +106,10 @@ async def end_tavus_session(
         }
     },
     responses={
-        400: {"description": "Not a JSON object with a Tavus `conversation_id`", **_ERROR},
-        413: {"description": "Body too large", **_ERROR},
-        429: {"description": "Too many posts; see Retry-After", **_ERROR},
-        503: {"description": "Tavus could not be asked now; the sender should retry", **_ERROR},
+        400: origin_error("Not a JSON object with a Tavus `conversation_id`"),
+        413: origin_error("Body too large"),
+        429: origin_error("Too many posts; see Retry-After"),
+        503: origin_error("Tavus could not be asked now; the sender should retry"),
     },
 )
 async def tavus_webhook(request: Request, service: Compat) -> WebhookResponse:

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
@@ -25,11 +26,47 @@ from facetoface.errors import (
     NotFound,
     ServiceUnavailable,
     Unauthorized,
-    origin_error_response,
     validation_errors,
 )
+from facetoface.observability.context import current_request_id
 
 log = structlog.get_logger(__name__)
+
+#: Where the origin's routes live: errors under it take the origin's shape.
+ORIGIN_PREFIX = "/functions/v1/"
+
+
+def origin_error_response(
+    *,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    """Render an error in the shape Supabase Edge Functions answered with, `{"error": …}`,
+    plus our stable `code` and the request id (the `/functions/v1/*` routes use it)."""
+    body: dict[str, Any] = {"error": message, "code": code, "request_id": current_request_id()}
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def origin_error(description: str) -> dict[str, Any]:
+    """A route's documented error answer (OpenAPI `responses`) in the origin's shape."""
+    return {
+        "description": description,
+        "content": {
+            "application/json": {"example": {"error": "…", "code": "…", "request_id": "…"}}
+        },
+    }
+
+
+def render_origin_error(
+    status: int, code: str, title: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """`origin_error_response` as an `ErrorRenderer` (the body limit's 413, for these routes)."""
+    return origin_error_response(status=status, code=code, message=detail, headers=headers)
 
 
 class UserMismatch(Forbidden):

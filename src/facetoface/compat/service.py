@@ -37,9 +37,15 @@ from facetoface.config import Settings
 from facetoface.conversations.repository import SessionRow
 from facetoface.conversations.service import ConversationService, Recovered
 from facetoface.db import Database, Identity
-from facetoface.sessions.idempotency import Replay, idempotency_request
-from facetoface.sessions.schemas import SessionOut, join_url
-from facetoface.sessions.service import SessionAlreadyActive, SessionSelector, SessionService
+from facetoface.sessions import (
+    Replay,
+    SessionAlreadyActive,
+    SessionOut,
+    SessionSelector,
+    SessionService,
+    idempotency_request,
+    join_url,
+)
 from facetoface.tavus import TavusError
 
 log = structlog.get_logger(__name__)

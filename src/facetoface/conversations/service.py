@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from facetoface.clock import utcnow
 from facetoface.conversations.events import (
     KNOWN,
     MalformedCallback,
@@ -43,7 +44,6 @@ from facetoface.conversations.repository import (
 from facetoface.conversations.state import Delta
 from facetoface.conversations.status import CallbackOutcome, FailureCode
 from facetoface.db import Database, Identity
-from facetoface.models import utcnow
 from facetoface.observability import metrics
 from facetoface.tavus import ConversationDetails, TavusClient, TavusError, TavusNotFound
 

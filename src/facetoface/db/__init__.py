@@ -8,6 +8,7 @@ modules behind it: `database` (the boundary), `roles` (who a transaction acts as
 """
 
 from facetoface.db.admission import recording_tavus_outcome
+from facetoface.db.connections import create_engine
 from facetoface.db.database import Database
 from facetoface.db.failures import DatabaseUnavailable
 from facetoface.db.migrations import alembic_config, run_migrations
@@ -23,6 +24,7 @@ __all__ = [
     "Statement",
     "alembic_config",
     "app_login_role_sql",
+    "create_engine",
     "recording_tavus_outcome",
     "run_migrations",
 ]

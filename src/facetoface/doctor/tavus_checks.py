@@ -19,6 +19,7 @@ from facetoface.tavus import (
     TavusNotFound,
     TavusOutcomeUnknown,
     TavusOutOfCredits,
+    TavusStatus,
     TavusUnavailable,
 )
 
@@ -247,7 +248,7 @@ async def check_test_mode_create(
         )
     except TavusError as exc:
         return _failure(CREATE, settings, exc, "create")
-    if conversation.status != "ended":
+    if conversation.status != TavusStatus.ended:
         # Test mode was not honoured: this one is live and billing. Stop it now.
         try:
             await tavus.end_conversation(conversation.conversation_id)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from facetoface.clock import utcnow
 from facetoface.conversations.status import LIVE_STATUSES_SQL
 from facetoface.db import Database, Statement
-from facetoface.models import utcnow
 
 #: Tavus ends a call at `max_call_duration`; a session still live this long after that has
 #: lost its shutdown callback (and may still bill): `facetoface_sessions_past_max_duration`.

@@ -1,5 +1,6 @@
 """`facetoface migrate --adopt`: take over a PostgreSQL database that already holds the origin's
 tables and data (the app whose Edge Functions facetoface replaces), in place, keeping every row.
+It is one long procedure read top to bottom, in the order it runs.
 
 What it does, in one transaction (so it either happens whole or not at all):
 

@@ -7,13 +7,12 @@ from typing import Any
 from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from facetoface.conversations.status import LIVE_STATUSES, ConversationStatus
+from facetoface.conversations.status import LIVE_STATUSES_SQL, ConversationStatus
 from facetoface.models.base import Base, IDMixin, JSONType, TimestampsMixin, check_in
 
 SESSION_TYPES = ("face_to_face", "extended")
-#: The one-live-session index's predicate: the live statuses, spelt for SQL (as migrated).
-LIVE_SQL = "status IN ('starting', 'active', 'ending', 'indeterminate')"
-assert {part.strip(" '") for part in LIVE_SQL[11:-1].split(",")} == set(LIVE_STATUSES)
+#: The one-live-session index's predicate: the live statuses (as migration 0001 spelt them).
+LIVE_SQL = f"status IN ({LIVE_STATUSES_SQL})"
 
 
 class MentorConversation(IDMixin, TimestampsMixin, Base):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -16,7 +17,18 @@ GOAL_TYPES = (
     "health",
     "mindfulness",
 )
-GOAL_STATUSES = ("active", "completed", "paused", "archived")
+
+
+class GoalStatus(StrEnum):
+    """`user_goals.status` (the origin's CHECK set)."""
+
+    active = "active"
+    completed = "completed"
+    paused = "paused"
+    archived = "archived"
+
+
+GOAL_STATUSES = tuple(GoalStatus)
 GOAL_SOURCES = ("onboarding", "session_suggestion", "user_created")
 
 
@@ -47,6 +59,6 @@ class UserGoal(IDMixin, TimestampsMixin, Base):
         Index(
             "ix_user_goals_active_user_id",
             "user_id",
-            postgresql_where=text("status = 'active'"),
+            postgresql_where=text(f"status = '{GoalStatus.active.value}'"),
         ),
     )

@@ -1,4 +1,5 @@
-"""Every Prometheus metric of the service, declared here and only here.
+"""Every Prometheus metric of the service, declared here and only here (hence its length:
+one file is the whole list, with the label bounds and the SQL-operation labeller).
 
 | name | type | labels | meaning |
 |---|---|---|---|

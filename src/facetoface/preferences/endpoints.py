@@ -8,16 +8,16 @@ from fastapi import APIRouter, Depends, Request
 
 from facetoface.app_state import app_state
 from facetoface.auth.dependencies import CurrentIdentity
+from facetoface.errors import problem
 from facetoface.preferences.schemas import PreferencesOut, PreferencesUpdate
 from facetoface.preferences.service import PreferencesService
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
 
-_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid access token", **_PROBLEM},
-    404: {"description": "The caller has no profile yet (`profile_not_found`)", **_PROBLEM},
-    503: {"description": "The database is unavailable; see Retry-After", **_PROBLEM},
+    401: problem("Missing or invalid access token"),
+    404: problem("The caller has no profile yet (`profile_not_found`)"),
+    503: problem("The database is unavailable; see Retry-After"),
 }
 
 
@@ -39,9 +39,9 @@ async def my_preferences(identity: CurrentIdentity, service: Service) -> Prefere
     response_model=PreferencesOut,
     responses={
         **_RESPONSES,
-        400: {"description": "The body is not JSON", **_PROBLEM},
-        413: {"description": "Body too large", **_PROBLEM},
-        422: {"description": "The body does not match the schema", **_PROBLEM},
+        400: problem("The body is not JSON"),
+        413: problem("Body too large"),
+        422: problem("The body does not match the schema"),
     },
 )
 async def set_my_preferences(

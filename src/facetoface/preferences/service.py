@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import structlog
 
+from facetoface.clock import utcnow
 from facetoface.db import Identity
 from facetoface.errors import ProfileNotFound
-from facetoface.models import utcnow
 from facetoface.preferences.repository import PreferencesRepository, StoredPreferences
 from facetoface.preferences.schemas import PreferencesOut, PreferencesUpdate
 

@@ -34,10 +34,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import structlog
 
+from facetoface.clock import utcnow
 from facetoface.config import Settings
 from facetoface.conversations.names import name_prefix, row_id_from_name
 from facetoface.conversations.service import ConversationService
@@ -47,7 +48,6 @@ from facetoface.conversations.status import (
     FailureCode,
 )
 from facetoface.db import Database, DatabaseUnavailable
-from facetoface.models import utcnow
 from facetoface.models.reconcile_run import RECONCILE_RUNS_KEPT
 from facetoface.observability import metrics
 from facetoface.observability.context import replica_name
@@ -58,6 +58,7 @@ from facetoface.tavus import (
     TavusClient,
     TavusError,
     TavusNotFound,
+    TavusStatus,
 )
 
 log = structlog.get_logger(__name__)
@@ -282,7 +283,7 @@ class Reconciler:
                 )
             report.add("ended_at_tavus")
         details = await self._apply_verbose(claimed.id, claimed.tavus_conversation_id, report)
-        if details is None or details.status == "ended":
+        if details is None or details.status == TavusStatus.ended:
             # Tavus's record is final (or gone): ours now holds everything it reported.
             async with self.db.transaction(role="service") as session:
                 await ReconcileRepository(session).mark_verified(claimed.id, now)
@@ -354,7 +355,7 @@ class Reconciler:
         report.add("transcript_expired", cleared)
 
     # --- Tavus helpers ---------------------------------------------------------------------
-    async def _list_ours(self, *, status: Literal["active"] | None) -> dict[str, Conversation]:
+    async def _list_ours(self, *, status: TavusStatus | None) -> dict[str, Conversation]:
         """This installation's recent conversations at Tavus, by name (bounded pages)."""
         found: dict[str, Conversation] = {}
         for conversation in await self._list(status):
@@ -364,9 +365,10 @@ class Reconciler:
         return found
 
     async def _list_running(self) -> list[Conversation]:
-        return [c for c in await self._list("active") if c.status == "active"]
+        running = TavusStatus.active
+        return [c for c in await self._list(running) if c.status == running]
 
-    async def _list(self, status: Literal["active"] | None) -> list[Conversation]:
+    async def _list(self, status: TavusStatus | None) -> list[Conversation]:
         conversations: list[Conversation] = []
         for page in range(1, self.settings.reconcile_list_pages + 1):
             result = await self.tavus.list_conversations(status=status, limit=_PAGE_SIZE, page=page)

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from facetoface.app_state import app_state
 from facetoface.auth.dependencies import CurrentIdentity
+from facetoface.errors import problem
 from facetoface.sessions.idempotency import Replay, idempotency_request
 from facetoface.sessions.schemas import (
     ContextPreview,
@@ -27,12 +28,11 @@ from facetoface.sessions.service import SessionService
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
-_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid access token", **_PROBLEM},
-    404: {"description": "No such session for this user", **_PROBLEM},
-    422: {"description": "The request does not match the schema", **_PROBLEM},
-    503: {"description": "A dependency is unavailable; see Retry-After", **_PROBLEM},
+    401: problem("Missing or invalid access token"),
+    404: problem("No such session for this user"),
+    422: problem("The request does not match the schema"),
+    503: problem("A dependency is unavailable; see Retry-After"),
 }
 
 
@@ -49,20 +49,17 @@ Service = Annotated[SessionService, Depends(get_session_service)]
     response_model=OwnSessionOut,
     responses={
         **_RESPONSES,
-        400: {"description": "Malformed Idempotency-Key header", **_PROBLEM},
-        403: {
-            "description": "The chosen mentor needs a paid subscription, or the caller is "
-            "an anonymous user",
-            **_PROBLEM,
-        },
-        409: {
-            "description": "A session is already live (`session` holds it), or the same "
-            "Idempotency-Key is still in flight",
-            **_PROBLEM,
-        },
-        413: {"description": "Body too large", **_PROBLEM},
-        429: {"description": "Too many sessions started in the window", **_PROBLEM},
-        502: {"description": "Tavus rejected this deployment's request", **_PROBLEM},
+        400: problem("Malformed Idempotency-Key header"),
+        403: problem(
+            "The chosen mentor needs a paid subscription, or the caller is an anonymous user"
+        ),
+        409: problem(
+            "A session is already live (`session` holds it), or the same "
+            "Idempotency-Key is still in flight"
+        ),
+        413: problem("Body too large"),
+        429: problem("Too many sessions started in the window"),
+        502: problem("Tavus rejected this deployment's request"),
     },
 )
 async def start_session(
@@ -103,17 +100,17 @@ async def end_session(
 
 @router.delete("/{session_id}", status_code=204, responses=_RESPONSES)
 async def delete_session(
-    session_id: uuid.UUID, identity: CurrentIdentity, service: Service
+    session_id: uuid.UUID, identity: CurrentIdentity, request: Request
 ) -> Response:
     """Delete the caller's session here and at Tavus (transcript, recording, events)."""
-    await service.delete(identity, session_id)
+    await app_state(request).data_rights.delete(identity, session_id)
     return Response(status_code=204)
 
 
 @router.get(
     "",
     response_model=SessionPage,
-    responses={**_RESPONSES, 400: {"description": "Not a cursor this API issued", **_PROBLEM}},
+    responses={**_RESPONSES, 400: problem("Not a cursor this API issued")},
 )
 async def list_sessions(
     identity: CurrentIdentity,

@@ -28,8 +28,10 @@ from facetoface.conversations.repository import (
     timeline_json_sql,
 )
 from facetoface.conversations.state import post_call_action_list
-from facetoface.conversations.status import LIVE_STATUSES_SQL
+from facetoface.conversations.status import LIVE_STATUSES_SQL, ConversationStatus
 from facetoface.db import Database, Identity, Statement
+from facetoface.sessions.idempotency import KeyClaim, KeyState
+from facetoface.sessions.start_protocol import Refusal, StartOutcome
 
 LIVE_INDEX = "uq_mentor_conversations_live_user_id"
 
@@ -57,16 +59,6 @@ class SessionSelector:
             "sel_row": self.mentor_conversation_id,
             "sel_tavus": self.tavus_conversation_id,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class KeyClaim:
-    """An `Idempotency-Key` to claim with the session's rows."""
-
-    key: str
-    request_hash: bytes
-    locked_until: datetime
-    expires_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,17 +91,12 @@ class StartLimits:
 
 @dataclass(frozen=True, slots=True)
 class StartAttempt:
-    """What a start's first round trip found and did.
+    """What a start's first round trip found and did (`start_protocol` says what each value
+    of `outcome`, `refusal` and `key_state` means)."""
 
-    `outcome`: `inserted` (the rows are written), `refused` (`refusal` says why), `conflict`
-    (another session is live: `live_session`), `key` (the Idempotency-Key answers:
-    `key_state` is `mismatch`, `done` (replay `key_session`), `in_flight` or `unresolved`), or
-    `preview` (nothing was to be written).
-    """
-
-    outcome: str
-    refusal: str | None = None
-    key_state: str | None = None
+    outcome: StartOutcome
+    refusal: Refusal | None = None
+    key_state: KeyState | None = None
     key_session: SessionRow | None = None
     live_session: SessionRow | None = None
     profile: dict[str, Any] | None = None
@@ -229,21 +216,6 @@ CLAIM_END_SQL = Statement(
     "SELECT * FROM facetoface.claim_end(p_user_id => %(user_id)s, p_now => %(now)s, "
     "p_sel_daily => %(sel_daily)s, p_sel_row => %(sel_row)s, p_sel_tavus => %(sel_tavus)s)"
 )
-#: The start's key, completed with the adopted session (runs after `apply`).
-KEY_DONE_SQL = Statement(
-    "UPDATE idempotency_keys SET state = 'done', locked_until = %(k_now)s "
-    "WHERE user_id = %(k_user)s AND key = %(k_key)s AND daily_session_id = %(k_daily)s"
-)
-#: The start created nothing: forget the key so a retry may try again.
-KEY_RELEASE_SQL = Statement(
-    "DELETE FROM idempotency_keys "
-    "WHERE user_id = %(k_user)s AND key = %(k_key)s AND daily_session_id = %(k_daily)s"
-)
-#: The start's outcome is unknown: retries may look at its session now.
-KEY_UNLOCK_SQL = Statement(
-    "UPDATE idempotency_keys SET locked_until = %(k_now)s "
-    "WHERE user_id = %(k_user)s AND key = %(k_key)s AND daily_session_id = %(k_daily)s"
-)
 
 
 class SessionRepository:
@@ -328,24 +300,13 @@ class SessionRepository:
         )
 
 
-# --- idempotency keys ------------------------------------------------------------------------
-def key_extra(
-    action: str, user_id: uuid.UUID, key: str, daily_session_id: uuid.UUID, now: datetime
-) -> Extra:
-    """What a start's conversation change does to its key, in the same transaction:
-    `done` (adopted), `release` (nothing was created), `unlock` (the outcome is unknown)."""
-    sql = {"done": KEY_DONE_SQL, "release": KEY_RELEASE_SQL, "unlock": KEY_UNLOCK_SQL}[action]
-    params = {"k_user": user_id, "k_key": key, "k_daily": daily_session_id, "k_now": now}
-    return Extra(sql=sql, params=params)
-
-
 # --- helpers ---------------------------------------------------------------------------------
 def _attempt(row: Mapping[str, Any]) -> StartAttempt:
     key_session, live_session = row["key_session"], row["live_session"]
     return StartAttempt(
-        outcome=row["outcome"],
-        refusal=row["refusal"],
-        key_state=row["key_state"],
+        outcome=StartOutcome(row["outcome"]),
+        refusal=Refusal(row["refusal"]) if row["refusal"] else None,
+        key_state=KeyState(row["key_state"]) if row["key_state"] else None,
         key_session=session_row_from_json(row["key_session"]) if row["key_session"] else None,
         live_session=(session_row_from_json(row["live_session"]) if row["live_session"] else None),
         profile=row["profile"],
@@ -387,7 +348,7 @@ def _extras(data: Mapping[Any, Any]) -> SessionExtras:
 #: same transaction), and only on a session that is live: one that ended meanwhile keeps none.
 ROOM_TOKEN_SQL = (
     "UPDATE mentor_conversations SET meeting_token = %(rt_token)s "
-    "WHERE id = %(rt_row)s AND status = 'active'"
+    f"WHERE id = %(rt_row)s AND status = '{ConversationStatus.active.value}'"
 )
 
 

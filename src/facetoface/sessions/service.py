@@ -23,160 +23,72 @@ What happens when a phase fails is decided by what Tavus may have done:
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
 
+from facetoface.clock import utcnow
 from facetoface.config import Settings
 from facetoface.conversations.names import conversation_name, name_prefix
 from facetoface.conversations.repository import SessionRow, TimelineEntry
 from facetoface.conversations.service import ConversationService
-from facetoface.conversations.status import LIVE_STATUSES, ConversationStatus, FailureCode
+from facetoface.conversations.status import ConversationStatus, FailureCode
 from facetoface.conversations.tokens import hash_callback_token, new_callback_token
 from facetoface.db import DatabaseUnavailable, Identity, recording_tavus_outcome
-from facetoface.errors import (
-    BadGateway,
-    BadRequest,
-    Conflict,
-    FacetofaceError,
-    Forbidden,
-    NotFound,
-    ProfileNotFound,
-    ServiceUnavailable,
-)
-from facetoface.models import utcnow
 from facetoface.observability import metrics
 from facetoface.sessions.context import (
-    ContinuityData,
     MentorContext,
-    UserContextData,
-    build_mentor_context,
 )
-from facetoface.sessions.data_rights_repository import DataRightsRepository
+from facetoface.sessions.cursors import decode_cursor, encode_cursor
+from facetoface.sessions.errors import (
+    AnonymousNotAllowed,
+    SessionAlreadyActive,
+    SessionNotFound,
+    SessionOutcomeUnknown,
+    TavusUnavailableError,
+)
 from facetoface.sessions.idempotency import (
-    IdempotencyKeyInFlight,
-    IdempotencyKeyMismatch,
     IdempotencyRequest,
+    KeyAction,
+    KeyClaim,
     Replay,
+    answer_from_key,
+    key_extra,
+)
+from facetoface.sessions.loading import (
+    MentorChoice,
+    mentor_context,
+    mentor_of,
+    refusal_problem,
+    start_limits,
 )
 from facetoface.sessions.repository import (
-    KeyClaim,
     NewSession,
     SessionExtras,
     SessionRepository,
     SessionSelector,
-    StartAttempt,
-    StartLimits,
-    key_extra,
     room_token_extra,
 )
 from facetoface.sessions.schemas import OwnSessionOut
+from facetoface.sessions.start_protocol import PREVIEW_ALLOWS, StartOutcome
+from facetoface.sessions.tavus_failures import start_failure
 from facetoface.tavus import (
     ConversationProperties,
     CreateConversationRequest,
-    TavusAuthError,
-    TavusBusy,
     TavusClient,
-    TavusConcurrencyLimit,
     TavusError,
-    TavusNotFound,
     TavusOutcomeUnknown,
-    TavusOutOfCredits,
-    TavusRateLimited,
-    TavusRejected,
     TavusServerError,
-    TavusUnavailable,
 )
 
 log = structlog.get_logger(__name__)
 
 #: `SessionSelector` belongs to `end`'s signature: callers import it from here.
 __all__ = ["SessionSelector", "SessionService"]
-
-#: Context rows and characters the database returns, as multiples of the context's own caps:
-#: enough that the builder's choice is unaffected, bounded whatever a user stored.
-_ROWS_HEADROOM = 4
-_MAX_GOALS = 5
-_MAX_CATEGORIES = 8
-#: "Since last time": previous sessions listed, the user's own last lines of the latest one,
-#: goals updated since it ended (exact: the database returns no more than the builder shows).
-_MAX_PREVIOUS_SESSIONS = 3
-_MAX_RECAP_LINES = 3
-_MAX_CHANGED_GOALS = 3
-
-
-# --- errors -------------------------------------------------------------------------------
-class MentorNotFound(NotFound):
-    code = "mentor_not_found"
-    title = "Mentor not found"
-
-
-class SessionNotFound(NotFound):
-    code = "session_not_found"
-    title = "Session not found"
-
-
-class PremiumMentorRequired(Forbidden):
-    code = "premium_mentor_required"
-    title = "This mentor needs a paid subscription"
-
-
-class AnonymousNotAllowed(Forbidden):
-    code = "anonymous_not_allowed"
-    title = "Anonymous users cannot start sessions"
-
-
-class TooManyStarts(FacetofaceError):
-    status_code = 429
-    code = "rate_limited"
-    title = "Too many sessions started"
-
-
-class SessionAlreadyActive(Conflict):
-    code = "session_already_active"
-    title = "A session is already live"
-
-
-class NoMentorConfigured(BadGateway):
-    code = "mentor_not_configured"
-    title = "No Tavus persona or replica is configured"
-
-
-class TavusCapacityReached(ServiceUnavailable):
-    code = "tavus_capacity_reached"
-    title = "All video mentor slots are busy"
-
-
-class TavusUnavailableError(ServiceUnavailable):
-    code = "tavus_unavailable"
-    title = "The video service is unavailable"
-
-
-class ServiceBusy(ServiceUnavailable):
-    code = "busy"
-    title = "Too many video calls in progress here"
-
-
-class TavusConfigurationError(BadGateway):
-    code = "tavus_configuration_error"
-    title = "The video service rejected this deployment's request"
-
-
-class TavusOutOfCreditsError(BadGateway):
-    code = "tavus_out_of_credits"
-    title = "The video service account is out of credits"
-
-
-class SessionOutcomeUnknown(ServiceUnavailable):
-    code = "session_outcome_unknown"
-    title = "The video service did not confirm the session"
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,28 +100,10 @@ class Started:
     meeting_token: str | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class PurgeReport:
-    """What erasing a user deleted at Tavus (everything here goes too)."""
-
-    conversations: int
-    memory_stores: int
-
-
 def memory_tag(deployment_name: str, user_id: uuid.UUID) -> str:
     """The user's Tavus memory tag: `participant_tags` / legacy `memory_stores` at create, and
     how their memory stores are found again to erase them."""
     return f"{deployment_name}:{user_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class MentorChoice:
-    """The mentor a start uses (or a preview shows)."""
-
-    persona_id: str | None
-    replica_id: str | None
-    name: str | None
-    avatar_url: str | None
 
 
 class SessionService:
@@ -275,15 +169,23 @@ class SessionService:
                 expires_at=now + timedelta(seconds=self.settings.idempotency_key_ttl_seconds),
             )
         attempt = await self.repository.start(
-            identity, mentor_id=mentor_id, now=now, limits=self._limits(now), new=new, key=key
+            identity,
+            mentor_id=mentor_id,
+            now=now,
+            limits=start_limits(self.settings, now),
+            new=new,
+            key=key,
         )
-        if attempt.outcome == "key":
-            return self._answer_from_key(attempt)
+        if attempt.outcome is StartOutcome.key:
+            assert attempt.key_state is not None, "a key outcome names the key's state"
+            return answer_from_key(
+                attempt.key_state, attempt.key_session, attempt.key_meeting_token
+            )
         if new is None:
             raise self._circuit_open(wait)
-        if attempt.outcome == "refused":
-            raise self._refusal(attempt, now)
-        if attempt.outcome == "conflict":
+        if attempt.outcome is StartOutcome.refused:
+            raise refusal_problem(self.settings, attempt, now)
+        if attempt.outcome is StartOutcome.conflict:
             # The start's own statement read the live session (None only if it ended in
             # the meantime: then there is nothing to rejoin).
             live = attempt.live_session
@@ -291,8 +193,8 @@ class SessionService:
                 "End the live session (or rejoin it) before starting another.",
                 extra={"session": session_json(live, attempt.live_meeting_token)} if live else None,
             )
-        mentor = _mentor(attempt)
-        context = self._build_context(attempt, mentor)
+        mentor = mentor_of(attempt)
+        context = mentor_context(self.settings, attempt, mentor)
         tag = memory_tag(self.settings.deployment_name, identity.user_id)
         memory = self.settings.tavus_memory if attempt.mentor_memory else "off"
         log.info("session.starting", mentor_conversation_id=str(new.mentor_conversation_id))
@@ -323,22 +225,6 @@ class SessionService:
             ),
         )
 
-    def _limits(self, now: datetime) -> StartLimits:
-        s = self.settings
-        window = timedelta(seconds=s.session_start_limit_window_seconds)
-        return StartLimits(
-            recent_since=now - window,
-            start_limit=s.session_start_limit,
-            goal_rows=_MAX_GOALS * _ROWS_HEADROOM,
-            category_rows=_MAX_CATEGORIES * _ROWS_HEADROOM,
-            text_chars=s.context_item_max_chars * _ROWS_HEADROOM,
-            default_persona_id=s.default_persona_id,
-            default_replica_id=s.default_replica_id,
-            previous_rows=_MAX_PREVIOUS_SESSIONS,
-            recap_rows=_MAX_RECAP_LINES,
-            changed_goal_rows=_MAX_CHANGED_GOALS,
-        )
-
     def _circuit_open(self, wait: float) -> Exception:
         # Tavus failed repeatedly just now: answer at once; nothing was written.
         metrics.record_start_failure("tavus_circuit_open")
@@ -346,60 +232,6 @@ class SessionService:
             "The video service is not answering; try again shortly.",
             retry_after_seconds=max(1, math.ceil(wait)),
         )
-
-    def _answer_from_key(self, attempt: StartAttempt) -> Replay:
-        state = attempt.key_state
-        if state == "mismatch":
-            raise IdempotencyKeyMismatch(
-                "This Idempotency-Key was used for a different request body."
-            )
-        keyed = attempt.key_session
-        if (
-            state == "done"
-            and keyed is not None
-            and keyed.conversation_status == ConversationStatus.active
-            and keyed.conversation_url is None
-        ):
-            # A callback adopted the session after the create's answer was lost; callbacks
-            # carry no join URL, so it cannot be joined yet: the reconciler records the URL.
-            state = "unresolved"
-        if state == "done" and keyed is not None:
-            return Replay(201, session_json(keyed, attempt.key_meeting_token))
-        if state == "unresolved" and keyed is not None:
-            raise SessionOutcomeUnknown(
-                "The first request's session is still being confirmed with the video service; "
-                "retry in a minute.",
-                retry_after_seconds=30,
-                extra={"session_id": str(keyed.id)},
-            )
-        raise IdempotencyKeyInFlight(
-            "The first request with this key is still running.",
-            headers={"Retry-After": "2"},
-        )
-
-    def _refusal(self, attempt: StartAttempt, now: datetime) -> Exception:
-        refusal = attempt.refusal
-        if refusal == "profile_not_found":
-            return ProfileNotFound("Create the user's profile before starting a session.")
-        if refusal == "mentor_not_found":
-            return MentorNotFound("No mentor with this id belongs to you.")
-        if refusal == "premium_mentor_required":
-            return PremiumMentorRequired("Choose another mentor or upgrade the subscription.")
-        if refusal == "rate_limited":
-            window = timedelta(seconds=self.settings.session_start_limit_window_seconds)
-            oldest = attempt.oldest_recent_start or now
-            retry = max(1, math.ceil((oldest + window - now).total_seconds()))
-            return TooManyStarts(
-                f"At most {self.settings.session_start_limit} sessions per "
-                f"{int(window.total_seconds())} s; try again later.",
-                headers={"Retry-After": str(retry)},
-            )
-        if refusal == "mentor_not_configured":
-            return NoMentorConfigured(
-                "Set TAVUS_DEFAULT_PERSONA_ID or TAVUS_DEFAULT_REPLICA_ID, or give the user a "
-                "mentor with a Tavus persona or replica."
-            )
-        raise AssertionError(f"unexpected start refusal {refusal!r}")
 
     def callback_url(self, conversation_row_id: uuid.UUID, token: str) -> str:
         """Where Tavus posts this conversation's events; the path carries its secret token."""
@@ -428,9 +260,11 @@ class SessionService:
             ) from exc
         except TavusError as exc:
             await self._record_failure(identity, new, exc, idempotency, definite=True)
-            raise self._start_error(exc) from exc
+            raise start_failure(exc).problem(self.settings, exc) from exc
         key = (
-            key_extra("done", identity.user_id, idempotency.key, new.daily_session_id, utcnow())
+            key_extra(
+                KeyAction.done, identity.user_id, idempotency.key, new.daily_session_id, utcnow()
+            )
             if idempotency is not None
             else None
         )
@@ -483,7 +317,7 @@ class SessionService:
         *,
         definite: bool,
     ) -> None:
-        code = _failure_code(exc)
+        code = start_failure(exc).code
         log.warning(
             "session.start_failed",
             mentor_conversation_id=str(new.mentor_conversation_id),
@@ -495,7 +329,7 @@ class SessionService:
         key = None
         if idempotency is not None:
             # Nothing was created: a retry may try again. Maybe created: the key stays bound.
-            action = "release" if definite else "unlock"
+            action = KeyAction.release if definite else KeyAction.unlock
             key = key_extra(
                 action, identity.user_id, idempotency.key, new.daily_session_id, utcnow()
             )
@@ -515,67 +349,6 @@ class SessionService:
                 "session.failure_unrecorded",
                 mentor_conversation_id=str(new.mentor_conversation_id),
             )
-
-    def _start_error(self, exc: TavusError) -> Exception:
-        if isinstance(exc, TavusConcurrencyLimit):
-            return TavusCapacityReached(
-                "Every video mentor slot is in use; try again shortly.",
-                retry_after_seconds=self.settings.tavus_concurrency_retry_after_seconds,
-            )
-        if isinstance(exc, TavusRateLimited):
-            return TavusCapacityReached(
-                "The video service asked us to slow down; try again shortly.",
-                retry_after_seconds=int(exc.retry_after_seconds or 5),
-            )
-        if isinstance(exc, TavusOutOfCredits):
-            return TavusOutOfCreditsError("The operator must top up the video service account.")
-        if isinstance(exc, TavusAuthError | TavusRejected):
-            return TavusConfigurationError(
-                "The video service refused this deployment's request (API key, persona or "
-                "replica configuration)."
-            )
-        if isinstance(exc, TavusBusy):
-            return ServiceBusy(
-                "Too many video calls are being set up right now; try again in a moment.",
-                retry_after_seconds=2,
-            )
-        return TavusUnavailableError("The video service is not answering; try again shortly.")
-
-    def _build_context(self, attempt: StartAttempt, mentor: MentorChoice) -> MentorContext:
-        context_data = UserContextData.model_validate(
-            {
-                "profile": attempt.profile,
-                "onboarding": attempt.onboarding,
-                "ritual": attempt.ritual,
-                "emotional_categories": attempt.categories,
-                "goals": attempt.goals,
-                "mentor_name": mentor.name,
-                "continuity": (
-                    ContinuityData.model_validate(
-                        {
-                            "sessions": attempt.previous_sessions,
-                            "recap": attempt.recap,
-                            "changed_goals": attempt.changed_goals,
-                        }
-                    )
-                    if attempt.mentor_memory and attempt.previous_sessions
-                    else None
-                ),
-            }
-        )
-        context = build_mentor_context(
-            context_data,
-            max_chars=self.settings.context_max_chars,
-            item_max_chars=self.settings.context_item_max_chars,
-            max_goals=_MAX_GOALS,
-            max_categories=_MAX_CATEGORIES,
-            max_previous_sessions=_MAX_PREVIOUS_SESSIONS,
-            max_recap_lines=_MAX_RECAP_LINES,
-            max_changed_goals=_MAX_CHANGED_GOALS,
-        )
-        if context.language_fallback:
-            log.info("session.language_fallback", language_code=context.language_code)
-        return context
 
     # --- end ------------------------------------------------------------------------------
     async def end(self, identity: Identity, session: uuid.UUID | SessionSelector) -> SessionRow:
@@ -617,63 +390,6 @@ class SessionService:
         )
         return closed
 
-    # --- data rights ----------------------------------------------------------------------
-    async def delete(self, identity: Identity, session_id: uuid.UUID) -> None:
-        """Delete the caller's session: end it if live, hard-delete the conversation at
-        Tavus (its recording and transcript there), then our rows, events included.
-
-        If Tavus cannot delete it now, nothing of ours is deleted (503): the request is
-        safe to repeat, and the conversation stays findable until Tavus has let it go.
-        """
-        row = await self.get(identity, session_id)
-        if row.conversation_status in LIVE_STATUSES:
-            row = await self.end(identity, session_id)
-        if row.tavus_conversation_id:
-            await self._delete_at_tavus(row.tavus_conversation_id)
-        async with self.db.transaction(identity, role="service") as session:
-            await DataRightsRepository(session).delete_session(identity.user_id, session_id)
-        log.info("session.deleted", session_id=str(session_id))
-
-    async def purge_user(self, user_id: uuid.UUID) -> PurgeReport:
-        """Delete everything stored about a user, at Tavus first: their conversations and the
-        memory stores Tavus keeps under their tag (whatever `TAVUS_MEMORY` is now: an earlier
-        setting may have made them). Raises TavusUnavailableError (nothing deleted here) if
-        Tavus fails; repeating it is safe."""
-        async with self.db.transaction(Identity(user_id), role="service") as session:
-            conversation_ids = await DataRightsRepository(session).conversation_ids(user_id)
-        stores = await self._memory_stores(memory_tag(self.settings.deployment_name, user_id))
-        for conversation_id in conversation_ids:
-            await self._delete_at_tavus(conversation_id)
-        for store_id in stores:
-            await self._delete_memory_store(store_id)
-        async with self.db.transaction(Identity(user_id), role="service") as session:
-            await DataRightsRepository(session).delete_user(user_id)
-        report = PurgeReport(conversations=len(conversation_ids), memory_stores=len(stores))
-        log.info("user.purged", conversations=report.conversations, memory_stores=len(stores))
-        return report
-
-    async def _memory_stores(self, tag: str) -> list[str]:
-        """The ids of the Tavus memory stores kept under `tag` (legacy tags have no delete)."""
-        try:
-            page = await self.tavus.list_memory_stores(participant_tag=tag)
-        except TavusNotFound:
-            return []  # an account without the memory-stores API holds no store
-        except TavusError as exc:
-            raise TavusUnavailableError(
-                "The video service could not list the user's memory now; nothing was "
-                "deleted, try again shortly."
-            ) from exc
-        # Tavus filters by tag; a store shown under another tag is never ours to delete.
-        return [s.memory_store_id for s in page.data if s.participant_tag in (None, tag)]
-
-    async def _delete_memory_store(self, memory_store_id: str) -> None:
-        await _gone_at_tavus(self.tavus.delete_memory_store(memory_store_id), "the user's memory")
-
-    async def _delete_at_tavus(self, conversation_id: str) -> None:
-        await _gone_at_tavus(
-            self.tavus.delete_conversation(conversation_id, hard=True), "the conversation"
-        )
-
     # --- read -----------------------------------------------------------------------------
     async def get(self, identity: Identity, session_id: uuid.UUID) -> SessionRow:
         """The caller's session; 404 for anyone else's."""
@@ -706,80 +422,20 @@ class SessionService:
         """The context (and mentor) a start would use now; same rules, nothing written."""
         now = utcnow()
         attempt = await self.repository.start(
-            identity, mentor_id=mentor_id, now=now, limits=self._limits(now), new=None, key=None
+            identity,
+            mentor_id=mentor_id,
+            now=now,
+            limits=start_limits(self.settings, now),
+            new=None,
+            key=None,
         )
-        if attempt.refusal not in (None, "not_inserting", "rate_limited"):
-            raise self._refusal(attempt, now)
-        mentor = _mentor(attempt)
-        return self._build_context(attempt, mentor), mentor
-
-
-async def _gone_at_tavus(deletion: Awaitable[Any], what: str) -> None:
-    """Await a delete at Tavus: done when it is gone (already gone counts); otherwise
-    TavusUnavailableError, before anything of ours is deleted."""
-    try:
-        await deletion
-    except TavusNotFound:
-        return
-    except TavusError as exc:
-        raise TavusUnavailableError(
-            f"The video service could not delete {what} now; nothing was deleted here, try "
-            "again shortly."
-        ) from exc
-
-
-def _mentor(attempt: StartAttempt) -> MentorChoice:
-    return MentorChoice(
-        persona_id=attempt.persona_id,
-        replica_id=attempt.replica_id,
-        name=attempt.mentor_name,
-        avatar_url=attempt.mentor_avatar_url,
-    )
-
-
-def _failure_code(exc: TavusError) -> FailureCode:
-    for kind, code in (
-        (TavusConcurrencyLimit, FailureCode.tavus_concurrency_limit),
-        (TavusRateLimited, FailureCode.tavus_rate_limited),
-        (TavusOutOfCredits, FailureCode.tavus_out_of_credits),
-        (TavusAuthError, FailureCode.tavus_auth_failed),
-        (TavusServerError, FailureCode.tavus_server_error),
-        (TavusOutcomeUnknown, FailureCode.tavus_outcome_unknown),
-        (TavusUnavailable, FailureCode.tavus_unavailable),
-    ):
-        if isinstance(exc, kind):
-            return code
-    return FailureCode.tavus_rejected
+        if attempt.refusal is not None and attempt.refusal not in PREVIEW_ALLOWS:
+            raise refusal_problem(self.settings, attempt, now)
+        mentor = mentor_of(attempt)
+        return mentor_context(self.settings, attempt, mentor), mentor
 
 
 def session_json(row: SessionRow, meeting_token: str | None = None) -> dict[str, Any]:
     """A session as the API renders it (the body of a 201, a replay, a 409's `session`), with a
     private room's `meeting_token` only when there is one (these answers go to the owner)."""
     return OwnSessionOut.for_owner(row, meeting_token).to_json()
-
-
-class InvalidCursor(BadRequest):
-    code = "invalid_cursor"
-    title = "Invalid pagination cursor"
-
-
-def encode_cursor(row: SessionRow) -> str:
-    """An opaque cursor pointing just after `row` in newest-first order."""
-    raw = json.dumps({"c": row.created_at.isoformat(), "i": str(row.id)}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The position an `encode_cursor` cursor names; InvalidCursor for anything else."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("c", "i")):
-            raise ValueError("not a cursor")
-        created_at = datetime.fromisoformat(data["c"])
-        if created_at.tzinfo is None:
-            raise ValueError("naive")
-        created_at.astimezone(UTC)  # a time with no UTC value (year 1, +14:00) is refused
-        return created_at, uuid.UUID(data["i"])
-    except (ValueError, UnicodeDecodeError, OverflowError, TypeError) as exc:
-        raise InvalidCursor("Use the `next_cursor` of a previous page.") from exc

@@ -37,6 +37,7 @@ from facetoface.tavus.schemas import (
     MemoryStorePage,
     Persona,
     Replica,
+    TavusStatus,
 )
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "TavusRateLimited",
     "TavusRejected",
     "TavusServerError",
+    "TavusStatus",
     "TavusUnavailable",
     "validate_conversation_id",
     "validate_id",

@@ -4,6 +4,9 @@ Conversations (create, get, list, end, delete); personas and replicas (get, to c
 deployment's defaults); memory stores (list by participant tag, delete: forgetting a user); and
 a cheap authenticated read that validates the API key.
 
+It is one module, longer than most here, because every endpoint goes through the one path
+below; the pieces that stand alone live beside it (errors.py, resilience.py, schemas.py).
+
 One long-lived `TavusClient` per process (create it in the app's lifespan, close it with
 `aclose()`). Every call goes through the same path:
 
@@ -45,7 +48,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -72,6 +75,7 @@ from facetoface.tavus.schemas import (
     MemoryStorePage,
     Persona,
     Replica,
+    TavusStatus,
 )
 
 __all__ = ["OnRequest", "TavusClient", "validate_conversation_id", "validate_id"]
@@ -389,13 +393,13 @@ class TavusClient:
     async def list_conversations(
         self,
         *,
-        status: Literal["active", "ended"] | None = None,
+        status: TavusStatus | None = None,
         limit: int = 100,
         page: int = 1,
     ) -> ConversationPage:
         """`GET /conversations`: one page (1-indexed), optionally filtered by status."""
-        if status not in (None, "active", "ended"):
-            msg = "status must be 'active', 'ended' or None"
+        if status is not None and status not in TavusStatus:
+            msg = f"status must be one of {', '.join(TavusStatus)} or None"
             raise ValueError(msg)
         if limit < 1 or page < 1:
             msg = "limit and page must be >= 1"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email.utils
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
@@ -138,6 +139,14 @@ class CreateConversationRequest(BaseModel):
 # --- responses ------------------------------------------------------------------------------
 
 _RESPONSE_CONFIG = ConfigDict(extra="ignore", coerce_numbers_to_str=True, frozen=True)
+
+
+class TavusStatus(StrEnum):
+    """A conversation's `status` as Tavus documents it (it may add more: `Conversation.status`
+    stays a plain string, compared with these)."""
+
+    active = "active"
+    ended = "ended"
 
 
 class Conversation(BaseModel):

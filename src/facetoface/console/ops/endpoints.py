@@ -20,14 +20,14 @@ from facetoface.console.ops.schemas import (
     TavusState,
 )
 from facetoface.console.ops.service import OpsService
-from facetoface.sessions.schemas import SessionOut
+from facetoface.errors import problem
+from facetoface.sessions import SessionOut
 
-_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid access token", **_PROBLEM},
-    403: {"description": "The token is not an operator's", **_PROBLEM},
-    422: {"description": "The request does not match the schema", **_PROBLEM},
-    503: {"description": "A dependency is unavailable; see Retry-After", **_PROBLEM},
+    401: problem("Missing or invalid access token"),
+    403: problem("The token is not an operator's"),
+    422: problem("The request does not match the schema"),
+    503: problem("A dependency is unavailable; see Retry-After"),
 }
 
 router = APIRouter(
@@ -54,7 +54,7 @@ async def live_sessions(service: Service) -> LiveSessions:
 @router.post(
     "/sessions/{session_id}/end",
     response_model=SessionOut,
-    responses={404: {"description": "No such session", **_PROBLEM}},
+    responses={404: problem("No such session")},
 )
 async def end_session(
     session_id: uuid.UUID, operator: CurrentOperator, service: Service

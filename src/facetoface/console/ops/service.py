@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from facetoface.clock import utcnow
 from facetoface.config import Settings
 from facetoface.console.ops.repository import DURATION_BUCKETS, OpsRepository
 from facetoface.console.ops.schemas import (
@@ -34,10 +35,9 @@ from facetoface.conversations.repository import SessionRow
 from facetoface.db import Database, Identity
 from facetoface.errors import NotFound
 from facetoface.health import TavusHealth
-from facetoface.models import utcnow
 from facetoface.models.reconcile_run import RECONCILE_RUNS_KEPT
 from facetoface.observability.context import replica_name
-from facetoface.sessions.service import SessionService
+from facetoface.sessions import SessionService
 from facetoface.tavus import TavusClient
 
 log = structlog.get_logger(__name__)
