@@ -30,13 +30,11 @@ from tests.support.chaos import (
     created_total,
     send,
     sim_state,
-    wait_until,
 )
 from tests.support.checker import History, callback_body, check
+from tests.support.eventually import eventually
 from tests.support.factories import create_user, session_rows
 from tests.support.tcp_proxy import TcpProxy
-
-pytestmark = pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
 
 JSON = {"content-type": "application/json"}
 
@@ -58,12 +56,15 @@ def service_overrides(proxy: TcpProxy, pg_database_url: str) -> dict[str, Any]:
 
 async def start_live(service: RunningService, history: History, count: int) -> list[dict[str, Any]]:
     """`count` users with a live session each (201s recorded); their session bodies."""
-    bodies = []
-    for _ in range(count):
-        user = await create_user(service.db)
-        response = await send(
-            history, service.client.post("/v1/sessions", headers=service.auth(user)), start=True
+    users = await asyncio.gather(*(create_user(service.db) for _ in range(count)))
+    responses = await asyncio.gather(
+        *(
+            send(history, service.client.post("/v1/sessions", headers=service.auth(u)), start=True)
+            for u in users
         )
+    )
+    bodies = []
+    for user, response in zip(users, responses, strict=True):
         assert answered(response).status_code == 201, response
         bodies.append({**response.json(), "user_id": user})
     await asyncio.to_thread(service.sim.drain, 5.0)
@@ -87,7 +88,7 @@ async def start_while_tavus_creates(
     async def created() -> bool:
         return await created_total(service) > before
 
-    await wait_until(created, within=5, what="Tavus to create the conversation")
+    await eventually(created, what="Tavus to create the conversation")
     proxy.reset()
     proxy.refuse()
     response = await pending
@@ -208,7 +209,7 @@ async def test_connections_reset_mid_flight(service: RunningService, proxy: TcpP
     # Creates and ends stay in flight a while; no Tavus concurrency limit in the way.
     service.sim.set_config(latency_ms=150, concurrency_limit=None)
     live = await start_live(service, history, 4)
-    users = [await create_user(service.db) for _ in range(8)]
+    users = list(await asyncio.gather(*(create_user(service.db) for _ in range(8))))
     keys = {user: str(uuid.uuid4()) for user in users}
     paths = callback_paths(await sim_state(service))
 
@@ -246,12 +247,13 @@ async def test_connections_reset_mid_flight(service: RunningService, proxy: TcpP
     async def creating() -> bool:
         return await created_total(service) > len(live)
 
-    await wait_until(creating, within=10, what="the burst's first create at Tavus")
+    await eventually(creating, what="the burst's first create at Tavus")
     proxy.reset()  # every open connection is reset, and every new one, for half a second
     await asyncio.sleep(0.5)
     proxy.restore()
     lifted = time.monotonic()
     answers = await burst
+    service.sim.set_config(latency_ms=0)  # the burst is over: Tavus answers at once again
     assert all(answer is not None for answer in answers)
     bitten = sum(count for label, count in history.answers.items() if label.startswith("503"))
     assert bitten > 0, f"the reset hit no request: {history.answers}"
@@ -260,9 +262,8 @@ async def test_connections_reset_mid_flight(service: RunningService, proxy: TcpP
     # Every start retried with its key now gets a session: the one its first attempt made
     # (replayed) or, when that attempt wrote nothing, a new one — never a second
     # conversation for one session (the checker counts duplicates).
-    for user in users:
-        retried = await start(user)
-        assert answered(retried).status_code == 201, retried.text
+    for retried in await asyncio.gather(*(start(user) for user in users)):
+        assert answered(retried).status_code == 201, retried
     await asyncio.to_thread(service.sim.drain, 5.0)
 
     verdict = await check(service.db, service.sim, history, service.name_prefix, verify_events=True)
@@ -310,7 +311,7 @@ async def test_blackholed_database_answers_within_the_deadline(
     async def created() -> bool:
         return await created_total(service) > before
 
-    await wait_until(created, within=5, what="Tavus to create the conversation")
+    await eventually(created, what="Tavus to create the conversation")
     proxy.blackhole()
     hung_at = time.monotonic()
     outage = await asyncio.gather(
@@ -334,7 +335,7 @@ async def test_blackholed_database_answers_within_the_deadline(
             )
             for b in live
         ),
-        _healthz_while_hung(service),
+        _healthz_while_hung(service, proxy),
     )
     healthz_s = outage.pop()
     assert isinstance(healthz_s, float)
@@ -375,9 +376,9 @@ async def test_blackholed_database_answers_within_the_deadline(
     )
 
 
-async def _healthz_while_hung(service: RunningService) -> float:
-    """How long `/healthz` takes while every database call hangs (it needs no database)."""
-    await asyncio.sleep(0.5)
+async def _healthz_while_hung(service: RunningService, proxy: TcpProxy) -> float:
+    """How long `/healthz` takes while database calls hang (it needs no database)."""
+    await eventually(lambda: proxy.stats().bytes_held, what="database calls hanging")
     started = time.monotonic()
     response = await service.client.get("/healthz")
     assert response.status_code == 200
