@@ -1,113 +1,56 @@
 """Two `serve` processes on one PostgreSQL: concurrent starts for the same users through both
-(with and without idempotency keys), a callback storm through both, ends through both."""
+(with and without idempotency keys), a callback storm through both, ends through both. Real
+processes: the point is two servers working at once, on both cores (tests/support/replicas.py).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
+import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from facetoface.auth.dev_issuer import mint_token
-from facetoface.config import Settings
 from tests.conftest import RunningService
 from tests.reliability.test_fault_injection import REPORT
 from tests.support.checker import History, callback_body, check
 from tests.support.factories import create_user
-
-pytestmark = pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
+from tests.support.replicas import replica_auth, serve_replicas
 
 JSON = {"content-type": "application/json"}
-SECRET = "replica-test-secret-0123456789abcdef0123456789"
-ISSUER_BASE = "http://127.0.0.1:9"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
-async def replicas(service: RunningService) -> AsyncIterator[list[httpx.AsyncClient]]:
+async def replicas(
+    service: RunningService, tmp_path: Path
+) -> AsyncIterator[list[httpx.AsyncClient]]:
     """Two more `serve` processes beside the test's own, sharing its database and Tavus."""
-    processes, clients = [], []
-    for _ in range(2):
-        port = _free_port()
-        env = {
-            **os.environ,
-            "ENVIRONMENT": "test",
-            "DATABASE_URL": service.settings.database_url,
-            "PORT": str(port),
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-            "SUPABASE_URL": ISSUER_BASE,
-            "SUPABASE_JWT_SECRET": SECRET,
-            "TAVUS_API_KEY": service.sim.api_key,
-            "TAVUS_BASE_URL": service.sim.api_url,
-            "TAVUS_DEFAULT_REPLICA_ID": "r0000default",
-            "RECONCILE_INTERVAL_SECONDS": "0",
-            "LOG_LEVEL": "WARNING",
-        }
-        processes.append(
-            subprocess.Popen(  # noqa: ASYNC220 - started once per test
-                [sys.executable, "-m", "facetoface", "serve"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        clients.append(httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15))
-    try:
-        for client in clients:
-            for _ in range(300):
-                try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.05)
-        yield clients
-    finally:
-        for client in clients:
-            await client.aclose()
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=10)
-
-
-def auth(user_id: uuid.UUID, key: str | None = None) -> dict[str, str]:
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, environment="test", supabase_url=ISSUER_BASE, supabase_jwt_secret=SECRET
-    )
-    headers = {"Authorization": f"Bearer {mint_token(settings, user_id=user_id)}"}
-    if key:
-        headers["Idempotency-Key"] = key
-    return headers
+    async with serve_replicas(
+        2, database_url=service.settings.database_url, sim=service.sim, log_dir=tmp_path
+    ) as running:
+        yield [replica.client for replica in running]
 
 
 async def test_two_replicas_keep_every_invariant(
     service: RunningService, replicas: list[httpx.AsyncClient]
 ) -> None:
-    import json
-    import time
-
     started = time.monotonic()
     service.sim.set_config(callback_drop_probability=1.0, latency_ms=50)
-    users = [await create_user(service.db) for _ in range(10)]
+    users = await asyncio.gather(*(create_user(service.db) for _ in range(10)))
     history = History()
     owner: dict[str, uuid.UUID] = {}
 
     async def starts(user_id: uuid.UUID) -> None:
         key = str(uuid.uuid4())
         attempts = [
-            replicas[i % 2].post("/v1/sessions", headers=auth(user_id, key if i < 4 else None))
+            replicas[i % 2].post(
+                "/v1/sessions", headers=replica_auth(user_id, key if i < 4 else None)
+            )
             for i in range(8)
         ]
         for response in await asyncio.gather(*attempts):
@@ -146,7 +89,9 @@ async def test_two_replicas_keep_every_invariant(
 
     ends = await asyncio.gather(
         *(
-            replicas[i % 2].post(f"/v1/sessions/{body['id']}/end", headers=auth(owner[body["id"]]))
+            replicas[i % 2].post(
+                f"/v1/sessions/{body['id']}/end", headers=replica_auth(owner[body["id"]])
+            )
             for i, body in enumerate(history.starts * 2)
         )
     )
