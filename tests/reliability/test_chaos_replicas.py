@@ -4,10 +4,11 @@
   session's callback URL names the replica that started it). After it restarts and one
   reconciler pass runs on the other replica, every event Tavus has is stored —
   `replica_joined` included — and nothing acknowledged was lost.
-- A twin deployment — another database, the same `DEPLOYMENT_NAME`, the same simulator —
-  runs reconciler passes at the same time as this one: neither ends the other's live
-  conversations (a user mid-session is never cut off), and nothing else on the account (an
-  app's unnamed conversation, a conversation named like ours but unknown here) is touched.
+- A twin deployment — another database, the same `DEPLOYMENT_NAME`, the same simulator; an
+  instance of the service in the test's process — runs reconciler passes at the same time as
+  this one: neither ends the other's live conversations (a user mid-session is never cut
+  off), and nothing else on the account (an app's unnamed conversation, a conversation named
+  like ours but unknown here) is touched.
 """
 
 from __future__ import annotations
@@ -27,21 +28,14 @@ from facetoface.config import Settings
 from facetoface.conversations.names import name_prefix
 from facetoface.db import Database, run_migrations
 from facetoface.models import Installation
-from tests.conftest import RunningService, app_role_url
-from tests.support.chaos import (
-    CHAOS_SETTINGS,
-    answered,
-    conclude,
-    send,
-    sim_state,
-    wait_until,
-)
+from tests.conftest import RunningService, ServiceHosts
+from tests.support.chaos import CHAOS_SETTINGS, answered, conclude, send, sim_state
 from tests.support.checker import History, Verdict, check
+from tests.support.eventually import eventually
 from tests.support.factories import create_user
+from tests.support.hosts import Instance, instances
 from tests.support.postgres import PostgresServer, create_app_role, fresh_database
-from tests.support.replicas import Replica, replica_auth, serve_replicas
-
-pytestmark = pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
+from tests.support.replicas import ISSUER_BASE, SECRET, Replica, replica_auth, serve_replicas
 
 
 @pytest.fixture
@@ -49,7 +43,7 @@ def service_overrides() -> dict[str, Any]:
     return dict(CHAOS_SETTINGS)
 
 
-async def _start(history: History, replica: Replica, user: uuid.UUID) -> dict[str, Any]:
+async def _start(history: History, replica: Replica | Instance, user: uuid.UUID) -> dict[str, Any]:
     response = answered(
         await send(
             history, replica.client.post("/v1/sessions", headers=replica_auth(user)), start=True
@@ -72,7 +66,7 @@ async def test_replica_killed_while_callbacks_target_it(
     history = History()
     # Tavus's replica joins the room 0.6 s after the create: after the replica is killed.
     service.sim.set_config(replica_join_delay_ms=600, concurrency_limit=None)
-    users = [await create_user(service.db) for _ in range(6)]
+    users = await asyncio.gather(*(create_user(service.db) for _ in range(6)))
     async with serve_replicas(
         2,
         database_url=service.settings.database_url,
@@ -93,7 +87,7 @@ async def test_replica_killed_while_callbacks_target_it(
                 if c["conversation_id"] in ours
             )
 
-        await wait_until(all_joined, within=10, what="Tavus's replicas to join every room")
+        await eventually(all_joined, what="Tavus's replicas to join every room")
         # Tavus goes on while the replica is dead: two users talk and leave, one session is
         # ended by its user through the other replica, one stays live.
         await asyncio.gather(
@@ -182,8 +176,10 @@ async def _create_at_tavus(service: RunningService, name: str | None) -> str:
 
 
 async def test_twin_deployments_never_end_each_others_conversations(
-    service: RunningService, twin_database: str, tmp_path: Path
+    service: RunningService, service_hosts: ServiceHosts, twin_database: str
 ) -> None:
+    """The twin is another instance of the service in this process (tests/support/hosts.py)
+    on its own database: what is shared is the Tavus account, not a process."""
     began = time.monotonic()
     ours, theirs = History(), History()
     service.sim.set_config(concurrency_limit=None)
@@ -196,12 +192,10 @@ async def test_twin_deployments_never_end_each_others_conversations(
         assert twin_prefix.split(":")[0] == service.name_prefix.split(":")[0]  # same name
         users = [await create_user(service.db) for _ in range(3)]
         twin_users = [await create_user(twin_db) for _ in range(3)]
-        async with serve_replicas(
-            1,
-            database_url=app_role_url(twin_database),
-            sim=service.sim,
-            log_dir=tmp_path,
-            **CHAOS_SETTINGS,
+        # Its users' tokens come from the issuer `replica_auth` signs for.
+        issuer = {"supabase_url": ISSUER_BASE, "supabase_jwt_secret": SECRET}
+        async with instances(
+            service_hosts, service.sim, twin_database, 1, **CHAOS_SETTINGS, **issuer
         ) as (twin,):
             ours_live = []
             for user in users:
@@ -240,11 +234,11 @@ async def test_twin_deployments_never_end_each_others_conversations(
 
             lifted = time.monotonic()
             for _ in range(2):  # both deployments sweep at once, twice
-                ours_report, theirs_result = await asyncio.gather(
-                    service.reconciler.run_once(), twin.reconcile()
+                ours_report, theirs_report = await asyncio.gather(
+                    service.reconciler.run_once(), twin.state.reconciler.run_once()
                 )
                 assert ours_report.errors == 0, ours_report
-                assert theirs_result["errors"] == 0, theirs_result
+                assert theirs_report.errors == 0, theirs_report
             converge_s = round(time.monotonic() - lifted, 2)
             await asyncio.to_thread(service.sim.drain, 5.0)
             state = {c["conversation_id"]: c for c in (await sim_state(service))["conversations"]}
