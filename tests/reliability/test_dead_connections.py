@@ -7,28 +7,33 @@ from __future__ import annotations
 import asyncio
 
 import psycopg
-import pytest
 
 from tests.conftest import RunningService
+from tests.support.eventually import eventually
 from tests.support.factories import create_user
 
-on_postgres = pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
+_OTHERS = (
+    "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+    "AND backend_type = 'client backend'"
+)
 
 
 async def _terminate_service_backends(service: RunningService) -> int:
-    """Terminate every other client connection to the service's database (it is this
-    test's own fresh database): the pool's idle connections."""
-    url = service.settings.database_url.replace("postgresql+psycopg://", "postgresql://")
+    """Terminate every other client connection to the worker's database: the pool's idle
+    connections (once their backends are gone, the server's goodbye is in their sockets)."""
+    url = service.settings.database_url
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
-        cursor = await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND backend_type = 'client backend'"
-        )
-        return len(await cursor.fetchall())
+        cursor = await admin.execute(f"SELECT pg_terminate_backend(pid) {_OTHERS}".encode())
+        terminated = len(await cursor.fetchall())
+
+        async def gone() -> bool:
+            left = await (await admin.execute(f"SELECT count(*) {_OTHERS}".encode())).fetchone()
+            return left is not None and left[0] == 0
+
+        await eventually(gone, what="the terminated backends exited")
+    return terminated
 
 
-@on_postgres
 async def test_idle_connections_the_server_closed_are_replaced_unseen(
     service: RunningService,
 ) -> None:
@@ -41,7 +46,6 @@ async def test_idle_connections_the_server_closed_are_replaced_unseen(
     assert [r.status_code for r in warm] == [200] * 4
 
     assert await _terminate_service_backends(service) >= 1
-    await asyncio.sleep(0.2)  # the server's goodbye reaches the idle sockets
 
     # Every pooled connection is dead now; each request draws one and must not notice.
     for _ in range(6):

@@ -18,6 +18,7 @@ import asyncpg
 import psycopg
 import pytest
 
+from tests.support.eventually import eventually
 from tests.support.postgres import PostgresServer, fresh_database
 from tests.support.tcp_proxy import Mode, TcpProxy
 
@@ -87,7 +88,9 @@ def database_url(pg_server: PostgresServer) -> Iterator[str]:
     """A fresh database with one table that records which statements reached the server."""
     with fresh_database(pg_server, "tcpproxy") as name:
         url = pg_server.url(name)
-        asyncio.run(_admin(url, "CREATE TABLE probe (marker text PRIMARY KEY)"))
+        # Blocking, not `asyncio.run`: async tests on the worker's loop request this.
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE probe (marker text PRIMARY KEY)")
         yield url
 
 
@@ -156,12 +159,12 @@ async def test_reset_breaks_a_running_query_and_new_connections(
     conn = await driver.connect(url)
     running = asyncio.create_task(driver.query(conn, f"SELECT pg_sleep(3), '{marker}'"))
     try:
-        for _ in range(100):  # until PostgreSQL runs it: the reset lands mid-query
-            if (await _reached_server(database_url, marker))["backends"]:
-                break
-            await asyncio.sleep(0.02)
-        else:
-            pytest.fail("the query never reached the server")
+
+        async def running_at_the_server() -> int:
+            return int((await _reached_server(database_url, marker))["backends"])
+
+        # Until PostgreSQL runs it: the reset lands mid-query.
+        await eventually(running_at_the_server, what="the query reached the server")
         with proxy.resetting():
             started = time.monotonic()
             with pytest.raises(driver.errors):
@@ -231,7 +234,7 @@ async def test_delay_adds_latency_to_every_round_trip(
                 assert 60 <= elapsed_ms < 60 + 200, elapsed_ms
         started = time.perf_counter()
         await driver.query(conn, "SELECT 6")
-        assert (time.perf_counter() - started) * 1000 < 40, "restore removes the delay"
+        assert (time.perf_counter() - started) * 1000 < 60, "restore removes the delay"
     finally:
         driver.drop(conn)
 
