@@ -34,8 +34,6 @@ from tests.support.chaos import (
 from tests.support.checker import History, check
 from tests.support.factories import create_user, session_rows
 
-pytestmark = pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
-
 JSON = {"content-type": "application/json"}
 NUL, SURROGATE = "\x00", "\ud800"
 SAID = [f"I typed a NUL{NUL}here", f"and a lone{SURROGATE}surrogate"]

@@ -35,9 +35,8 @@ from tests.support.chaos import (
     send,
 )
 from tests.support.checker import History, check
+from tests.support.clock import Clock
 from tests.support.factories import create_user, session_rows
-
-pytestmark = pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
 
 
 @pytest.fixture
@@ -130,7 +129,7 @@ async def test_tavus_5xx_after_create_never_makes_a_second_conversation(
 
 
 async def test_reconciler_isolates_a_row_tavus_answers_with_garbage(
-    service: RunningService,
+    service: RunningService, clock: Clock
 ) -> None:
     began = time.monotonic()
     history = History()
@@ -212,10 +211,7 @@ async def test_reconciler_isolates_a_row_tavus_answers_with_garbage(
     # leased: a row that failed is not retried at once), the next pass verifies them.
     service.sim.clear_faults()
     recovered = time.monotonic()
-    async with service.db.transaction() as session:
-        await session.execute(
-            text("UPDATE mentor_conversations SET reconcile_lease_until = now() - interval '1 s'")
-        )
+    clock.advance(service.settings.reconcile_lease_seconds + 1)
     converge_s, _ = await converge(service, recovered)
     rows = await _rows(service)
     verdict = await check(
