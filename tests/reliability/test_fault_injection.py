@@ -260,7 +260,7 @@ async def test_connections_terminated_under_load(
                         "AND backend_type = 'client backend'"
                     )
                 )
-                await asyncio.sleep(0.4)
+                await asyncio.sleep(0.4)  # the nemesis's rhythm
         finally:
             await conn.close()
         return killed

@@ -206,6 +206,8 @@ class TestList:
             await end(service, user_id, body["id"])
             ids.append(uuid.UUID(body["id"]))
         same = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+        # A tie no clock gives: the daily rows' creation time, which the list orders by (not a
+        # session's state, and beyond what given_session sets).
         async with service.db.transaction() as session:
             await session.execute(
                 update(DailySession).where(DailySession.user_id == user_id).values(created_at=same)

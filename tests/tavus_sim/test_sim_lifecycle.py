@@ -38,7 +38,7 @@ def test_join_cancels_the_absent_timeout(create: Any, sim: SimServer) -> None:
     conversation_id = create(properties={"participant_absent_timeout": 300})["conversation_id"]
     sim.join(conversation_id)
 
-    time.sleep(0.4)
+    time.sleep(0.4)  # time passing, not an event: past the 300 ms timer, nothing ended
 
     assert sim.conversation(conversation_id)["status"] == "active"
 
@@ -60,7 +60,7 @@ def test_participant_left_timeout_waits_and_rejoin_cancels_it(create: Any, sim: 
     sim.leave(conversation_id)
     sim.join(conversation_id)  # back before the timeout: the call goes on
 
-    time.sleep(0.4)
+    time.sleep(0.4)  # time passing, not an event: past the 300 ms timer, nothing ended
     assert sim.conversation(conversation_id)["status"] == "active"
 
     sim.leave(conversation_id)
