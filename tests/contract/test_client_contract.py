@@ -29,6 +29,7 @@ from facetoface.tavus import (
     TavusClient,
     TavusConcurrencyLimit,
     TavusNotFound,
+    TavusStatus,
 )
 from tavus_sim import SimServer
 from tests.contract.shapes import (
@@ -243,7 +244,7 @@ async def test_list_conversations(client: TavusClient, wire: RecordingTransport)
     await client.create_conversation(_service_like_create(test_mode=True))
     wire.exchanges.clear()
 
-    page = await client.list_conversations(status="active", limit=100, page=1)
+    page = await client.list_conversations(status=TavusStatus.active, limit=100, page=1)
 
     exchange = _only(wire)
     assert _request_problems("list_conversations", exchange) == []

@@ -26,6 +26,7 @@ from facetoface.tavus import (
     TavusOutcomeUnknown,
     TavusRateLimited,
     TavusServerError,
+    TavusStatus,
     TavusUnavailable,
     validate_conversation_id,
 )
@@ -119,7 +120,7 @@ async def test_get_request_shape(make_client: Any, script: Any, api_key: str) ->
 async def test_list_request_shape(make_client: Any, script: Any) -> None:
     rec = script(ok({"data": [{"conversation_id": "c1", "status": "active"}], "total_count": 1}))
     client = make_client(rec)
-    page = await client.list_conversations(status="active", limit=50, page=2)
+    page = await client.list_conversations(status=TavusStatus.active, limit=50, page=2)
     await client.list_conversations()
 
     assert [c.conversation_id for c in page.data] == ["c1"]
@@ -133,10 +134,23 @@ async def test_list_request_shape(make_client: Any, script: Any) -> None:
 async def test_list_rejects_bad_arguments(make_client: Any, script: Any) -> None:
     rec = script(ok())
     client = make_client(rec)
-    with pytest.raises(ValueError, match="status"):
-        await client.list_conversations(status="running")
     with pytest.raises(ValueError, match="limit"):
         await client.list_conversations(limit=0)
+    with pytest.raises(ValueError, match="page"):
+        await client.list_conversations(page=0)
+    assert rec.count == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="src bug: list_conversations checks `status not in TavusStatus`; on Python 3.11 a "
+    "str that is no member raises TypeError (after a DeprecationWarning), not the ValueError",
+)
+async def test_list_rejects_an_unknown_status(make_client: Any, script: Any) -> None:
+    rec = script(ok())
+    client = make_client(rec)
+    with pytest.raises(ValueError, match="status"):
+        await client.list_conversations(status="running")  # type: ignore[arg-type]
     assert rec.count == 0
 
 
@@ -352,7 +366,7 @@ async def test_retry_after_is_honoured_exactly(make_client: Any, script: Any) ->
 
 IDEMPOTENT_CALLS = {
     "get": lambda c: c.get_conversation("c1"),
-    "list": lambda c: c.list_conversations(status="active"),
+    "list": lambda c: c.list_conversations(status=TavusStatus.active),
     "end": lambda c: c.end_conversation("c1"),
     "delete": lambda c: c.delete_conversation("c1"),
     "verify_api_key": lambda c: c.verify_api_key(),
