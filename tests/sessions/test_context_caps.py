@@ -14,6 +14,7 @@ from sqlalchemy import insert
 
 from facetoface.db import Identity
 from facetoface.models import UserGoal, utcnow
+from facetoface.sessions.loading import start_limits
 from facetoface.sessions.repository import SessionRepository
 from tests.conftest import RunningService
 from tests.support.factories import create_user
@@ -39,9 +40,8 @@ async def test_a_user_with_huge_goals_gets_a_bounded_context(service: RunningSer
             ],
         )
 
-    sessions = service.state.sessions
     now = utcnow()
-    limits = sessions._limits(now)
+    limits = start_limits(service.settings, now)
     attempt = await SessionRepository(service.state.db).start(
         Identity(user_id), mentor_id=None, now=now, limits=limits, new=None, key=None
     )

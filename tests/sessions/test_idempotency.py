@@ -23,6 +23,9 @@ async def post(
 
 
 async def test_retry_after_completion_replays_the_response(service: RunningService) -> None:
+    # No callbacks: a replay answers the session as it stands, and Tavus's replica_joined
+    # arriving between the two requests would change it (started → in_progress).
+    service.sim.set_config(callback_drop_probability=1.0)
     user_id = await create_user(service.db)
     key = str(uuid.uuid4())
 

@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from facetoface.models import Profile
-from facetoface.sessions.service import SessionService, TavusUnavailableError
+from facetoface.sessions.data_rights import DataRights
+from facetoface.sessions.errors import TavusUnavailableError
 from tests.conftest import RunningService
 from tests.support.backoff import no_backoff
 from tests.support.factories import create_user
@@ -38,8 +39,8 @@ def _tag(service: RunningService, user_id: uuid.UUID) -> str:
     return f"{service.settings.deployment_name}:{user_id}"
 
 
-def _sessions(service: RunningService) -> SessionService:
-    return service.state.sessions
+def _data_rights(service: RunningService) -> DataRights:
+    return service.state.data_rights
 
 
 @pytest.mark.parametrize("service_overrides", [PARTICIPANT])
@@ -129,13 +130,13 @@ async def test_purging_a_user_deletes_their_memory_stores_at_tavus(
     # Tavus cannot list the stores: nothing is deleted, here or there.
     service.sim.add_fault(endpoint="memory_stores", kind="status", status=503, count=10)
     with pytest.raises(TavusUnavailableError, match="memory"):
-        await _sessions(service).purge_user(user_id)
+        await _data_rights(service).purge_user(user_id)
     service.sim.clear_faults()
     assert {store["participant_tag"] for store in _stores(service)} == tags
     async with service.db.transaction() as session:
         assert await session.get(Profile, user_id) is not None
 
-    report = await _sessions(service).purge_user(user_id)
+    report = await _data_rights(service).purge_user(user_id)
 
     assert (report.conversations, report.memory_stores) == (1, 1)
     assert {store["participant_tag"] for store in _stores(service)} == {_tag(service, keep)}
@@ -143,5 +144,5 @@ async def test_purging_a_user_deletes_their_memory_stores_at_tavus(
         profiles = set((await session.execute(select(Profile.id))).scalars())
     assert profiles == {keep}
     # Again: nothing left at Tavus or here, and that is no error.
-    again = await _sessions(service).purge_user(user_id)
+    again = await _data_rights(service).purge_user(user_id)
     assert (again.conversations, again.memory_stores) == (0, 0)
