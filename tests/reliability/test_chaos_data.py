@@ -40,9 +40,13 @@ SAID = [f"I typed a NUL{NUL}here", f"and a lone{SURROGATE}surrogate"]
 STORED = ["I typed a NUL\ufffdhere", "and a lone\ufffdsurrogate"]
 
 
+#: No Tavus timeouts are injected here: time enough for a busy machine's simulator to answer.
+SETTINGS = {**CHAOS_SETTINGS, "tavus_read_timeout_seconds": 2.0, "tavus_total_timeout_seconds": 2.5}
+
+
 @pytest.fixture
 def service_overrides() -> dict[str, Any]:
-    return dict(CHAOS_SETTINGS)
+    return dict(SETTINGS)
 
 
 def cursor(created_at: str, row_id: str | None = None) -> str:

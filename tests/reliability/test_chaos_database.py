@@ -56,7 +56,7 @@ def service_overrides(proxy: TcpProxy, pg_database_url: str) -> dict[str, Any]:
 
 async def start_live(service: RunningService, history: History, count: int) -> list[dict[str, Any]]:
     """`count` users with a live session each (201s recorded); their session bodies."""
-    users = await asyncio.gather(*(create_user(service.db) for _ in range(count)))
+    users = [await create_user(service.db) for _ in range(count)]
     responses = await asyncio.gather(
         *(
             send(history, service.client.post("/v1/sessions", headers=service.auth(u)), start=True)
@@ -209,7 +209,7 @@ async def test_connections_reset_mid_flight(service: RunningService, proxy: TcpP
     # Creates and ends stay in flight a while; no Tavus concurrency limit in the way.
     service.sim.set_config(latency_ms=150, concurrency_limit=None)
     live = await start_live(service, history, 4)
-    users = list(await asyncio.gather(*(create_user(service.db) for _ in range(8))))
+    users = [await create_user(service.db) for _ in range(8)]
     keys = {user: str(uuid.uuid4()) for user in users}
     paths = callback_paths(await sim_state(service))
 

@@ -53,7 +53,7 @@ async def test_burst_beyond_the_pool_is_shed_with_503(
     began = time.monotonic()
     history = History()
     service.sim.set_config(concurrency_limit=None)
-    users = await asyncio.gather(*(create_user(service.db) for _ in range(24)))
+    users = [await create_user(service.db) for _ in range(24)]
     proxy.delay(60)  # every round trip holds its connection 60 ms longer
     async with serve_replicas(
         2,

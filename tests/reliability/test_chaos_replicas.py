@@ -37,10 +37,13 @@ from tests.support.hosts import Instance, instances
 from tests.support.postgres import PostgresServer, create_app_role, fresh_database
 from tests.support.replicas import ISSUER_BASE, SECRET, Replica, replica_auth, serve_replicas
 
+#: No Tavus timeouts are injected here: time enough for a busy machine's simulator to answer.
+SETTINGS = {**CHAOS_SETTINGS, "tavus_read_timeout_seconds": 2.0, "tavus_total_timeout_seconds": 2.5}
+
 
 @pytest.fixture
 def service_overrides() -> dict[str, Any]:
-    return dict(CHAOS_SETTINGS)
+    return dict(SETTINGS)
 
 
 async def _start(history: History, replica: Replica | Instance, user: uuid.UUID) -> dict[str, Any]:
@@ -66,13 +69,13 @@ async def test_replica_killed_while_callbacks_target_it(
     history = History()
     # Tavus's replica joins the room 0.6 s after the create: after the replica is killed.
     service.sim.set_config(replica_join_delay_ms=600, concurrency_limit=None)
-    users = await asyncio.gather(*(create_user(service.db) for _ in range(6)))
+    users = [await create_user(service.db) for _ in range(6)]
     async with serve_replicas(
         2,
         database_url=service.settings.database_url,
         sim=service.sim,
         log_dir=tmp_path,
-        **CHAOS_SETTINGS,
+        **SETTINGS,
     ) as (doomed, survivor):
         on_doomed = await asyncio.gather(*(_start(history, doomed, u) for u in users[:4]))
         on_survivor = await asyncio.gather(*(_start(history, survivor, u) for u in users[4:]))
@@ -195,7 +198,7 @@ async def test_twin_deployments_never_end_each_others_conversations(
         # Its users' tokens come from the issuer `replica_auth` signs for.
         issuer = {"supabase_url": ISSUER_BASE, "supabase_jwt_secret": SECRET}
         async with instances(
-            service_hosts, service.sim, twin_database, 1, **CHAOS_SETTINGS, **issuer
+            service_hosts, service.sim, twin_database, 1, **SETTINGS, **issuer
         ) as (twin,):
             ours_live = []
             for user in users:

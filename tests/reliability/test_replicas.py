@@ -41,7 +41,7 @@ async def test_two_replicas_keep_every_invariant(
 ) -> None:
     started = time.monotonic()
     service.sim.set_config(callback_drop_probability=1.0, latency_ms=50)
-    users = await asyncio.gather(*(create_user(service.db) for _ in range(10)))
+    users = [await create_user(service.db) for _ in range(10)]
     history = History()
     owner: dict[str, uuid.UUID] = {}
 
