@@ -142,11 +142,13 @@ async def test_replica_joined_resolves_an_indeterminate_start(service: RunningSe
 
     [conversation] = service.sim.conversations()["conversations"]
 
-    async def adopted() -> dict[str, Any] | None:
+    async def joined() -> dict[str, Any] | None:
+        # The daily row is read first (and each read sees what was committed before it): once
+        # it is in progress, the conversation read after it shows the callback too.
         stored = await stored_for(service, user_id)
-        return stored if stored["conversation"]["status"] == "active" else None
+        return stored if stored["daily"]["session_status"] == "in_progress" else None
 
-    stored = await eventually(adopted, what="replica_joined adopted the conversation")
+    stored = await eventually(joined, what="Tavus's replica_joined was applied")
     assert stored["conversation"]["tavus_conversation_id"] == conversation["conversation_id"]
     assert stored["daily"]["session_status"] == "in_progress"
     again = await post_start(service, user_id)
