@@ -214,6 +214,11 @@ def _ignore_body(endpoint: str, response: httpx.Response) -> None:
     """end/delete/key check: any 2xx is success; the body may be empty, "OK" or JSON."""
 
 
+#: The documented status values (a set of strings: `in` on the enum class itself raises for a
+#: non-member on Python 3.11).
+_TAVUS_STATUSES = frozenset(status.value for status in TavusStatus)
+
+
 class TavusClient:
     """Client for the Tavus CVI API (`/v2`).
 
@@ -398,7 +403,7 @@ class TavusClient:
         page: int = 1,
     ) -> ConversationPage:
         """`GET /conversations`: one page (1-indexed), optionally filtered by status."""
-        if status is not None and status not in TavusStatus:
+        if status is not None and status not in _TAVUS_STATUSES:
             msg = f"status must be one of {', '.join(TavusStatus)} or None"
             raise ValueError(msg)
         if limit < 1 or page < 1:
