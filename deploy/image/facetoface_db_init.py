@@ -1,0 +1,74 @@
+#!/usr/bin/env python
+"""facetoface-db-init: prepare a PostgreSQL database for `facetoface serve`, as its owner.
+
+Installed in the image as `facetoface-db-init`; the one-shot migration step of the compose
+stack and the Kubernetes Job run it before any replica starts. It does, idempotently, what
+docs/security.md asks of the operator:
+
+1. `facetoface migrate` (to head), connected as the tables' owner (`DATABASE_URL`);
+2. the application login role: `facetoface.db.app_login_role_sql()` (creates `APP_DB_USER`,
+   default `facetoface_app`: LOGIN NOINHERIT, neither superuser nor BYPASSRLS, owning nothing,
+   a member of `authenticated` and `facetoface_service`);
+3. that role's password, from `APP_DB_PASSWORD`.
+
+Environment: `DATABASE_URL` (the owner's), `APP_DB_PASSWORD`, optionally `APP_DB_USER`. The
+replicas then connect as `APP_DB_USER`: they never hold the owner's password.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from facetoface.config import normalize_database_url
+from facetoface.db import DEFAULT_APP_LOGIN_ROLE, app_login_role_sql
+
+
+def _libpq_url(database_url: str) -> str:
+    """The owner's URL as libpq takes it, parsed as the service parses `DATABASE_URL` (so a
+    Supabase `postgres://…` string or an `ssl=` parameter means the same here)."""
+    url = normalize_database_url(database_url, Path("."))
+    if not url.startswith("postgresql+psycopg://"):
+        raise SystemExit("facetoface-db-init: DATABASE_URL must name a PostgreSQL database")
+    return "postgresql://" + url.removeprefix("postgresql+psycopg://")
+
+
+def main() -> int:
+    """Migrate, then create (or bring up to date) the login role and set its password."""
+    database_url = os.environ.get("DATABASE_URL", "")
+    password = os.environ.get("APP_DB_PASSWORD", "")
+    role = os.environ.get("APP_DB_USER", DEFAULT_APP_LOGIN_ROLE)
+    if not database_url or not password:
+        print("facetoface-db-init: set DATABASE_URL (the owner's) and APP_DB_PASSWORD", file=sys.stderr)
+        return 2
+    if len(password) < 16:
+        print("facetoface-db-init: APP_DB_PASSWORD is shorter than 16 characters", file=sys.stderr)
+        return 2
+    role_sql = app_login_role_sql(role)  # refuses a name that is not a plain role name
+
+    # The CLI, as an operator would run it: the same output, the same exit status.
+    migrated = subprocess.run(["facetoface", "migrate"], check=False)  # noqa: S607
+    if migrated.returncode != 0:
+        return migrated.returncode
+
+    with psycopg.connect(_libpq_url(database_url), autocommit=True) as conn:
+        conn.execute(role_sql)
+        # Hashed here by libpq (SCRAM, or whatever the server's password_encryption says), so
+        # the clear password never reaches the server, its logs or pg_stat_statements.
+        verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), None)
+        conn.execute(
+            sql.SQL("ALTER ROLE {} WITH PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(verifier.decode())
+            )
+        )
+    print(f"login role {role}: ready (not superuser, no BYPASSRLS, owns nothing), password set")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
