@@ -38,16 +38,21 @@ def _libpq_url(database_url: str) -> str:
     return "postgresql://" + url.removeprefix("postgresql+psycopg://")
 
 
+def _say(message: str, *, error: bool = False) -> None:
+    """One line of the command's output (on stderr when it is an error)."""
+    (sys.stderr if error else sys.stdout).write(f"facetoface-db-init: {message}\n")
+
+
 def main() -> int:
     """Migrate, then create (or bring up to date) the login role and set its password."""
     database_url = os.environ.get("DATABASE_URL", "")
     password = os.environ.get("APP_DB_PASSWORD", "")
     role = os.environ.get("APP_DB_USER", DEFAULT_APP_LOGIN_ROLE)
     if not database_url or not password:
-        print("facetoface-db-init: set DATABASE_URL (the owner's) and APP_DB_PASSWORD", file=sys.stderr)
+        _say("set DATABASE_URL (the owner's) and APP_DB_PASSWORD", error=True)
         return 2
     if len(password) < 16:
-        print("facetoface-db-init: APP_DB_PASSWORD is shorter than 16 characters", file=sys.stderr)
+        _say("APP_DB_PASSWORD is shorter than 16 characters", error=True)
         return 2
     role_sql = app_login_role_sql(role)  # refuses a name that is not a plain role name
 
@@ -66,7 +71,7 @@ def main() -> int:
                 sql.Identifier(role), sql.Literal(verifier.decode())
             )
         )
-    print(f"login role {role}: ready (not superuser, no BYPASSRLS, owns nothing), password set")
+    _say(f"login role {role}: ready (not superuser, no BYPASSRLS, owns nothing), password set")
     return 0
 
 
