@@ -12,7 +12,8 @@ if [ "$(id -u)" = 0 ]; then
   mkdir -p "$PGDATA" /var/run/postgresql
   chown -R postgres:postgres "$PGDATA" /var/run/postgresql
   chmod 700 "$PGDATA"
-  exec runuser -u postgres -- "$BASH" "${BASH_SOURCE[0]}" "$@"
+  # setpriv execs (runuser would stay as PID 1 between Docker's stop signal and PostgreSQL).
+  exec setpriv --reuid=postgres --regid=postgres --init-groups "$BASH" "${BASH_SOURCE[0]}" "$@"
 fi
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
