@@ -199,3 +199,19 @@ def test_docker_compose_accepts_the_file() -> None:
     rendered = yaml.safe_load(result.stdout)
     assert set(rendered["services"]) == set(services())
     assert rendered["services"]["app-2"]["environment"]["ENVIRONMENT"] == "production"
+
+
+def test_the_readme_shows_the_commands_the_deploy_test_runs() -> None:
+    from tests.deploy import test_compose
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Deploying: the image") :]
+    section = section[: section.index("\n## ", 1)]
+    assert f"make image IMAGE={test_compose.APP_IMAGE} PYTHON_IMAGE={test_compose.BASE_IMAGE}" in (
+        section
+    )
+    assert f"make image PYTHON_IMAGE={test_compose.BASE_IMAGE}" in section
+    assert "up --detach --no-build " + " ".join(test_compose.SERVICES) in section
+    assert "-f tests/deploy/compose.hostnet.yaml build pgbouncer" in section
+    for path in set(re.findall(r"(?:deploy|tests/deploy)/[\w./-]*\w", section)):
+        assert (ROOT / path).exists(), f"README names {path}, which does not exist"
