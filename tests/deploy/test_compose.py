@@ -396,6 +396,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             yield stack
         finally:
             started = time.monotonic()
+            stack.run("stop", "--timeout", "20", timeout=600, check=False)
+            _timed(stack.timings, "docker-compose stop", started)
+            started = time.monotonic()
             stack.run(
                 "down", "--volumes", "--remove-orphans", "--timeout", "20", timeout=600, check=False
             )
