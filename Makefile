@@ -84,5 +84,5 @@ image:
 ## mmdebstrap; not part of `make test`); see tests/deploy/test_compose.py
 deploy-test: $(STAMP)
 	tests/deploy/base-images.sh
-	$(BIN)/pytest -q -ra -m deploy tests/deploy; status=$$?; \
+	$(BIN)/pytest -q -ra --durations=0 -m deploy tests/deploy; status=$$?; \
 		cat test-artifacts/deploy-test.md 2>/dev/null; exit $$status

@@ -20,22 +20,31 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
-from facetoface.config import normalize_database_url
-from facetoface.db import DEFAULT_APP_LOGIN_ROLE, app_login_role_sql
+# Only the package's public helper: this script lives outside the package and must keep
+# working as its insides move.
+from facetoface.db import app_login_role_sql
+
+#: The role docs/security.md and the deploy kits name.
+DEFAULT_ROLE = "facetoface_app"
 
 
 def _libpq_url(database_url: str) -> str:
-    """The owner's URL as libpq takes it, parsed as the service parses `DATABASE_URL` (so a
-    Supabase `postgres://…` string or an `ssl=` parameter means the same here)."""
-    url = normalize_database_url(database_url, Path("."))
-    if not url.startswith("postgresql+psycopg://"):
+    """The owner's URL as libpq takes it, read as the service reads `DATABASE_URL`: Supabase's
+    `postgres://`, a `+driver` suffix, asyncpg's `ssl=` for libpq's `sslmode=`."""
+    parts = urlsplit(database_url)
+    if parts.scheme.split("+")[0] not in {"postgres", "postgresql"}:
         raise SystemExit("facetoface-db-init: DATABASE_URL must name a PostgreSQL database")
-    return "postgresql://" + url.removeprefix("postgresql+psycopg://")
+    query = parse_qsl(parts.query)
+    names = {name for name, _ in query}
+    if "ssl" in names and "sslmode" not in names:
+        query = [("sslmode" if name == "ssl" else name, value) for name, value in query]
+    query = [(name, value) for name, value in query if name != "ssl"]
+    return urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query)))
 
 
 def _say(message: str, *, error: bool = False) -> None:
@@ -47,7 +56,7 @@ def main() -> int:
     """Migrate, then create (or bring up to date) the login role and set its password."""
     database_url = os.environ.get("DATABASE_URL", "")
     password = os.environ.get("APP_DB_PASSWORD", "")
-    role = os.environ.get("APP_DB_USER", DEFAULT_APP_LOGIN_ROLE)
+    role = os.environ.get("APP_DB_USER", DEFAULT_ROLE)
     if not database_url or not password:
         _say("set DATABASE_URL (the owner's) and APP_DB_PASSWORD", error=True)
         return 2

@@ -404,7 +404,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             )
             _timed(stack.timings, "docker-compose down -v", started)
             left = _docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}")
+            started = time.monotonic()
             _remove_built_images()
+            _timed(stack.timings, "built images removed", started)
             _timed(stack.timings, "whole run (setup, tests, teardown)", total)
             _write_report(stack.timings)
             assert not left.strip(), f"containers left behind: {left}"
