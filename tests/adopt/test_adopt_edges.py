@@ -76,12 +76,6 @@ def test_a_facetoface_database_has_nothing_to_do(pg_server: PostgresServer) -> N
     assert report.outcome == "nothing_to_do"
 
 
-def test_sqlite_is_refused(tmp_path: Path) -> None:
-    ours = Settings(_env_file=None, environment="test", data_dir=tmp_path)  # type: ignore[call-arg]
-    with pytest.raises(AdoptRefused, match="PostgreSQL"):
-        adopt_database(ours)
-
-
 def test_an_incompatible_column_type_is_refused_and_nothing_changes(
     pg_server: PostgresServer,
 ) -> None:

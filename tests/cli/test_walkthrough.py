@@ -124,10 +124,10 @@ def test_readme_walkthrough(env: dict[str, str], tmp_path: Path) -> None:
         readyz = httpx.get(f"{url}/readyz", timeout=5)
         assert readyz.json()["status"] == "ok", readyz.text
         assert readyz.json()["database"] == readyz.json()["tavus"] == "ok"
-        assert served.process.poll() is None
+        assert served.poll() is None
 
-    assert served.process.returncode == 130  # Ctrl-C's, as a shell reports it
-    stdout, stderr = served.output()
+    assert served.returncode == 130  # Ctrl-C's, as a shell reports it
+    stdout, stderr = served.stdout, served.stderr
     assert token not in stdout + stderr, "the access token reached the logs"
     assert token.split(".")[2] not in stderr
     # One server process, announced once (the embedded simulator's uvicorn lines are quiet).

@@ -1,13 +1,10 @@
-"""`facetoface doctor` as a command: real processes against the simulator, exit statuses,
+"""`facetoface doctor` as a command: processes of their own against the simulator, exit statuses,
 `--json`, and the README's example output, which must equal what a real run prints."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ from sqlalchemy.engine import make_url
 
 from facetoface.db.embedded import DATABASE, DEFAULT_PORT
 from tavus_sim import SimServer
+from tests.support.cli import Run, clean_environment, cli
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 #: The simulator's port in the README's examples (`make run`'s embedded simulator).
@@ -36,35 +34,16 @@ def env(database: str, sim: SimServer) -> dict[str, str]:
     """`make run`'s environment (development, the simulator on its port), with the worker's
     migrated database as the application's login role in DATABASE_URL: the README's examples
     run on the embedded PostgreSQL, which prints the same but for where it listens."""
-    return _env(sim, DATABASE_URL=database)
-
-
-def _env(sim: SimServer, **extra: str) -> dict[str, str]:
-    keep = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TAVUS_", "DATABASE_", "SUPABASE_", "DB_", "SESSION_"))
-        and key not in {"ENVIRONMENT", "DATA_DIR", "PUBLIC_BASE_URL", "PORT", "HOST"}
-    }
-    return {
-        **keep,
-        "ENVIRONMENT": "development",
-        "DATA_DIR": "data",
-        "TAVUS_SIM_PORT": sim.base_url.rsplit(":", 1)[1],
-        **extra,
-    }
-
-
-def _doctor(workdir: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "facetoface", "doctor", *args],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return clean_environment(
+        ENVIRONMENT="development",
+        DATA_DIR="data",
+        TAVUS_SIM_PORT=sim.base_url.rsplit(":", 1)[1],
+        DATABASE_URL=database,
     )
+
+
+def _doctor(workdir: Path, env: dict[str, str], *args: str) -> Run:
+    return cli("doctor", *args, env=env, cwd=workdir, check=False)
 
 
 def _readme_example(label: str) -> tuple[str, str]:
