@@ -48,7 +48,10 @@ def test_two_workers_serve_one_port_and_merge_their_metrics(
         # Given, so the test can look: `serve` empties it and both workers write there.
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
     )
-    with serving(env, "--workers", "2", url=url, logs=tmp_path / "serve"):
+    # uvicorn kills and respawns a worker that does not answer its health check within 5 s
+    # of being spawned (`timeout_worker_healthcheck`, left at its default by `serve`; the
+    # bootstrap imports much of the app): on a loaded machine it takes several rounds.
+    with serving(env, "--workers", "2", url=url, logs=tmp_path / "serve", within=180):
         settings = Settings(_env_file=None, environment="test", public_base_url=url)  # type: ignore[call-arg]
         token = mint_token(settings, user_id=uuid.uuid4())
         auth = {"Authorization": f"Bearer {token}"}

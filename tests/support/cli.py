@@ -161,10 +161,16 @@ def cli(*args: str, env: dict[str, str], cwd: Path, check: bool = True) -> Run:
 
 @contextlib.contextmanager
 def serving(
-    env: dict[str, str], *args: str, url: str, logs: Path, ready: str = "/healthz"
+    env: dict[str, str],
+    *args: str,
+    url: str,
+    logs: Path,
+    ready: str = "/healthz",
+    within: float = 60,
 ) -> Iterator[Run]:
     """`facetoface serve ARGS` (working in `logs`, its output there) until the block ends,
-    then Ctrl-C (SIGINT); the block starts once `url` answers `ready` with 200."""
+    then Ctrl-C (SIGINT); the block starts once `url` answers `ready` with 200 (the test
+    fails after `within` s)."""
     served = _start(("serve", *args), env, logs, background=True, timeout=0)
     try:
 
@@ -176,7 +182,7 @@ def serving(
             except httpx.TransportError:
                 return False
 
-        eventually_blocking(answers, within=60, what=f"serve answering {ready}")
+        eventually_blocking(answers, within=within, what=f"serve answering {ready}")
         yield served
     finally:
         if served.poll() is None:
