@@ -58,8 +58,19 @@ OWNERLESS = {
 }
 
 
+#: The adoption is one transaction, and the database layer's deadline (the statement timeout
+#: plus 2 s) covers a whole transaction: on a busy machine an adoption outlasts the default
+#: 8 s. Ten minutes, as an operator adopting a large database would set.
+STATEMENT_TIMEOUT_MS = 600_000
+
+
 def settings(url: str) -> Settings:
-    return Settings(_env_file=None, environment="test", database_url=url)  # type: ignore[call-arg]
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        environment="test",
+        database_url=url,
+        db_statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+    )
 
 
 async def _execute(url: str, *scripts: str) -> None:
@@ -150,7 +161,12 @@ def snapshot(url: str) -> dict[str, Any]:
 
 
 def cli(url: str, cwd: Path, *args: str) -> command.Run:
-    env = command.clean_environment(DATABASE_URL=url, ENVIRONMENT="test", LOG_LEVEL="WARNING")
+    env = command.clean_environment(
+        DATABASE_URL=url,
+        ENVIRONMENT="test",
+        LOG_LEVEL="WARNING",
+        DB_STATEMENT_TIMEOUT_MS=str(STATEMENT_TIMEOUT_MS),
+    )
     return command.cli(*args, env=env, cwd=cwd, check=False)
 
 

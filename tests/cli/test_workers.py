@@ -13,15 +13,15 @@ from facetoface.config import Settings
 from tavus_sim import SimServer
 from tests.conftest import app_role_url
 from tests.support.cli import clean_environment, cli, free_port, serving
+from tests.support.eventually import eventually_blocking
 
 pytestmark = [pytest.mark.e2e]
 
 
-def _requests_total(metrics: str) -> float:
+def _requests_total(metrics: str, route: str) -> float:
+    prefix = f'facetoface_http_requests_total{{method="GET",route="{route}"'
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in metrics.splitlines()
-        if line.startswith('facetoface_http_requests_total{method="GET",route="/v1/sessions"')
+        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(prefix)
     )
 
 
@@ -48,23 +48,40 @@ def test_two_workers_serve_one_port_and_merge_their_metrics(
         # Given, so the test can look: `serve` empties it and both workers write there.
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
     )
+    settings = Settings(_env_file=None, environment="test", public_base_url=url)  # type: ignore[call-arg]
+    user = {"Authorization": f"Bearer {mint_token(settings, user_id=uuid.uuid4())}"}
+    operator = {
+        "Authorization": f"Bearer {mint_token(settings, user_id=uuid.uuid4(), operator=True)}"
+    }
     # uvicorn kills and respawns a worker that does not answer its health check within 5 s
     # of being spawned (`timeout_worker_healthcheck`, left at its default by `serve`; the
     # bootstrap imports much of the app): on a loaded machine it takes several rounds.
     with serving(env, "--workers", "2", url=url, logs=tmp_path / "serve", within=180):
-        settings = Settings(_env_file=None, environment="test", public_base_url=url)  # type: ignore[call-arg]
-        token = mint_token(settings, user_id=uuid.uuid4())
-        auth = {"Authorization": f"Bearer {token}"}
-        for _ in range(40):  # new connections: the kernel spreads them over the workers
+        # Both workers answer: each says who it is (`<host>:<pid>`) on the operators' API.
+        # New connections, which the kernel hands to whichever worker accepts first.
+        replicas: list[str] = []
+
+        def both_workers_answered() -> bool:
             with httpx.Client(base_url=url, timeout=10) as fresh:
-                assert fresh.get("/v1/sessions", headers=auth).status_code == 200
-        # Every scrape, whichever worker answers it, merges every worker's samples.
+                response = fresh.get("/v1/ops/tavus", headers=operator)
+            assert response.status_code == 200, response.text
+            replicas.append(response.json()["replica"])
+            return len(set(replicas)) == 2
+
+        eventually_blocking(both_workers_answered, within=120, what="both workers answering")
+        for _ in range(40):
+            with httpx.Client(base_url=url, timeout=10) as fresh:
+                assert fresh.get("/v1/sessions", headers=user).status_code == 200
+        # Every scrape, whichever worker answers it, merges every worker's samples: the
+        # operators' requests were answered by both workers, and all of them are counted.
         for _ in range(6):
             with httpx.Client(base_url=url, timeout=10) as fresh:
-                assert _requests_total(fresh.get("/metrics").text) == 40
+                metrics = fresh.get("/metrics").text
+            assert _requests_total(metrics, "/v1/ops/tavus") == len(replicas)
+            assert _requests_total(metrics, "/v1/sessions") == 40
         pids = {p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("*.db")}
         assert "999999" not in pids, "serve empties the directory before the workers start"
-        assert len(pids) >= 2, pids
+        assert {replica.rsplit(":", 1)[1] for replica in replicas} <= pids, pids
 
 
 def test_workers_refuse_the_embedded_simulator(pg_database_url: str, tmp_path: Path) -> None:
