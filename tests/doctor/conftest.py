@@ -5,6 +5,7 @@ JWKS server as Supabase), to break one check at a time."""
 from __future__ import annotations
 
 import dataclasses
+import socket
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -48,6 +49,15 @@ def login_url(server: PostgresServer, url: str, user: str, password: str) -> str
     """`url` (of `server`) for a login the server does not know the password of."""
     known = dataclasses.replace(server, passwords={**server.passwords, user: password})
     return known.as_user(url, user)
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port of 127.0.0.1 that refuses connections for the whole test: bound, never
+    listening, so nothing else can take it (a fixed "unused" port like 1 may be in use)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 @pytest.fixture

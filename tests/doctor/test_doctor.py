@@ -126,9 +126,9 @@ async def test_unreadable_settings_skip_everything_else() -> None:
     assert {check.status for check in report.checks[1:]} == {Status.skipped}
 
 
-async def test_unreachable_database(doctor: Doctor) -> None:
+async def test_unreachable_database(doctor: Doctor, closed_port: int) -> None:
     report = await doctor(
-        database_url="postgresql://facetoface_app@127.0.0.1:1/facetoface",
+        database_url=f"postgresql://facetoface_app@127.0.0.1:{closed_port}/facetoface",
         db_connect_timeout_seconds=2,
     )
 
@@ -290,11 +290,13 @@ async def test_signing_keys_unusable(
     assert "SUPABASE_URL" in failure.fix
 
 
-async def test_signing_keys_unreachable(doctor: Doctor) -> None:
-    failure = only_failure(await doctor(supabase_url="http://127.0.0.1:1"))
+async def test_signing_keys_unreachable(doctor: Doctor, closed_port: int) -> None:
+    failure = only_failure(await doctor(supabase_url=f"http://127.0.0.1:{closed_port}"))
 
     assert failure.id == "signing_keys"
-    assert failure.detail.startswith("cannot fetch the JWKS at http://127.0.0.1:1/auth/v1/")
+    assert failure.detail.startswith(
+        f"cannot fetch the JWKS at http://127.0.0.1:{closed_port}/auth/v1/"
+    )
 
 
 async def test_a_legacy_hs256_project_passes_without_jwks_keys(
@@ -331,8 +333,10 @@ async def test_production_without_a_tavus_key_never_calls_tavus(
     assert sim.conversations()["create_requests"] == 0
 
 
-async def test_tavus_unreachable(doctor: Doctor) -> None:
-    report = await doctor(tavus_base_url="http://127.0.0.1:1/v2", tavus_connect_timeout_seconds=1)
+async def test_tavus_unreachable(doctor: Doctor, closed_port: int) -> None:
+    report = await doctor(
+        tavus_base_url=f"http://127.0.0.1:{closed_port}/v2", tavus_connect_timeout_seconds=1
+    )
 
     failure = only_failure(report)
     assert failure.id == "tavus_key"
