@@ -15,8 +15,8 @@ from sqlalchemy.pool import StaticPool
 from facetoface.app import metric_labels
 from facetoface.observability import metrics
 from facetoface.observability.metrics import (
-    configure_labels,
     callback_event_type,
+    configure_labels,
     instrument_engine,
     observe_http_request,
     record_reconciler_action,
@@ -173,9 +173,11 @@ def test_driver_errors_are_counted_by_kind(engine: Engine) -> None:
         conn.execute(text("SELECT * FROM no_such_table"))
     with pytest.raises(DataError), engine.begin() as conn:
         conn.execute(text("SELECT 1 / 0"))
-    with pytest.raises(OperationalError), engine.begin() as conn:  # QueryCanceled
+    with engine.connect() as conn:
         conn.execute(text("SET LOCAL statement_timeout = 1"))
-        conn.execute(text("SELECT pg_sleep(1)"))
+        with pytest.raises(OperationalError):  # QueryCanceled
+            conn.execute(text("SELECT pg_sleep(1)"))
+        conn.rollback()
     assert {kind: sample(errors, kind=kind) - before[kind] for kind in kinds} == {
         "integrity": 1,
         "programming": 1,
