@@ -13,10 +13,8 @@ screenshots`) also to docs/console/, which the README shows.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import shutil
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
@@ -25,12 +23,13 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.async_api import Frame, Locator, Page, Request, expect
-from sqlalchemy import update
 
 from facetoface.demo import demo_id, seed_demo_data
-from facetoface.models import MentorConversation, UserGoal, utcnow
+from facetoface.models import UserGoal
 from tests.conftest import RunningService
 from tests.support.browser import SCREENSHOT_DIR
+from tests.support.eventually import eventually
+from tests.support.sessions import given_session
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -49,13 +48,6 @@ SCREENSHOTS = {
 }
 EXPECT_MS = 10_000
 MARKUP = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
-
-
-@pytest.fixture
-def database_settings(tmp_path: Path, sqlite_template: Path) -> dict[str, Any]:
-    """SQLite only: the databases' own behaviour is covered by the API tests."""
-    shutil.copy(sqlite_template, tmp_path / "facetoface.db")
-    return {"data_dir": tmp_path}
 
 
 @pytest.fixture
@@ -143,14 +135,16 @@ def room_frame(page: Page, service: RunningService) -> Frame:
 async def open_transcript(page: Page) -> None:
     """Open the details; the transcript follows the shutdown by a moment: check again."""
     dialog = page.locator("#detail")
-    for _ in range(40):
+
+    async def shown() -> bool:
         if await dialog.locator(".transcript li").count():
-            return
+            return True
         again = dialog.get_by_role("button", name="Check again")
         if await again.count():
             await again.click()
-        await asyncio.sleep(0.25)
-    raise AssertionError("the transcript never arrived")
+        return False
+
+    await eventually(shown, what="the transcript is shown")
 
 
 async def test_a_user_session_through_the_room(seeded: RunningService, browser_page: Page) -> None:
@@ -292,14 +286,10 @@ async def test_operators_watch_and_act_and_users_are_refused(
     await service.client.post(
         f"/v1/sessions/{finished['id']}/end", headers=service.auth(demo_id("sam"))
     )
-    stuck = await api_start(service, "alex")
-    # It has been running for 11 of its 15 minutes; and one start failed at Tavus.
-    async with service.db.transaction() as session:
-        await session.execute(
-            update(MentorConversation)
-            .where(MentorConversation.daily_session_id == uuid.UUID(stuck["id"]))
-            .values(start_time=utcnow() - timedelta(minutes=11))
-        )
+    # Alex's has been running for 11 of its 15 minutes; and one start failed at Tavus.
+    alex = await given_session(service, demo_id("alex"), age=timedelta(minutes=11))
+    assert alex.conversation_id is not None
+    stuck = {"id": str(alex.session_id), "conversation_id": alex.conversation_id}
     service.sim.add_fault(
         "status", endpoint="create", status=400, body={"message": "Invalid persona_id"}
     )
