@@ -73,6 +73,20 @@ USER_PREFIXES = ("/v1/sessions", "/v1/me/")
 #: Operators' operations: a user's token gets 403 on each, whatever else it sends.
 OPERATOR_PATHS = "^/v1/ops/"
 
+#: Patient Tavus calls: a fuzzer thread busy generating cases can stall the simulator's (the
+#: GIL is shared) past the suite's short timeouts, and a start that times out leaves its user
+#: blocked by an unresolved session. Timeouts are not what these tests are about.
+PATIENT_TAVUS = {
+    "tavus_read_timeout_seconds": 10.0,
+    "tavus_total_timeout_seconds": 15.0,
+    "tavus_retry_timeout_seconds": 15.0,
+}
+
+
+@pytest.fixture
+def service_overrides() -> dict[str, Any]:
+    return PATIENT_TAVUS
+
 
 def _config(token: str) -> str:
     """schemathesis.toml for the run (https://schemathesis.readthedocs.io/en/stable/)."""
@@ -413,7 +427,9 @@ def _encode(body: str | bytes, conversation_id: str) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "service_overrides", [{"session_start_limit": 100_000}], ids=["unlimited-starts"]
+    "service_overrides",
+    [{**PATIENT_TAVUS, "session_start_limit": 100_000}],
+    ids=["unlimited-starts"],
 )
 async def test_callback_bodies_never_break_a_session(service: RunningService) -> None:
     """Each example: a fresh session, one to three fuzzed callbacks on its real callback
