@@ -13,16 +13,19 @@ screenshots`) also to docs/console/, which the README shows.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import uuid
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Frame, Locator, Page, Request, expect
+from playwright.async_api import Frame, Locator, Page, Request, Route, expect
 
 from facetoface.demo import demo_id, seed_demo_data
 from facetoface.models import UserGoal
@@ -132,6 +135,27 @@ def room_frame(page: Page, service: RunningService) -> Frame:
     return frame
 
 
+#: The console's read of one session (its poll), not the list.
+SESSION_READ = re.compile(r"/v1/sessions/[0-9a-f-]{36}$")
+
+
+@contextlib.asynccontextmanager
+async def console_reads_held(page: Page) -> AsyncIterator[None]:
+    """Within the block the console's reads of its session are held (answered after it)."""
+    release = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        await release.wait()
+        await route.continue_()
+
+    await page.route(SESSION_READ, hold)
+    try:
+        yield
+    finally:
+        release.set()
+        await page.unroute_all(behavior="wait")  # the held reads go on, then no more holding
+
+
 async def open_transcript(page: Page) -> None:
     """Open the details; the transcript follows the shutdown by a moment: check again."""
     dialog = page.locator("#detail")
@@ -189,12 +213,15 @@ async def test_a_user_session_through_the_room(seeded: RunningService, browser_p
     assert await room_frame(page, service).evaluate("window.__pwned") is None
     await shot(page, "live-session")
 
-    await room.get_by_role("button", name="Leave").click()
-    closing = room.get_by_text(re.compile(r"This room closes in \d s\."))
-    await expect(closing).to_be_visible()
-    await shot(page.locator("#room"), "room-closing")
-    await expect(room.get_by_text("This call has ended.")).to_be_visible(timeout=EXPECT_MS)
-    await expect(room.get_by_text("everyone left, and the room closed")).to_be_visible()
+    # The console's poll would replace the room as soon as it sees the end: its reads of the
+    # session wait until the room's own goodbye has been seen.
+    async with console_reads_held(page):
+        await room.get_by_role("button", name="Leave").click()
+        closing = room.get_by_text(re.compile(r"This room closes in \d s\."))
+        await expect(closing).to_be_visible()
+        await shot(page.locator("#room"), "room-closing")
+        await expect(room.get_by_text("This call has ended.")).to_be_visible(timeout=EXPECT_MS)
+        await expect(room.get_by_text("everyone left, and the room closed")).to_be_visible()
 
     # The console notices without a reload: the session completed, and why.
     summary = page.locator("#ended-summary")
