@@ -157,7 +157,7 @@ async def test_schemathesis_finds_nothing(service: RunningService, tmp_path: Pat
     result = await asyncio.to_thread(CliRunner().invoke, schemathesis_cli, arguments)
     output = result.output
 
-    assert result.exit_code == 0, output
+    assert result.exit_code == 0, (output, result.exception)
     summary = json.loads(report.read_text())
     assert summary["stop_reason"] == "completed", output
     assert summary["complete"], output
