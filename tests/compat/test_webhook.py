@@ -14,7 +14,7 @@ from sqlalchemy import select
 from facetoface.models import TavusCallbackEvent
 from tests.conftest import RunningService
 from tests.support.factories import count_rows, create_user, session_rows
-from tests.support.retries import no_backoff
+from tests.support.tavus_timing import no_backoff
 
 WEBHOOK = "/functions/v1/tavus-webhook"
 START = "/functions/v1/start-tavus-session"

@@ -33,6 +33,7 @@ from tests.conftest import RunningService
 from tests.support.browser import SCREENSHOT_DIR
 from tests.support.eventually import eventually
 from tests.support.sessions import given_session
+from tests.support.tavus_timing import PATIENT_TAVUS
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -57,7 +58,11 @@ MARKUP = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned 
 def service_overrides() -> dict[str, Any]:
     # Development: the demo sign-in exists. A short left timeout: the room closes 3 s after
     # the user leaves, as Tavus would after SESSION_PARTICIPANT_LEFT_TIMEOUT_SECONDS.
-    return {"environment": "development", "session_participant_left_timeout_seconds": 3}
+    return {
+        "environment": "development",
+        "session_participant_left_timeout_seconds": 3,
+        **PATIENT_TAVUS,
+    }
 
 
 @pytest.fixture

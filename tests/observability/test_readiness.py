@@ -15,7 +15,7 @@ from facetoface.health import TavusHealth, readiness
 from facetoface.health import service as health
 from tests.conftest import RunningService
 from tests.support.factories import create_user
-from tests.support.retries import no_backoff
+from tests.support.tavus_timing import no_backoff
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from tests.conftest import RunningService
 from tests.support.clock import Clock
 from tests.support.eventually import eventually
 from tests.support.factories import count_rows, create_user, session_rows
-from tests.support.retries import no_backoff
 from tests.support.sessions import given_session
+from tests.support.tavus_timing import no_backoff
 
 
 @pytest.fixture

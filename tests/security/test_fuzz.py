@@ -52,6 +52,7 @@ from schemathesis.cli import schemathesis as schemathesis_cli
 from facetoface.conversations.events import KNOWN, SHUTDOWN, TRANSCRIPT
 from tests.conftest import RunningService
 from tests.support.factories import create_persona, create_user
+from tests.support.tavus_timing import PATIENT_TAVUS
 
 SEED = 20261125
 #: Per operation in the fuzzing and stateful phases.
@@ -73,18 +74,10 @@ USER_PREFIXES = ("/v1/sessions", "/v1/me/")
 #: Operators' operations: a user's token gets 403 on each, whatever else it sends.
 OPERATOR_PATHS = "^/v1/ops/"
 
-#: Patient Tavus calls: a fuzzer thread busy generating cases can stall the simulator's (the
-#: GIL is shared) past the suite's short timeouts, and a start that times out leaves its user
-#: blocked by an unresolved session. Timeouts are not what these tests are about.
-PATIENT_TAVUS = {
-    "tavus_read_timeout_seconds": 10.0,
-    "tavus_total_timeout_seconds": 15.0,
-    "tavus_retry_timeout_seconds": 15.0,
-}
-
 
 @pytest.fixture
 def service_overrides() -> dict[str, Any]:
+    # The fuzzer threads compete with the simulator's for the interpreter: patient Tavus calls.
     return PATIENT_TAVUS
 
 
