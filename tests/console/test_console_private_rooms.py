@@ -9,8 +9,6 @@ the token refuses to let anyone in.
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,19 +18,14 @@ from playwright.async_api import Page, expect
 from facetoface.demo import demo_id, seed_demo_data
 from tests.conftest import RunningService
 from tests.console.test_console_browser import EXPECT_MS, RequestLog, sign_in_as
+from tests.support.tavus_timing import PATIENT_TAVUS
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 
 @pytest.fixture
-def database_settings(tmp_path: Path, sqlite_template: Path) -> dict[str, Any]:
-    shutil.copy(sqlite_template, tmp_path / "facetoface.db")
-    return {"data_dir": tmp_path}
-
-
-@pytest.fixture
 def service_overrides() -> dict[str, Any]:
-    return {"environment": "development", "session_private_rooms": True}
+    return {"environment": "development", "session_private_rooms": True, **PATIENT_TAVUS}
 
 
 async def test_the_console_joins_a_private_room_with_its_token(
