@@ -198,7 +198,7 @@ def test_adopting_the_origins_database(
     assert done.returncode == 0, done.stderr
     report = done.stdout
     assert report.startswith("Adopted the origin's database: stamped 0001.")
-    assert f"Upgraded to {head_revision(settings(url))} (head)." in report
+    assert f"Upgraded to {head_revision()} (head)." in report
     # The plan the dry run printed is what was done.
     assert _same_steps(dry.stdout, report)
     for table, row_id in OWNERLESS:
