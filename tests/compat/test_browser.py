@@ -31,7 +31,6 @@ from tests.support.eventually import eventually
 from tests.support.factories import create_user, session_rows
 from tests.support.node import NODE_MODULES
 from tests.support.supabase import anon_key
-from tests.support.tavus_timing import PATIENT_TAVUS
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -132,7 +131,7 @@ async def page_server(node: str) -> AsyncIterator[PageServer]:
 @pytest.fixture
 def service_overrides() -> dict[str, Any]:
     # Development, with no CORS configuration at all: a local dev server works out of the box.
-    return {"environment": "development", "cors_allowed_origins": [], **PATIENT_TAVUS}
+    return {"environment": "development", "cors_allowed_origins": []}
 
 
 def requests_counted(method: str, route: str, status: int) -> float:

@@ -33,7 +33,6 @@ from tests.conftest import RunningService
 from tests.support.browser import SCREENSHOT_DIR
 from tests.support.eventually import eventually
 from tests.support.sessions import given_session
-from tests.support.tavus_timing import PATIENT_TAVUS
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -61,7 +60,6 @@ def service_overrides() -> dict[str, Any]:
     return {
         "environment": "development",
         "session_participant_left_timeout_seconds": 3,
-        **PATIENT_TAVUS,
     }
 
 

@@ -18,14 +18,13 @@ from playwright.async_api import Page, expect
 from facetoface.demo import demo_id, seed_demo_data
 from tests.conftest import RunningService
 from tests.console.test_console_browser import EXPECT_MS, RequestLog, sign_in_as
-from tests.support.tavus_timing import PATIENT_TAVUS
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 
 @pytest.fixture
 def service_overrides() -> dict[str, Any]:
-    return {"environment": "development", "session_private_rooms": True, **PATIENT_TAVUS}
+    return {"environment": "development", "session_private_rooms": True}
 
 
 async def test_the_console_joins_a_private_room_with_its_token(

@@ -52,7 +52,6 @@ from schemathesis.cli import schemathesis as schemathesis_cli
 from facetoface.conversations.events import KNOWN, SHUTDOWN, TRANSCRIPT
 from tests.conftest import RunningService
 from tests.support.factories import create_persona, create_user
-from tests.support.tavus_timing import PATIENT_TAVUS
 
 SEED = 20261125
 #: Per operation in the fuzzing and stateful phases.
@@ -78,7 +77,7 @@ OPERATOR_PATHS = "^/v1/ops/"
 @pytest.fixture
 def service_overrides() -> dict[str, Any]:
     # The fuzzer threads compete with the simulator's for the interpreter: patient Tavus calls.
-    return PATIENT_TAVUS
+    return {}
 
 
 def _config(token: str) -> str:
@@ -421,7 +420,7 @@ def _encode(body: str | bytes, conversation_id: str) -> bytes:
 
 @pytest.mark.parametrize(
     "service_overrides",
-    [{**PATIENT_TAVUS, "session_start_limit": 100_000}],
+    [{"session_start_limit": 100_000}],
     ids=["unlimited-starts"],
 )
 async def test_callback_bodies_never_break_a_session(service: RunningService) -> None:
