@@ -61,3 +61,28 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) data .pytest_cache .mypy_cache .ruff_cache
+
+# --- deploy kit (README "Deploying"): the image and the compose stack's test ----------------
+# `make image` builds the service image from the official Python image; where no image registry
+# is reachable, name a local base: `make image PYTHON_IMAGE=facetoface-test-base:bookworm`.
+IMAGE        ?= facetoface
+VERSION      ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+REVISION     ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+PYTHON_IMAGE ?= python:3.12-slim-bookworm
+# Host networking for the build's RUN steps (pip): what this project's machines allow.
+DOCKER_BUILD_NETWORK ?= host
+
+.PHONY: image deploy-test
+
+## image: the service image, tagged $(IMAGE):$(VERSION) and $(IMAGE):latest
+image:
+	docker build --network $(DOCKER_BUILD_NETWORK) --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
+		--build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+		-t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
+
+## deploy-test: build the image and run the compose stack end to end (docker, docker-compose,
+## mmdebstrap; not part of `make test`); see tests/deploy/test_compose.py
+deploy-test: $(STAMP)
+	tests/deploy/base-images.sh
+	$(BIN)/pytest -q -ra --durations=0 -m deploy tests/deploy; status=$$?; \
+		cat test-artifacts/deploy-test.md 2>/dev/null; exit $$status

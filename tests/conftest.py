@@ -379,9 +379,11 @@ def service_settings(sim: SimServer, **overrides: Any) -> dict[str, Any]:
         "tavus_base_url": sim.api_url,
         "tavus_default_persona_id": "p0000default",
         "tavus_default_replica_id": "r0000default",
-        "tavus_read_timeout_seconds": 2.0,
-        "tavus_total_timeout_seconds": 3.0,
-        "tavus_retry_timeout_seconds": 3.0,
+        # The simulator runs in a thread of the test process: on a loaded machine a create
+        # takes seconds. Tests about timeouts set their own.
+        "tavus_read_timeout_seconds": 10.0,
+        "tavus_total_timeout_seconds": 15.0,
+        "tavus_retry_timeout_seconds": 15.0,
         # Tests run reconciler passes themselves (`service.reconciler.run_once()`).
         "reconcile_interval_seconds": 0,
         # The fuzzers read the API's map (production serves none by default).

@@ -4,14 +4,13 @@ walking it; apps built by tests (many per process) do not."""
 from __future__ import annotations
 
 import gc
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 from facetoface.app import create_app
-from tests.conftest import base_settings
+from tests.conftest import app_role_url, base_settings
 
 
 @pytest.fixture
@@ -23,11 +22,11 @@ def unfrozen() -> Iterator[None]:
 
 @pytest.mark.parametrize("freeze_heap", [True, False])
 async def test_only_the_servers_app_freezes_its_heap(
-    freeze_heap: bool, sqlite_template: Path, tmp_path: Path, unfrozen: None
+    freeze_heap: bool, database_settings: dict[str, Any], unfrozen: None
 ) -> None:
-    shutil.copy(sqlite_template, tmp_path / "facetoface.db")
     settings = base_settings(
-        database_url=f"sqlite:///{tmp_path / 'facetoface.db'}", reconcile_interval_seconds=0
+        database_url=app_role_url(database_settings["database_url"]),
+        reconcile_interval_seconds=0,
     )
     app = create_app(settings, freeze_heap=freeze_heap)
     async with app.router.lifespan_context(app):

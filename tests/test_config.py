@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,6 @@ def settings(**values: Any) -> Settings:
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
-        ("", "sqlite+aiosqlite:///data/facetoface.db"),
-        ("sqlite:///tmp/x.db", "sqlite+aiosqlite:///tmp/x.db"),
         (
             "postgres://u:p@db.example.com:5432/postgres",
             "postgresql+psycopg://u:p@db.example.com:5432/postgres",
@@ -41,12 +38,25 @@ def settings(**values: Any) -> Settings:
     ],
 )
 def test_database_urls_are_normalised(given: str, expected: str) -> None:
-    assert normalize_database_url(given, Path("data")) == expected
+    assert normalize_database_url(given) == expected
+    assert settings(database_url=given).sqlalchemy_url == expected
 
 
-def test_unsupported_database_url_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="mysql"):
-        normalize_database_url("mysql://x/y", Path("data"))
+@pytest.mark.parametrize(
+    ("url", "scheme"),
+    [("mysql://x/y", "mysql"), ("sqlite:///data/facetoface.db", "sqlite"), ("", "")],
+)
+def test_unsupported_database_url_is_refused(url: str, scheme: str) -> None:
+    """PostgreSQL is the only engine: a SQLite (or any other) URL is a configuration error."""
+    with pytest.raises(ConfigurationError, match=f"scheme '{scheme}' is not supported"):
+        normalize_database_url(url)
+
+
+def test_an_unset_database_url_names_the_embedded_postgresql() -> None:
+    """Code that needs a database without DATABASE_URL is told where the URL comes from (the
+    commands fill it in with the embedded PostgreSQL's)."""
+    with pytest.raises(ConfigurationError, match="DATABASE_URL is not set.*embedded PostgreSQL"):
+        _ = settings(database_url="").sqlalchemy_url
 
 
 def test_development_defaults_use_the_simulator_and_dev_issuer() -> None:

@@ -5,45 +5,33 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
-from facetoface.app import build_state
 from facetoface.auth.dev_issuer import DEV_OPERATOR_ID
-from facetoface.config import Settings
-from facetoface.db import Database, Identity, run_migrations
+from facetoface.db import Identity
 from facetoface.demo import demo_id, seed_demo_data
 from facetoface.models import UserGoal
 from tests.conftest import RunningService
-from tests.support.factories import unused_tavus
+from tests.support.eventually import eventually
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_context_example_is_current(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, environment="test", data_dir=tmp_path)  # type: ignore[call-arg]
-    run_migrations(settings)
-
-    async def build() -> str:
-        db = Database(settings)
-        try:
-            async with db.transaction() as session:
-                await seed_demo_data(session)
-            services = await build_state(settings, db, unused_tavus())
-            context, _ = await services.sessions.preview_context(Identity(demo_id("maria")), None)
-            return context.text
-        finally:
-            await db.dispose()
+async def test_readme_context_example_is_current(service: RunningService) -> None:
+    async with service.db.transaction() as session:
+        await seed_demo_data(session)
+    context, _ = await service.state.sessions.preview_context(Identity(demo_id("maria")), None)
 
     block = re.search(
         r"### What the mentor is told.*?```text\n(.*?)\n```", README.read_text(), re.S
     )
     assert block is not None, "the README lost its context example"
-    assert block.group(1) == asyncio.run(build())
+    assert block.group(1) == context.text
 
 
 # --- the walkthrough's example outputs ------------------------------------------------------
@@ -102,14 +90,18 @@ def same_shape(documented: Any, real: Any, where: str = "$") -> None:
 
 
 @pytest.fixture
-def database_settings(tmp_path: Path, sqlite_template: Path) -> dict[str, Any]:
-    shutil.copy(sqlite_template, tmp_path / "facetoface.db")
-    return {"data_dir": tmp_path}
-
-
-@pytest.fixture
 def service_overrides() -> dict[str, Any]:
-    return {"session_participant_left_timeout_seconds": 1}
+    # The room shuts as soon as Maria leaves (the README's 30 s, without the wait): the
+    # shutdown reason is the same, `participant_left_timeout`.
+    return {"session_participant_left_timeout_seconds": 0}
+
+
+async def talk_and_leave(service: RunningService, room: str) -> None:
+    """The walkthrough's room: Maria joins, says its two lines, and leaves."""
+    await asyncio.to_thread(service.sim.join, room, "Maria")
+    for line in ("I slept badly and work is piling up", "My manager keeps emailing me at midnight"):
+        await asyncio.to_thread(service.sim.say, room, line)
+    await asyncio.to_thread(service.sim.leave, room)
 
 
 async def test_readme_walkthrough_outputs_are_what_a_real_run_gives(
@@ -125,19 +117,15 @@ async def test_readme_walkthrough_outputs_are_what_a_real_run_gives(
     assert started.status_code == 201
     same_shape(readme_example("start"), started.json())
 
-    room = started.json()["conversation_id"]
-    await asyncio.to_thread(service.sim.join, room, "Maria")
-    for text in ("I slept badly and work is piling up", "My manager keeps emailing me at midnight"):
-        await asyncio.to_thread(service.sim.say, room, text)
-    await asyncio.to_thread(service.sim.leave, room)
-    detail: dict[str, Any] = {}
-    for _ in range(200):
-        detail = (
-            await service.client.get(f"/v1/sessions/{started.json()['id']}", headers=maria)
-        ).json()
-        if detail["perception_analysis"] and detail["transcript"] and len(detail["events"]) == 4:
-            break
-        await asyncio.sleep(0.05)
+    await talk_and_leave(service, started.json()["conversation_id"])
+
+    async def after_the_call() -> dict[str, Any] | None:
+        response = await service.client.get(f"/v1/sessions/{started.json()['id']}", headers=maria)
+        detail: dict[str, Any] = response.json()
+        done = detail["perception_analysis"] and detail["transcript"] and len(detail["events"]) == 4
+        return detail if done else None
+
+    detail = await eventually(after_the_call, what="the session's detail after its callbacks")
     same_shape(readme_example("detail"), detail)
 
     # From here on no callbacks: they would race with the answers shown (a shutdown reason
@@ -176,18 +164,25 @@ async def test_readme_second_session_context_is_what_a_real_run_gives(
         await seed_demo_data(session)
     maria = service.auth(demo_id("maria"))
     started = (await service.client.post("/v1/sessions", headers=maria)).json()
-    room = started["conversation_id"]
-    await asyncio.to_thread(service.sim.join, room, "Maria")
-    for text in ("I slept badly and work is piling up", "My manager keeps emailing me at midnight"):
-        await asyncio.to_thread(service.sim.say, room, text)
-    await asyncio.to_thread(service.sim.leave, room)
-    for _ in range(200):
-        detail = (await service.client.get(f"/v1/sessions/{started['id']}", headers=maria)).json()
-        if detail["status"] == "completed" and detail["transcript"]:
-            break
-        await asyncio.sleep(0.05)
+    await talk_and_leave(service, started["conversation_id"])
+
+    async def completed() -> dict[str, Any] | None:
+        response = await service.client.get(f"/v1/sessions/{started['id']}", headers=maria)
+        detail: dict[str, Any] = response.json()
+        return detail if detail["status"] == "completed" and detail["transcript"] else None
+
+    detail = await eventually(completed, what="the first session completed, with its transcript")
     assert detail["shutdown_reason"] == "participant_left_timeout", detail
-    await asyncio.sleep(0.01)
+    # The goal counts as updated since the session when the database's clock (its trigger
+    # stamps `updated_at`) is past the session's end.
+    ended_at = datetime.fromisoformat(detail["ended_at"])
+
+    async def database_clock_past_the_end() -> bool:
+        async with service.db.transaction() as session:
+            now = (await session.execute(text("SELECT clock_timestamp()"))).scalar_one()
+        return bool(now > ended_at)
+
+    await eventually(database_clock_past_the_end, what="the database's clock past the end")
     async with service.db.transaction() as session:
         await session.execute(
             update(UserGoal)

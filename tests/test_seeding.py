@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -34,10 +33,11 @@ from facetoface.seeding import (
 
 
 @pytest.fixture
-async def db(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Database]:
-    shutil.copy(sqlite_template, tmp_path / "facetoface.db")
+async def db(database_settings: dict[str, Any]) -> AsyncIterator[Database]:
+    """The worker's database, emptied, as its owner (seeding writes past row-level security,
+    as `seed-demo` and the benchmark do)."""
     database = Database(
-        Settings(_env_file=None, environment="test", data_dir=tmp_path)  # type: ignore[call-arg]
+        Settings(_env_file=None, environment="test", **database_settings)  # type: ignore[call-arg]
     )
     yield database
     await database.dispose()

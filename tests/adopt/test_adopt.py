@@ -9,13 +9,7 @@ The CLI's output of each run is kept in `test-artifacts/adopt/`.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,8 +22,10 @@ import pytest
 
 from facetoface.auth.dev_issuer import mint_token
 from facetoface.config import Settings
-from facetoface.db import alembic_config
+from facetoface.db.migrations import head_revision
+from facetoface.migrations.adopt import adopt_database
 from tavus_sim import SimServer
+from tests.support import cli as command
 from tests.support.postgres import PostgresServer, create_app_role, fresh_database
 
 pytestmark = [pytest.mark.e2e]
@@ -62,13 +58,19 @@ OWNERLESS = {
 }
 
 
-def head_revision() -> str:
-    from alembic.script import ScriptDirectory
+#: The adoption is one transaction, and the database layer's deadline (the statement timeout
+#: plus 2 s) covers a whole transaction: on a busy machine an adoption outlasts the default
+#: 8 s. Ten minutes, as an operator adopting a large database would set.
+STATEMENT_TIMEOUT_MS = 600_000
 
-    settings = Settings(_env_file=None, environment="test")  # type: ignore[call-arg]
-    head = ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
-    assert head is not None
-    return head
+
+def settings(url: str) -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        environment="test",
+        database_url=url,
+        db_statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+    )
 
 
 async def _execute(url: str, *scripts: str) -> None:
@@ -158,21 +160,14 @@ def snapshot(url: str) -> dict[str, Any]:
     return state
 
 
-def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "ENVIRONMENT": "test",
-        "LOG_LEVEL": "WARNING",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "facetoface", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+def cli(url: str, cwd: Path, *args: str) -> command.Run:
+    env = command.clean_environment(
+        DATABASE_URL=url,
+        ENVIRONMENT="test",
+        LOG_LEVEL="WARNING",
+        DB_STATEMENT_TIMEOUT_MS=str(STATEMENT_TIMEOUT_MS),
     )
+    return command.cli(*args, env=env, cwd=cwd, check=False)
 
 
 def keep(name: str, output: str) -> None:
@@ -181,7 +176,7 @@ def keep(name: str, output: str) -> None:
 
 
 def test_adopting_the_origins_database(
-    origin_db: tuple[str, str], pg_server: PostgresServer, sim: SimServer
+    origin_db: tuple[str, str], pg_server: PostgresServer, sim: SimServer, tmp_path: Path
 ) -> None:
     name, url = origin_db
     # The origin's defect, before: Maria reads everyone's dashboard row (the view runs as its
@@ -190,7 +185,7 @@ def test_adopting_the_origins_database(
     before = snapshot(url)
 
     # --- the dry run: the plan, nothing changed --------------------------------------------
-    dry = cli(url, "migrate", "--adopt", "--dry-run")
+    dry = cli(url, tmp_path, "migrate", "--adopt", "--dry-run")
     keep("dry-run", dry.stdout + dry.stderr)
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.startswith("Dry run: the origin's schema was detected")
@@ -198,7 +193,7 @@ def test_adopting_the_origins_database(
     assert snapshot(url) == before
 
     # --- the adoption ------------------------------------------------------------------------
-    done = cli(url, "migrate", "--adopt")
+    done = cli(url, tmp_path, "migrate", "--adopt")
     keep("adopt", done.stdout + done.stderr)
     assert done.returncode == 0, done.stderr
     report = done.stdout
@@ -337,20 +332,19 @@ def test_adopting_the_origins_database(
     [lia] = fetch(url, "SELECT full_name, language FROM profiles WHERE email = 'lia@example.com'")
     assert (lia["full_name"], lia["language"]) == ("Lia", "en")
 
-    # --- again: nothing to do ----------------------------------------------------------------
-    again = cli(url, "migrate", "--adopt")
-    keep("again", again.stdout + again.stderr)
-    assert again.returncode == 0, again.stderr
-    assert again.stdout.startswith("Nothing to do: the database is managed by facetoface at")
+    # --- again: nothing to do (the command prints this report; it ran twice above) --------
+    again = adopt_database(settings(url)).render()
+    keep("again", again)
+    assert again.startswith("Nothing to do: the database is managed by facetoface at")
     quiet = snapshot(url)
-    assert cli(url, "migrate", "--adopt", "--dry-run").stdout.startswith("Nothing to do")
+    assert adopt_database(settings(url), dry_run=True).render().startswith("Nothing to do")
     assert snapshot(url) == quiet
 
     # --- serve starts on it; the origin's app starts and ends through /functions/v1 ---------
     app_url = create_app_role(pg_server, name)
-    with serve(app_url, sim) as (base, settings):
-        maria = {"Authorization": f"Bearer {mint_token(settings, user_id=_uuid(MARIA))}"}
-        joao = {"Authorization": f"Bearer {mint_token(settings, user_id=_uuid(JOAO))}"}
+    with serve(app_url, sim, tmp_path) as (base, served):
+        maria = {"Authorization": f"Bearer {mint_token(served, user_id=_uuid(MARIA))}"}
+        joao = {"Authorization": f"Bearer {mint_token(served, user_id=_uuid(JOAO))}"}
         with httpx.Client(base_url=base, timeout=15) as client:
             start = client.post(
                 "/functions/v1/start-tavus-session", json={"user_id": MARIA}, headers=maria
@@ -441,54 +435,22 @@ def _uuid(value: str) -> uuid.UUID:
     return uuid.UUID(value)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
-def serve(database_url: str, sim: SimServer) -> Iterator[tuple[str, Settings]]:
-    """`facetoface serve` on the adopted database (as the application's login role)."""
-    port = _free_port()
+def serve(database_url: str, sim: SimServer, logs: Path) -> Iterator[tuple[str, Settings]]:
+    """`facetoface serve` on the adopted database (as the application's login role), ready."""
+    port = command.free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "ENVIRONMENT": "test",
-        "LOG_LEVEL": "WARNING",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "PUBLIC_BASE_URL": base,
-        "TAVUS_API_KEY": sim.config.api_key,
-        "TAVUS_BASE_URL": sim.api_url,
-        "TAVUS_DEFAULT_PERSONA_ID": "p0000default",
-        "RECONCILE_INTERVAL_SECONDS": "0",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "facetoface", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    env = command.clean_environment(
+        DATABASE_URL=database_url,
+        ENVIRONMENT="test",
+        LOG_LEVEL="WARNING",
+        HOST="127.0.0.1",
+        PORT=str(port),
+        PUBLIC_BASE_URL=base,
+        TAVUS_API_KEY=sim.config.api_key,
+        TAVUS_BASE_URL=sim.api_url,
+        TAVUS_DEFAULT_PERSONA_ID="p0000default",
+        RECONCILE_INTERVAL_SECONDS="0",
     )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.communicate()[0]
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve did not become ready"
-            time.sleep(0.1)
-        settings = Settings(_env_file=None, environment="test", public_base_url=base)  # type: ignore[call-arg]
-        yield base, settings
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+    with command.serving(env, url=base, logs=logs, ready="/readyz"):
+        yield base, Settings(_env_file=None, environment="test", public_base_url=base)  # type: ignore[call-arg]

@@ -3,7 +3,6 @@ clock and a real JWKS server (threaded `http.server` on 127.0.0.1)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -181,7 +180,6 @@ class JwksServer:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._fetched = threading.Condition(self._lock)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -210,21 +208,10 @@ class JwksServer:
     def url(self) -> str:
         return self.base_url + JWKS_PATH
 
-    async def wait_for_fetches(self, count: int) -> None:
-        """Until `count` JWKS requests have arrived (at most 2 s)."""
-
-        def wait() -> bool:
-            with self._fetched:
-                return self._fetched.wait_for(lambda: self.fetches >= count, timeout=2)
-
-        if not await asyncio.to_thread(wait):
-            raise AssertionError(f"{self.fetches} JWKS fetches, expected {count}")
-
     def _respond(self) -> tuple[int, dict[str, str], bytes]:
         """(status, headers, body) for one JWKS request; runs on a handler thread."""
-        with self._fetched:
+        with self._lock:
             self.fetches += 1
-            self._fetched.notify_all()
         gate = self.gate
         if gate is not None:
             gate.wait(timeout=5)

@@ -28,6 +28,7 @@ from tests.auth.jwtkit import (
     forge,
     user_claims,
 )
+from tests.support.eventually import eventually
 
 
 async def _rejected(verifier: TokenVerifier, token: str) -> None:
@@ -269,6 +270,15 @@ async def test_key_rotation(
 
 
 # --- single flight ----------------------------------------------------------------------------
+async def queued(cache: JwksCache, count: int) -> None:
+    """Until `count` lookups wait behind the fetch in flight (on the cache's lock)."""
+
+    def waiting() -> int:
+        return len(cache._lock._waiters or ())  # type: ignore[attr-defined]
+
+    await eventually(lambda: waiting() >= count, what=f"{count} lookups queued behind the fetch")
+
+
 async def test_concurrent_lookups_of_an_unknown_kid_share_one_fetch(
     jwks: JwksCache, keys: Keys, jwks_server: JwksServer, clock: FakeClock
 ) -> None:
@@ -278,8 +288,8 @@ async def test_concurrent_lookups_of_an_unknown_kid_share_one_fetch(
     jwks_server.gate = threading.Event()
 
     tasks = [asyncio.create_task(jwks.get_key(keys.ec_next.kid)) for _ in range(25)]
-    await jwks_server.wait_for_fetches(2)
-    await asyncio.sleep(0.01)  # let every task reach the cache
+    await eventually(lambda: jwks_server.fetches >= 2, what="the second JWKS fetch")
+    await queued(jwks, 24)  # every other lookup waits for the one fetching
     jwks_server.gate.set()
     found = await asyncio.gather(*tasks)
 
@@ -288,7 +298,7 @@ async def test_concurrent_lookups_of_an_unknown_kid_share_one_fetch(
 
 
 async def test_concurrent_cold_start_shares_one_fetch(
-    verifier: TokenVerifier, keys: Keys, jwks_server: JwksServer
+    verifier: TokenVerifier, jwks: JwksCache, keys: Keys, jwks_server: JwksServer
 ) -> None:
     jwks_server.gate = threading.Event()
     claims = [user_claims() for _ in range(30)]
@@ -296,8 +306,8 @@ async def test_concurrent_cold_start_shares_one_fetch(
         asyncio.create_task(verifier.verify((keys.ec if i % 2 else keys.rsa).sign(c)))
         for i, c in enumerate(claims)
     ]
-    await jwks_server.wait_for_fetches(1)
-    await asyncio.sleep(0.01)
+    await eventually(lambda: jwks_server.fetches >= 1, what="the JWKS fetch")
+    await queued(jwks, 29)
     jwks_server.gate.set()
     verified = await asyncio.gather(*tasks)
     assert [str(v.user_id) for v in verified] == [c["sub"] for c in claims]
@@ -319,14 +329,13 @@ async def test_a_fetch_slower_than_the_cooldown_is_still_shared(
     jwks_server.gate = threading.Event()
 
     first = asyncio.create_task(cache.get_key(keys.ec.kid))
-    await jwks_server.wait_for_fetches(1)
+    await eventually(lambda: jwks_server.fetches >= 1, what="the JWKS fetch")
     later = []
-    for _ in range(10):  # requests keep arriving while the fetch hangs
+    for n in range(1, 11):  # requests keep arriving while the fetch hangs
         clock.advance(0.5)
         later.append(asyncio.create_task(cache.get_key(keys.ec.kid)))
-        await asyncio.sleep(0)
+        await queued(cache, n)
     clock.advance(3)
-    await asyncio.sleep(0.01)
     jwks_server.gate.set()
     results = await asyncio.gather(first, *later, return_exceptions=True)
 

@@ -4,11 +4,10 @@ one plain `Unauthorized` (never another error, never a reason the caller can rea
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -35,6 +34,7 @@ from tests.auth.jwtkit import (
     forge,
     user_claims,
 )
+from tests.conftest import app_role_url
 
 NOW = int(time.time())
 
@@ -362,7 +362,8 @@ async def test_dev_issuer_expired_token_is_rejected() -> None:
 async def client(verifier: TokenVerifier) -> AsyncIterator[httpx.AsyncClient]:
     """A minimal app: one route behind `CurrentIdentity`, the service's error handlers."""
     app = FastAPI()
-    app.state.token_verifier = verifier
+    # What `authenticate` reads: the app's services (`app_state`); only the verifier is used.
+    app.state.services = SimpleNamespace(token_verifier=verifier)
     install_error_handlers(app)
 
     @app.get("/me")
@@ -450,17 +451,18 @@ async def test_http_jwks_unavailable_is_a_503_problem(
 async def test_real_app_uses_the_project_jwks(
     keys: Keys,
     jwks_server: JwksServer,
-    sqlite_template: Path,
-    tmp_path: Path,
+    database_settings: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`create_app`: issuer and JWKS URL derive from SUPABASE_URL; a valid ES256 token gets
     past authentication (404: no such session), an attack gets the 401 problem."""
-    for name in ("SUPABASE_JWT_SECRET", "JWT_AUDIENCE", "DATABASE_URL"):
+    for name in ("SUPABASE_JWT_SECRET", "JWT_AUDIENCE"):
         monkeypatch.delenv(name, raising=False)
-    shutil.copy(sqlite_template, tmp_path / "facetoface.db")
     settings = _settings(
-        environment="test", supabase_url=jwks_server.base_url + "/", data_dir=tmp_path
+        environment="test",
+        supabase_url=jwks_server.base_url + "/",
+        database_url=app_role_url(database_settings["database_url"]),
+        reconcile_interval_seconds=0,
     )
     assert settings.jwks_url == jwks_server.url
     app = create_app(settings)

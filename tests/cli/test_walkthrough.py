@@ -1,106 +1,99 @@
-"""The README walkthrough, as a newcomer runs it: real processes, real HTTP, both databases.
+"""The README walkthrough, as a newcomer runs it: real processes, real HTTP.
 
-migrate → seed-demo → token → serve (with the embedded simulator) → start → end.
+serve too early → migrate → seed-demo → token → serve (with the embedded simulator) → start →
+end; twice: with DATABASE_URL unset, on the embedded PostgreSQL every command starts on demand
+in DATA_DIR (and the command that started it stops), with a second terminal's commands while
+`serve` runs (they join its server and leave it running); and with DATABASE_URL naming a
+database. Every command is a process of its own (a second or two each): the steps that do not
+depend on where the database is run once, in the embedded walkthrough.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
+from tests.support.cli import (
+    clean_environment,
+    cli,
+    embedded_data_dir,
+    embedded_server_running,
+    free_port,
+    serving,
+)
+from tests.support.eventually import eventually_blocking
 from tests.support.postgres import PostgresServer, fresh_database
 
 pytestmark = pytest.mark.e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cli(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "facetoface", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=check,
+def development(data_dir: Path, **values: str) -> dict[str, str]:
+    """`make run`'s environment: development, the embedded simulator, dev tokens."""
+    port = free_port()
+    return clean_environment(
+        ENVIRONMENT="development",
+        DATA_DIR=str(data_dir),
+        PORT=str(port),
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        TAVUS_SIM_PORT=str(free_port()),
+        LOG_FORMAT="json",
+        **values,
     )
 
 
-@pytest.fixture(params=["postgresql"])
+@pytest.fixture(params=["embedded", "postgresql"])
 def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
-    port = _free_port()
-    values = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("TAVUS_", "DATABASE_"))},
-        "ENVIRONMENT": "development",
-        "DATA_DIR": str(tmp_path / "data"),
-        "PORT": str(port),
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "TAVUS_SIM_PORT": str(_free_port()),
-        "LOG_FORMAT": "json",
-    }
-    if request.param == "sqlite":
-        yield values
+    """The walkthrough's environment: DATABASE_URL unset (the embedded PostgreSQL in a fresh
+    DATA_DIR), or naming a fresh, empty database."""
+    if request.param == "embedded":
+        with embedded_data_dir() as data:
+            yield development(data)
         return
     server: PostgresServer = request.getfixturevalue("pg_server")
     with fresh_database(server, "walkthrough") as name:
-        yield {**values, "DATABASE_URL": server.url(name)}
+        yield development(tmp_path / "data", DATABASE_URL=server.url(name))
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"serve exited early: {process.stderr.read() if process.stderr else ''}"
-            )
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("serve did not become healthy")
+def claims(token: str) -> dict[str, Any]:
+    data: dict[str, Any] = jwt.decode(token.strip(), options={"verify_signature": False})
+    return data
 
 
-def test_readme_walkthrough(env: dict[str, str]) -> None:
-    migrated = cli("migrate", env=env)
+def test_readme_walkthrough(env: dict[str, str], tmp_path: Path) -> None:
+    embedded = "DATABASE_URL" not in env
+    data_dir = Path(env["DATA_DIR"])
+
+    # Serving before migrating is refused with the fix (the embedded server, started for
+    # the check, is stopped again).
+    early = cli("serve", env=env, cwd=tmp_path, check=False)
+    assert early.returncode == 2, early.stderr
+    assert "facetoface migrate" in early.stderr
+    assert not embedded_server_running(data_dir)
+
+    migrated = cli("migrate", env=env, cwd=tmp_path)
     assert "migrated" in migrated.stdout
-    seeded = cli("seed-demo", env=env)
+    seeded = cli("seed-demo", env=env, cwd=tmp_path)
     assert "maria@example.com" in seeded.stdout
-    minted = cli("token", "--email", "maria@example.com", env=env)
+    minted = cli("token", "--email", "maria@example.com", env=env, cwd=tmp_path)
     token = minted.stdout.strip()
     assert token.count(".") == 2
     # Commands print their result and nothing of the libraries they use (Alembic's INFO).
     assert (migrated.stderr, seeded.stderr, minted.stderr) == ("", "", "")
+    assert not embedded_server_running(data_dir), "a command left the embedded server running"
 
     url = env["PUBLIC_BASE_URL"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "facetoface", "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _wait_healthy(url, process)
+    with serving(env, url=url, logs=tmp_path / "serve") as served:
         headers = {"Authorization": f"Bearer {token}"}
 
         started = httpx.post(f"{url}/v1/sessions", headers=headers, timeout=10)
         assert started.status_code == 201, started.text
+        started_at = time.monotonic()
         session: dict[str, Any] = started.json()
         assert session["conversation_url"].startswith(f"http://127.0.0.1:{env['TAVUS_SIM_PORT']}/")
         assert session["mentor"]["name"] == "Sage"
@@ -108,7 +101,11 @@ def test_readme_walkthrough(env: dict[str, str]) -> None:
         assert room.status_code == 200
         assert "<html" in room.text.lower()
 
-        time.sleep(1.1)
+        if embedded:
+            operator_tokens(env, tmp_path, url)
+        # The session lasts a second at least (the commands above take longer than that; no
+        # clock of another process can be moved).
+        time.sleep(max(0.0, 1.1 - (time.monotonic() - started_at)))
         ended = httpx.post(f"{url}/v1/sessions/{session['id']}/end", headers=headers, timeout=10)
         assert ended.status_code == 200, ended.text
         assert ended.json()["status"] == "completed"
@@ -117,67 +114,63 @@ def test_readme_walkthrough(env: dict[str, str]) -> None:
         again = httpx.post(f"{url}/v1/sessions/{session['id']}/end", headers=headers, timeout=10)
         assert again.status_code == 200
         assert again.json()["status"] == "completed"
+
         # Tavus's shutdown callback reaches the service and refines the record.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        def refined() -> bool:
             read = httpx.get(f"{url}/v1/sessions/{session['id']}", headers=headers, timeout=5)
-            if read.json()["shutdown_reason"] == "end_conversation_endpoint_hit":
-                break
-            time.sleep(0.1)
-        assert read.json()["shutdown_reason"] == "end_conversation_endpoint_hit"
+            return bool(read.json()["shutdown_reason"] == "end_conversation_endpoint_hit")
+
+        eventually_blocking(refined, what="the shutdown reason from Tavus's callback")
         readyz = httpx.get(f"{url}/readyz", timeout=5)
         assert readyz.json()["status"] == "ok", readyz.text
         assert readyz.json()["database"] == readyz.json()["tavus"] == "ok"
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            _, stderr = process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _, stderr = process.communicate()
-    assert token not in stderr, "the access token reached the logs"
+        assert served.poll() is None
+
+    assert served.returncode == 130  # Ctrl-C's, as a shell reports it
+    stdout, stderr = served.stdout, served.stderr
+    assert token not in stdout + stderr, "the access token reached the logs"
+    assert token.split(".")[2] not in stderr
     # One server process, announced once (the embedded simulator's uvicorn lines are quiet).
     assert stderr.count("Started server process") == 1, stderr
     assert stderr.count("tavus_sim.embedded") == 1
     assert "alembic" not in stderr
-    assert token.split(".")[2] not in stderr
+    # `serve` started the embedded server, so `serve` stopped it.
+    assert not embedded_server_running(data_dir)
+    assert (data_dir / "postgres" / "PG_VERSION").exists() is embedded
+    assert "facetoface_role" not in claims(token)["app_metadata"]
 
 
-def test_serve_refuses_an_unmigrated_database(env: dict[str, str]) -> None:
-    result = cli("serve", env=env, check=False)
-    assert result.returncode == 2
-    assert "facetoface migrate" in result.stderr
+def operator_tokens(env: dict[str, str], cwd: Path, url: str) -> None:
+    """A second terminal while `serve` runs: `token --operator` (the development operator;
+    no database), and with `--email` (which uses the running embedded server, and must leave
+    it running for `serve`). Both read the operators' API."""
+    alone = cli("token", "--operator", env=env, cwd=cwd)
+    as_maria = cli("token", "--email", "maria@example.com", "--operator", env=env, cwd=cwd)
+    assert alone.stderr == as_maria.stderr == ""
+    assert claims(alone.stdout)["app_metadata"]["facetoface_role"] == "operator"
+    assert claims(as_maria.stdout)["app_metadata"]["facetoface_role"] == "operator"
+    assert claims(as_maria.stdout)["email"] == "maria@example.com"
+    for token in (alone.stdout.strip(), as_maria.stdout.strip()):
+        ops = httpx.get(
+            f"{url}/v1/ops/tavus", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        assert ops.status_code == 200, ops.text
+    assert embedded_server_running(Path(env["DATA_DIR"])), "a joining command stopped it"
 
 
-def test_token_for_an_unknown_email_fails_clearly(env: dict[str, str]) -> None:
-    cli("migrate", env=env)
-    result = cli("token", "--email", "nobody@example.com", env=env, check=False)
+def test_token_for_an_unknown_email_fails_clearly(pg_database_url: str, tmp_path: Path) -> None:
+    env = development(tmp_path / "data", DATABASE_URL=pg_database_url)
+    result = cli("token", "--email", "nobody@example.com", env=env, cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert "seed-demo" in result.stderr
     assert result.stdout == ""
 
 
-def test_production_without_secrets_refuses_to_serve(env: dict[str, str]) -> None:
-    result = cli("serve", env={**env, "ENVIRONMENT": "production"}, check=False)
+def test_production_without_secrets_refuses_to_serve(tmp_path: Path) -> None:
+    """Before anything starts: production never falls back to the embedded PostgreSQL."""
+    env = {**development(tmp_path / "data"), "ENVIRONMENT": "production"}
+    result = cli("serve", env=env, cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert "TAVUS_API_KEY" in result.stderr
-
-
-def test_operator_tokens_carry_the_operator_claim(env: dict[str, str]) -> None:
-    import jwt
-
-    cli("migrate", env=env)
-    cli("seed-demo", env=env)
-    alone = cli("token", "--operator", env=env)
-    as_maria = cli("token", "--email", "maria@example.com", "--operator", env=env)
-    plain = cli("token", "--email", "maria@example.com", env=env)
-
-    def claims(token: str) -> dict[str, Any]:
-        data: dict[str, Any] = jwt.decode(token.strip(), options={"verify_signature": False})
-        return data
-
-    assert claims(alone.stdout)["app_metadata"]["facetoface_role"] == "operator"
-    assert claims(as_maria.stdout)["app_metadata"]["facetoface_role"] == "operator"
-    assert claims(as_maria.stdout)["email"] == "maria@example.com"
-    assert "facetoface_role" not in claims(plain.stdout)["app_metadata"]
-    assert alone.stderr == as_maria.stderr == ""
+    assert "DATABASE_URL is not set" in result.stderr
+    assert not (tmp_path / "data").exists()

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -15,85 +11,85 @@ import pytest
 from facetoface.auth.dev_issuer import mint_token
 from facetoface.config import Settings
 from tavus_sim import SimServer
-from tests.cli.test_walkthrough import _free_port, _wait_healthy, cli
-from tests.support.postgres import PostgresServer, fresh_database
+from tests.conftest import app_role_url
+from tests.support.cli import clean_environment, cli, free_port, serving
+from tests.support.eventually import eventually_blocking
 
 pytestmark = [pytest.mark.e2e]
 
 
-def _requests_total(metrics: str) -> float:
+def _requests_total(metrics: str, route: str) -> float:
+    prefix = f'facetoface_http_requests_total{{method="GET",route="{route}"'
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in metrics.splitlines()
-        if line.startswith('facetoface_http_requests_total{method="GET",route="/v1/sessions"')
+        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(prefix)
     )
 
 
 def test_two_workers_serve_one_port_and_merge_their_metrics(
-    pg_server: PostgresServer, sim: SimServer, tmp_path: Path
+    pg_database_url: str, sim: SimServer, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     (metrics_dir / "counter_999999.db").write_bytes(b"stale")  # a previous deployment's
-    with fresh_database(pg_server, "workers") as name:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_")},
-            "ENVIRONMENT": "test",
-            "DATA_DIR": str(tmp_path / "data"),
-            "DATABASE_URL": pg_server.url(name),
-            "DB_ROW_LEVEL_SECURITY": "false",
-            "PORT": str(port),
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-            "TAVUS_API_KEY": sim.config.api_key,
-            "TAVUS_BASE_URL": sim.api_url,
-            "TAVUS_DEFAULT_REPLICA_ID": "r0000default",
-            "RECONCILE_INTERVAL_SECONDS": "0",
-            "LOG_LEVEL": "WARNING",
-            # Given, so the test can look: `serve` empties it and both workers write there.
-            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        }
-        cli("migrate", env=env)
-        log = (tmp_path / "serve.log").open("w")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "facetoface", "serve", "--workers", "2"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_healthy(url, process)
-            settings = Settings(_env_file=None, environment="test", public_base_url=url)  # type: ignore[call-arg]
-            token = mint_token(settings, user_id=uuid.uuid4())
-            auth = {"Authorization": f"Bearer {token}"}
-            for _ in range(40):  # new connections: the kernel spreads them over the workers
-                with httpx.Client(base_url=url, timeout=10) as fresh:
-                    assert fresh.get("/v1/sessions", headers=auth).status_code == 200
-            # Every scrape, whichever worker answers it, merges every worker's samples.
-            for _ in range(6):
-                with httpx.Client(base_url=url, timeout=10) as fresh:
-                    assert _requests_total(fresh.get("/metrics").text) == 40
-            pids = {p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("*.db")}
-            assert "999999" not in pids, "serve empties the directory before the workers start"
-            assert len(pids) >= 2, pids
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log.close()
-
-
-def test_workers_refuse_the_embedded_simulator(tmp_path: Path) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("TAVUS_", "DATABASE_"))},
-        "ENVIRONMENT": "development",
-        "DATA_DIR": str(tmp_path / "data"),
+    env = clean_environment(
+        ENVIRONMENT="test",
+        DATA_DIR=str(tmp_path / "data"),
+        # The worker's migrated database, as the application's login role.
+        DATABASE_URL=app_role_url(pg_database_url),
+        PORT=str(port),
+        PUBLIC_BASE_URL=url,
+        TAVUS_API_KEY=sim.config.api_key,
+        TAVUS_BASE_URL=sim.api_url,
+        TAVUS_DEFAULT_REPLICA_ID="r0000default",
+        RECONCILE_INTERVAL_SECONDS="0",
+        LOG_LEVEL="WARNING",
+        # Given, so the test can look: `serve` empties it and both workers write there.
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+    )
+    settings = Settings(_env_file=None, environment="test", public_base_url=url)  # type: ignore[call-arg]
+    user = {"Authorization": f"Bearer {mint_token(settings, user_id=uuid.uuid4())}"}
+    operator = {
+        "Authorization": f"Bearer {mint_token(settings, user_id=uuid.uuid4(), operator=True)}"
     }
-    refused = cli("serve", "--workers", "2", env=env, check=False)
+    # uvicorn kills and respawns a worker that does not answer its health check within 5 s
+    # of being spawned (`timeout_worker_healthcheck`, left at its default by `serve`; the
+    # bootstrap imports much of the app): on a loaded machine it takes several rounds.
+    with serving(env, "--workers", "2", url=url, logs=tmp_path / "serve", within=180):
+        # Both workers answer: each says who it is (`<host>:<pid>`) on the operators' API.
+        # New connections, which the kernel hands to whichever worker accepts first.
+        replicas: list[str] = []
+
+        def both_workers_answered() -> bool:
+            with httpx.Client(base_url=url, timeout=10) as fresh:
+                response = fresh.get("/v1/ops/tavus", headers=operator)
+            assert response.status_code == 200, response.text
+            replicas.append(response.json()["replica"])
+            return len(set(replicas)) == 2
+
+        eventually_blocking(both_workers_answered, within=120, what="both workers answering")
+        for _ in range(40):
+            with httpx.Client(base_url=url, timeout=10) as fresh:
+                assert fresh.get("/v1/sessions", headers=user).status_code == 200
+        # Every scrape, whichever worker answers it, merges every worker's samples: the
+        # operators' requests were answered by both workers, and all of them are counted.
+        for _ in range(6):
+            with httpx.Client(base_url=url, timeout=10) as fresh:
+                metrics = fresh.get("/metrics").text
+            assert _requests_total(metrics, "/v1/ops/tavus") == len(replicas)
+            assert _requests_total(metrics, "/v1/sessions") == 40
+        pids = {p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("*.db")}
+        assert "999999" not in pids, "serve empties the directory before the workers start"
+        assert {replica.rsplit(":", 1)[1] for replica in replicas} <= pids, pids
+
+
+def test_workers_refuse_the_embedded_simulator(pg_database_url: str, tmp_path: Path) -> None:
+    env = clean_environment(
+        ENVIRONMENT="development",
+        DATA_DIR=str(tmp_path / "data"),
+        DATABASE_URL=app_role_url(pg_database_url),
+    )
+    refused = cli("serve", "--workers", "2", env=env, cwd=tmp_path, check=False)
     assert refused.returncode == 2
     assert "--workers needs the real Tavus API" in refused.stderr

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,8 +25,9 @@ from starlette.routing import Route
 from facetoface.app import create_app
 from facetoface.observability.metrics import UNMATCHED_ROUTE
 from tavus_sim import SimServer
-from tests.conftest import RunningService, base_settings, bound_socket
+from tests.conftest import RunningService, app_role_url, base_settings, bound_socket
 from tests.support.browser import save_screenshot
+from tests.support.eventually import eventually
 from tests.support.factories import create_user, session_rows
 from tests.support.node import NODE_MODULES
 from tests.support.supabase import anon_key
@@ -72,6 +71,18 @@ PAGE = """<!doctype html>
 """
 
 
+async def serving(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    """Until `server` (run by `task`) has started; its error if it stopped instead."""
+
+    def started() -> bool:
+        if task.done():
+            task.result()
+            raise AssertionError("the server stopped during startup")
+        return bool(server.started)
+
+    await eventually(started, what="the server started")
+
+
 @dataclass
 class PageServer:
     """The origin app's frontend: a page, supabase-js, and the page's config."""
@@ -108,10 +119,7 @@ async def page_server(node: str) -> AsyncIterator[PageServer]:
     )
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
+    await serving(server, task)
     try:
         yield server_state
     finally:
@@ -142,7 +150,6 @@ async def run_page(page: Any, page_server: PageServer, name: str) -> dict[str, A
     return results
 
 
-@pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
 async def test_a_page_on_another_origin_starts_and_ends_through_supabase_js(
     service: RunningService, page_server: PageServer, browser_page: Any
 ) -> None:
@@ -173,13 +180,14 @@ async def test_a_page_on_another_origin_starts_and_ends_through_supabase_js(
 
 @pytest.fixture
 async def production_service(
-    sim: SimServer, sqlite_template: Path, tmp_path: Path
+    sim: SimServer, database_settings: dict[str, Any]
 ) -> AsyncIterator[str]:
-    """The service in production mode with one configured browser origin (not the page's)."""
-    shutil.copy(sqlite_template, tmp_path / "facetoface.db")
+    """The service in production mode with one configured browser origin (not the page's),
+    under uvicorn with its lifespan (its public address is not this socket's, so it is not
+    one of the shared test services)."""
     settings = base_settings(
         environment="production",
-        database_url=f"sqlite:///{tmp_path / 'facetoface.db'}",
+        database_url=app_role_url(database_settings["database_url"]),
         tavus_api_key=sim.config.api_key,
         tavus_base_url=sim.api_url,
         tavus_default_persona_id="p0000default",
@@ -194,10 +202,7 @@ async def production_service(
         uvicorn.Config(create_app(settings), log_config=None, access_log=False, lifespan="on")
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
+    await serving(server, task)
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from facetoface.app import create_app
 from facetoface.config import Settings
@@ -24,9 +25,21 @@ def settings(**values: Any) -> Settings:
     return Settings(_env_file=None, log_level="WARNING", **values)  # type: ignore[call-arg]
 
 
-async def preflight(app_settings: Settings, origin: str, path: str) -> httpx.Response:
-    # Preflights are answered by the middleware before any route (no database needed).
-    app = create_app(app_settings)
+@pytest.fixture(scope="module")
+def dev() -> FastAPI:
+    return create_app(settings(environment="development"))
+
+
+@pytest.fixture(scope="module")
+def prod() -> FastAPI:
+    return create_app(
+        settings(environment="production", cors_allowed_origins=["https://app.example.com"])
+    )
+
+
+async def preflight(app: FastAPI, origin: str, path: str) -> httpx.Response:
+    # Preflights are answered by the middleware before any route: the app is never started
+    # (no database, no lifespan needed).
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         return await client.options(path, headers={"Origin": origin, **SUPABASE_JS_PREFLIGHT})
@@ -48,9 +61,8 @@ def allowed(response: httpx.Response, origin: str) -> bool:
     ],
 )
 async def test_development_allows_any_local_dev_server_with_supabase_js_headers(
-    path: str,
+    dev: FastAPI, path: str
 ) -> None:
-    dev = settings(environment="development")
     for origin in ("http://localhost:5173", "http://127.0.0.1:3000", "http://localhost"):
         response = await preflight(dev, origin, path)
         assert allowed(response, origin), (origin, response.text)
@@ -72,8 +84,7 @@ async def test_development_allows_any_local_dev_server_with_supabase_js_headers(
         assert "access-control-allow-origin" not in response.headers
 
 
-async def test_production_allows_exactly_the_configured_origins() -> None:
-    prod = settings(environment="production", cors_allowed_origins=["https://app.example.com"])
+async def test_production_allows_exactly_the_configured_origins(prod: FastAPI) -> None:
     path = "/functions/v1/start-tavus-session"
 
     assert allowed(
@@ -86,9 +97,8 @@ async def test_production_allows_exactly_the_configured_origins() -> None:
 
 
 async def test_without_configured_origins_outside_development_there_is_no_cors() -> None:
-    response = await preflight(
-        settings(environment="test"), "http://localhost:5173", "/v1/sessions"
-    )
+    app = create_app(settings(environment="test"))
+    response = await preflight(app, "http://localhost:5173", "/v1/sessions")
     assert "access-control-allow-origin" not in response.headers
     assert response.status_code == 405  # no CORS middleware: an OPTIONS like any other
 

@@ -1,5 +1,6 @@
-"""The origin's `/functions/v1/*` start and end, over HTTP on SQLite, PostgreSQL and PgBouncer:
-the origin's bodies and answers, the `/v1` engine's guarantees, errors in the origin's shape."""
+"""The origin's `/functions/v1/*` start and end, on PostgreSQL (the start, its concurrency and the
+end through PgBouncer too): the origin's bodies and answers, the `/v1` engine's guarantees,
+errors in the origin's shape."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 from facetoface.models import DailySession
-from tests.conftest import RunningService
+from tests.conftest import THROUGH_PGBOUNCER, RunningService
 from tests.support.factories import count_rows, create_persona, create_user, session_rows
 from tests.support.supabase import anon_key
 
@@ -52,6 +53,7 @@ def sim_status(service: RunningService, conversation_id: str) -> str:
 
 
 class TestStart:
+    @THROUGH_PGBOUNCER
     async def test_start_answers_the_origins_shape_for_the_tokens_user(
         self, service: RunningService
     ) -> None:
@@ -157,6 +159,7 @@ class TestStart:
         assert body["session"]["id"] == first["daily_session_id"]
         assert service.sim.conversations()["create_requests"] == 1
 
+    @THROUGH_PGBOUNCER
     async def test_concurrent_starts_create_one_conversation(self, service: RunningService) -> None:
         user_id = await create_user(service.db)
 
@@ -239,6 +242,7 @@ class TestStart:
 
 
 class TestEnd:
+    @THROUGH_PGBOUNCER
     async def test_the_shipped_pages_call_with_only_the_tavus_id_ends_the_session(
         self, service: RunningService
     ) -> None:

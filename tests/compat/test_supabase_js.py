@@ -1,7 +1,8 @@
 """The origin app's calls with the real `@supabase/supabase-js` (Node), against the running
 service: start, the 409 rejoin, both end shapes, someone else's session, a foreign `user_id`,
 and no user token. What `functions.invoke` returned is kept in
-`test-artifacts/supabase-js/<database>.json`."""
+`test-artifacts/supabase-js/<database>.json` (`postgresql`, or `pgbouncer`: the transaction
+pooler in between)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import RunningService
+from tests.conftest import THROUGH_PGBOUNCER, RunningService
 from tests.support.factories import create_user, session_rows
 from tests.support.node import NODE_DIR
 from tests.support.supabase import anon_key
@@ -55,6 +56,7 @@ def http_error(result: dict[str, Any], status: int, code: str) -> dict[str, Any]
     return body
 
 
+@THROUGH_PGBOUNCER
 async def test_the_origin_apps_calls_through_supabase_js(
     service: RunningService, node: str, request: pytest.FixtureRequest
 ) -> None:

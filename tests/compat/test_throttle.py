@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from facetoface.compat.throttle import FetchCoalescer, TokenBucket
+from tests.support.eventually import eventually
 
 
 class FakeClock:
@@ -36,6 +37,12 @@ def test_bucket_refuses_nonsense() -> None:
         TokenBucket(rate=0, burst=1)
 
 
+async def settle() -> None:
+    """Let every task that is ready run until it blocks (no time passes)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
 class Fetches:
     """A fetch that records when it started and can be held open."""
 
@@ -58,9 +65,9 @@ async def test_callers_during_a_fetch_share_one_that_starts_after_it() -> None:
     fetch = Fetches()
     fetch.release.clear()
     first = asyncio.ensure_future(coalescer.run("c1", fetch))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: fetch.started, what="the first fetch started")
     later = [asyncio.ensure_future(coalescer.run("c1", fetch)) for _ in range(5)]
-    await asyncio.sleep(0.01)
+    await settle()
     assert len(fetch.started) == 1  # the others wait: no second fetch while one runs
     fetch.release.set()
 
@@ -71,15 +78,17 @@ async def test_callers_during_a_fetch_share_one_that_starts_after_it() -> None:
 
 
 async def test_keys_are_independent_and_forgotten_after_the_interval() -> None:
-    coalescer: FetchCoalescer[int] = FetchCoalescer(0.02)
+    # Long enough that a busy loop (the process runs other threads) cannot let it pass
+    # between the fetches' end and the check that both keys are still remembered.
+    interval = 0.25
+    coalescer: FetchCoalescer[int] = FetchCoalescer(interval)
     fetch = Fetches()
 
     results = await asyncio.gather(coalescer.run("a", fetch), coalescer.run("b", fetch))
 
     assert sorted(results) == [1, 2]
     assert coalescer.keys == 2
-    await asyncio.sleep(0.05)
-    assert coalescer.keys == 0
+    await eventually(lambda: coalescer.keys == 0, what="both keys forgotten after the interval")
 
 
 async def test_a_failure_reaches_every_waiter_and_the_next_call_fetches_again() -> None:
@@ -102,7 +111,7 @@ async def test_a_caller_going_away_does_not_cancel_the_shared_fetch() -> None:
     fetch.release.clear()
     leaving = asyncio.ensure_future(coalescer.run("c1", fetch))
     staying = asyncio.ensure_future(coalescer.run("c1", fetch))
-    await asyncio.sleep(0.01)
+    await eventually(lambda: fetch.started, what="the shared fetch started")
 
     leaving.cancel()
     fetch.release.set()

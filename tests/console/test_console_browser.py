@@ -14,23 +14,25 @@ screenshots`) also to docs/console/, which the README shows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
-import shutil
 import uuid
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Frame, Locator, Page, Request, expect
-from sqlalchemy import update
+from playwright.async_api import Frame, Locator, Page, Request, Route, expect
 
 from facetoface.demo import demo_id, seed_demo_data
-from facetoface.models import MentorConversation, UserGoal, utcnow
+from facetoface.models import UserGoal
 from tests.conftest import RunningService
 from tests.support.browser import SCREENSHOT_DIR
+from tests.support.eventually import eventually
+from tests.support.sessions import given_session
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -52,17 +54,13 @@ MARKUP = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned 
 
 
 @pytest.fixture
-def database_settings(tmp_path: Path, sqlite_template: Path) -> dict[str, Any]:
-    """SQLite only: the databases' own behaviour is covered by the API tests."""
-    shutil.copy(sqlite_template, tmp_path / "facetoface.db")
-    return {"data_dir": tmp_path}
-
-
-@pytest.fixture
 def service_overrides() -> dict[str, Any]:
     # Development: the demo sign-in exists. A short left timeout: the room closes 3 s after
     # the user leaves, as Tavus would after SESSION_PARTICIPANT_LEFT_TIMEOUT_SECONDS.
-    return {"environment": "development", "session_participant_left_timeout_seconds": 3}
+    return {
+        "environment": "development",
+        "session_participant_left_timeout_seconds": 3,
+    }
 
 
 @pytest.fixture
@@ -140,17 +138,40 @@ def room_frame(page: Page, service: RunningService) -> Frame:
     return frame
 
 
+#: The console's read of one session (its poll), not the list.
+SESSION_READ = re.compile(r"/v1/sessions/[0-9a-f-]{36}$")
+
+
+@contextlib.asynccontextmanager
+async def console_reads_held(page: Page) -> AsyncIterator[None]:
+    """Within the block the console's reads of its session are held (answered after it)."""
+    release = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        await release.wait()
+        await route.continue_()
+
+    await page.route(SESSION_READ, hold)
+    try:
+        yield
+    finally:
+        release.set()
+        await page.unroute_all(behavior="wait")  # the held reads go on, then no more holding
+
+
 async def open_transcript(page: Page) -> None:
     """Open the details; the transcript follows the shutdown by a moment: check again."""
     dialog = page.locator("#detail")
-    for _ in range(40):
+
+    async def shown() -> bool:
         if await dialog.locator(".transcript li").count():
-            return
+            return True
         again = dialog.get_by_role("button", name="Check again")
         if await again.count():
             await again.click()
-        await asyncio.sleep(0.25)
-    raise AssertionError("the transcript never arrived")
+        return False
+
+    await eventually(shown, what="the transcript is shown")
 
 
 async def test_a_user_session_through_the_room(seeded: RunningService, browser_page: Page) -> None:
@@ -195,12 +216,15 @@ async def test_a_user_session_through_the_room(seeded: RunningService, browser_p
     assert await room_frame(page, service).evaluate("window.__pwned") is None
     await shot(page, "live-session")
 
-    await room.get_by_role("button", name="Leave").click()
-    closing = room.get_by_text(re.compile(r"This room closes in \d s\."))
-    await expect(closing).to_be_visible()
-    await shot(page.locator("#room"), "room-closing")
-    await expect(room.get_by_text("This call has ended.")).to_be_visible(timeout=EXPECT_MS)
-    await expect(room.get_by_text("everyone left, and the room closed")).to_be_visible()
+    # The console's poll would replace the room as soon as it sees the end: its reads of the
+    # session wait until the room's own goodbye has been seen.
+    async with console_reads_held(page):
+        await room.get_by_role("button", name="Leave").click()
+        closing = room.get_by_text(re.compile(r"This room closes in \d s\."))
+        await expect(closing).to_be_visible()
+        await shot(page.locator("#room"), "room-closing")
+        await expect(room.get_by_text("This call has ended.")).to_be_visible(timeout=EXPECT_MS)
+        await expect(room.get_by_text("everyone left, and the room closed")).to_be_visible()
 
     # The console notices without a reload: the session completed, and why.
     summary = page.locator("#ended-summary")
@@ -292,14 +316,10 @@ async def test_operators_watch_and_act_and_users_are_refused(
     await service.client.post(
         f"/v1/sessions/{finished['id']}/end", headers=service.auth(demo_id("sam"))
     )
-    stuck = await api_start(service, "alex")
-    # It has been running for 11 of its 15 minutes; and one start failed at Tavus.
-    async with service.db.transaction() as session:
-        await session.execute(
-            update(MentorConversation)
-            .where(MentorConversation.daily_session_id == uuid.UUID(stuck["id"]))
-            .values(start_time=utcnow() - timedelta(minutes=11))
-        )
+    # Alex's has been running for 11 of its 15 minutes; and one start failed at Tavus.
+    alex = await given_session(service, demo_id("alex"), age=timedelta(minutes=11))
+    assert alex.conversation_id is not None
+    stuck = {"id": str(alex.session_id), "conversation_id": alex.conversation_id}
     service.sim.add_fault(
         "status", endpoint="create", status=400, body={"message": "Invalid persona_id"}
     )

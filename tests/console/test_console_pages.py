@@ -142,6 +142,8 @@ async def test_dev_sign_in_does_not_exist_elsewhere(overrides: dict[str, Any]) -
     from facetoface.app import create_app
     from facetoface.config import Settings
 
+    # Never started: what is asked for is routing alone (routes that must not exist, a static
+    # page), which needs no database and no services.
     app = create_app(Settings(_env_file=None, **overrides))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -171,6 +173,7 @@ async def test_no_docs_outside_development() -> None:
     from facetoface.app import create_app
     from facetoface.config import Settings
 
+    # Never started: routes that must not exist need no database and no services.
     app = create_app(Settings(_env_file=None, environment="test"))  # type: ignore[call-arg]
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

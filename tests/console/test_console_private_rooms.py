@@ -9,8 +9,6 @@ the token refuses to let anyone in.
 from __future__ import annotations
 
 import re
-import shutil
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,12 +20,6 @@ from tests.conftest import RunningService
 from tests.console.test_console_browser import EXPECT_MS, RequestLog, sign_in_as
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-
-
-@pytest.fixture
-def database_settings(tmp_path: Path, sqlite_template: Path) -> dict[str, Any]:
-    shutil.copy(sqlite_template, tmp_path / "facetoface.db")
-    return {"data_dir": tmp_path}
 
 
 @pytest.fixture

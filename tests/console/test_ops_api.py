@@ -1,22 +1,22 @@
-"""The operators' API over real HTTP, on SQLite, PostgreSQL (under row-level security) and
-PgBouncer: who may call it, what it shows, and its two actions."""
+"""The operators' API, on PostgreSQL under row-level security (its two actions and the live list
+through PgBouncer too): who may call it, what it shows, and its two actions."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
 
-import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from facetoface.auth.dev_issuer import DEV_OPERATOR_ID
-from facetoface.models import MentorConversation, ReconcileRun, utcnow
+from facetoface.models import ReconcileRun, utcnow
 from facetoface.models.reconcile_run import RECONCILE_RUNS_KEPT
 from facetoface.reconcile.repository import ReconcileRepository
-from tests.conftest import RunningService
+from tests.conftest import THROUGH_PGBOUNCER, RunningService
+from tests.support.eventually import eventually
 from tests.support.factories import create_user, session_rows
+from tests.support.sessions import given_session
 
 OPS_ROUTES = (
     ("GET", "/v1/ops/sessions/live"),
@@ -41,34 +41,15 @@ async def start(service: RunningService, user_id: uuid.UUID) -> dict[str, Any]:
     return body
 
 
-async def wait_until(check: Any, timeout_s: float = 10.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
-def test_every_ops_route_is_listed_here(service_app_routes: list[tuple[str, str]]) -> None:
+async def test_every_ops_route_is_listed_here(service: RunningService) -> None:
     """A new /v1/ops route must be added to OPS_ROUTES, so the refusal tests cover it."""
-    assert sorted(service_app_routes) == sorted(OPS_ROUTES)
-
-
-@pytest.fixture
-def service_app_routes() -> list[tuple[str, str]]:
-    from facetoface.app import create_app
-    from facetoface.config import Settings
-
-    app = create_app(Settings(_env_file=None, environment="test"))  # type: ignore[call-arg]
-    return [
+    routes = [
         (method.upper(), path)
-        for path, operations in app.openapi()["paths"].items()
+        for path, operations in service.app.openapi()["paths"].items()
         if path.startswith("/v1/ops")
         for method in operations
     ]
+    assert sorted(routes) == sorted(OPS_ROUTES)
 
 
 async def test_a_user_token_gets_403_on_every_route_and_nothing_happens(
@@ -104,18 +85,15 @@ async def test_a_user_token_gets_403_on_every_route_and_nothing_happens(
     assert await _runs(service) == passes_before
 
 
+@THROUGH_PGBOUNCER
 async def test_live_sessions_show_every_users_session_with_its_age(
     service: RunningService,
 ) -> None:
-    first, second = await create_user(service.db), await create_user(service.db)
-    old, new = await start(service, first), await start(service, second)
-    # Make the first one look stuck: started two hours ago.
-    async with service.db.transaction() as session:
-        await session.execute(
-            update(MentorConversation)
-            .where(MentorConversation.daily_session_id == uuid.UUID(old["id"]))
-            .values(start_time=utcnow() - timedelta(hours=2))
-        )
+    # The first one looks stuck: started two hours ago.
+    stuck = await given_session(service, age=timedelta(hours=2))
+    first = stuck.user_id
+    old = {"id": str(stuck.session_id)}
+    new = await start(service, await create_user(service.db))
 
     response = await service.client.get("/v1/ops/sessions/live", headers=operator(service))
 
@@ -137,6 +115,7 @@ async def test_live_sessions_show_every_users_session_with_its_age(
     assert items[new["id"]]["conversation_status"] == "active"
 
 
+@THROUGH_PGBOUNCER
 async def test_an_operator_ends_a_stuck_session_through_the_normal_end(
     service: RunningService,
 ) -> None:
@@ -230,7 +209,7 @@ async def test_callback_outcomes_count_what_the_inbox_received(service: RunningS
         types = {item["event_type"] for item in body["items"]}
         return body if "application.transcription_ready" in types else None
 
-    body = await wait_until(counted)
+    body: dict[str, Any] = await eventually(counted, what="the transcript's callback was counted")
 
     assert body["hours"] == 24
     items = {(i["event_type"], i["outcome"]): i["count"] for i in body["items"]}
@@ -241,6 +220,7 @@ async def test_callback_outcomes_count_what_the_inbox_received(service: RunningS
     )
 
 
+@THROUGH_PGBOUNCER
 async def test_running_a_pass_records_it_for_every_replica_to_see(
     service: RunningService,
 ) -> None:
@@ -259,9 +239,10 @@ async def test_running_a_pass_records_it_for_every_replica_to_see(
 
 
 async def test_the_pass_history_keeps_only_the_newest(service: RunningService) -> None:
-    for n in range(RECONCILE_RUNS_KEPT + 3):
-        finished = utcnow()
-        async with service.db.transaction(role="service") as session:
+    # One transaction for them all (each pass still prunes what it leaves behind).
+    async with service.db.transaction(role="service") as session:
+        for n in range(RECONCILE_RUNS_KEPT + 3):
+            finished = utcnow()
             await ReconcileRepository(session).record_pass(
                 started_at=finished,
                 finished_at=finished,

@@ -1,12 +1,10 @@
 """`facetoface doctor`'s checks against the simulator and real databases: the all-pass case,
-then each check failing in turn (on SQLite and PostgreSQL), each failure with its fix."""
+then each check failing in turn, each failure with its fix."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,8 +16,8 @@ from facetoface.doctor import Report, Status, diagnose, diagnose_environment, re
 from facetoface.doctor import render_text as render
 from tavus_sim import SimServer
 from tests.auth.jwtkit import JwksServer
-from tests.doctor.conftest import Doctor, as_user, owner_sql, settings_of
-from tests.support.postgres import APP_ROLE, PostgresServer, create_app_role, fresh_database
+from tests.doctor.conftest import SCRATCH_PASSWORD, Doctor, login_url, owner_sql, settings_of
+from tests.support.postgres import APP_ROLE, PostgresServer, fresh_database
 
 DATABASE_CHECKS = ("database", "migrations", "database_role", "row_level_security")
 TAVUS_DEPENDENTS = ("default_persona", "default_replica", "test_mode_create")
@@ -46,23 +44,18 @@ def only_failure(report: Report) -> Any:
     return failed[0]
 
 
-def assert_all_pass(report: Report, *, postgres: bool) -> None:
-    expected = {check.id: Status.passed for check in report.checks}
-    if not postgres:
-        expected["database_role"] = expected["row_level_security"] = Status.not_applicable
-    assert statuses(report) == expected, render(report)
+def assert_all_pass(report: Report) -> None:
+    assert statuses(report) == {check.id: Status.passed for check in report.checks}, render(report)
     assert report.ok
 
 
 # --- all pass ---------------------------------------------------------------------------------
 
 
-async def test_a_healthy_production_deployment_passes_every_check(
-    doctor: Doctor, database: str
-) -> None:
+async def test_a_healthy_production_deployment_passes_every_check(doctor: Doctor) -> None:
     report = await doctor()
 
-    assert_all_pass(report, postgres=database.startswith("postgresql"))
+    assert_all_pass(report)
     assert [check.id for check in report.checks] == [
         "settings",
         "database",
@@ -76,12 +69,8 @@ async def test_a_healthy_production_deployment_passes_every_check(
         "test_mode_create",
         "public_base_url",
     ]
-    text = render(report)
-    assert text.splitlines()[-1] == (
-        "All 11 checks passed: ready."
-        if database.startswith("postgresql")
-        else "All 9 checks passed (2 not applicable): ready."
-    )
+    assert render(report).splitlines()[-1] == "All 11 checks passed: ready."
+    assert json.loads(render_json(report))["ok"] is True
 
 
 async def test_the_test_mode_create_bills_nothing_and_leaves_nothing(
@@ -98,9 +87,7 @@ async def test_the_test_mode_create_bills_nothing_and_leaves_nothing(
     assert overview["conversations"] == []  # hard-deleted after the check
 
 
-async def test_development_against_the_simulator_passes(
-    database: str, sim: SimServer, tmp_path: Path
-) -> None:
+async def test_development_against_the_simulator_passes(database: str, sim: SimServer) -> None:
     settings = settings_of(
         {
             "environment": "development",
@@ -112,7 +99,7 @@ async def test_development_against_the_simulator_passes(
 
     report = await diagnose(settings)
 
-    assert_all_pass(report, postgres=database.startswith("postgresql"))
+    assert_all_pass(report)
     assert "the Tavus simulator at http://127.0.0.1:" in report.headline
 
 
@@ -139,35 +126,21 @@ async def test_unreadable_settings_skip_everything_else() -> None:
     assert {check.status for check in report.checks[1:]} == {Status.skipped}
 
 
-async def test_unreachable_database(doctor: Doctor, database: str, tmp_path: Path) -> None:
-    if database.startswith("sqlite"):
-        missing = tmp_path / "nowhere" / "facetoface.db"
-        report = await doctor(database_url=f"sqlite:///{missing}")
-        assert not missing.parent.exists()  # the doctor does not create it
-    else:
-        report = await doctor(
-            database_url="postgresql://facetoface_app@127.0.0.1:1/facetoface",
-            db_connect_timeout_seconds=2,
-        )
+async def test_unreachable_database(doctor: Doctor, closed_port: int) -> None:
+    report = await doctor(
+        database_url=f"postgresql://facetoface_app@127.0.0.1:{closed_port}/facetoface",
+        db_connect_timeout_seconds=2,
+    )
 
     failure = only_failure(report)
     assert failure.id == "database"
     assert "DATABASE_URL" in failure.fix
-    if database.startswith("postgresql"):
-        assert {statuses(report)[c] for c in DATABASE_CHECKS[1:]} == {Status.skipped}
+    assert {statuses(report)[c] for c in DATABASE_CHECKS[1:]} == {Status.skipped}
 
 
-def test_unmigrated_database(
-    doctor: Doctor, database: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    if database.startswith("sqlite"):
-        empty = tmp_path / "empty.db"
-        sqlite3.connect(empty).close()
-        report = asyncio.run(doctor(database_url=f"sqlite:///{empty}"))
-    else:
-        server: PostgresServer = request.getfixturevalue("pg_server")
-        with fresh_database(server, "doctor_empty") as name:
-            report = asyncio.run(doctor(database_url=server.url(name, user=APP_ROLE)))
+async def test_unmigrated_database(doctor: Doctor, pg_server: PostgresServer) -> None:
+    with fresh_database(pg_server, "doctor_empty") as name:
+        report = await doctor(database_url=pg_server.url(name, user=APP_ROLE))
 
     failure = only_failure(report)
     assert (failure.id, failure.detail) == (
@@ -177,19 +150,32 @@ def test_unmigrated_database(
     assert "facetoface migrate" in failure.fix
 
 
-def test_database_behind_this_codes_head(doctor: Doctor, tmp_path: Path) -> None:
-    run_migrations(settings_of({"environment": "test", "data_dir": tmp_path / "old"}), "0004")
+async def test_database_behind_this_codes_head(
+    doctor: Doctor, pg_server: PostgresServer, scratch_role: str
+) -> None:
+    with fresh_database(pg_server, "doctor_old") as name:
+        owner_url = pg_server.url(name)
+        await asyncio.to_thread(run_migrations, settings_of({"database_url": owner_url}), "0004")
+        # Served by a plain login role (the application's role needs later migrations).
+        await owner_sql(
+            owner_url,
+            f"CREATE ROLE {scratch_role} LOGIN PASSWORD '{SCRATCH_PASSWORD}'",
+            f"GRANT SELECT ON public.alembic_version TO {scratch_role}",
+        )
+        try:
+            report = await doctor(
+                database_url=login_url(pg_server, owner_url, scratch_role, SCRATCH_PASSWORD)
+            )
+        finally:
+            await owner_sql(owner_url, f"DROP OWNED BY {scratch_role}")
 
-    failure = only_failure(
-        asyncio.run(doctor(database_url=f"sqlite:///{tmp_path / 'old/facetoface.db'}"))
-    )
-
+    failure = only_failure(report)
     assert failure.id == "migrations"
     assert failure.detail.startswith("at 0004, this code needs ")
 
 
-async def test_serving_as_a_superuser(pg_doctor: Doctor, pg_database_url: str) -> None:
-    failure = only_failure(await pg_doctor(database_url=pg_database_url))
+async def test_serving_as_a_superuser(doctor: Doctor, pg_database_url: str) -> None:
+    failure = only_failure(await doctor(database_url=pg_database_url))
 
     assert failure.id == "database_role"
     assert failure.detail.startswith("postgres is a superuser, has BYPASSRLS, owns ")
@@ -198,15 +184,19 @@ async def test_serving_as_a_superuser(pg_doctor: Doctor, pg_database_url: str) -
 
 
 async def test_serving_as_a_bypassrls_role(
-    pg_doctor: Doctor, pg_database_url: str, scratch_role: str
+    doctor: Doctor, pg_server: PostgresServer, pg_database_url: str, scratch_role: str
 ) -> None:
     await owner_sql(
         pg_database_url,
-        f"CREATE ROLE {scratch_role} LOGIN BYPASSRLS",
+        f"CREATE ROLE {scratch_role} LOGIN BYPASSRLS PASSWORD '{SCRATCH_PASSWORD}'",
         f"GRANT SELECT ON public.alembic_version TO {scratch_role}",
     )
 
-    failure = only_failure(await pg_doctor(database_url=as_user(pg_database_url, scratch_role)))
+    failure = only_failure(
+        await doctor(
+            database_url=login_url(pg_server, pg_database_url, scratch_role, SCRATCH_PASSWORD)
+        )
+    )
 
     assert failure.id == "database_role"
     assert failure.detail == (
@@ -214,68 +204,62 @@ async def test_serving_as_a_bypassrls_role(
     )
 
 
-def test_serving_as_a_table_owner(
-    pg_doctor: Doctor, pg_server: PostgresServer, scratch_role: str
+async def test_serving_as_a_table_owner(
+    doctor: Doctor, pg_server: PostgresServer, pg_database_url: str, scratch_role: str
 ) -> None:
-    with fresh_database(pg_server, "doctor_owner") as name:
-        owner_url = pg_server.url(name)
-        run_migrations(settings_of({"database_url": owner_url}))
-        asyncio.run(
-            owner_sql(
-                owner_url,
-                f"CREATE ROLE {scratch_role} LOGIN",
-                f"ALTER TABLE public.user_goals OWNER TO {scratch_role}",
-                f"GRANT SELECT ON public.alembic_version TO {scratch_role}",
-            )
-        )
+    # The worker's database, one table given away for the test (the `scratch_role` fixture
+    # gives it back to the owner, whatever happens here).
+    await owner_sql(
+        pg_database_url,
+        f"CREATE ROLE {scratch_role} LOGIN PASSWORD '{SCRATCH_PASSWORD}'",
+        f"ALTER TABLE public.user_goals OWNER TO {scratch_role}",
+        f"GRANT SELECT ON public.alembic_version TO {scratch_role}",
+    )
 
-        failure = only_failure(
-            asyncio.run(pg_doctor(database_url=as_user(owner_url, scratch_role)))
+    failure = only_failure(
+        await doctor(
+            database_url=login_url(pg_server, pg_database_url, scratch_role, SCRATCH_PASSWORD)
         )
+    )
 
     assert failure.id == "database_role"
     assert failure.detail.startswith(f"{scratch_role} owns 1 table(s) (user_goals)")
 
 
 async def test_serving_role_that_cannot_switch_roles(
-    pg_doctor: Doctor, pg_database_url: str, scratch_role: str
+    doctor: Doctor, pg_server: PostgresServer, pg_database_url: str, scratch_role: str
 ) -> None:
     await owner_sql(
         pg_database_url,
-        f"CREATE ROLE {scratch_role} LOGIN",
+        f"CREATE ROLE {scratch_role} LOGIN PASSWORD '{SCRATCH_PASSWORD}'",
         f"GRANT SELECT ON public.alembic_version TO {scratch_role}",
     )
 
-    failure = only_failure(await pg_doctor(database_url=as_user(pg_database_url, scratch_role)))
+    failure = only_failure(
+        await doctor(
+            database_url=login_url(pg_server, pg_database_url, scratch_role, SCRATCH_PASSWORD)
+        )
+    )
 
     assert failure.id == "database_role"
     assert "not a member of both authenticated and facetoface_service" in failure.detail
 
 
-def test_a_table_without_row_level_security(pg_doctor: Doctor, pg_server: PostgresServer) -> None:
-    with fresh_database(pg_server, "doctor_rls") as name:
-        owner_url = pg_server.url(name)
-        run_migrations(settings_of({"database_url": owner_url}))
-        create_app_role(pg_server, name)
-        asyncio.run(
-            owner_sql(owner_url, "ALTER TABLE public.user_goals DISABLE ROW LEVEL SECURITY")
-        )
-
-        failure = only_failure(asyncio.run(pg_doctor(database_url=as_user(owner_url, APP_ROLE))))
+async def test_a_table_without_row_level_security(doctor: Doctor, pg_database_url: str) -> None:
+    # The worker's database, row-level security off on one table for the test only.
+    await owner_sql(pg_database_url, "ALTER TABLE public.user_goals DISABLE ROW LEVEL SECURITY")
+    try:
+        failure = only_failure(await doctor())
+    finally:
+        await owner_sql(pg_database_url, "ALTER TABLE public.user_goals ENABLE ROW LEVEL SECURITY")
 
     assert failure.id == "row_level_security"
     assert failure.detail.startswith("off on 1 of ")
     assert failure.detail.endswith("tables: user_goals")
 
 
-async def test_row_level_security_switched_off_in_production(
-    pg_doctor: Doctor, pg_database_url: str
-) -> None:
-    failure = only_failure(
-        await pg_doctor(
-            database_url=as_user(pg_database_url, APP_ROLE), db_row_level_security=False
-        )
-    )
+async def test_row_level_security_switched_off_in_production(doctor: Doctor) -> None:
+    failure = only_failure(await doctor(db_row_level_security=False))
 
     assert failure.id == "row_level_security"
     assert "DB_ROW_LEVEL_SECURITY=false" in failure.detail
@@ -306,11 +290,13 @@ async def test_signing_keys_unusable(
     assert "SUPABASE_URL" in failure.fix
 
 
-async def test_signing_keys_unreachable(doctor: Doctor) -> None:
-    failure = only_failure(await doctor(supabase_url="http://127.0.0.1:1"))
+async def test_signing_keys_unreachable(doctor: Doctor, closed_port: int) -> None:
+    failure = only_failure(await doctor(supabase_url=f"http://127.0.0.1:{closed_port}"))
 
     assert failure.id == "signing_keys"
-    assert failure.detail.startswith("cannot fetch the JWKS at http://127.0.0.1:1/auth/v1/")
+    assert failure.detail.startswith(
+        f"cannot fetch the JWKS at http://127.0.0.1:{closed_port}/auth/v1/"
+    )
 
 
 async def test_a_legacy_hs256_project_passes_without_jwks_keys(
@@ -347,8 +333,10 @@ async def test_production_without_a_tavus_key_never_calls_tavus(
     assert sim.conversations()["create_requests"] == 0
 
 
-async def test_tavus_unreachable(doctor: Doctor) -> None:
-    report = await doctor(tavus_base_url="http://127.0.0.1:1/v2", tavus_connect_timeout_seconds=1)
+async def test_tavus_unreachable(doctor: Doctor, closed_port: int) -> None:
+    report = await doctor(
+        tavus_base_url=f"http://127.0.0.1:{closed_port}/v2", tavus_connect_timeout_seconds=1
+    )
 
     failure = only_failure(report)
     assert failure.id == "tavus_key"
@@ -461,11 +449,15 @@ async def test_a_malformed_public_base_url_also_fails_the_create(doctor: Doctor)
 
 
 async def test_a_role_that_cannot_read_the_schema_version(
-    pg_doctor: Doctor, pg_database_url: str, scratch_role: str
+    doctor: Doctor, pg_server: PostgresServer, pg_database_url: str, scratch_role: str
 ) -> None:
-    await owner_sql(pg_database_url, f"CREATE ROLE {scratch_role} LOGIN")
+    await owner_sql(
+        pg_database_url, f"CREATE ROLE {scratch_role} LOGIN PASSWORD '{SCRATCH_PASSWORD}'"
+    )
 
-    report = await pg_doctor(database_url=as_user(pg_database_url, scratch_role))
+    report = await doctor(
+        database_url=login_url(pg_server, pg_database_url, scratch_role, SCRATCH_PASSWORD)
+    )
 
     checks = {check.id: check for check in report.checks}
     assert checks["migrations"].status is Status.failed
@@ -476,10 +468,12 @@ async def test_a_role_that_cannot_read_the_schema_version(
 # --- output ------------------------------------------------------------------------------------
 
 
-async def test_no_secret_reaches_the_report(pg_doctor: Doctor, pg_database_url: str) -> None:
+async def test_no_secret_reaches_the_report(
+    doctor: Doctor, pg_server: PostgresServer, pg_database_url: str
+) -> None:
     secret_password = "db-password-never-printed-42"
-    report = await pg_doctor(
-        database_url=as_user(pg_database_url, "nobody_here", secret_password),
+    report = await doctor(
+        database_url=login_url(pg_server, pg_database_url, "nobody_here", secret_password),
         tavus_api_key="tvsk_another_secret_key_9876",
     )
 

@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import StaticPool
 
+from facetoface.app import metric_labels
 from facetoface.observability import metrics
 from facetoface.observability.metrics import (
     callback_event_type,
+    configure_labels,
     instrument_engine,
     observe_http_request,
     record_reconciler_action,
     shutdown_reason_label,
     sql_operation,
 )
+from tests.conftest import base_settings
+
+
+@pytest.fixture(autouse=True)
+def _labels() -> None:
+    """The label sets the app hands the metrics at wiring time (`create_app` does this)."""
+    configure_labels(metric_labels())
 
 
 def sample(name: str, **labels: str) -> float:
@@ -59,8 +68,9 @@ def sample(name: str, **labels: str) -> float:
         ),
         ("WITH x AS (SELECT 1) SELECT * FROM profiles", "select:profiles"),
         ("SELECT 1", "select"),
-        ("BEGIN IMMEDIATE", "begin"),
-        ('PRAGMA main.table_info("alembic_version")', "pragma"),
+        ("BEGIN ISOLATION LEVEL REPEATABLE READ", "begin"),
+        ("SELECT version_num FROM alembic_version", "select:alembic_version"),
+        ("SET LOCAL statement_timeout = 1000", "set"),
         ("SELECT * FROM pg_catalog.pg_class", "select:other"),
         ("select x from 'from' where y = 'FROM secrets'", "select:other"),
         ("EXPLAIN SELECT 1", "other"),
@@ -128,12 +138,17 @@ def test_tavus_hook_bounds_its_labels() -> None:
 
 # --- engine instrumentation ----------------------------------------------------------------
 @pytest.fixture
-def engine() -> Iterator[Engine]:
-    engine = create_engine("sqlite://")
+def engine(pg_database_url: str) -> Iterator[Engine]:
+    """A blocking engine on the worker's database, instrumented (twice: still one observation
+    per statement), on one connection that holds a temporary `profiles` table: it shadows the
+    real one (the temporary schema is searched first), so the statements label as
+    `<verb>:profiles` and touch no real row."""
+    url = base_settings(database_url=pg_database_url).sqlalchemy_url
+    engine = create_engine(url, poolclass=StaticPool)
     instrument_engine(engine)
-    instrument_engine(engine)  # idempotent: still one observation per statement
+    instrument_engine(engine)
     with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE profiles (id INTEGER PRIMARY KEY)"))
+        conn.execute(text("CREATE TEMPORARY TABLE profiles (id integer PRIMARY KEY)"))
     yield engine
     engine.dispose()
 
@@ -148,31 +163,40 @@ def test_statements_are_timed_by_operation(engine: Engine) -> None:
 
 def test_driver_errors_are_counted_by_kind(engine: Engine) -> None:
     errors = "facetoface_db_errors_total"
-    integrity = sample(errors, kind="integrity")
-    operational = sample(errors, kind="operational")
+    kinds = ("integrity", "programming", "data", "timeout")
+    before = {kind: sample(errors, kind=kind) for kind in kinds}
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO profiles (id) VALUES (7)"))
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(text("INSERT INTO profiles (id) VALUES (7)"))
-    with pytest.raises(OperationalError), engine.begin() as conn:
+    with pytest.raises(ProgrammingError), engine.begin() as conn:
         conn.execute(text("SELECT * FROM no_such_table"))
-    assert sample(errors, kind="integrity") == integrity + 1
-    assert sample(errors, kind="operational") == operational + 1
+    with pytest.raises(DataError), engine.begin() as conn:
+        conn.execute(text("SELECT 1 / 0"))
+    with engine.connect() as conn:
+        conn.execute(text("SET LOCAL statement_timeout = 1"))
+        with pytest.raises(OperationalError):  # QueryCanceled
+            conn.execute(text("SELECT pg_sleep(1)"))
+        conn.rollback()
+    assert {kind: sample(errors, kind=kind) - before[kind] for kind in kinds} == {
+        "integrity": 1,
+        "programming": 1,
+        "data": 1,
+        "timeout": 1,
+    }
 
 
-def test_failed_connects_are_counted() -> None:
-    async def connect() -> None:
-        engine = create_async_engine(
-            "postgresql+asyncpg://nobody:nothing@127.0.0.1:9/none", connect_args={"timeout": 2}
-        )
-        instrument_engine(engine)
-        try:
+async def test_failed_connects_are_counted() -> None:
+    # Nothing listens on port 9: the connect itself fails (no statement ever runs).
+    engine = create_async_engine(
+        "postgresql+psycopg://nobody:nothing@127.0.0.1:9/none", connect_args={"connect_timeout": 2}
+    )
+    instrument_engine(engine)
+    before = sample("facetoface_db_errors_total", kind="connect")
+    try:
+        with pytest.raises(OperationalError):
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        finally:
-            await engine.dispose()
-
-    before = sample("facetoface_db_errors_total", kind="connect")
-    with pytest.raises(ConnectionRefusedError):
-        asyncio.run(connect())
+    finally:
+        await engine.dispose()
     assert sample("facetoface_db_errors_total", kind="connect") == before + 1

@@ -1,4 +1,9 @@
-"""Several worker processes: `PROMETHEUS_MULTIPROC_DIR` makes any scrape the whole service."""
+"""Several worker processes: `PROMETHEUS_MULTIPROC_DIR` makes any scrape the whole service.
+
+Multi-process mode is chosen when `prometheus_client` is imported, so the workers are real
+processes: one interpreter imports the metrics and forks the others (as a pre-loading server
+does), once for the module; the scrapes here merge their files.
+"""
 
 from __future__ import annotations
 
@@ -7,46 +12,62 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from facetoface.observability.metrics import render_metrics
 
-WORKER = """
+WORKERS = 3
+
+#: `WORKERS` processes serving the same traffic: this one and its forks. The label sets are
+#: handed over as the app's wiring does (`create_app` → `configure_labels`), without importing
+#: the whole app.
+WORKER = f"""
+import os
 from facetoface.observability import metrics
-metrics.record_session_started()
-metrics.record_start_failure("tavus_unavailable")
-metrics.observe_http_request("POST", "/v1/sessions", 201, 0.2)
-metrics.record_tavus_request("create_conversation", "ok", 0.4)
-metrics.HTTP_IN_PROGRESS.inc()
+metrics.configure_labels(metrics.LabelSets(start_failure_reasons=frozenset({{"tavus_unavailable"}})))
+
+def serve():
+    metrics.record_session_started()
+    metrics.record_start_failure("tavus_unavailable")
+    metrics.observe_http_request("POST", "/v1/sessions", 201, 0.2)
+    metrics.record_tavus_request("create_conversation", "ok", 0.4)
+    metrics.HTTP_IN_PROGRESS.inc()
+
+children = []
+for _ in range({WORKERS} - 1):
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            serve()
+            code = 0
+        finally:
+            os._exit(code)
+    children.append(pid)
+serve()
+for pid in children:
+    assert os.waitpid(pid, 0)[1] == 0
 """
 
-SCRAPE = """
-import sys
-from facetoface.observability import metrics
-body, _ = metrics.render_metrics()
-sys.stdout.write(body.decode())
-"""
 
-
-def _run(code: str, multiproc_dir: Path, processes: int = 1) -> str:
-    """Run `code` in `processes` concurrent interpreters; the first one's stdout."""
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)}
-    running = [
-        subprocess.Popen(
-            [sys.executable, "-c", code],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    outputs = []
-    for process in running:
-        stdout, stderr = process.communicate(timeout=60)
-        assert process.returncode == 0, stderr
-        outputs.append(stdout)
-    return outputs[0]
+@pytest.fixture(scope="module")
+def multiproc_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample files of `WORKERS` worker processes that each served the same traffic."""
+    directory = tmp_path_factory.mktemp("prometheus-multiproc")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    result = subprocess.run(
+        [sys.executable, "-c", WORKER],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    # One file per process and metric type (counter, histogram, gauge).
+    assert len({path.name.rsplit("_", 1)[1] for path in directory.glob("*.db")}) == WORKERS
+    return directory
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -57,33 +78,36 @@ def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
-def test_samples_of_every_worker_are_merged(tmp_path: Path) -> None:
-    _run(WORKER, tmp_path, processes=3)
-    assert list(tmp_path.glob("*.db")), "workers wrote no sample files"
-
-    # A scrape served by yet another worker process sees all three.
-    merged = _samples(_run(SCRAPE, tmp_path))
-
-    assert merged[("facetoface_sessions_started_total", frozenset())] == 3
-    failures = frozenset({("reason", "tavus_unavailable")})
-    assert merged[("facetoface_session_start_failures_total", failures)] == 3
-    http = frozenset({("method", "POST"), ("route", "/v1/sessions"), ("status", "201")})
-    assert merged[("facetoface_http_requests_total", http)] == 3
-    tavus = frozenset({("endpoint", "create_conversation"), ("outcome", "ok")})
-    assert merged[("facetoface_tavus_request_duration_seconds_count", tavus)] == 3
-    # livesum: summed over the processes (dead ones are dropped by mark_process_dead).
-    assert merged[("facetoface_http_requests_in_progress", frozenset())] == 3
-
-    # The same merge from this (single-process) interpreter, given the directory.
-    body, content_type = render_metrics(multiprocess_path=str(tmp_path))
+def test_samples_of_every_worker_are_merged(
+    multiproc_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A scrape served by any worker: `render_metrics()` with the variable set, as every
+    # worker process has it.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(multiproc_dir))
+    body, content_type = render_metrics()
     assert content_type.startswith("text/plain")
-    assert _samples(body.decode())[("facetoface_sessions_started_total", frozenset())] == 3
+    merged = _samples(body.decode())
+
+    assert merged[("facetoface_sessions_started_total", frozenset())] == WORKERS
+    failures = frozenset({("reason", "tavus_unavailable")})
+    assert merged[("facetoface_session_start_failures_total", failures)] == WORKERS
+    http = frozenset({("method", "POST"), ("route", "/v1/sessions"), ("status", "201")})
+    assert merged[("facetoface_http_requests_total", http)] == WORKERS
+    tavus = frozenset({("endpoint", "create_conversation"), ("outcome", "ok")})
+    assert merged[("facetoface_tavus_request_duration_seconds_count", tavus)] == WORKERS
+    # livesum: summed over the processes (dead ones are dropped by mark_process_dead).
+    assert merged[("facetoface_http_requests_in_progress", frozenset())] == WORKERS
+
+    # The same merge given the directory explicitly (no variable).
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    body, _ = render_metrics(multiprocess_path=str(multiproc_dir))
+    assert _samples(body.decode())[("facetoface_sessions_started_total", frozenset())] == WORKERS
 
 
-def test_openmetrics_is_served_when_asked_for(tmp_path: Path) -> None:
-    _run(WORKER, tmp_path)
+def test_openmetrics_is_served_when_asked_for(multiproc_dir: Path) -> None:
     body, content_type = render_metrics(
-        "application/openmetrics-text; version=1.0.0", multiprocess_path=str(tmp_path)
+        "application/openmetrics-text; version=1.0.0", multiprocess_path=str(multiproc_dir)
     )
     assert content_type.startswith("application/openmetrics-text")
     assert body.rstrip().endswith(b"# EOF")
+    assert b"facetoface_sessions_started_total 3.0" in body

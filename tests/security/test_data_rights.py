@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import uuid
-from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
+from typer.testing import CliRunner
 
+from facetoface.cli import app as cli
 from facetoface.models import (
     DailySession,
     MentorConversation,
     Profile,
     TavusCallbackEvent,
     UserGoal,
-    utcnow,
 )
 from tests.conftest import RunningService
+from tests.support.clock import Clock
+from tests.support.eventually import eventually
 from tests.support.factories import count_rows, create_user, session_rows
+from tests.support.sessions import given_session
+from tests.support.tavus_timing import no_backoff
 
 
 @pytest.fixture
@@ -30,16 +32,17 @@ def service_overrides() -> dict[str, Any]:
 
 
 async def finished_session(service: RunningService, user_id: uuid.UUID) -> dict[str, Any]:
-    started = (await service.client.post("/v1/sessions", headers=service.auth(user_id))).json()
+    response = await service.client.post("/v1/sessions", headers=service.auth(user_id))
+    started: dict[str, Any] = response.json()
     await asyncio.to_thread(service.sim.join, started["conversation_id"])
     await asyncio.to_thread(service.sim.say, started["conversation_id"], "private words")
     await service.client.post(f"/v1/sessions/{started['id']}/end", headers=service.auth(user_id))
-    for _ in range(200):
-        rows = await session_rows(service.db, started["id"])
-        if rows["conversation"]["transcript"] is not None:
-            return started
-        await asyncio.sleep(0.02)
-    raise AssertionError("no transcript arrived")
+
+    async def transcript() -> Any:
+        return (await session_rows(service.db, started["id"]))["conversation"]["transcript"]
+
+    await eventually(transcript, what="the transcript arrived")
+    return started
 
 
 async def test_delete_session_here_and_at_tavus(service: RunningService) -> None:
@@ -103,23 +106,27 @@ async def test_others_cannot_delete_and_tavus_failure_keeps_everything(
     assert theirs.status_code == 404
 
     service.sim.add_fault(endpoint="delete", kind="status", status=503, count=10)
-    failed = await service.client.delete(
-        f"/v1/sessions/{started['id']}", headers=service.auth(user_id)
-    )
+    with no_backoff():  # every retry fails: no need to wait between them
+        failed = await service.client.delete(
+            f"/v1/sessions/{started['id']}", headers=service.auth(user_id)
+        )
     assert failed.status_code == 503
     assert await count_rows(service.db, DailySession) == 1
 
 
-async def test_retention_clears_old_transcripts(service: RunningService) -> None:
+async def test_retention_clears_old_transcripts(service: RunningService, clock: Clock) -> None:
     user_id = await create_user(service.db)
     old = await finished_session(service, user_id)
-    recent = await finished_session(service, user_id)
-    async with service.db.transaction() as session:
-        await session.execute(
-            update(MentorConversation)
-            .where(MentorConversation.daily_session_id == uuid.UUID(old["id"]))
-            .values(end_time=utcnow() - timedelta(days=31))
-        )
+    clock.advance(31 * 24 * 3600)  # a month later (the retention is 30 days)
+    # Its end is Tavus's shutdown time, which the clock does not move: a recent session is
+    # one that ended now, by the service's clock.
+    recent = await given_session(
+        service,
+        user_id,
+        status="ended",
+        at_tavus=False,
+        transcript=[{"role": "user", "content": "recent words"}],
+    )
 
     report = await service.reconciler.run_once()
 
@@ -138,12 +145,13 @@ async def test_retention_clears_old_transcripts(service: RunningService) -> None
         assert "private words" not in str(
             [p for p in payloads if p.get("conversation_id") == old["conversation_id"]]
         )
-    assert (await session_rows(service.db, recent["id"]))["conversation"]["transcript"]
+    assert (await session_rows(service.db, recent.session_id))["conversation"]["transcript"]
 
 
-@pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("service_overrides", [{"tavus_memory": "participant"}])
-async def test_purge_user_cli(service: RunningService) -> None:
+async def test_purge_user_cli(service: RunningService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`facetoface purge-user`, run in-process (its own event loop, in a thread) with the
+    environment an operator gives it."""
     user_id = await create_user(service.db)
     keep = await create_user(service.db)
     started = await finished_session(service, user_id)
@@ -152,17 +160,17 @@ async def test_purge_user_cli(service: RunningService) -> None:
         "DATABASE_URL": service.settings.database_url,
         "TAVUS_API_KEY": service.sim.api_key,
         "TAVUS_BASE_URL": service.sim.api_url,
-        "PATH": "/usr/bin:/bin",
+        "LOG_LEVEL": "WARNING",
     }
+    # The command configures logging for its process: here that is the test run's, kept.
+    monkeypatch.setattr("facetoface.cli.common.configure_logging", lambda *_, **__: None)
     result = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "facetoface", "purge-user", "--user-id", str(user_id), "--yes"],
+        CliRunner().invoke,
+        cli,
+        ["purge-user", "--user-id", str(user_id), "--yes"],
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.output
     assert "(1 conversation(s) and 1 memory store(s) deleted at Tavus)" in result.stdout
     tags = {store["participant_tag"] for store in service.sim.memory()["memory_stores"]}
     assert f"{service.settings.deployment_name}:{user_id}" not in tags

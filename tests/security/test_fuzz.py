@@ -1,10 +1,12 @@
 """Fuzzing the running service from its own OpenAPI document (schemathesis and hypothesis).
 
-On SQLite only (the HTTP surface is the same on every database), the service under uvicorn on
-a real socket, talking to the Tavus simulator:
+The service under uvicorn on a real socket (the fuzzers are blocking clients, in a thread),
+talking to the Tavus simulator:
 
-- `test_schemathesis_finds_nothing`: `st run --checks all` with a real user's token, through
-  every phase (examples, coverage: boundary values, missing headers, unsupported methods;
+- `test_schemathesis_finds_nothing`: `st run --checks all` (in-process, in a thread) with a real
+  user's token on every user-facing operation (the operators' `/v1/ops/*` answer such a token
+  403 whatever it sends; tests/console/test_ops_api.py covers their refusals), through every
+  phase (examples, coverage: boundary values, missing headers, unsupported methods;
   fuzzing: positive and negative data; stateful: start → read / end / delete over the
   inferred links). It fails on a 5xx, an undocumented status code or content type, a body
   that breaks its response schema, invalid data accepted or valid data refused, and on an
@@ -21,14 +23,15 @@ a real socket, talking to the Tavus simulator:
   (400 when the body is no callback at all) and store nothing; bodies over the limit 413.
 
 Every run is seeded (`SEED`, hypothesis's `derandomize`): the same cases each time, so CI
-is stable and a failure reproduces; `st run`'s report prints a curl command for each.
+is stable and a failure reproduces; `st run`'s report prints a curl command for each. The
+example counts are small on purpose (the whole suite runs in about two minutes): the
+coverage phase's boundary values do not depend on them, and `REGRESSIONS` always run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 import uuid
 from datetime import UTC
@@ -40,20 +43,19 @@ import httpx
 import jwt
 import pytest
 import schemathesis
+from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
+from schemathesis.cli import schemathesis as schemathesis_cli
 
 from facetoface.conversations.events import KNOWN, SHUTDOWN, TRANSCRIPT
 from tests.conftest import RunningService
 from tests.support.factories import create_persona, create_user
 
-pytestmark = pytest.mark.parametrize("database_settings", ["sqlite"], indirect=True)
-
 SEED = 20261125
-#: Per operation and phase; the whole module stays well under a minute.
-MAX_EXAMPLES = 15
-CLI_TIMEOUT_S = 120
+#: Per operation in the fuzzing and stateful phases.
+MAX_EXAMPLES = 5
 
 #: The operations that need a caller. The test also finds any added later by path.
 USER_OPERATIONS = {
@@ -68,6 +70,14 @@ USER_OPERATIONS = {
 }
 CALLBACK_OPERATION = ("POST", "/v1/callbacks/tavus/{mentor_conversation_id}/{token}")
 USER_PREFIXES = ("/v1/sessions", "/v1/me/")
+#: Operators' operations: a user's token gets 403 on each, whatever else it sends.
+OPERATOR_PATHS = "^/v1/ops/"
+
+
+@pytest.fixture
+def service_overrides() -> dict[str, Any]:
+    # The fuzzer threads compete with the simulator's for the interpreter: patient Tavus calls.
+    return {}
 
 
 def _config(token: str) -> str:
@@ -105,22 +115,22 @@ checks.positive_data_acceptance.expected-statuses = [
 """
 
 
+# `st run` opens the report's path once to check it can, and leaves that file to the collector.
+@pytest.mark.filterwarnings("ignore:unclosed file:ResourceWarning")
 async def test_schemathesis_finds_nothing(service: RunningService, tmp_path: Path) -> None:
     user_id = await create_user(service.db)
     await create_persona(service.db, user_id)
     config = tmp_path / "schemathesis.toml"
     config.write_text(_config(service.token(user_id)))
     report = tmp_path / "report.json"
-
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "schemathesis.cli",
+    arguments = [
         "--config-file",
         str(config),
         "--no-color",
         "run",
         f"{service.url}/openapi.json",
+        "--exclude-path-regex",
+        OPERATOR_PATHS,
         "--checks",
         "all",
         # A replayed start (same Idempotency-Key) answers the first start's 201 even after
@@ -134,19 +144,12 @@ async def test_schemathesis_finds_nothing(service: RunningService, tmp_path: Pat
         "json",
         "--report-json-path",
         str(report),
-        cwd=tmp_path,  # its working files stay out of the repository
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        raw, _ = await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    output = raw.decode(errors="replace")
+    ]
 
-    assert proc.returncode == 0, output
+    result = await asyncio.to_thread(CliRunner().invoke, schemathesis_cli, arguments)
+    output = result.output
+
+    assert result.exit_code == 0, (output, result.exception)
     summary = json.loads(report.read_text())
     assert summary["stop_reason"] == "completed", output
     assert summary["complete"], output
@@ -155,7 +158,7 @@ async def test_schemathesis_finds_nothing(service: RunningService, tmp_path: Pat
     # It really ran: every operation, every phase but `examples` (the document has none),
     # and valid requests reached the handlers of every user operation.
     operations = summary["operations"]
-    assert operations["tested"] == operations["total"] >= len(USER_OPERATIONS) + 1, output
+    assert operations["tested"] == operations["selected"] >= len(USER_OPERATIONS) + 1, output
     phases = {name: phase["status"] for name, phase in summary["phases"].items()}
     assert phases == {
         "examples": "skip",
@@ -254,7 +257,7 @@ def _fuzz_without_token(base_url: str, operations: list[tuple[str, str]]) -> Non
             operation = schema[path][method]
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
-                @_settings(max_examples=6)
+                @_settings(max_examples=3)
                 @given(case=operation.as_strategy(generation_mode=mode))
                 def check(case: Any) -> None:
                     kwargs = case.as_transport_kwargs(base_url=base_url)
@@ -416,7 +419,9 @@ def _encode(body: str | bytes, conversation_id: str) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "service_overrides", [{"session_start_limit": 100_000}], ids=["unlimited-starts"]
+    "service_overrides",
+    [{"session_start_limit": 100_000}],
+    ids=["unlimited-starts"],
 )
 async def test_callback_bodies_never_break_a_session(service: RunningService) -> None:
     """Each example: a fresh session, one to three fuzzed callbacks on its real callback
@@ -444,7 +449,7 @@ def _fuzz_callback_bodies(service: RunningService, auth: dict[str, str]) -> dict
     outcomes: dict[int, int] = {}
     with httpx.Client(base_url=service.url, timeout=10) as client:
 
-        @_settings(max_examples=30)
+        @_settings(max_examples=20)
         @given(bodies=st.lists(BODIES, min_size=1, max_size=3))
         @_regressions
         def check(bodies: list[str | bytes]) -> None:
@@ -462,7 +467,7 @@ def _fuzz_callback_bodies(service: RunningService, auth: dict[str, str]) -> dict
                 outcomes[response.status_code] = outcomes.get(response.status_code, 0) + 1
                 if response.status_code == 404:  # bound to another conversation: as if forged
                     assert b"other-conversation" in content, response.text
-                elif _not_json(content):  # refused on every database, not only PostgreSQL
+                elif _not_json(content):  # not JSON: refused
                     assert response.status_code == 400, response.text
                 else:
                     assert response.status_code in (200, 400), response.text
@@ -488,7 +493,8 @@ REGRESSIONS: list[list[str | bytes]] = [
     # A valid ISO time with no UTC value: OverflowError when stored.
     [_envelope("system.shutdown", timestamp="0001-01-01T00:00:00+14:00")],
     [_envelope("system.replica_joined", timestamp="9999-12-31T23:59:59-14:00")],
-    # NaN and U+0000: stored on SQLite, a 500 from PostgreSQL's jsonb (so: 400 everywhere).
+    # NaN and U+0000: once a 500 from PostgreSQL's jsonb (now NaN is a 400, U+0000 stored as
+    # U+FFFD).
     [_envelope("application.post_call_action_executed", properties={"x": float("nan")})],
     [_envelope("x.unknown", properties={"x": "\x00"})],
     # Deep nesting: RecursionError while parsing (or hashing, storing, serializing).
@@ -531,7 +537,7 @@ def _fuzz_callback_urls(service: RunningService, auth: dict[str, str]) -> None:
         session, path = _start(client, service, auth)
         row_id, token = path.rsplit("/", 2)[1:]
 
-        @_settings(max_examples=40)
+        @_settings(max_examples=25)
         @given(
             row=st.one_of(st.just(row_id), st.uuids().map(str), st.text(min_size=1)),
             secret=st.one_of(

@@ -10,8 +10,6 @@ import pytest
 
 from tests.conftest import RunningService
 
-pytestmark = pytest.mark.parametrize("database_settings", ["sqlite"], indirect=True)
-
 
 def _send_huge_head(port: int, total: int) -> tuple[bytes, int]:
     """Send a request whose Authorization header is `total` bytes, in chunks, reading the

@@ -1,13 +1,13 @@
 """Nothing sensitive reaches the logs, on the happy path or any failure path.
 
 Everything the process prints is captured — the service's structlog events, the standard
-library's loggers (uvicorn, SQLAlchemy, aiosqlite, httpx), the Tavus client and the simulator,
+library's loggers (uvicorn, SQLAlchemy, psycopg, httpx), the Tavus client and the simulator,
 rendered by the formatters `configure_logging` installs, in both formats, at DEBUG (the most an
 operator can turn on) — while a whole session runs through the real HTTP path: start, the
 callbacks (the simulator's and ours), reads, a conflict, a replay, the end; then forged,
 misbound and malformed callbacks, bad tokens, Tavus refusing a create, and an unexpected
-database error. Then none of the secrets or personal data may appear in the captured text,
-while the expected events must.
+database error (PostgreSQL refusing the stored callback). Then none of the secrets or personal
+data may appear in the captured text, while the expected events must.
 
 Every sensitive value is a distinctive marker, and the test first checks that each marker did
 travel through the service (Tavus got the context, the API returns the transcript), so an
@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,15 +26,15 @@ from typing import Any
 
 import jwt
 import pytest
+import sqlalchemy as sa
 import structlog
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from facetoface.models import Profile, UserGoal
 from facetoface.observability.logging import configure_logging
 from tests.conftest import RunningService
+from tests.support.eventually import eventually
 from tests.support.factories import create_user
-
-pytestmark = pytest.mark.parametrize("database_settings", ["sqlite"], indirect=True)
 
 FIRST_NAME, LAST_NAME = "Quillonz", "Vexmarrowq"
 FULL_NAME = f"{FIRST_NAME} {LAST_NAME}"
@@ -128,13 +127,6 @@ def logs() -> Iterator[Capture]:
             configure_logging("WARNING", "console", cache=False)  # as tests/conftest.py left it
 
 
-async def _until(check: Any, timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
 def _envelope(conversation_id: str, event_type: str, **properties: Any) -> dict[str, Any]:
     return {
         "conversation_id": conversation_id,
@@ -176,7 +168,7 @@ async def test_a_whole_session_and_its_failures_log_no_secret(
         detail = (await client.get(f"/v1/sessions/{sid}", headers=auth)).json()
         return bool(detail["status"] == "in_progress")
 
-    await _until(joined)  # the simulator's replica_joined callback came back
+    await eventually(joined, what="the simulator's replica_joined callback came back")
     transcript = [
         {"role": "assistant", "content": f"Hi {FIRST_NAME}, how is the swim training going?"},
         {"role": "user", "content": TRANSCRIPT},
@@ -240,7 +232,7 @@ async def test_a_whole_session_and_its_failures_log_no_secret(
         deliveries = service.sim.conversation(cid).get("deliveries", [])
         return len([d for d in deliveries if d.get("outcome") == "delivered"]) >= 4
 
-    await _until(delivered)
+    await eventually(delivered, what="the simulator delivered its post-call callbacks")
 
     # --- Tavus refuses a create (and echoes what it was sent), then fails -------------------
     service.sim.add_fault(
@@ -256,14 +248,14 @@ async def test_a_whole_session_and_its_failures_log_no_secret(
     assert failed.status_code == 503, failed.text
 
     # --- an unexpected database error while a callback with a transcript is stored ---------
-    def fail_on_inbox(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-    ) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO TAVUS_CALLBACK_EVENTS"):
-            raise sqlite3.IntegrityError("injected constraint failure")
-
-    engine = service.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", fail_on_inbox)
+    # A constraint the schema does not have (added, as the owner, for this request only):
+    # PostgreSQL refuses the inbox row, an error the service has no handling for.
+    refuse_actions = (
+        "ALTER TABLE tavus_callback_events ADD CONSTRAINT injected_failure"
+        " CHECK (event_type <> 'application.post_call_action_executed') NOT VALID"
+    )
+    async with service.db.transaction() as session:
+        await session.execute(sa.text(refuse_actions))
     try:
         action = _envelope(
             cid,
@@ -273,7 +265,10 @@ async def test_a_whole_session_and_its_failures_log_no_secret(
         )
         broken = await client.post(callback_path, json=action)
     finally:
-        event.remove(engine, "before_cursor_execute", fail_on_inbox)
+        async with service.db.transaction() as session:
+            await session.execute(
+                sa.text("ALTER TABLE tavus_callback_events DROP CONSTRAINT injected_failure")
+            )
     assert broken.status_code == 500, broken.text
     assert TRANSCRIPT not in broken.text
 

@@ -9,10 +9,9 @@ designed ones. Plus the migration's downgrade, and its behaviour on a Supabase d
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import asyncpg
+import psycopg
 import pytest
 from alembic import command
 
@@ -307,44 +306,36 @@ async def test_only_the_service_may_run_the_merge_functions(owner: Database) -> 
 
 
 # --- the migration --------------------------------------------------------------------------
-async def _state(url: str) -> dict[str, Any]:
-    conn = await asyncpg.connect(url)
-    try:
-        return {
-            "rls": await conn.fetchval(
-                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND rowsecurity"
-            ),
-            "policies": await conn.fetchval(
-                "SELECT count(*) FROM pg_policies WHERE schemaname = 'public'"
-            ),
-            "uid": await conn.fetchval(
-                "SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure('auth.uid()')"
-            ),
-            "schema": await conn.fetchval("SELECT to_regnamespace('auth') IS NOT NULL"),
-            "grants": await conn.fetchval(
-                "SELECT count(*) FROM information_schema.role_table_grants"
-                " WHERE grantee IN ('anon', 'authenticated', 'facetoface_service')"
-                " AND table_schema = 'public'"
-            ),
-        }
-    finally:
-        await conn.close()
+def _state(url: str) -> dict[str, Any]:
+    with psycopg.connect(url) as conn:
+        [row] = conn.execute(
+            "SELECT"
+            " (SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND rowsecurity) AS rls,"
+            " (SELECT count(*) FROM pg_policies WHERE schemaname = 'public') AS policies,"
+            " (SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure('auth.uid()')) AS uid,"
+            " (SELECT to_regnamespace('auth') IS NOT NULL) AS schema,"
+            " (SELECT count(*) FROM information_schema.role_table_grants"
+            "   WHERE grantee IN ('anon', 'authenticated', 'facetoface_service')"
+            "   AND table_schema = 'public') AS grants"
+        ).fetchall()
+        assert row is not None
+        return dict(zip(("rls", "policies", "uid", "schema", "grants"), row, strict=True))
 
 
 def test_downgrade_removes_rls_and_the_shim_and_upgrade_restores_them(
     pg_server: PostgresServer,
 ) -> None:
-    with fresh_database(pg_server, "rls-migration") as name:
+    with fresh_database(pg_server, "rls_migration") as name:
         url = pg_server.url(name)
         settings = db_settings(url)
         run_migrations(settings, "0004")
-        before = asyncio.run(_state(url))
+        before = _state(url)
         run_migrations(settings)
-        after = asyncio.run(_state(url))
+        after = _state(url)
         command.downgrade(alembic_config(settings), "0004")
-        down = asyncio.run(_state(url))
+        down = _state(url)
         run_migrations(settings)
-        again = asyncio.run(_state(url))
+        again = _state(url)
     assert before == {"rls": 0, "policies": 0, "uid": None, "schema": False, "grants": 0}
     assert after["rls"] == len(TABLES)
     assert after["policies"] == POLICIES
@@ -356,33 +347,31 @@ def test_downgrade_removes_rls_and_the_shim_and_upgrade_restores_them(
 
 SUPABASE_UID = "select nullif(current_setting('request.jwt.claim.sub', true), '')::uuid"
 
+#: What a Supabase database already has: an `auth` schema with Supabase's functions.
+SUPABASE_AUTH = f"""
+CREATE SCHEMA auth;
+CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$ {SUPABASE_UID} $$;
+CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE
+  AS $$ select nullif(current_setting('request.jwt.claims', true), '')::jsonb $$;
+CREATE TABLE auth.users (id uuid PRIMARY KEY);
+"""
 
-async def _pretend_supabase(url: str) -> None:
-    """What a Supabase database already has: an `auth` schema with Supabase's functions."""
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(
-            f"""
-            CREATE SCHEMA auth;
-            CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$ {SUPABASE_UID} $$;
-            CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE
-              AS $$ select nullif(current_setting('request.jwt.claims', true), '')::jsonb $$;
-            CREATE TABLE auth.users (id uuid PRIMARY KEY);
-            """
-        )
-    finally:
-        await conn.close()
+
+def _execute(url: str, sql: str) -> None:
+    """Run `sql` (several statements: the simple query protocol) on `url`."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.encode())
 
 
 def test_supabase_auth_functions_are_left_alone(pg_server: PostgresServer) -> None:
-    with fresh_database(pg_server, "rls-supabase") as name:
+    with fresh_database(pg_server, "rls_supabase") as name:
         url = pg_server.url(name)
         settings = db_settings(url)
-        asyncio.run(_pretend_supabase(url))
+        _execute(url, SUPABASE_AUTH)
         run_migrations(settings)
-        up = asyncio.run(_state(url))
+        up = _state(url)
         command.downgrade(alembic_config(settings), "0004")
-        down = asyncio.run(_state(url))
+        down = _state(url)
     assert up["uid"].strip() == SUPABASE_UID
     assert up["rls"] == len(TABLES)
     assert down["uid"].strip() == SUPABASE_UID
@@ -390,19 +379,10 @@ def test_supabase_auth_functions_are_left_alone(pg_server: PostgresServer) -> No
 
 
 # --- the operator's helper ------------------------------------------------------------------
-def test_login_role_helper_is_idempotent_and_refuses_unsafe_roles(
-    pg_server: PostgresServer, pg_database_url: str
-) -> None:
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(pg_database_url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(app_login_role_sql(APP_ROLE)))  # already set up: nothing changes
-    asyncio.run(run(app_login_role_sql(APP_ROLE)))
-    with pytest.raises(asyncpg.PostgresError, match="superuser or has BYPASSRLS"):
-        asyncio.run(run(app_login_role_sql("postgres")))
+def test_login_role_helper_is_idempotent_and_refuses_unsafe_roles(pg_database_url: str) -> None:
+    _execute(pg_database_url, app_login_role_sql(APP_ROLE))  # already set up: nothing changes
+    _execute(pg_database_url, app_login_role_sql(APP_ROLE))
+    with pytest.raises(psycopg.Error, match="superuser or has BYPASSRLS"):
+        _execute(pg_database_url, app_login_role_sql("postgres"))
     with pytest.raises(ValueError, match="role name"):
         app_login_role_sql("app'; DROP TABLE profiles; --")

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import re
-import shutil
 import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
-from facetoface.config import Settings
 from facetoface.db import Database, Identity
 from facetoface.db.statements import IDENTITY_SQL
 from tests.conftest import RunningService
@@ -18,10 +15,7 @@ from tests.security.rls import db_settings, rows
 from tests.support.factories import create_user
 from tests.support.statements import StatementCounter
 
-on_postgres = pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)
 
-
-@on_postgres
 async def test_the_service_connects_as_the_application_role(service: RunningService) -> None:
     """The whole PostgreSQL suite runs the app as `facetoface_app`, not as the owner."""
     user_id = await create_user(service.db)
@@ -32,16 +26,15 @@ async def test_the_service_connects_as_the_application_role(service: RunningServ
     }
     for role, expected in checks.items():
         [row] = await rows(
-            service.app.state.db,
+            service.state.db,
             "SELECT current_user AS role, session_user AS login",
             role=role,  # type: ignore[arg-type]
         )
         assert (row.role, row.login) == (expected, "facetoface_app")
-    [user] = await rows(service.app.state.db, "SELECT current_user AS role", identity=identity)
+    [user] = await rows(service.state.db, "SELECT current_user AS role", identity=identity)
     assert user.role == "authenticated"
 
 
-@on_postgres
 async def test_every_transaction_of_start_and_end_pays_one_identity_statement(
     service: RunningService,
 ) -> None:
@@ -78,7 +71,6 @@ async def test_every_transaction_of_start_and_end_pays_one_identity_statement(
     assert read == (1, 1, 2)
 
 
-@on_postgres
 async def test_another_users_session_is_invisible_over_http(service: RunningService) -> None:
     """End to end under RLS: Bob gets 404 for Alice's session (read and end), Alice's session
     stays live; the app's check and the database's agree."""
@@ -101,35 +93,29 @@ def test_identity_is_one_statement_with_bound_parameters() -> None:
         assert f"%({name})s" in IDENTITY_SQL.text
 
 
-async def test_sqlite_ignores_roles(tmp_path: Path, sqlite_template: Path) -> None:
-    """No role switching (and no extra statement) where there is no row-level security."""
-    shutil.copy(sqlite_template, tmp_path / "facetoface.db")
-    settings = Settings(_env_file=None, environment="test", data_dir=tmp_path)  # type: ignore[call-arg]
-    db = Database(settings)
+async def test_the_setting_turns_role_switching_off(pg_database_url: str) -> None:
+    """`DB_ROW_LEVEL_SECURITY=false`: transactions run as the login role (here the owner),
+    with no identity statement (only the statement timeout) — and a user transaction still
+    needs the caller's identity."""
+    db = Database(db_settings(pg_database_url, db_row_level_security=False))
     counter = StatementCounter(db.engine)
     try:
         assert db.row_level_security is False
-        async with db.transaction(Identity(uuid.uuid4()), role="service") as session:
-            await session.execute(text("SELECT 1"))
-        assert (counter.count, counter.identity_count) == (1, 0)
+        [row] = await rows(
+            db,
+            "SELECT current_user AS role, current_setting('request.jwt.claim.sub', true) AS sub",
+            identity=Identity(uuid.uuid4()),
+            role="service",
+        )
+        assert row.role == "postgres"
+        assert row.sub in ("", None)
+        # The transaction's own statement, and its prefix: the statement timeout alone.
+        assert (counter.count, counter.identity_count) == (1, 1)
         with pytest.raises(ValueError, match="identity"):
             async with db.transaction(role="user"):
                 pass
     finally:
         counter.close()
-        await db.dispose()
-
-
-async def test_the_setting_turns_role_switching_off(pg_database_url: str) -> None:
-    """`DB_ROW_LEVEL_SECURITY=false`: transactions run as the login role (here the owner)."""
-    db = Database(db_settings(pg_database_url, db_row_level_security=False))
-    try:
-        assert db.row_level_security is False
-        [row] = await rows(
-            db, "SELECT current_user AS role", identity=Identity(uuid.uuid4()), role="service"
-        )
-        assert row.role == "postgres"
-    finally:
         await db.dispose()
 
 

@@ -59,9 +59,11 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"BROWSER TESTS SKIPPED: {reason}")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 async def chromium() -> AsyncIterator[Any]:
-    """A headless Chromium (Playwright `Browser`), closed after the test."""
+    """The worker's headless Chromium (Playwright `Browser`): starting one costs seconds, and
+    it holds nothing of a test's — each test gets a fresh incognito context
+    (`browser_page`), or makes its own and closes it."""
     executable = find_chromium()
     if executable is None:
         _unavailable("no `chromium` executable (.ci/run installs Debian's `chromium`)")

@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -20,6 +20,16 @@ T = TypeVar("T")
 #: soon as the check holds.
 DEFAULT_WITHIN_S = 10.0
 _EVERY_S = 0.01
+
+
+@overload
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, within: float = ..., what: str = ...
+) -> T: ...
+
+
+@overload
+async def eventually(check: Callable[[], T], *, within: float = ..., what: str = ...) -> T: ...
 
 
 async def eventually(

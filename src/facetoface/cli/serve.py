@@ -85,6 +85,9 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> No
             host=host,
             port=port,
             workers=workers,
+            # A worker imports the app before it answers the supervisor's health check; on a
+            # busy host that takes longer than uvicorn's 5 s, and it would restart in a loop.
+            timeout_worker_healthcheck=60,
             **_server_options(settings),
         )
     finally:

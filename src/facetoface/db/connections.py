@@ -101,10 +101,14 @@ class Watchdog:
     once, so no request waits past its deadline. The broken connection is then discarded.
     """
 
-    def __init__(self, driver: Any, deadline_s: float) -> None:
+    def __init__(self, driver: Any, deadline_s: float | None) -> None:
         self.fired = False
         self._driver = driver
-        self._handle = asyncio.get_running_loop().call_later(deadline_s, self._fire)
+        self._handle = (
+            asyncio.get_running_loop().call_later(deadline_s, self._fire)
+            if deadline_s is not None
+            else None
+        )
 
     def _fire(self) -> None:
         self.fired = True
@@ -119,7 +123,8 @@ class Watchdog:
 
     def cancel(self) -> None:
         """The call finished in time."""
-        self._handle.cancel()
+        if self._handle is not None:
+            self._handle.cancel()
 
 
 async def discard_if_broken(fairy: PoolProxiedConnection) -> None:

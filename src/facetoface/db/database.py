@@ -77,8 +77,10 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._timeout = str(settings.db_statement_timeout_ms)
         self._rendered_prefixes: dict[Role | None, bytes] = {}
-        #: A call's deadline: the statement timeout plus a margin for the network.
-        self._deadline_s = settings.db_statement_timeout_ms / 1000 + 2.0
+        #: A call's deadline: the statement timeout plus a margin for the network (none when
+        #: the statement timeout is off, 0).
+        timeout_s = settings.db_statement_timeout_ms / 1000
+        self._deadline_s: float | None = timeout_s + 2.0 if timeout_s > 0 else None
         self.admission = Admission(
             settings.db_pool_size + settings.db_max_overflow,
             settings.db_admission_wait_seconds,
@@ -93,7 +95,11 @@ class Database:
     # --- the general path ----------------------------------------------------------------
     @asynccontextmanager
     async def transaction(
-        self, identity: Identity | None = None, *, role: Role | None = None
+        self,
+        identity: Identity | None = None,
+        *,
+        role: Role | None = None,
+        deadline: bool = True,
     ) -> AsyncIterator[AsyncSession]:
         """One unit of work: commit on success, roll back on error.
 
@@ -104,6 +110,10 @@ class Database:
           reconciler); `facetoface_service` with no claims.
         - `transaction()`: the login role itself, which in production has no table privileges
           (fail closed); administrative connections (migrations, tests) use it as the owner.
+
+        The whole transaction is bounded by the call deadline (a hung network cannot hold it);
+        `deadline=False` lifts that for long administrative work (adopting a database), which
+        bounds itself with the server's `statement_timeout`/`lock_timeout`.
         """
         if role == "user" and identity is None:
             raise ValueError("a user transaction needs the caller's identity")
@@ -112,7 +122,7 @@ class Database:
                 connection = await session.connection()
                 driver = (await connection.get_raw_connection()).driver_connection
                 assert driver is not None, "a checked-out connection has its driver's"
-                watchdog = Watchdog(driver, self._deadline_s)
+                watchdog = Watchdog(driver, self._deadline_s if deadline else None)
                 try:
                     prefix, params = self._prefix(identity, role)
                     _notify(self.engine, "BEGIN", prefix.text)
@@ -223,7 +233,7 @@ class Database:
 
     async def migration_state(self) -> tuple[str | None, str | None]:
         """(current revision of the database, head revision of the code)."""
-        head = head_revision(self.settings)
+        head = head_revision()
         with classified():
             async with self.engine.connect() as conn:
                 current = await conn.run_sync(

@@ -19,11 +19,11 @@ def alembic_config(settings: Settings) -> AlembicConfig:
     return cfg
 
 
-def head_revision(settings: Settings) -> str | None:
-    """The newest revision this code knows."""
+def head_revision() -> str | None:
+    """The newest revision this code knows (read from the migration scripts)."""
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
+    return ScriptDirectory(MIGRATIONS_PATH).get_current_head()
 
 
 def run_migrations(settings: Settings, revision: str = "head") -> None:

@@ -68,6 +68,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from facetoface.config import Settings
 from facetoface.db import Database, alembic_config, run_migrations
+from facetoface.db.migrations import head_revision
 
 #: The origin's migrated tables: all six present (and no alembic_version) means "the origin".
 ORIGIN_TABLES = (
@@ -271,13 +272,9 @@ def adopt_database(settings: Settings, *, dry_run: bool = False) -> AdoptReport:
     report = asyncio.run(_adopt(settings, dry_run=dry_run))
     if report.outcome in ("adopted", "upgraded"):
         run_migrations(settings)
-        report.revision = _head(settings)
+        report.revision = head_revision()
         report.message += f" Upgraded to {report.revision} (head)."
     return report
-
-
-def _head(settings: Settings) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
 
 
 async def _adopt(settings: Settings, *, dry_run: bool) -> AdoptReport:
@@ -293,7 +290,7 @@ async def _adopt(settings: Settings, *, dry_run: bool) -> AdoptReport:
             )
         if int(version or 0) < 140000:
             raise AdoptRefused("PostgreSQL 14 or newer is needed")
-        head = _head(settings)
+        head = head_revision()
         if stamped is not None:
             if revision == head:
                 return AdoptReport(
@@ -312,7 +309,8 @@ async def _adopt(settings: Settings, *, dry_run: bool) -> AdoptReport:
             )
         adoption: Adoption | None = None
         try:
-            async with db.transaction() as session:
+            # Bounded by the server's own timeouts (set by the adoption), not a call deadline.
+            async with db.transaction(deadline=False) as session:
                 adoption = Adoption(session, settings, server_version=int(version or 0))
                 await adoption.run()
                 if dry_run:
