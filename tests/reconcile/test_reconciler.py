@@ -19,10 +19,10 @@ from sqlalchemy import select
 from facetoface.models import DailySession
 from facetoface.reconcile.service import Reconciler
 from tests.conftest import RunningService
-from tests.support.backoff import no_backoff
 from tests.support.eventually import eventually
 from tests.support.factories import create_user, session_rows
 from tests.support.sessions import EAGER_RECONCILER, given_session
+from tests.support.tavus_timing import no_backoff
 
 
 @pytest.fixture

@@ -28,11 +28,11 @@ from sqlalchemy import text
 from facetoface.auth.dev_issuer import mint_token
 from facetoface.config import Settings
 from tests.conftest import RunningService
-from tests.support.backoff import no_backoff
 from tests.support.checker import History, Verdict, callback_body, check
 from tests.support.eventually import eventually
 from tests.support.factories import create_user
 from tests.support.sessions import EAGER_RECONCILER
+from tests.support.tavus_timing import no_backoff
 
 REPORT = Path(__file__).resolve().parents[2] / "bench" / "results" / "fault-report.jsonl"
 ALLOWED = {200, 201, 409, 502, 503}

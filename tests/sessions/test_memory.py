@@ -20,8 +20,8 @@ from facetoface.models import Profile
 from facetoface.sessions.data_rights import DataRights
 from facetoface.sessions.errors import TavusUnavailableError
 from tests.conftest import RunningService
-from tests.support.backoff import no_backoff
 from tests.support.factories import create_user
+from tests.support.tavus_timing import no_backoff
 from tests.support.whole_sessions import finished_session, start_session, talk
 
 SAID = "I keep losing my keys before important meetings"

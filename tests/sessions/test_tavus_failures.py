@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from facetoface.models import DailySession
 from tests.conftest import RunningService
-from tests.support.backoff import no_backoff
 from tests.support.eventually import eventually
 from tests.support.factories import count_rows, create_user, session_rows
+from tests.support.tavus_timing import no_backoff
 
 
 async def post_start(service: RunningService, user_id: uuid.UUID) -> Any:

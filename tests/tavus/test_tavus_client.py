@@ -141,11 +141,6 @@ async def test_list_rejects_bad_arguments(make_client: Any, script: Any) -> None
     assert rec.count == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: list_conversations checks `status not in TavusStatus`; on Python 3.11 a "
-    "str that is no member raises TypeError (after a DeprecationWarning), not the ValueError",
-)
 async def test_list_rejects_an_unknown_status(make_client: Any, script: Any) -> None:
     rec = script(ok())
     client = make_client(rec)
