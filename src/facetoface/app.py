@@ -57,6 +57,8 @@ from facetoface.sessions.endpoints import router as sessions_router
 from facetoface.sessions.repository import SessionRepository
 from facetoface.sessions.service import SessionService
 from facetoface.tavus import OnRequest, TavusClient
+from facetoface.webhooks.endpoints import router as webhooks_router
+from facetoface.webhooks.service import WebhookDelivery
 
 log = structlog.get_logger(__name__)
 
@@ -161,6 +163,7 @@ async def build_state(
         compat=CompatService(settings, db, sessions, conversations),
         ops=OpsService(settings, db, tavus, sessions, tavus_health),
         console=ConsoleService(settings, db),
+        webhooks=WebhookDelivery(settings, db),
     )
 
 
@@ -203,6 +206,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
         tavus_health = TavusHealth()
         tavus = build_tavus_client(settings, on_request=tavus_health.on_request)
         reconcile_task: asyncio.Task[None] | None = None
+        webhook_task: asyncio.Task[None] | None = None
         state: AppState | None = None
         try:
             await check_migrations(db)
@@ -216,6 +220,9 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
             app.state.services = state
             if settings.reconcile_interval_seconds > 0:
                 reconcile_task = asyncio.create_task(state.reconciler.run_forever())
+            # Every replica runs it (delivery where APP_WEBHOOK_URL is set; expiry anywhere).
+            if settings.webhook_interval_seconds > 0:
+                webhook_task = asyncio.create_task(state.webhooks.run_forever())
             if freeze_heap:
                 # What startup built lives as long as the process: frozen, a full collection
                 # no longer walks it. Measured (make bench, open loop at 50 starts/s): start
@@ -229,12 +236,14 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
             )
             yield
         finally:
-            if reconcile_task is not None:
-                reconcile_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reconcile_task
+            for task in (reconcile_task, webhook_task):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if state is not None:
                 await state.compat.aclose()
+                await state.webhooks.aclose()
             await tavus.aclose()
             await auth_http.aclose()
             await db.dispose()
@@ -280,6 +289,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
     app.include_router(preferences_router)
     app.include_router(health_router)
     app.include_router(ops_router)
+    app.include_router(webhooks_router)
     install_console(app, settings)
     if settings.is_development and settings.serves_openapi:
         install_api_docs(app)

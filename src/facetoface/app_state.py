@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from facetoface.sessions.data_rights import DataRights
     from facetoface.sessions.service import SessionService
     from facetoface.tavus import TavusClient
+    from facetoface.webhooks.service import WebhookDelivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,7 @@ class AppState:
     compat: CompatService
     ops: OpsService
     console: ConsoleService
+    webhooks: WebhookDelivery
 
 
 def app_state(connection: HTTPConnection) -> AppState:

@@ -26,6 +26,7 @@ SOURCES: dict[str, str] = {
     "forget_meeting_token": "conversations/sql/forget_meeting_token.sql",
     "start_session": "sessions/sql/start_session.sql",
     "claim_end": "sessions/sql/claim_end.sql",
+    "enqueue_session_events": "outbox/sql/enqueue_session_events.sql",
 }
 _PACKAGE = files("facetoface")
 _FROZEN = _PACKAGE / "migrations" / "sql"
