@@ -11,10 +11,10 @@ A pass (`run_once`):
    exponential backoff with jitter (`WEBHOOK_RETRY_FIRST_SECONDS` doubling up to
    `WEBHOOK_RETRY_MAX_SECONDS`, at least the answer's `Retry-After`) until the retry window
    (`WEBHOOK_RETRY_WINDOW_SECONDS`, 24 h) is over, then `failed`; a `410 Gone` fails at once;
-4. **expires** pending events past their window and **purges** delivered and failed ones
-   older than `WEBHOOK_RETENTION_DAYS`.
+and before all that, **expires** pending events past their window (never sent a day late) and
+**purges** delivered and failed ones older than `WEBHOOK_RETENTION_DAYS`.
 
-Without `APP_WEBHOOK_URL` steps 1-3 are skipped: events are still recorded (they are the
+Without `APP_WEBHOOK_URL` only the expiry and the purge run: events are still recorded (they are the
 outbox of the changes), and expire unsent. Delivery is at least once: a 2xx whose recording
 fails is sent again, with the same id, which receivers dedupe on.
 """
@@ -126,26 +126,11 @@ class WebhookDelivery:
                 await asyncio.sleep(interval * (0.5 + random.random()))  # noqa: S311
 
     async def run_once(self) -> DeliveryReport:
-        """One pass: claim, send, record; expire and purge."""
+        """One pass: expire and purge; claim, send, record."""
         report = DeliveryReport()
         s = self.settings
         now = utcnow()
-        if self.configured:
-            async with self.db.transaction(role="service") as session:
-                claimed = await WebhookRepository(session).claim(
-                    now=now,
-                    lease=timedelta(seconds=s.webhook_lease_seconds),
-                    limit=s.webhook_batch_size,
-                )
-            report.outcomes["claimed"] = len(claimed)
-            limit = asyncio.Semaphore(s.webhook_concurrency)
-
-            async def one(event: Claimed) -> None:
-                async with limit:
-                    outcome = await self._deliver(event)
-                report.outcomes[outcome] += 1
-
-            await asyncio.gather(*(one(event) for event in claimed))
+        # First what is past its window: never sent a day late.
         window = timedelta(seconds=s.webhook_retry_window_seconds)
         async with self.db.transaction(role="service") as session:
             repo = WebhookRepository(session)
@@ -165,6 +150,23 @@ class WebhookDelivery:
                 metrics.record_webhook_delivery("failed", expired)
         if purged:
             report.outcomes["purged"] += purged
+        if not self.configured:
+            return report
+        async with self.db.transaction(role="service") as session:
+            claimed = await WebhookRepository(session).claim(
+                now=now,
+                lease=timedelta(seconds=s.webhook_lease_seconds),
+                limit=s.webhook_batch_size,
+            )
+        report.outcomes["claimed"] = len(claimed)
+        limit = asyncio.Semaphore(s.webhook_concurrency)
+
+        async def one(event: Claimed) -> None:
+            async with limit:
+                outcome = await self._deliver(event)
+            report.outcomes[outcome] += 1
+
+        await asyncio.gather(*(one(event) for event in claimed))
         return report
 
     # --- one event ----------------------------------------------------------------------------

@@ -6,8 +6,8 @@
   delivered or failed). Row-level security like every table: `anon` and `authenticated` get
   nothing (a user who could write it could have the service sign events to the app);
   `facetoface_service` acting for nobody (the delivery, the operators' API) reads and
-  updates every row, and acting for a user may only add that user's events (a change made
-  for them, recorded in the same transaction). It goes with the profile (ON DELETE CASCADE).
+  updates every row, and acting for a user may only add (and see) that user's events (a
+  change made for them, recorded in the same transaction). It goes with the profile (ON DELETE CASCADE).
 - `facetoface.enqueue_session_events()`, an AFTER UPDATE trigger on `daily_sessions` that
   fires when a session gets its start time or its end time: it records `session.started` and
   `session.ended` in the statement that starts or ends the session, whichever path does it.
@@ -45,17 +45,16 @@ CLAIM_SUB = (
     " (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'))::uuid)"
 )
 NOBODY = f"{CLAIM_SUB} is null"
+#: Acting for nobody: every row; acting for a user: that user's (0005's SERVICE_ROWS).
+SERVICE_ROWS = f"({NOBODY} or user_id = {CLAIM_SUB})"
 #: (name, command, USING, WITH CHECK) of facetoface_service's policies on webhook_events.
 POLICIES: tuple[tuple[str, str, str | None, str | None], ...] = (
-    ("webhook_events_service_select", "SELECT", NOBODY, None),
+    # Acting for a user it reads that user's rows: `INSERT … ON CONFLICT` needs the new row
+    # to be visible to its writer.
+    ("webhook_events_service_select", "SELECT", SERVICE_ROWS, None),
     ("webhook_events_service_update", "UPDATE", NOBODY, NOBODY),
     ("webhook_events_service_delete", "DELETE", NOBODY, None),
-    (
-        "webhook_events_service_insert",
-        "INSERT",
-        None,
-        f"({NOBODY} or user_id = {CLAIM_SUB})",
-    ),
+    ("webhook_events_service_insert", "INSERT", None, SERVICE_ROWS),
 )
 
 ENQUEUE_SESSION_EVENTS = frozen("0014", "enqueue_session_events")
