@@ -26,6 +26,8 @@ OPS_ROUTES = (
     ("POST", "/v1/ops/reconciler/passes"),
     ("GET", "/v1/ops/tavus"),
     ("GET", "/v1/ops/callbacks"),
+    ("GET", "/v1/ops/webhooks"),
+    ("POST", "/v1/ops/webhooks/{session_id}/send-again"),
 )
 
 
