@@ -94,6 +94,15 @@ async def test_users_are_refused_and_unknown_events_are_404(
     assert bad.status_code == 422
 
 
+async def test_metrics_count_the_outbox(service: RunningService, receiver: WebhookReceiver) -> None:
+    await one_failed_event(service, receiver)
+    body = (await service.client.get("/metrics")).text
+    assert "facetoface_webhook_events_failed 1.0" in body
+    assert "facetoface_webhook_outbox_pending 0.0" in body
+    assert "facetoface_webhook_outbox_oldest_due_seconds 0.0" in body
+    assert 'facetoface_webhook_deliveries_total{outcome="failed"}' in body
+
+
 class TestWithoutAReceiver:
     @pytest.fixture
     def service_overrides(self) -> dict[str, Any]:
@@ -114,6 +123,7 @@ class TestWithoutAReceiver:
         assert again.json()["code"] == "webhooks_not_configured"
         report = await service.state.webhooks.run_once()
         assert report.outcomes["claimed"] == 0
+        assert "facetoface_webhook_outbox_pending" not in (await service.client.get("/metrics")).text
 
 
 @pytest.mark.browser

@@ -231,6 +231,11 @@ _WEBHOOK_OUTCOMES = frozenset({"delivered", "retrying", "failed", "lease_lost"})
 #: Names of the gauges computed from the database at scrape time (see `session_gauges`).
 LIVE_SESSIONS = "facetoface_live_sessions"
 PAST_MAX_DURATION = "facetoface_sessions_past_max_duration"
+#: The outbox's gauges, also counted at scrape time (see `webhook_gauges`).
+WEBHOOK_PENDING = "facetoface_webhook_outbox_pending"
+WEBHOOK_OLDEST_DUE = "facetoface_webhook_outbox_oldest_due_seconds"
+WEBHOOK_FAILED = "facetoface_webhook_events_failed"
+WEBHOOK_GAUGES = (WEBHOOK_PENDING, WEBHOOK_OLDEST_DUE, WEBHOOK_FAILED)
 
 #: Tavus's documented shutdown reasons (normalised: lower case, no " reached"), matched by
 #: prefix, plus the origin app's alias and our own end call.
@@ -530,14 +535,14 @@ def webhook_gauges(pending: int, oldest_due_seconds: float, failed: int) -> list
     """The outbox's gauges (counted in the database at scrape time)."""
     families: list[Metric] = []
     for name, doc, value in (
-        ("facetoface_webhook_outbox_pending", "App webhook events not delivered yet.", pending),
+        (WEBHOOK_PENDING, "App webhook events not delivered yet.", pending),
         (
-            "facetoface_webhook_outbox_oldest_due_seconds",
+            WEBHOOK_OLDEST_DUE,
             "How long the oldest due webhook event has waited for delivery (0: none due).",
             oldest_due_seconds,
         ),
         (
-            "facetoface_webhook_events_failed",
+            WEBHOOK_FAILED,
             "App webhook events given up on (kept for WEBHOOK_RETENTION_DAYS).",
             failed,
         ),
