@@ -123,7 +123,8 @@ class TestWithoutAReceiver:
         assert again.json()["code"] == "webhooks_not_configured"
         report = await service.state.webhooks.run_once()
         assert report.outcomes["claimed"] == 0
-        assert "facetoface_webhook_outbox_pending" not in (await service.client.get("/metrics")).text
+        scrape = await service.client.get("/metrics")
+        assert "facetoface_webhook_outbox_pending" not in scrape.text
 
 
 @pytest.mark.browser
