@@ -35,7 +35,7 @@ import structlog
 
 from facetoface.clock import utcnow
 from facetoface.config import Settings
-from facetoface.db import Database
+from facetoface.db import Database, DatabaseUnavailable
 from facetoface.observability import metrics
 from facetoface.outbox import DeliveryStatus
 from facetoface.webhooks.repository import Claimed, EventRow, WebhookRepository
@@ -98,17 +98,29 @@ class WebhookDelivery:
         self.db = db
         self.url = settings.app_webhook_url
         self._key = settings.app_webhook_signing_key
-        # Redirects are failures (Standard Webhooks): the event never goes elsewhere.
-        self._http = httpx.AsyncClient(
-            timeout=settings.webhook_timeout_seconds, follow_redirects=False, transport=transport
-        )
+        self._transport = transport
+        #: Made on the first delivery: a replica (or a command) that sends nothing holds no
+        #: connection pool.
+        self._http: httpx.AsyncClient | None = None
 
     @property
     def configured(self) -> bool:
         return bool(self.url) and self._key is not None
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            # Redirects are failures (Standard Webhooks): the event never goes elsewhere.
+            self._http = httpx.AsyncClient(
+                timeout=self.settings.webhook_timeout_seconds,
+                follow_redirects=False,
+                transport=self._transport,
+            )
+        return self._http
 
     # --- the loop -------------------------------------------------------------------------
     async def run_forever(self) -> None:
@@ -119,6 +131,9 @@ class WebhookDelivery:
             try:
                 report = await self.run_once()
                 full = report.outcomes["claimed"] >= self.settings.webhook_batch_size
+            except DatabaseUnavailable as exc:  # expected while the database is away
+                log.warning("webhooks.pass_failed", error_type=type(exc).__name__)
+                full = False
             except Exception:  # one failed pass must not stop the loop
                 log.exception("webhooks.pass_failed")
                 full = False
@@ -216,7 +231,7 @@ class WebhookDelivery:
         timestamp = int(utcnow().timestamp())
         try:
             # The answer's body is never read: only its status matters.
-            async with self._http.stream(
+            async with self._client().stream(
                 "POST",
                 self.url,
                 content=body,
