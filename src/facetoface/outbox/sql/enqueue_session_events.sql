@@ -16,6 +16,12 @@ BEGIN
   IF NEW.started_at IS NULL OR NEW.session_status = 'failed' THEN
     RETURN NULL;
   END IF;
+  -- Only a writer that may write the outbox records events: the service (or the tables'
+  -- owner). Another writer of session rows (the origin's Edge Functions after a rollback, as
+  -- `service_role`; someone in psql) changes the session without an event, never fails.
+  IF NOT has_table_privilege('public.webhook_events', 'INSERT') THEN
+    RETURN NULL;
+  END IF;
   v_data := jsonb_build_object(
     'session_id', NEW.id,
     'user_id', NEW.user_id,
