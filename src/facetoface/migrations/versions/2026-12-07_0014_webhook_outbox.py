@@ -12,7 +12,9 @@
   fires when a session gets its start time or its end time: it records `session.started` and
   `session.ended` in the statement that starts or ends the session, whichever path does it.
   An ordinary (SECURITY INVOKER) function: it writes as the writer of the session row (the
-  service), under the policies above.
+  service), under the policies above; a writer without the privilege to write the outbox (the
+  origin's Edge Functions as `service_role`, after a rollback) records no event and does not
+  fail.
 
 Expand-only (a new table, a new function, a trigger that writes only the new table): the
 previous release runs unchanged on it (its rows just wait for a release that delivers them).
