@@ -30,8 +30,8 @@ _TURN_MAX_CHARS = 80
 _SUMMARY_TURNS = 3
 _STEP_MAX_CHARS = 160
 _COMMITMENT = re.compile(
-    r"\b(?:I\s+will|I'll|I\s+am\s+going\s+to|I'm\s+going\s+to|I\s+plan\s+to|"
-    r"tomorrow\s+I|next\s+week\s+I)\s+(?P<step>[^.!?]*[^\s.!?])",
+    r"\b(?:(?:tomorrow|next\s+week)\s+I(?:\s+will|'ll)?|I\s+will|I'll|I\s+am\s+going\s+to|"
+    r"I'm\s+going\s+to|I\s+plan\s+to)\s+(?P<step>[^.!?]*[^\s.!?])",
     re.IGNORECASE,
 )
 _POSITIVE = frozenset(

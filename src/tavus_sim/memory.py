@@ -163,10 +163,12 @@ class MemoryStore:
         }
 
     def to_json(self) -> dict[str, Any]:
-        """The store as the get endpoint shows it: pinned and learned memories."""
+        """The store as the get endpoint shows it: pinned (as texts, as created, and with their
+        ids under ``pinned``) and learned memories."""
         return {
             **self.summary_json(),
-            "pinned_memories": [memory.to_json() for memory in self.pinned],
+            "pinned_memories": [memory.memory for memory in self.pinned],
+            "pinned": [memory.to_json() for memory in self.pinned],
             "learned_memories": [memory.to_json() for memory in self.learned],
         }
 

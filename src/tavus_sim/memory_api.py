@@ -5,8 +5,8 @@ memory.py.
   store (``409`` when the persona and tag already have an active one in this account).
 - ``GET /v2/memory-stores[?pal_id=&participant_tag=&limit=&page=]`` → the caller's stores,
   ``{data: [{memory_store_id, pal_id, participant_tag, created_at, updated_at}], total_count}``.
-- ``GET /v2/memory-stores/{id}`` → the store with ``pinned_memories``
-  (``[{memory_id, memory, created_at}]``) and ``learned_memories``
+- ``GET /v2/memory-stores/{id}`` → the store with ``pinned_memories`` (their texts, as on
+  create), ``pinned`` (``[{memory_id, memory, created_at}]``) and ``learned_memories``
   (``[{content, conversation_id, created_at}]``).
 - ``DELETE /v2/memory-stores/{id}`` → ``204``.
 - ``POST /v2/memory-stores/{id}/pinned`` ``{memory}`` → the pinned memory

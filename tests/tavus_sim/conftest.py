@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from tavus_sim import SimConfig, SimServer
 from tavus_sim.server import BackgroundServer
-from tests.tavus_sim.tool_receiver import ToolReceiver
+from tests.tavus_sim.tool_support import ToolReceiver
 
 CONTEXT = (
     "Name: Ana Souza\n"
@@ -145,7 +145,7 @@ def mentor_context() -> str:
 
 @pytest.fixture(scope="session")
 def tool_receiver() -> Iterator[ToolReceiver]:
-    """A tool endpoint that checks signatures (tool_receiver.py)."""
+    """A tool endpoint that checks signatures (tool_support.py)."""
     instance = ToolReceiver()
     with instance.server:
         yield instance

@@ -13,48 +13,16 @@ import pytest
 
 from tavus_sim import SimServer
 from tavus_sim.responses import dumps
-from tests.tavus_sim.tool_receiver import SECRET, ToolReceiver
-
-PAL = "p0000default"
-GOAL_MEDITATE = "3f2a9c1e-0000-4000-8000-000000000001"
-GOAL_RUN = "3f2a9c1e-0000-4000-8000-000000000002"
-CONTEXT = (
-    "You are «Sage», meeting «Ana Souza».\n"
-    "Active goals:\n"
-    f"- «Meditate 10 minutes every morning» (goal_id: {GOAL_MEDITATE}, habit goal, 20% done)\n"
-    f"- «Run a 5k by June» (goal_id: {GOAL_RUN}, 10% done)\n"
+from tests.tavus_sim.tool_support import (
+    CONTEXT,
+    GOAL_MEDITATE,
+    GOAL_RUN,
+    PAL,
+    SECRET,
+    ToolReceiver,
+    register,
+    tool_spec,
 )
-TEMPLATE = {"conversation_id": "{conversation_id}", "tool_call_id": "{tool_call_id}"}
-
-
-def tool_spec(name: str, url: str, **overrides: Any) -> dict[str, Any]:
-    """A ``delivery.api`` tool with HMAC auth, as the service registers its tools."""
-    spec: dict[str, Any] = {
-        "name": name,
-        "description": f"The {name} tool",
-        "parameters": {"type": "object", "properties": {}},
-        "delivery": {
-            "api": {
-                "url": url,
-                "method": "POST",
-                "body": TEMPLATE,
-                "auth": {"type": "hmac", "secret": SECRET},
-            }
-        },
-    }
-    spec.update(overrides)
-    return spec
-
-
-def register(api: httpx.Client, spec: dict[str, Any], pal_id: str | None = PAL) -> str:
-    """Create a tool (and attach it to ``pal_id``); return its id."""
-    created = api.post("/tools", json=spec)
-    assert created.status_code == 200, created.text
-    tool_id: str = created.json()["tool_id"]
-    if pal_id is not None:
-        attached = api.post(f"/pals/{pal_id}/tools", json={"tool_ids": [tool_id]})
-        assert attached.status_code == 200, attached.text
-    return tool_id
 
 
 def mentor_tools(api: httpx.Client, tools: ToolReceiver, pal_id: str | None = PAL) -> None:
