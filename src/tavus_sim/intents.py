@@ -12,8 +12,8 @@ Three requests are understood (case-insensitive, anywhere in the utterance):
 - a new goal: "add a goal: run 5 km by June" → ``add_goal {goal_text: "run 5 km by June"}``.
 
 Goals with ids come from the conversational context: any line naming ``goal_id`` (``goal_id:
-<id>``, ``goal_id=<id>``, ``goal id <id>``); the goal's text is the line's first «quoted» text,
-else the line without its bullet and the id.
+<id>``, ``goal_id=<id>``, ``goal id <id>``), or else holding a «quoted» text and a UUID; the
+goal's text is the line's first «quoted» text, else the line without its bullet and the id.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ _GOAL_ID = re.compile(
     re.IGNORECASE,
 )
 _QUOTED = re.compile(r"«([^»]+)»")
+_UUID = re.compile(
+    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+)
 _PERCENT = re.compile(r"(?P<n>\d{1,3}(?:[.,]\d+)?)\s*(?:%|per\s?cent\b)", re.IGNORECASE)
 _SUBJECT_AFTER = re.compile(
     r"^\s*(?:done\s+)?(?:on|with|for|of|in|at|towards?|through)\s+(?P<subject>.+)$",
@@ -40,6 +43,8 @@ _ADD_GOAL = re.compile(
     r"(?P<goal>[^\n]*[^\s.!?])",
     re.IGNORECASE,
 )
+#: Where an added goal's text ends when the same sentence also asks to remember something.
+_THEN_REMEMBER = re.compile(r",?\s+(?:and\s+)?(?:please\s+)?remember\b", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
     [
@@ -105,15 +110,20 @@ def context_goals(context: str) -> list[ContextGoal]:
     """The goals listed in the context with their ``goal_id``, in order."""
     goals: list[ContextGoal] = []
     for line in context.splitlines():
-        match = _GOAL_ID.search(line)
-        if match is None:
-            continue
+        named = _GOAL_ID.search(line)
         quoted = _QUOTED.search(line)
+        if named is not None:
+            goal_id, start, end = named.group("id"), named.start(), named.end()
+        else:
+            uuid = _UUID.search(line)
+            if uuid is None or quoted is None:
+                continue
+            goal_id, start, end = uuid.group(0), uuid.start(), uuid.end()
         if quoted is not None:
             text = quoted.group(1)
         else:
-            text = (line[: match.start()] + " " + line[match.end() :]).strip(" -*•–\t()[],;:")
-        goals.append(ContextGoal(goal_id=match.group("id"), text=" ".join(text.split())))
+            text = (line[:start] + " " + line[end:]).strip(" -*•–\t()[],;:")
+        goals.append(ContextGoal(goal_id=goal_id, text=" ".join(text.split())))
     return goals
 
 
@@ -173,7 +183,8 @@ def intents(text: str, context: str) -> list[Intent]:
     found: list[Intent] = []
     add = _ADD_GOAL.search(text)
     if add is not None:
-        found.append(Intent("add_goal", {"goal_text": _clause(add.group("goal"))}))
+        goal_text = _THEN_REMEMBER.split(add.group("goal"), maxsplit=1)[0]
+        found.append(Intent("add_goal", {"goal_text": _clause(goal_text)}))
     else:
         # "add a goal: run 5 km by June" must not also read as progress on a goal.
         moved = progress(text, context_goals(context))
