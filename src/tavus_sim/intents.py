@@ -2,8 +2,9 @@
 
 Three requests are understood (case-insensitive, anywhere in the utterance):
 
-- progress: a percentage with what it is about — "I'm at 60 % on meditating", "60 percent
-  done with running", "I've been meditating most mornings, call it 60 %" →
+- progress: a percentage said as progress, with what it is about — "I'm at 60 % on
+  meditating", "60 percent done with running", "I've been meditating most mornings, call it
+  60 %" (not "I'm 100 % sure about running") →
   ``update_goal_progress {goal_id, progress_percentage}``. The goal is the context's goal
   (:func:`context_goals`) sharing the most words with the utterance (word stems: "meditating"
   matches "Meditate"); no shared word, no call. The number is passed on as said (the
@@ -32,11 +33,26 @@ _UUID = re.compile(
 )
 _PERCENT = re.compile(r"(?P<n>\d{1,3}(?:[.,]\d+)?)\s*(?:%|per\s?cent\b)", re.IGNORECASE)
 _SUBJECT_AFTER = re.compile(
-    r"^\s*(?:done\s+)?(?:on|with|for|of|in|at|towards?|through)\s+(?P<subject>.+)$",
+    r"^\s*(?:done\s+|complete\s+|there\s+)?(?:on|with|for|of|in|towards?|through)\s+"
+    r"(?P<subject>.+)$",
     re.IGNORECASE,
 )
+#: A percentage is progress only when said as such: "at 60 %", "call it 60 %", "60 % done",
+#: "60 % on <goal>" — not "I'm 100 % sure".
+_PROGRESS_BEFORE = re.compile(
+    r"\b(?:at|about|around|roughly|nearly|almost|call\s+it|reached|hit|now)\s*$", re.IGNORECASE
+)
+_PROGRESS_AFTER = re.compile(
+    r"^\s*(?:done|complete|completed|finished|there|of\s+the\s+way|on|with|for|towards?|"
+    r"through)\b",
+    re.IGNORECASE,
+)
+#: "remember …" as a request: at the start of a sentence or after "please", "can you", "and"…
+#: — not "what do you remember about me?".
 _REMEMBER = re.compile(
-    r"\b(?:please\s+)?remember\s+(?:that\s+)?(?P<fact>[^.!?]*[^\s.!?])", re.IGNORECASE
+    r"(?:^|[.!?;:]\s+|\b(?:please|can\s+you|could\s+you|would\s+you|I\s+want\s+you\s+to|"
+    r"and)\s+)(?:please\s+)?remember\s*[:,-]?\s+(?:that\s+)?(?P<fact>[^.!?]*[^\s.!?])",
+    re.IGNORECASE,
 )
 _ADD_GOAL = re.compile(
     r"\badd\s+(?:a\s+|another\s+|one\s+more\s+|the\s+)?(?:new\s+)?goal\s*(?:[:\-–—]|to\b|of\b)?\s*"
@@ -160,7 +176,15 @@ def _number(raw: str) -> int | float:
 
 def progress(text: str, goals: list[ContextGoal]) -> Intent | None:
     """``update_goal_progress`` when the utterance gives a percentage for a known goal."""
-    found = _PERCENT.search(text)
+    found = next(
+        (
+            match
+            for match in _PERCENT.finditer(text)
+            if _PROGRESS_BEFORE.search(text[: match.start()])
+            or _PROGRESS_AFTER.match(text[match.end() :])
+        ),
+        None,
+    )
     if found is None:
         return None
     after = _SUBJECT_AFTER.match(text[found.end() :])
