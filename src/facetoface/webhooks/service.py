@@ -11,8 +11,9 @@ A pass (`run_once`):
    exponential backoff with jitter (`WEBHOOK_RETRY_FIRST_SECONDS` doubling up to
    `WEBHOOK_RETRY_MAX_SECONDS`, at least the answer's `Retry-After`) until the retry window
    (`WEBHOOK_RETRY_WINDOW_SECONDS`, 24 h) is over, then `failed`; a `410 Gone` fails at once;
-and before all that, **expires** pending events past their window (never sent a day late) and
-**purges** delivered and failed ones older than `WEBHOOK_RETENTION_DAYS`.
+and before all that (on a process's first pass, then at most once a minute), **expires**
+pending events past their window and **purges** delivered and failed ones older than
+`WEBHOOK_RETENTION_DAYS`.
 
 Without `APP_WEBHOOK_URL` only the expiry and the purge run: events are still recorded (they are the
 outbox of the changes), and expire unsent. Delivery is at least once: a 2xx whose recording
@@ -46,6 +47,8 @@ log = structlog.get_logger(__name__)
 #: Recorded on events that expire on a deployment that does not deliver.
 NOT_CONFIGURED = "not sent: APP_WEBHOOK_URL is not set"
 GAVE_UP = "not delivered within the retry window"
+#: Expiry and retention run at most this often per process (and on its first pass).
+SWEEP_EVERY = timedelta(seconds=60)
 #: Jitter, not secrecy.
 _RNG = random.Random()  # noqa: S311
 
@@ -102,6 +105,7 @@ class WebhookDelivery:
         #: Made on the first delivery: a replica (or a command) that sends nothing holds no
         #: connection pool.
         self._http: httpx.AsyncClient | None = None
+        self._last_sweep: datetime | None = None
 
     @property
     def configured(self) -> bool:
@@ -145,7 +149,31 @@ class WebhookDelivery:
         report = DeliveryReport()
         s = self.settings
         now = utcnow()
-        # First what is past its window: never sent a day late.
+        if self._last_sweep is None or now - self._last_sweep >= SWEEP_EVERY:
+            await self._sweep(now, report)
+            self._last_sweep = now
+        if not self.configured:
+            return report
+        async with self.db.transaction(role="service") as session:
+            claimed = await WebhookRepository(session).claim(
+                now=now,
+                lease=timedelta(seconds=s.webhook_lease_seconds),
+                limit=s.webhook_batch_size,
+            )
+        report.outcomes["claimed"] = len(claimed)
+        limit = asyncio.Semaphore(s.webhook_concurrency)
+
+        async def one(event: Claimed) -> None:
+            async with limit:
+                outcome = await self._deliver(event)
+            report.outcomes[outcome] += 1
+
+        await asyncio.gather(*(one(event) for event in claimed))
+        return report
+
+    async def _sweep(self, now: datetime, report: DeliveryReport) -> None:
+        """Fail what is past its window (never sent a day late) and purge what is old."""
+        s = self.settings
         window = timedelta(seconds=s.webhook_retry_window_seconds)
         async with self.db.transaction(role="service") as session:
             repo = WebhookRepository(session)
@@ -165,24 +193,6 @@ class WebhookDelivery:
                 metrics.record_webhook_delivery("failed", expired)
         if purged:
             report.outcomes["purged"] += purged
-        if not self.configured:
-            return report
-        async with self.db.transaction(role="service") as session:
-            claimed = await WebhookRepository(session).claim(
-                now=now,
-                lease=timedelta(seconds=s.webhook_lease_seconds),
-                limit=s.webhook_batch_size,
-            )
-        report.outcomes["claimed"] = len(claimed)
-        limit = asyncio.Semaphore(s.webhook_concurrency)
-
-        async def one(event: Claimed) -> None:
-            async with limit:
-                outcome = await self._deliver(event)
-            report.outcomes[outcome] += 1
-
-        await asyncio.gather(*(one(event) for event in claimed))
-        return report
 
     # --- one event ----------------------------------------------------------------------------
     async def _deliver(self, event: Claimed) -> str:
