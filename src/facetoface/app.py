@@ -83,13 +83,13 @@ class UnmigratedDatabase(ConfigurationError):
 
 
 async def check_migrations(db: Database) -> None:
-    """Refuse to serve on a database that is not migrated to this code's head."""
-    current, head = await db.migration_state()
-    if current != head:
-        raise UnmigratedDatabase(
-            f"database schema is at {current or 'nothing (empty database)'}, this code needs "
-            f"{head}: run `facetoface migrate` first"
-        )
+    """Refuse to serve on a database this code may not run on (README "Upgrading"): one
+    behind its head, or ahead by a revision not marked backward-compatible."""
+    verdict = await db.schema_verdict()
+    if not verdict.serves:
+        raise UnmigratedDatabase(verdict.message)
+    if verdict.current != verdict.head:
+        log.warning("app.schema_ahead", current=verdict.current, head=verdict.head)
 
 
 def build_token_verifier(settings: Settings, http: httpx.AsyncClient | None) -> TokenVerifier:
