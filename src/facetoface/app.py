@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from facetoface import __version__
 from facetoface.apidocs import install_api_docs
 from facetoface.app_state import AppState
 from facetoface.auth.jwks import JwksCache
@@ -241,7 +242,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
 
     app = FastAPI(
         title="facetoface",
-        version="0.1.0",
+        version=__version__,
         summary="AI video mentor sessions on Tavus CVI",
         lifespan=lifespan,
         docs_url=None,  # served from packaged assets, below
