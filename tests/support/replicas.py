@@ -65,6 +65,8 @@ class Replica:
     env: dict[str, str]
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    #: The Python that runs `facetoface serve` (another release's venv, for upgrade tests).
+    python: str = sys.executable
     client: httpx.AsyncClient = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,8 +79,10 @@ class Replica:
     def spawn(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "facetoface", "serve"],
+                [self.python, "-m", "facetoface", "serve"],
                 env=self.env,
+                # Not the source tree: `-m` puts the working directory first on sys.path.
+                cwd=self.log.parent,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -150,10 +154,17 @@ def replica_env(database_url: str, sim: SimServer, port: int, **overrides: Any) 
 
 @contextlib.asynccontextmanager
 async def serve_replicas(
-    count: int, *, database_url: str, sim: SimServer, log_dir: Path, **overrides: Any
+    count: int,
+    *,
+    database_url: str,
+    sim: SimServer,
+    log_dir: Path,
+    python: str = sys.executable,
+    **overrides: Any,
 ) -> AsyncIterator[list[Replica]]:
     """`count` `serve` processes on one database and one simulator; stopped afterwards.
-    `overrides` are settings (`DB_POOL_SIZE=2`, ...) for all of them."""
+    `overrides` are settings (`DB_POOL_SIZE=2`, ...) for all of them; `python` runs them
+    (another release's venv: tests/support/releases.py)."""
     replicas = []
     for index in range(count):
         port = free_port()
@@ -163,6 +174,7 @@ async def serve_replicas(
                 port=port,
                 env=replica_env(database_url, sim, port, **overrides),
                 log=log_dir / f"replica-{index}.log",
+                python=python,
             )
         )
     try:
