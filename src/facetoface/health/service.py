@@ -26,8 +26,14 @@ _SERVING = frozenset(state.value for state in SERVING)
 DB_CHECK_TIMEOUT_SECONDS = 3.0
 
 
-async def readiness(db: Database, tavus: TavusHealth | None) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, body): 503 only when the database is unreachable or not migrated."""
+async def readiness(
+    db: Database, tavus: TavusHealth | None, *, draining: bool = False
+) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body): 503 when the process is draining (SIGTERM), the database is
+    unreachable, or its schema is one this code may not serve."""
+    if draining:
+        # Nothing else is asked: the answer is 503 whatever the database says.
+        return 503, {"status": "draining", "checks": {"shutdown": {"status": "draining"}}}
     checks: dict[str, dict[str, Any]] = {}
     try:
         async with asyncio.timeout(DB_CHECK_TIMEOUT_SECONDS):
