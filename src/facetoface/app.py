@@ -57,7 +57,7 @@ from facetoface.sessions.endpoints import me_router
 from facetoface.sessions.endpoints import router as sessions_router
 from facetoface.sessions.repository import SessionRepository
 from facetoface.sessions.service import SessionService
-from facetoface.shutdown import Shutdown, install_sigterm_drain
+from facetoface.shutdown import Shutdown, install_sigterm_drain, tavus_cutoff
 from facetoface.tavus import OnRequest, TavusClient
 
 log = structlog.get_logger(__name__)
@@ -229,6 +229,8 @@ def create_app(
             if settings.reconcile_interval_seconds > 0:
                 reconcile_task = asyncio.create_task(state.reconciler.run_forever())
             shutdown.on_drain(state.reconciler.stop)
+            loop = asyncio.get_running_loop()
+            shutdown.on_drain(lambda: tavus.cut_off_at(loop.time() + tavus_cutoff(settings)))
             if drain_on_sigterm:
                 install_sigterm_drain(shutdown, settings)
             if freeze_heap:

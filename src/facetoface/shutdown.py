@@ -7,8 +7,9 @@
 2. After `SHUTDOWN_READINESS_DELAY_SECONDS` uvicorn's own shutdown: the listening socket
    closes (new connections are refused), idle keep-alive connections close, and the requests
    in flight finish — a start inside Tavus's create records its outcome — until what is left
-   of the grace; one still running then is cancelled (its session is resolved by the
-   reconciler, like a start whose process died).
+   of the grace. Tavus calls are cut off a moment before that (`tavus_cutoff`): a create
+   still unanswered then is an unknown outcome, answered `503 session_outcome_unknown`
+   naming the session, which the reconciler resolves.
 3. The app's lifespan ends: the reconciler's loop is awaited, pools are closed.
 4. A watchdog ends the process at `SHUTDOWN_GRACE_SECONDS` whatever is still running.
 
@@ -35,6 +36,9 @@ log = structlog.get_logger(__name__)
 #: Of the grace, what the lifespan's own shutdown (the reconciler's last writes, closing the
 #: pools) keeps after uvicorn stops waiting for requests.
 _LIFESPAN_MARGIN_S = 2.0
+#: Of what requests get, what a start keeps after Tavus's cut-off to record its outcome and
+#: answer.
+_RECORD_MARGIN_S = 1.0
 
 
 class Shutdown:
@@ -78,6 +82,16 @@ def requests_timeout(settings: Settings) -> float:
     the listener closed — what the readiness delay and the lifespan's margin leave."""
     left = settings.shutdown_grace_seconds - readiness_delay(settings) - _LIFESPAN_MARGIN_S
     return max(left, settings.shutdown_grace_seconds / 4)
+
+
+def tavus_cutoff(settings: Settings) -> float:
+    """Seconds from the drain's start after which no Tavus call may still run: a start
+    inside Tavus's create then records its outcome (unknown: the reconciler resolves it)
+    and answers before uvicorn stops waiting for it."""
+    return max(
+        readiness_delay(settings) + requests_timeout(settings) - _RECORD_MARGIN_S,
+        readiness_delay(settings),
+    )
 
 
 def install_sigterm_drain(shutdown: Shutdown, settings: Settings) -> None:
