@@ -1,0 +1,5 @@
+"""`python -m facetoface` runs the CLI."""
+
+from facetoface.cli import main
+
+main()

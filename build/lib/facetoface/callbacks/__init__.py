@@ -1,0 +1,1 @@
+"""Tavus callbacks: authenticated, durable, idempotent ingestion into the right session."""

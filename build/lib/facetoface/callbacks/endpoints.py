@@ -1,0 +1,47 @@
+"""The Tavus callback route. Its path embeds the session's secret token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from facetoface.app_state import app_state
+from facetoface.conversations.status import CallbackOutcome
+from facetoface.errors import problem
+
+#: Where Tavus's callbacks arrive (their bodies take CALLBACK_MAX_BODY_BYTES).
+CALLBACKS_PREFIX = "/v1/callbacks/"
+
+router = APIRouter(prefix=CALLBACKS_PREFIX.rstrip("/"), tags=["callbacks"])
+
+
+class CallbackAccepted(BaseModel):
+    status: CallbackOutcome
+
+
+#: The four answers, encoded once: the hottest route skips response-model serialisation.
+_ACCEPTED = {
+    outcome.value: CallbackAccepted(status=outcome).model_dump_json().encode()
+    for outcome in CallbackOutcome
+}
+
+
+@router.post(
+    "/tavus/{mentor_conversation_id}/{token}",
+    response_model=CallbackAccepted,
+    responses={
+        400: problem("Not a Tavus conversation callback"),
+        404: problem("Unknown callback URL (wrong token or conversation)"),
+        413: problem("Body too large"),
+        503: problem("Could not be stored; the sender should retry"),
+    },
+)
+async def tavus_callback(mentor_conversation_id: str, token: str, request: Request) -> Response:
+    """Receive a Tavus conversation callback (the URL is given to Tavus at create).
+
+    2xx means stored: `applied`, `no_effect`, `ignored` (unknown event type) or `duplicate`.
+    """
+    # `BodyLimitMiddleware` has already refused (413) bodies over CALLBACK_MAX_BODY_BYTES.
+    body = await request.body()
+    outcome = await app_state(request).callbacks.ingest(mentor_conversation_id, token, body)
+    return Response(_ACCEPTED[outcome], media_type="application/json")

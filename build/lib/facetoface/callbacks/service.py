@@ -1,0 +1,61 @@
+"""Ingest one Tavus callback: authenticate, store once, apply — one round trip.
+
+The callback URL carries a per-session secret token (only its SHA-256 is stored); a callback
+is accepted only with the right token *and* the conversation id bound to that session. The
+event is stored raw in the inbox under a unique dedupe key in the same transaction that
+applies its effect (`ConversationService.ingest`), so an acknowledged callback is never lost
+and never applied twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+
+from facetoface.conversations.events import MalformedCallback, parse_body
+from facetoface.conversations.service import ConversationService
+from facetoface.conversations.status import CallbackOutcome
+from facetoface.conversations.tokens import hash_callback_token
+from facetoface.errors import BadRequest, NotFound
+
+log = structlog.get_logger(__name__)
+
+
+class CallbackNotFound(NotFound):
+    code = "callback_not_found"
+    title = "Unknown callback URL"
+
+
+class MalformedCallbackError(BadRequest):
+    code = "malformed_callback"
+    title = "Not a Tavus conversation callback"
+
+
+class CallbackService:
+    def __init__(self, conversations: ConversationService) -> None:
+        self.conversations = conversations
+
+    async def ingest(self, mentor_conversation_id: str, token: str, body: bytes) -> str:
+        """Store and apply one callback; returns the outcome (`applied`, `no_effect`,
+        `ignored` or `duplicate`). Raises CallbackNotFound for a forged or mis-bound one."""
+        try:
+            row_id = uuid.UUID(mentor_conversation_id)
+        except ValueError:
+            raise CallbackNotFound("No such callback URL.") from None
+        try:
+            event = parse_body(body)
+        except MalformedCallback as exc:
+            raise MalformedCallbackError(str(exc)) from None
+        result = await self.conversations.ingest(
+            row_id, event, token_hash=hash_callback_token(token), raw_body=body
+        )
+        if not result.accepted:
+            if result.misbound:
+                log.warning("callback.misbound", mentor_conversation_id=str(row_id))
+            # Same answer for an unknown session, a wrong token and a wrong conversation: a
+            # forger learns nothing about which part was wrong.
+            raise CallbackNotFound("No such callback URL.")
+        outcome = result.outcome
+        assert outcome is not None
+        return CallbackOutcome(outcome).value

@@ -1,0 +1,382 @@
+"""Settings: one place for every knob, read from the environment (and a `.env` file).
+
+Every variable is documented in the README's configuration table. Outside development,
+`Settings.check_production_ready()` refuses missing or default secrets; `serve` calls it before
+it binds a port.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Secret used by the development token issuer. Refused outside development.
+DEV_JWT_SECRET = "facetoface-development-secret-do-not-use-in-production"
+#: API key the built-in simulator accepts; meaningless against the real Tavus.
+SIM_API_KEY = "sim-key"
+#: Persona/replica the simulator is given when no default is configured (Tavus stock IDs).
+DEV_PERSONA_ID = "pcb7a34da5fe"
+DEV_REPLICA_ID = "r90bbd427f71"
+#: Refused in production: two deployments left at the default look alike in Tavus's lists.
+DEFAULT_DEPLOYMENT_NAME = "facetoface"
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class ConfigurationError(Exception):
+    """The configuration cannot run safely; the message says what to set."""
+
+
+def _is_loopback_url(url: str) -> bool:
+    """True when `url` names this machine (127.0.0.0/8, ::1, localhost): nothing fetched
+    from it crosses a network."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    environment: Environment = Environment.development
+    data_dir: Path = Path("data")
+    log_level: str = "INFO"
+    #: `console` for people, `json` for log pipelines; empty = by environment.
+    log_format: Literal["", "console", "json"] = ""
+
+    # --- HTTP -----------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Base URL Tavus reaches this service on; callback URLs are built from it. HTTPS in
+    #: production (the callback URLs carry their secret token in the path).
+    public_base_url: str = "http://127.0.0.1:8000"
+    #: Largest request head (request line and headers) the server reads; beyond it the
+    #: connection is answered 431 and closed before the rest is read.
+    http_max_header_bytes: Annotated[int, Field(ge=4096, le=1024 * 1024)] = 32 * 1024
+    #: When set, `GET /metrics` requires `Authorization: Bearer <METRICS_TOKEN>`.
+    metrics_token: SecretStr | None = None
+    #: Serve the OpenAPI document (`/openapi.json`). Empty: in development only.
+    openapi_enabled: bool | None = None
+    #: On SIGTERM `serve` exits within this long (README "Shutdown"): readiness turns 503,
+    #: new connections stop, the requests in flight finish (cut when the time is up), the
+    #: reconciler releases its leases. Keep it under the platform's kill timeout (Kubernetes:
+    #: terminationGracePeriodSeconds minus the preStop sleep; compose: stop_grace_period).
+    shutdown_grace_seconds: Annotated[float, Field(gt=0, le=3600)] = 30
+    #: Of that, how long `/readyz` answers 503 `draining` while the process still accepts
+    #: connections, so a load balancer that polls readiness stops sending first (at most half
+    #: the grace).
+    shutdown_readiness_delay_seconds: Annotated[float, Field(ge=0, le=600)] = 5
+
+    # --- database -------------------------------------------------------------------------
+    #: Empty = the embedded PostgreSQL in `data_dir/postgres` (development and tests only: every
+    #: command starts it on demand). Supabase's `postgres://` strings work as given.
+    database_url: str = ""
+    #: `transaction` when connecting through a transaction pooler (Supavisor :6543, PgBouncer):
+    #: disables prepared statements and session state.
+    db_pooler_mode: Literal["session", "transaction"] = "session"
+    db_pool_size: Annotated[int, Field(ge=1, le=200)] = 10
+    db_max_overflow: Annotated[int, Field(ge=0, le=200)] = 5
+    db_pool_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
+    #: Longest a request waits for a database slot (pool size + overflow per process) before
+    #: it is answered 503 `database_unavailable` with Retry-After (load shedding).
+    db_admission_wait_seconds: Annotated[float, Field(gt=0, le=30)] = 2.0
+    db_connect_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
+    #: Server-side limit per statement (PostgreSQL); a stuck query must not hold a request.
+    db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 8000
+    #: Run every transaction under a database role with
+    #: row-level security — `authenticated` plus the caller's claims for user requests,
+    #: `facetoface_service` for the service's own writes (docs/security.md). Needs migration
+    #: 0005 and a login role that is a member of both; off = queries run as the login role.
+    db_row_level_security: bool = True
+
+    # --- Tavus ----------------------------------------------------------------------------
+    #: Absent in development → the built-in simulator is started and used over HTTP.
+    tavus_api_key: SecretStr | None = None
+    tavus_base_url: str = "https://tavusapi.com/v2"
+    tavus_default_persona_id: str = ""
+    tavus_default_replica_id: str = ""
+    tavus_connect_timeout_seconds: Annotated[float, Field(gt=0)] = 3.0
+    tavus_read_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    tavus_total_timeout_seconds: Annotated[float, Field(gt=0)] = 15.0
+    tavus_max_concurrent_requests: Annotated[int, Field(ge=1)] = 16
+    tavus_retry_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    tavus_retry_timeout_seconds: Annotated[float, Field(gt=0)] = 20.0
+    #: Consecutive "Tavus is down" outcomes that open the circuit (starts then fail fast).
+    tavus_breaker_threshold: Annotated[int, Field(ge=1)] = 5
+    tavus_breaker_cooldown_seconds: Annotated[float, Field(gt=0)] = 15.0
+    #: What a client is told to wait when Tavus's concurrency limit is reached.
+    tavus_concurrency_retry_after_seconds: Annotated[int, Field(ge=1)] = 30
+    #: Port of the embedded simulator `serve` starts when no TAVUS_API_KEY is set (development).
+    tavus_sim_port: Annotated[int, Field(ge=0, le=65535)] = 8100
+    #: Simulated Tavus latency for the embedded simulator, in milliseconds.
+    tavus_sim_latency_ms: Annotated[int, Field(ge=0)] = 0
+    #: Names every conversation this deployment creates (`<name>:<installation>:<row>`), so the
+    #: reconciler can tell its own conversations from others on a shared Tavus account.
+    deployment_name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")] = (
+        DEFAULT_DEPLOYMENT_NAME
+    )
+    #: Tavus memory across a user's conversations: `off`; `participant` (Memory Stores: each
+    #: conversation carries `participant_tags: ["<deployment>:<user id>"]`); `legacy` (the
+    #: same tag as a legacy `memory_stores` tag). A user can turn it off for themselves.
+    tavus_memory: Literal["off", "participant", "legacy"] = "off"
+
+    # --- sessions -------------------------------------------------------------------------
+    #: Hard cap of a call at Tavus (Tavus documents 3600 s as the maximum).
+    session_max_call_duration_seconds: Annotated[int, Field(ge=60, le=3600)] = 900
+    #: Seconds after the user leaves before Tavus shuts the room (stops billing).
+    session_participant_left_timeout_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+    #: Seconds Tavus waits for the user to join before shutting the room.
+    session_participant_absent_timeout_seconds: Annotated[int, Field(ge=10, le=3600)] = 120
+    session_enable_recording: bool = False
+    #: Private rooms: conversations are created with `require_auth`, so joining needs the
+    #: `meeting_token` only the session's owner is given. Unset: on in production only.
+    session_private_rooms: bool | None = None
+    session_enable_closed_captions: bool = True
+    session_custom_greeting: str = ""
+    #: Per-user limit on starts (each one bills): at most this many per window (429 beyond).
+    session_start_limit: Annotated[int, Field(ge=1)] = 10
+    session_start_limit_window_seconds: Annotated[int, Field(ge=1)] = 3600
+    #: Let anonymous sign-ins (`is_anonymous` tokens) start billable sessions.
+    allow_anonymous_sessions: bool = False
+    #: Browser origins allowed to call the API (CORS). Empty = none outside development; in
+    #: development any `http://localhost:*` / `http://127.0.0.1:*` origin is allowed as well.
+    #: Origins the console may show in its iframe (the video room). Empty: derived — the
+    #: simulator's in development, Tavus's rooms (`https://tavus.daily.co`) with the real API.
+    console_frame_origins: list[str] = Field(default_factory=list)
+    #: Browser origins allowed to call the API (CORS); empty = no cross-origin access.
+    cors_allowed_origins: list[str] = Field(default_factory=list)
+    #: Largest request body of the user API (the callback route has its own limit).
+    api_max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    #: Cap on the context sent to Tavus (its LLM slows beyond ~25k tokens; keep it small).
+    context_max_chars: Annotated[int, Field(ge=500, le=50_000)] = 4000
+    context_item_max_chars: Annotated[int, Field(ge=20, le=2000)] = 200
+
+    #: How long a completed start is replayed for its `Idempotency-Key`.
+    idempotency_key_ttl_seconds: Annotated[int, Field(ge=60)] = 24 * 3600
+    #: A retry within this long of the first request (still running) gets 409.
+    idempotency_lock_seconds: Annotated[int, Field(ge=5, le=600)] = 60
+    #: Largest accepted callback body (a one-hour transcript is a few hundred kB).
+    callback_max_body_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024
+
+    #: Keep transcripts this many days after a session ended (0 = keep them); the
+    #: reconciler clears older ones (and the raw callbacks that carried them).
+    transcript_retention_days: Annotated[int, Field(ge=0)] = 0
+
+    # --- reconciler ---
+    #: Seconds between reconciler passes inside `serve` (jittered); 0 turns the loop off.
+    reconcile_interval_seconds: Annotated[float, Field(ge=0)] = 30
+    #: Rows of each kind one pass takes on (the pass's work is bounded).
+    reconcile_batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
+    #: How long a replica owns a row it claimed.
+    reconcile_lease_seconds: Annotated[int, Field(ge=5)] = 120
+    #: A `starting` session older than this lost its process between the start's phases.
+    reconcile_starting_grace_seconds: Annotated[int, Field(ge=0)] = 60
+    #: A start not found at Tavus after this long was never created: mark it failed.
+    reconcile_not_created_after_seconds: Annotated[int, Field(ge=0)] = 300
+    #: Grace beyond `SESSION_MAX_CALL_DURATION_SECONDS` before a live session is closed.
+    reconcile_overdue_grace_seconds: Annotated[int, Field(ge=0)] = 120
+    #: Ask Tavus about a live session we have heard nothing about for this long.
+    reconcile_live_check_seconds: Annotated[int, Field(ge=0)] = 300
+    #: Wait this long after an end for Tavus's callbacks before fetching what is missing.
+    reconcile_settle_seconds: Annotated[int, Field(ge=0)] = 120
+    #: Stop fetching a session's missing data from Tavus after this many tries.
+    reconcile_max_attempts: Annotated[int, Field(ge=1)] = 5
+    #: Pages (of 100) of the account's conversations listed per pass to find ours by name.
+    reconcile_list_pages: Annotated[int, Field(ge=1, le=50)] = 5
+
+    # --- the origin's webhook (`POST /functions/v1/tavus-webhook`) ---
+    #: Posts per second the unsigned webhook accepts per process (a token bucket); 429 beyond.
+    tavus_webhook_rate_per_second: Annotated[float, Field(gt=0)] = 20.0
+    #: How many posts may arrive at once before the rate applies (the bucket's size).
+    tavus_webhook_burst: Annotated[int, Field(ge=1)] = 40
+    #: At most one fetch from Tavus per conversation per this many seconds; posts in between
+    #: wait for (and share) the next fetch.
+    tavus_webhook_fetch_interval_seconds: Annotated[float, Field(ge=0, le=60)] = 2.0
+
+    # --- authentication -------------------------------------------------------------------
+    #: The Supabase project URL; issuer = `<url>/auth/v1`, JWKS = issuer + `/.well-known/jwks.json`.
+    supabase_url: str = ""
+    #: Legacy HS256 secret (Supabase "JWT secret"). In development defaults to the dev issuer's.
+    supabase_jwt_secret: SecretStr | None = None
+    #: Accepted so a Supabase `.env` can be used unchanged; this service never needs them
+    #: (it never calls Supabase's APIs, and refuses these keys as user tokens).
+    supabase_anon_key: SecretStr | None = None
+    supabase_service_role_key: SecretStr | None = None
+    jwt_audience: str = "authenticated"
+    jwt_leeway_seconds: Annotated[int, Field(ge=0, le=300)] = 30
+    jwks_cache_seconds: Annotated[int, Field(ge=10)] = 300
+    #: At most one JWKS fetch per this many seconds for tokens whose `kid` is unknown.
+    jwks_refetch_cooldown_seconds: Annotated[int, Field(ge=1)] = 30
+    jwks_fetch_timeout_seconds: Annotated[float, Field(gt=0)] = 3.0
+    #: Lifetime of tokens minted by `facetoface token` (development issuer).
+    dev_token_ttl_seconds: Annotated[int, Field(ge=60)] = 3600
+
+    @field_validator("public_base_url", "supabase_url", "tavus_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    # --- derived --------------------------------------------------------------------------
+    @property
+    def is_development(self) -> bool:
+        return self.environment is Environment.development
+
+    @property
+    def effective_log_format(self) -> str:
+        """`LOG_FORMAT`, or by environment: `console` for people in development, else `json`."""
+        return self.log_format or ("console" if self.is_development else "json")
+
+    @property
+    def serves_openapi(self) -> bool:
+        return self.is_development if self.openapi_enabled is None else self.openapi_enabled
+
+    @property
+    def private_rooms(self) -> bool:
+        """Whether conversations are created as private rooms (`SESSION_PRIVATE_ROOMS`)."""
+        if self.session_private_rooms is not None:
+            return self.session_private_rooms
+        return self.environment is Environment.production
+
+    @property
+    def cors_origin_regex(self) -> str | None:
+        """Origins allowed besides the configured list: local dev servers, in development only."""
+        if self.is_development:
+            return r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?"
+        return None
+
+    @property
+    def uses_simulator(self) -> bool:
+        """True when no Tavus key is configured: development talks to the built-in simulator."""
+        return self.tavus_api_key is None and self.environment is not Environment.production
+
+    @property
+    def effective_tavus_base_url(self) -> str:
+        if self.uses_simulator and self.tavus_base_url == "https://tavusapi.com/v2":
+            return f"http://127.0.0.1:{self.tavus_sim_port}/v2"
+        return self.tavus_base_url
+
+    @property
+    def effective_tavus_api_key(self) -> str:
+        if self.tavus_api_key is not None:
+            return self.tavus_api_key.get_secret_value()
+        return SIM_API_KEY
+
+    @property
+    def default_persona_id(self) -> str | None:
+        if self.tavus_default_persona_id:
+            return self.tavus_default_persona_id
+        return DEV_PERSONA_ID if self.uses_simulator else None
+
+    @property
+    def default_replica_id(self) -> str | None:
+        if self.tavus_default_replica_id:
+            return self.tavus_default_replica_id
+        return DEV_REPLICA_ID if self.uses_simulator else None
+
+    @property
+    def jwt_issuer(self) -> str:
+        base = self.supabase_url or self.public_base_url
+        return f"{base}/auth/v1"
+
+    @property
+    def jwks_url(self) -> str | None:
+        return f"{self.jwt_issuer}/.well-known/jwks.json" if self.supabase_url else None
+
+    @property
+    def hs256_secret(self) -> str | None:
+        if self.supabase_jwt_secret is not None:
+            return self.supabase_jwt_secret.get_secret_value()
+        return DEV_JWT_SECRET if self.environment is not Environment.production else None
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The async SQLAlchemy URL for `database_url`."""
+        if not self.database_url:
+            raise ConfigurationError(
+                "DATABASE_URL is not set: commands start the embedded PostgreSQL and fill it in "
+                "(facetoface.db.embedded); anything else must name its database"
+            )
+        return normalize_database_url(self.database_url)
+
+    def check_production_ready(self) -> None:
+        """Refuse to run outside development with missing or default secrets."""
+        if self.is_development:
+            return
+        problems: list[str] = []
+        if self.environment is Environment.production:
+            if self.tavus_api_key is None:
+                problems.append("TAVUS_API_KEY is not set (the simulator is for development)")
+            if not (self.default_persona_id or self.default_replica_id):
+                problems.append("set TAVUS_DEFAULT_PERSONA_ID and/or TAVUS_DEFAULT_REPLICA_ID")
+            if not self.supabase_url:
+                problems.append("SUPABASE_URL is not set (token issuer and JWKS derive from it)")
+            if not self.database_url:
+                problems.append(
+                    "DATABASE_URL is not set (the embedded PostgreSQL is for development)"
+                )
+            if self.public_base_url.startswith(("http://127.", "http://localhost")):
+                problems.append("PUBLIC_BASE_URL must be the address Tavus can reach")
+            elif not self.public_base_url.startswith("https://"):
+                problems.append(
+                    "PUBLIC_BASE_URL must be https:// (callback URLs carry secret tokens)"
+                )
+            if self.supabase_url and not (
+                self.supabase_url.startswith("https://") or _is_loopback_url(self.supabase_url)
+            ):
+                problems.append(
+                    "SUPABASE_URL must be https:// (the signing keys are fetched from it) unless "
+                    "it is on this machine (a local Supabase stack)"
+                )
+            if self.deployment_name == DEFAULT_DEPLOYMENT_NAME:
+                problems.append(
+                    "DEPLOYMENT_NAME is the default: name this deployment (e.g. `acme-prod`), so "
+                    "conversations at Tavus say whose they are"
+                )
+        if "*" in self.cors_allowed_origins:
+            problems.append("CORS_ALLOWED_ORIGINS must list origins, not '*'")
+        secret = self.supabase_jwt_secret
+        if secret is not None:
+            value = secret.get_secret_value()
+            if value == DEV_JWT_SECRET or len(value) < 32:
+                problems.append("SUPABASE_JWT_SECRET is the development default or too short")
+        if problems:
+            raise ConfigurationError(
+                f"refusing to start in {self.environment.value} mode: " + "; ".join(problems)
+            )
+
+
+def normalize_database_url(url: str) -> str:
+    """Turn what operators paste (Supabase's `postgres://…`) into an async URL."""
+    scheme, _, rest = url.partition("://")
+    scheme = scheme.lower()
+    if scheme in {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg"}:
+        parts = urlsplit("postgresql+psycopg://" + rest)
+        # psycopg is libpq: `sslmode` and the other libpq options pass through; an `ssl=`
+        # (asyncpg's spelling, from older configurations) becomes `sslmode`.
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "ssl"]
+        ssl = dict(parse_qsl(parts.query)).get("ssl")
+        if ssl and "sslmode" not in dict(query):
+            query.append(("sslmode", ssl))
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    raise ConfigurationError(f"DATABASE_URL scheme {scheme!r} is not supported")
+
+
+def get_settings() -> Settings:
+    """Read settings from the environment now (not cached: tests and the CLI build their own)."""
+    return Settings()

@@ -1,0 +1,111 @@
+// The console's only way to the service: the JSON API with the signed-in user's bearer token.
+//
+// The token lives in this tab's sessionStorage (gone when the tab closes; never in a cookie,
+// never in the URL). An app can hand its user's access token over by opening
+// `/console#access_token=<token>`: the fragment never reaches a server, and it is moved into
+// sessionStorage and removed from the address bar as soon as the page loads.
+
+const TOKEN_KEY = "facetoface.access_token";
+
+/** Move an `#access_token=…` fragment into sessionStorage and strip it from the URL. */
+export function adoptTokenFromFragment() {
+  if (!location.hash.includes("access_token=")) {
+    return;
+  }
+  const params = new URLSearchParams(location.hash.slice(1));
+  const token = (params.get("access_token") || "").trim();
+  history.replaceState(null, "", location.pathname + location.search);
+  if (token) {
+    sessionStorage.setItem(TOKEN_KEY, token);
+  }
+}
+
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function setToken(value) {
+  sessionStorage.setItem(TOKEN_KEY, value);
+}
+
+export function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+/**
+ * The token's claims, decoded for display and navigation only (the server verifies the
+ * token on every call; nothing here is trusted).
+ */
+export function claims() {
+  const value = token();
+  if (!value) {
+    return null;
+  }
+  try {
+    const payload = value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const json = decodeURIComponent(
+      Array.from(atob(payload), (c) => "%" + c.charCodeAt(0).toString(16).padStart(2, "0")).join(""),
+    );
+    const data = JSON.parse(json);
+    return data && typeof data === "object" ? data : null;
+  } catch {
+    return null;
+  }
+}
+
+export function isOperator(data = claims()) {
+  return Boolean(
+    data && data.app_metadata && data.app_metadata.facetoface_role === "operator",
+  );
+}
+
+/** An RFC 9457 problem document the service answered with (or one made up for a network error). */
+export class Problem extends Error {
+  constructor(status, body) {
+    const doc = body && typeof body === "object" ? body : {};
+    super(doc.title || `HTTP ${status}`);
+    this.status = status;
+    this.title = doc.title || `The service answered ${status}`;
+    this.detail = doc.detail || "";
+    this.code = doc.code || null;
+    this.requestId = doc.request_id || null;
+    this.body = doc;
+  }
+}
+
+/** A fresh Idempotency-Key (random, 128 bits, hex). */
+export function idempotencyKey() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Call the API; resolves to the JSON body (null for 204), rejects with a `Problem`. */
+export async function api(path, { method = "GET", body, headers = {} } = {}) {
+  const init = { method, headers: { Accept: "application/json", ...headers } };
+  const bearer = token();
+  if (bearer) {
+    init.headers.Authorization = `Bearer ${bearer}`;
+  }
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new Problem(0, {
+      title: "The service cannot be reached",
+      detail: "Check your connection (or that the service is running), then try again.",
+    });
+  }
+  if (response.status === 204) {
+    return null;
+  }
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    throw new Problem(response.status, data);
+  }
+  return data;
+}

@@ -1,0 +1,89 @@
+// Sign-in: a demo user or the development operator (development only), or a pasted token.
+
+import { Problem, adoptTokenFromFragment, api, isOperator, setToken, signOut, token } from "./api.js";
+import { $, h, showProblem } from "./ui.js";
+
+const landing = () => (isOperator() ? "/console/ops" : "/console");
+
+async function signInWith(value) {
+  setToken(value);
+  try {
+    // Any call that needs a valid token will do; this one reads nothing of anyone else.
+    await api("/v1/sessions?limit=1");
+  } catch (problem) {
+    signOut();
+    throw problem;
+  }
+  location.assign(landing());
+}
+
+async function showDevUsers() {
+  let listing;
+  try {
+    listing = await api("/v1/dev/users");
+  } catch (problem) {
+    if (problem instanceof Problem && problem.status === 404) {
+      return; // not development: the paste form is the way in
+    }
+    showProblem($("error"), problem);
+    return;
+  }
+  const list = $("dev-users");
+  list.replaceChildren();
+  const people = listing.users.filter((user) => !user.operator);
+  $("dev-empty").hidden = people.length > 0;
+  for (const user of listing.users) {
+    const button = h(
+      "button",
+      {
+        type: "button",
+        on: {
+          click: async () => {
+            button.disabled = true;
+            try {
+              const minted = await api("/v1/dev/tokens", {
+                method: "POST",
+                body: { user_id: user.user_id },
+              });
+              await signInWith(minted.access_token);
+            } catch (problem) {
+              showProblem($("error"), problem);
+              button.disabled = false;
+            }
+          },
+        },
+      },
+      h("strong", { text: user.name }),
+      h("span", {
+        class: "muted small",
+        text: user.operator ? "Operations view: every session, Tavus, the reconciler" : user.email,
+      }),
+    );
+    list.append(h("li", {}, button));
+  }
+  $("dev").hidden = false;
+}
+
+adoptTokenFromFragment();
+if (token()) {
+  location.replace(landing());
+} else {
+  $("paste-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const value = $("token").value.trim();
+    if (!value) {
+      showProblem($("error"), {
+        title: "No token given",
+        detail: "Paste an access token into the field, then sign in.",
+      });
+      $("token").focus();
+      return;
+    }
+    try {
+      await signInWith(value);
+    } catch (problem) {
+      showProblem($("error"), problem);
+    }
+  });
+  showDevUsers();
+}

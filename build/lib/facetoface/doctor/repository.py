@@ -1,0 +1,80 @@
+"""What the doctor reads from PostgreSQL's catalogue about the role it connects as.
+
+Only catalogue views every role may read (`pg_roles`, `pg_tables`, `pg_class`); nothing here
+touches application data, so it works under the login role's no-privilege default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from facetoface.db.roles import SERVICE_DB_ROLE, USER_DB_ROLE
+
+_ROLE_SQL = text(
+    """
+    SELECT r.rolname AS name,
+           r.rolsuper AS superuser,
+           r.rolbypassrls AS bypass_rls,
+           CASE WHEN to_regrole(CAST(:user_role AS text)) IS NULL THEN false
+                ELSE pg_has_role(r.oid, to_regrole(CAST(:user_role AS text))::oid, 'MEMBER')
+           END AS user_member,
+           CASE WHEN to_regrole(CAST(:service_role AS text)) IS NULL THEN false
+                ELSE pg_has_role(r.oid, to_regrole(CAST(:service_role AS text))::oid, 'MEMBER')
+           END AS service_member,
+           ARRAY(SELECT t.tablename::text FROM pg_catalog.pg_tables t
+                 WHERE t.schemaname = 'public' AND t.tableowner = r.rolname
+                 ORDER BY t.tablename) AS owned_tables
+    FROM pg_catalog.pg_roles r
+    WHERE r.rolname = current_user
+    """
+)
+
+_TABLES_SQL = text(
+    """
+    SELECT c.relname::text AS name, c.relrowsecurity AS rls
+    FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+    ORDER BY c.relname
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServingRole:
+    """The role a connection runs as, and what would let it escape row-level security."""
+
+    name: str
+    superuser: bool
+    bypass_rls: bool
+    owned_tables: tuple[str, ...]
+    user_member: bool
+    """Member of `authenticated` (may switch to it per transaction)."""
+    service_member: bool
+    """Member of `facetoface_service`."""
+
+
+async def serving_role(session: AsyncSession) -> ServingRole:
+    """The connection's own role (`current_user`)."""
+    row = (
+        await session.execute(
+            _ROLE_SQL, {"user_role": USER_DB_ROLE, "service_role": SERVICE_DB_ROLE}
+        )
+    ).one()
+    return ServingRole(
+        name=row.name,
+        superuser=row.superuser,
+        bypass_rls=row.bypass_rls,
+        owned_tables=tuple(row.owned_tables),
+        user_member=row.user_member,
+        service_member=row.service_member,
+    )
+
+
+async def tables_row_level_security(session: AsyncSession) -> dict[str, bool]:
+    """Every table of schema `public`, and whether row-level security is enabled on it."""
+    rows = (await session.execute(_TABLES_SQL)).all()
+    return {row.name: row.rls for row in rows}

@@ -1,0 +1,1 @@
+"""Logging, request correlation and (later) metrics."""

@@ -1,0 +1,1 @@
+"""The periodic reconciler: closes the gaps callbacks and crashes leave between us and Tavus."""
