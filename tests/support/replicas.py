@@ -146,6 +146,9 @@ def replica_env(database_url: str, sim: SimServer, port: int, **overrides: Any) 
         "TAVUS_BREAKER_THRESHOLD": "1000",
         "RECONCILE_INTERVAL_SECONDS": "0",
         "LOG_LEVEL": "WARNING",
+        # No load balancer polls a test's replicas: stopping one skips the drain's readiness
+        # window (tests/reliability/test_drain.py sets its own).
+        "SHUTDOWN_READINESS_DELAY_SECONDS": "0",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.update({key.upper(): str(value) for key, value in overrides.items()})
