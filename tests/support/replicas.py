@@ -27,7 +27,9 @@ from tavus_sim import SimServer
 SECRET = "chaos-replica-secret-0123456789abcdef0123456789"
 #: The issuer every replica trusts (never contacted: tokens are HS256 with SECRET).
 ISSUER_BASE = "http://127.0.0.1:9"
-_STARTUP_S = 20.0
+#: A replica imports the app and checks its database first: on a machine busy with a whole
+#: test run (or two replicas and a 50-start scenario) that took over 20 s once.
+_STARTUP_S = 60.0
 
 
 def free_port() -> int:
