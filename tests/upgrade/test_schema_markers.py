@@ -15,6 +15,8 @@ from facetoface.app import UnmigratedDatabase, check_migrations
 from facetoface.config import Settings
 from facetoface.db import Database, run_migrations
 from facetoface.db.migrations import MIGRATIONS_PATH, head_revision
+from facetoface.doctor.database_checks import DatabaseState
+from facetoface.doctor.database_checks import check_migrations as doctor_migrations
 from tests.support.postgres import APP_ROLE, PostgresServer, create_app_role, fresh_database
 
 
@@ -122,3 +124,38 @@ async def test_a_database_behind_is_refused(migrated: tuple[str, str]) -> None:
     assert str(refused.value) == (
         f"database schema is at 0010, behind this code's {head}: run `facetoface migrate` first"
     )
+
+
+async def _doctor(url: str) -> tuple[str, str, str | None]:
+    """`doctor`'s migrations check on `url`: (status, detail, fix)."""
+    db = Database(_settings(url))
+    try:
+        result = await doctor_migrations(_settings(url), DatabaseState(db=db))
+    finally:
+        await db.dispose()
+    return str(result.status), result.detail, result.fix
+
+
+async def test_doctor_judges_a_database_ahead_by_the_same_rule(migrated: tuple[str, str]) -> None:
+    owner, login = migrated
+    head = head_revision()
+    await _sql(
+        owner,
+        "INSERT INTO schema_revisions (revision, down_revision, backward_compatible) "
+        f"VALUES ('9001', '{head}', true)",
+        "UPDATE alembic_version SET version_num = '9001'",
+    )
+    status, detail, _ = await _doctor(login)
+    assert status == "pass", detail
+    assert detail == (
+        f"at 9001, ahead of this code's {head} by backward-compatible revision(s) only (9001): "
+        "this code serves it"
+    )
+    await _sql(
+        owner, "UPDATE schema_revisions SET backward_compatible = false WHERE revision = '9001'"
+    )
+    status, detail, fix = await _doctor(login)
+    assert status == "fail"
+    assert "9001, which is not backward-compatible" in detail
+    assert fix is not None
+    assert "deploy the code version that matches the database" in fix
