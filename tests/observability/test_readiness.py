@@ -128,3 +128,12 @@ def test_tavus_health_follows_the_latest_outcome() -> None:
     tavus.on_request("get_conversation", "not_found", 0.1)  # Tavus answered
     assert tavus.snapshot()["status"] == "ok"
     assert tavus.snapshot()["consecutive_failures"] == 0
+
+
+async def test_draining_is_503_without_asking_the_database() -> None:
+    """From SIGTERM on (facetoface.shutdown): load balancers stop sending, whatever the
+    database says (a hanging one would only delay the answer)."""
+    db = _BrokenDatabase(delay_s=5)
+    code, body = await asyncio.wait_for(readiness(db, None, draining=True), timeout=2)  # type: ignore[arg-type]
+    assert code == 503
+    assert body["status"] == "draining"
