@@ -13,9 +13,10 @@
    the shutdown, the transcript, … — goes through the callback inbox (same dedupe, same
    merges). A failed Tavus end is retried.
 4. **Orphans**: running conversations at Tavus that carry this installation's identity in
-   their name (conversations/names.py) and whose row exists here but owns no live session are
-   ended (they bill and hold a concurrency slot). Anything else on the account — another app,
-   a twin deployment, an unnamed conversation — is never touched, only counted.
+   their name (conversations/names.py) and whose row here owns no live session — or whose
+   row is gone (deleted while its start waited for Tavus) — are ended (they bill and hold a
+   concurrency slot). Anything else on the account — another app, a twin deployment, an
+   unnamed conversation — is never touched, only counted.
 5. **Retention**: transcripts older than `TRANSCRIPT_RETENTION_DAYS`, expired idempotency keys.
 
 Every row is isolated: an error on one (a malformed Tavus answer, a database hiccup) is
@@ -318,12 +319,16 @@ class Reconciler:
             known = await ReconcileRepository(session).statuses(list(ours))
         for row_id, conversation in ours.items():
             if row_id not in known:
-                # Named like ours, but no row here: not provably ours (another database with
-                # a copied installation id, a row deleted by hand). Never touched.
-                report.add("unknown_named_running")
-                log.warning(
-                    "reconcile.unknown_conversation", conversation_id=conversation.conversation_id
-                )
+                # Named with this installation's identity, and its row is gone: its session
+                # was deleted (by its user, or with all their data) while its start waited
+                # for Tavus, and that start could not end it. A row is always written before
+                # its create is sent, so nobody here owns it: it bills for nobody.
+                if await self.conversations.end_at_tavus(conversation.conversation_id):
+                    log.warning(
+                        "reconcile.orphan_without_row_ended",
+                        conversation_id=conversation.conversation_id,
+                    )
+                    report.add("ended_orphan_without_row")
                 continue
             status, bound = known[row_id]
             if status in LIVE_STATUSES and bound in (None, conversation.conversation_id):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -36,7 +36,7 @@ from facetoface.config import Settings
 from facetoface.conversations.names import conversation_name, name_prefix
 from facetoface.conversations.repository import SessionRow, TimelineEntry
 from facetoface.conversations.service import ConversationService
-from facetoface.conversations.status import ConversationStatus, FailureCode
+from facetoface.conversations.status import LIVE_STATUSES, ConversationStatus, FailureCode
 from facetoface.conversations.tokens import hash_callback_token, new_callback_token
 from facetoface.db import DatabaseUnavailable, Identity, recording_tavus_outcome
 from facetoface.observability import metrics
@@ -47,6 +47,7 @@ from facetoface.sessions.cursors import decode_cursor, encode_cursor
 from facetoface.sessions.errors import (
     AnonymousNotAllowed,
     SessionAlreadyActive,
+    SessionDeleted,
     SessionNotFound,
     SessionOutcomeUnknown,
     TavusUnavailableError,
@@ -83,6 +84,7 @@ from facetoface.tavus import (
     TavusError,
     TavusOutcomeUnknown,
     TavusServerError,
+    TavusStatus,
 )
 
 log = structlog.get_logger(__name__)
@@ -138,7 +140,21 @@ class SessionService:
         (`Replay`), whatever else holds now (an open circuit, a quota reached since).
         A private room's meeting token goes with the answer (and with a replay's or a 409's
         session while it is live): they all go to the session's owner only.
+
+        A live session whose start's outcome is unknown is decided first (`resolve_unknown`):
+        adopted, it is the live session of the 409 (with its room); never created, this
+        start goes on.
         """
+        return await self._start(identity, mentor_id, idempotency, resolve=True)
+
+    async def _start(
+        self,
+        identity: Identity,
+        mentor_id: uuid.UUID | None,
+        idempotency: IdempotencyRequest | None,
+        *,
+        resolve: bool,
+    ) -> Started | Replay:
         if (
             identity.claims.get("is_anonymous") is True
             and not self.settings.allow_anonymous_sessions
@@ -178,6 +194,12 @@ class SessionService:
         )
         if attempt.outcome is StartOutcome.key:
             assert attempt.key_state is not None, "a key outcome names the key's state"
+            unknown = attempt.key_session
+            if resolve and unknown is not None and self.outcome_unknown(unknown, now):
+                # The key's start may have made a conversation: decide, then answer again
+                # (adopted: the replay; never created: this start goes on with the key).
+                await self.resolve_unknown(identity, unknown)
+                return await self._start(identity, mentor_id, idempotency, resolve=False)
             return answer_from_key(
                 attempt.key_state, attempt.key_session, attempt.key_meeting_token
             )
@@ -189,6 +211,10 @@ class SessionService:
             # The start's own statement read the live session (None only if it ended in
             # the meantime: then there is nothing to rejoin).
             live = attempt.live_session
+            if resolve and live is not None and self.outcome_unknown(live, now):
+                live = await self.resolve_unknown(identity, live)
+                if live.conversation_status not in LIVE_STATUSES:
+                    return await self._start(identity, mentor_id, idempotency, resolve=False)
             raise SessionAlreadyActive(
                 "End the live session (or rejoin it) before starting another.",
                 extra={"session": session_json(live, attempt.live_meeting_token)} if live else None,
@@ -298,7 +324,17 @@ class SessionService:
                 extra={"session_id": str(new.daily_session_id)},
             ) from exc
         row = applied.session
-        assert row is not None, "the session rows were written in phase 1"
+        if row is None:
+            # The session was deleted (its user's DELETE, or their erasure) while Tavus was
+            # creating it: nothing of ours owns the conversation, so it must not run or be
+            # kept. If Tavus cannot be told now, the reconciler ends a running conversation
+            # named like ours that has no row.
+            bound.warning("session.deleted_during_start")
+            discarded = await self.conversations.discard_at_tavus(conversation.conversation_id)
+            raise SessionDeleted(
+                "The session was deleted while it was starting; its video call "
+                + ("was stopped." if discarded else "will be stopped shortly.")
+            )
         if row.conversation_status != ConversationStatus.active:
             # The user ended the session while Tavus was creating it: end what was created.
             bound.info("session.ended_during_start", status=row.conversation_status)
@@ -349,6 +385,67 @@ class SessionService:
                 "session.failure_unrecorded",
                 mentor_conversation_id=str(new.mentor_conversation_id),
             )
+
+    # --- an unknown create outcome ---------------------------------------------------------
+    def outcome_unknown(self, row: SessionRow, now: datetime) -> bool:
+        """Whether `row`'s start may or may not have made a conversation at Tavus: its create
+        failed without an answer (`indeterminate`), or its process never recorded an answer
+        (`starting` past a start's longest duration)."""
+        if row.conversation_status == ConversationStatus.indeterminate:
+            return True
+        grace = timedelta(seconds=self.settings.reconcile_starting_grace_seconds)
+        return row.conversation_status == ConversationStatus.starting and (
+            now - row.created_at >= grace
+        )
+
+    async def resolve_unknown(self, identity: Identity, row: SessionRow) -> SessionRow:
+        """Decide a start whose outcome is unknown by asking Tavus for its conversation by
+        name: adopted (the session is live, with its room — or ended, if Tavus ended it), or
+        marked failed when Tavus has none and can no longer make it. Raises
+        `SessionOutcomeUnknown` (a 503 with `Retry-After`) while that cannot be decided."""
+        row_id = row.mentor_conversation_id
+        try:
+            found = await self.conversations.find_at_tavus(
+                row.conversation_name, pages=self.settings.reconcile_list_pages
+            )
+        except TavusError as exc:
+            raise _still_unknown(row, retry_after=30) from exc
+        if found is not None:
+            applied = await self.conversations.adopt(
+                row_id,
+                conversation_id=found.conversation_id,
+                conversation_url=found.conversation_url,
+                start_time=found.created_at or utcnow(),
+                identity=identity,
+            )
+            log.info("session.outcome_adopted", mentor_conversation_id=str(row_id))
+            if found.status == TavusStatus.ended:
+                # Tavus already ended it: its events (the shutdown) close ours.
+                try:
+                    await self.conversations.ingest_from_tavus(row_id, found.conversation_id)
+                except TavusError as exc:
+                    raise _still_unknown(row, retry_after=30) from exc
+                return await self.get(identity, row.id)
+            return applied.session or row
+        wait = self._undecidable_for(row)
+        if wait > 0:
+            # The create may still be running at Tavus: "none" is not an answer yet.
+            raise _still_unknown(row, retry_after=wait)
+        applied = await self.conversations.fail(
+            row_id, FailureCode.not_created_at_tavus, identity=identity
+        )
+        log.info("session.outcome_not_created", mentor_conversation_id=str(row_id))
+        return applied.session or row
+
+    def _undecidable_for(self, row: SessionRow) -> int:
+        """Seconds until Tavus having no conversation of `row`'s name means it never will:
+        at once when Tavus answered the create (a 5xx); else once a create sent with the row
+        is past any time Tavus could still be working on it (twice the client's total
+        timeout)."""
+        if row.failure_code == FailureCode.tavus_server_error:
+            return 0
+        settled = row.created_at + timedelta(seconds=2 * self.settings.tavus_total_timeout_seconds)
+        return max(0, math.ceil((settled - utcnow()).total_seconds()))
 
     # --- end ------------------------------------------------------------------------------
     async def end(self, identity: Identity, session: uuid.UUID | SessionSelector) -> SessionRow:
@@ -410,10 +507,18 @@ class SessionService:
     async def detail(
         self, identity: Identity, session_id: uuid.UUID
     ) -> tuple[SessionRow, SessionExtras, list[TimelineEntry]]:
-        """The caller's session with transcript, recording, analysis and event timeline."""
+        """The caller's session with transcript, recording, analysis and event timeline.
+
+        A session whose start's outcome is unknown is decided first (`resolve_unknown`; a
+        503 `session_outcome_unknown` while it cannot be)."""
         found = await self.repository.detail(identity, session_id)
         if found is None:
             raise SessionNotFound("No session with this id belongs to you.")
+        if self.outcome_unknown(found[0], utcnow()):
+            await self.resolve_unknown(identity, found[0])
+            found = await self.repository.detail(identity, session_id)
+            if found is None:
+                raise SessionNotFound("No session with this id belongs to you.")
         return found
 
     async def preview_context(
@@ -433,6 +538,15 @@ class SessionService:
             raise refusal_problem(self.settings, attempt, now)
         mentor = mentor_of(attempt)
         return mentor_context(self.settings, attempt, mentor), mentor
+
+
+def _still_unknown(row: SessionRow, *, retry_after: int) -> SessionOutcomeUnknown:
+    return SessionOutcomeUnknown(
+        "The video service has not confirmed whether this session's call exists; it is being "
+        "checked. Try again shortly.",
+        retry_after_seconds=max(1, retry_after),
+        extra={"session_id": str(row.id)},
+    )
 
 
 def session_json(row: SessionRow, meeting_token: str | None = None) -> dict[str, Any]:
