@@ -63,3 +63,20 @@ async def test_a_link_with_another_users_token_asks_before_switching(
     await page.get_by_role("button", name=re.compile(r"^Sign in as")).click()
     await page.wait_for_url(console, timeout=EXPECT_MS)
     assert await signed_in_token(page) == joao
+
+
+async def test_an_unconfirmed_start_is_explained_plainly(
+    service: RunningService, browser_page: Page
+) -> None:
+    """Tavus did not confirm the create: the page says there is nothing to join yet, that it
+    is being checked, and when to try again — not a bare error."""
+    page = browser_page
+    maria = service.token(await create_user(service.db), email="maria@example.com")
+    await page.goto(f"{service.url}/console#access_token={maria}")
+    service.sim.add_fault(endpoint="create", kind="status", status=502)
+
+    await page.get_by_role("button", name="Start a session").click()
+
+    explained = page.locator("#session-error .outcome-unknown")
+    await expect(explained).to_contain_text("no room to join", timeout=EXPECT_MS)
+    await expect(explained).to_contain_text("try again in about 1 min")
