@@ -14,9 +14,12 @@ What happens when a phase fails is decided by what Tavus may have done:
 - Tavus said no (a 4xx): nothing bills; the rows are marked `failed` and the key released.
 - Tavus may have created it (a 5xx, a timeout or dropped connection once the request was
   sent): the rows are marked `indeterminate`, the key stays bound to them, and the user is
-  told `session_outcome_unknown`; the reconciler finds the conversation by its name and
-  adopts it (or, if Tavus never made it, marks it failed). A retry with the key gets that
-  session — never a second conversation.
+  told `session_outcome_unknown`; the user's next start or read of it (`UnknownOutcomes.resolve`),
+  or else the reconciler, finds the conversation by its name and adopts it (or, if Tavus
+  never made it, marks it failed). A retry with the key gets that session — never a second
+  conversation.
+- The session was deleted while Tavus was creating it (its user's delete, their erasure):
+  what Tavus made is ended and deleted there, and the start answers `410 session_deleted`.
 - Tavus created it but we cannot record it (the database failed): it is ended at Tavus at
   once; if that fails too, the `starting` row is the trace the reconciler resolves by name.
 """
@@ -26,7 +29,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -77,6 +80,7 @@ from facetoface.sessions.repository import (
 from facetoface.sessions.schemas import OwnSessionOut
 from facetoface.sessions.start_protocol import PREVIEW_ALLOWS, StartOutcome
 from facetoface.sessions.tavus_failures import start_failure
+from facetoface.sessions.unknown_outcomes import UnknownOutcomes
 from facetoface.tavus import (
     ConversationProperties,
     CreateConversationRequest,
@@ -84,7 +88,6 @@ from facetoface.tavus import (
     TavusError,
     TavusOutcomeUnknown,
     TavusServerError,
-    TavusStatus,
 )
 
 log = structlog.get_logger(__name__)
@@ -126,6 +129,7 @@ class SessionService:
         self.db = repository.db
         #: Every conversation name carries this installation's identity (conversations/names).
         self.name_prefix = name_prefix(settings.deployment_name, installation_id)
+        self.unknown = UnknownOutcomes(settings, repository, conversations)
 
     # --- start ----------------------------------------------------------------------------
     async def start(
@@ -141,9 +145,9 @@ class SessionService:
         A private room's meeting token goes with the answer (and with a replay's or a 409's
         session while it is live): they all go to the session's owner only.
 
-        A live session whose start's outcome is unknown is decided first (`resolve_unknown`):
-        adopted, it is the live session of the 409 (with its room); never created, this
-        start goes on.
+        A live session whose start's outcome is unknown is decided first (`UnknownOutcomes`):
+        adopted, it is the live session of the 409 (with its room); never created, this start
+        goes on.
         """
         return await self._start(identity, mentor_id, idempotency, resolve=True)
 
@@ -195,10 +199,10 @@ class SessionService:
         if attempt.outcome is StartOutcome.key:
             assert attempt.key_state is not None, "a key outcome names the key's state"
             unknown = attempt.key_session
-            if resolve and unknown is not None and self.outcome_unknown(unknown, now):
+            if resolve and unknown is not None and self.unknown.outcome_unknown(unknown, now):
                 # The key's start may have made a conversation: decide, then answer again
                 # (adopted: the replay; never created: this start goes on with the key).
-                await self.resolve_unknown(identity, unknown)
+                await self.unknown.resolve(identity, unknown)
                 return await self._start(identity, mentor_id, idempotency, resolve=False)
             return answer_from_key(
                 attempt.key_state, attempt.key_session, attempt.key_meeting_token
@@ -211,8 +215,8 @@ class SessionService:
             # The start's own statement read the live session (None only if it ended in
             # the meantime: then there is nothing to rejoin).
             live = attempt.live_session
-            if resolve and live is not None and self.outcome_unknown(live, now):
-                live = await self.resolve_unknown(identity, live)
+            if resolve and live is not None and self.unknown.outcome_unknown(live, now):
+                live = await self.unknown.resolve(identity, live)
                 if live.conversation_status not in LIVE_STATUSES:
                     return await self._start(identity, mentor_id, idempotency, resolve=False)
             raise SessionAlreadyActive(
@@ -386,67 +390,6 @@ class SessionService:
                 mentor_conversation_id=str(new.mentor_conversation_id),
             )
 
-    # --- an unknown create outcome ---------------------------------------------------------
-    def outcome_unknown(self, row: SessionRow, now: datetime) -> bool:
-        """Whether `row`'s start may or may not have made a conversation at Tavus: its create
-        failed without an answer (`indeterminate`), or its process never recorded an answer
-        (`starting` past a start's longest duration)."""
-        if row.conversation_status == ConversationStatus.indeterminate:
-            return True
-        grace = timedelta(seconds=self.settings.reconcile_starting_grace_seconds)
-        return row.conversation_status == ConversationStatus.starting and (
-            now - row.created_at >= grace
-        )
-
-    async def resolve_unknown(self, identity: Identity, row: SessionRow) -> SessionRow:
-        """Decide a start whose outcome is unknown by asking Tavus for its conversation by
-        name: adopted (the session is live, with its room — or ended, if Tavus ended it), or
-        marked failed when Tavus has none and can no longer make it. Raises
-        `SessionOutcomeUnknown` (a 503 with `Retry-After`) while that cannot be decided."""
-        row_id = row.mentor_conversation_id
-        try:
-            found = await self.conversations.find_at_tavus(
-                row.conversation_name, pages=self.settings.reconcile_list_pages
-            )
-        except TavusError as exc:
-            raise _still_unknown(row, retry_after=30) from exc
-        if found is not None:
-            applied = await self.conversations.adopt(
-                row_id,
-                conversation_id=found.conversation_id,
-                conversation_url=found.conversation_url,
-                start_time=found.created_at or utcnow(),
-                identity=identity,
-            )
-            log.info("session.outcome_adopted", mentor_conversation_id=str(row_id))
-            if found.status == TavusStatus.ended:
-                # Tavus already ended it: its events (the shutdown) close ours.
-                try:
-                    await self.conversations.ingest_from_tavus(row_id, found.conversation_id)
-                except TavusError as exc:
-                    raise _still_unknown(row, retry_after=30) from exc
-                return await self.get(identity, row.id)
-            return applied.session or row
-        wait = self._undecidable_for(row)
-        if wait > 0:
-            # The create may still be running at Tavus: "none" is not an answer yet.
-            raise _still_unknown(row, retry_after=wait)
-        applied = await self.conversations.fail(
-            row_id, FailureCode.not_created_at_tavus, identity=identity
-        )
-        log.info("session.outcome_not_created", mentor_conversation_id=str(row_id))
-        return applied.session or row
-
-    def _undecidable_for(self, row: SessionRow) -> int:
-        """Seconds until Tavus having no conversation of `row`'s name means it never will:
-        at once when Tavus answered the create (a 5xx); else once a create sent with the row
-        is past any time Tavus could still be working on it (twice the client's total
-        timeout)."""
-        if row.failure_code == FailureCode.tavus_server_error:
-            return 0
-        settled = row.created_at + timedelta(seconds=2 * self.settings.tavus_total_timeout_seconds)
-        return max(0, math.ceil((settled - utcnow()).total_seconds()))
-
     # --- end ------------------------------------------------------------------------------
     async def end(self, identity: Identity, session: uuid.UUID | SessionSelector) -> SessionRow:
         """End the caller's session (by id, or as a `SessionSelector` names it): idempotent;
@@ -509,13 +452,13 @@ class SessionService:
     ) -> tuple[SessionRow, SessionExtras, list[TimelineEntry]]:
         """The caller's session with transcript, recording, analysis and event timeline.
 
-        A session whose start's outcome is unknown is decided first (`resolve_unknown`; a
+        A session whose start's outcome is unknown is decided first (`UnknownOutcomes.resolve`; a
         503 `session_outcome_unknown` while it cannot be)."""
         found = await self.repository.detail(identity, session_id)
         if found is None:
             raise SessionNotFound("No session with this id belongs to you.")
-        if self.outcome_unknown(found[0], utcnow()):
-            await self.resolve_unknown(identity, found[0])
+        if self.unknown.outcome_unknown(found[0], utcnow()):
+            await self.unknown.resolve(identity, found[0])
             found = await self.repository.detail(identity, session_id)
             if found is None:
                 raise SessionNotFound("No session with this id belongs to you.")
@@ -538,15 +481,6 @@ class SessionService:
             raise refusal_problem(self.settings, attempt, now)
         mentor = mentor_of(attempt)
         return mentor_context(self.settings, attempt, mentor), mentor
-
-
-def _still_unknown(row: SessionRow, *, retry_after: int) -> SessionOutcomeUnknown:
-    return SessionOutcomeUnknown(
-        "The video service has not confirmed whether this session's call exists; it is being "
-        "checked. Try again shortly.",
-        retry_after_seconds=max(1, retry_after),
-        extra={"session_id": str(row.id)},
-    )
 
 
 def session_json(row: SessionRow, meeting_token: str | None = None) -> dict[str, Any]:
