@@ -52,8 +52,10 @@ async def test_a_session_ended_during_its_start_is_interrupted_in_answer_and_sto
     service: RunningService,
 ) -> None:
     user_id = await create_user(service.db)
-    # The create reaches Tavus only after the end; its replica joins the room at once.
-    service.sim.set_config(latency_ms=500, replica_join_delay_ms=0)
+    # Tavus makes the conversation at once (its replica joins the room at once) and answers
+    # the create 2 s later: the user ends the session in between.
+    service.sim.set_config(replica_join_delay_ms=0)
+    service.sim.add_fault(endpoint="create", kind="timeout", delay_s=2.0, apply_first=True)
     start = asyncio.create_task(service.client.post("/v1/sessions", headers=service.auth(user_id)))
 
     async def written() -> uuid.UUID | None:
