@@ -212,10 +212,10 @@ async def test_retries_a_failed_tavus_end(service: RunningService) -> None:
 
 
 async def test_ends_orphans_of_this_installation_only(service: RunningService) -> None:
-    """Only a conversation named with this installation's identity whose row here is not
-    live — or is gone (deleted while its start waited for Tavus) — is ours to end. A twin
-    deployment on the same Tavus account — same DEPLOYMENT_NAME, another database — another
-    app, and unnamed conversations are left."""
+    """Only a conversation named with this installation's identity *and* whose row exists
+    here (not live), or was deleted here, is ours to end. A twin deployment on the same Tavus
+    account — same DEPLOYMENT_NAME, another database — a row never seen here (a copy of this
+    database shares its identity), another app, and unnamed conversations are left."""
     service.sim.set_config(callback_drop_probability=1.0)
     user_id = await create_user(service.db)
     live = (await start(service, user_id)).json()
@@ -231,13 +231,12 @@ async def test_ends_orphans_of_this_installation_only(service: RunningService) -
     report = await service.reconciler.run_once()
 
     assert report.actions["ended_orphan"] == 1
-    assert report.actions["ended_orphan_without_row"] == 1
     assert sim_status(service, str(closed.conversation_id)) == "ended"
-    assert sim_status(service, unknown_row["conversation_id"]) == "ended"
     assert sim_status(service, live["conversation_id"]) == "active"
-    for untouched in (twin, legacy, foreign, unnamed):
+    for untouched in (twin, unknown_row, legacy, foreign, unnamed):
         assert sim_status(service, untouched["conversation_id"]) == "active", untouched
     assert report.actions["foreign_running"] == 4
+    assert report.actions["unknown_named_running"] == 1
 
 
 async def test_ends_the_conversation_of_a_session_already_closed(

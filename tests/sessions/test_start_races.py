@@ -149,27 +149,40 @@ async def test_a_user_being_erased_cannot_start(service: RunningService) -> None
     assert listed.json()["items"] == []
 
 
-async def test_the_reconciler_ends_a_named_conversation_whose_row_is_gone(
+async def test_the_reconciler_ends_a_named_conversation_whose_row_was_deleted(
     service: RunningService,
 ) -> None:
-    """A conversation named with this installation's identity and no row here (its session
-    was deleted while its start waited, and that start could not end it): one reconciler
-    pass ends it."""
+    """A conversation named with this installation's identity whose row was deleted here
+    (while its start waited for Tavus, and that start's process died before it could end
+    it): one reconciler pass ends it. A named one whose row was never here is left."""
     service.sim.set_config(callback_drop_probability=1.0)
-    name = f"{service.name_prefix}{uuid.uuid4()}"
+    user_id = await create_user(service.db)
+    started = (await post_start(service, user_id)).json()
+    # The rows go as a delete removes them; nobody tells Tavus.
+    async with service.db.transaction(Identity(user_id), role="service") as session:
+        repository = DataRightsRepository(session)
+        await repository.lock_session(user_id, uuid.UUID(started["id"]))
+        assert await repository.delete_session(user_id, uuid.UUID(started["id"]))
     async with httpx.AsyncClient() as tavus:
-        created = await tavus.post(
+        never_here = await tavus.post(
             f"{service.sim.api_url}/conversations",
             headers={"x-api-key": service.sim.api_key},
-            json={"replica_id": "r1", "conversation_name": name},
+            json={"replica_id": "r1", "conversation_name": f"{service.name_prefix}{uuid.uuid4()}"},
         )
-    created.raise_for_status()
+    never_here.raise_for_status()
 
     report = await service.reconciler.run_once()
 
     assert report.actions["ended_orphan_without_row"] == 1
-    assert active_at_tavus(service) == []
-    verdict = await check(service.db, service.sim, History(), service.name_prefix)
+    assert report.actions["unknown_named_running"] == 1
+    assert service.sim.conversation(started["conversation_id"])["status"] == "ended"
+    verdict = await check(
+        service.db,
+        service.sim,
+        History(),
+        service.name_prefix,
+        ignore={never_here.json()["conversation_id"]},
+    )
     assert verdict.orphans == 0
 
 
