@@ -13,10 +13,11 @@
    the shutdown, the transcript, … — goes through the callback inbox (same dedupe, same
    merges). A failed Tavus end is retried.
 4. **Orphans**: running conversations at Tavus that carry this installation's identity in
-   their name (conversations/names.py) and whose row here owns no live session — or whose
-   row was deleted here (while its start waited for Tavus) — are ended (they bill and hold a
-   concurrency slot). Anything else on the account — another app, a twin deployment, a copy
-   of this database, an unnamed conversation — is never touched, only counted.
+   their name (conversations/names.py) and whose row here owns no live session are ended
+   (they bill and hold a concurrency slot); those whose row was deleted here (while their
+   start waited for Tavus) are ended and deleted there. Anything else on the account —
+   another app, a twin deployment, a copy of this database, an unnamed conversation — is
+   never touched, only counted.
 5. **Retention**: transcripts older than `TRANSCRIPT_RETENTION_DAYS`, expired idempotency keys.
 
 Every row is isolated: an error on one (a malformed Tavus answer, a database hiccup) is
@@ -324,8 +325,9 @@ class Reconciler:
         for row_id, conversation in ours.items():
             if row_id in deleted:
                 # Its row was deleted here (its user's delete, their erasure) while its start
-                # waited for Tavus, and that start could not end it: nobody owns it now.
-                if await self.conversations.end_at_tavus(conversation.conversation_id):
+                # waited for Tavus, and that start could not end it: nobody owns it now, and
+                # its user asked for it to go — ended and deleted at Tavus.
+                if await self.conversations.discard_at_tavus(conversation.conversation_id):
                     log.warning(
                         "reconcile.orphan_without_row_ended",
                         conversation_id=conversation.conversation_id,
