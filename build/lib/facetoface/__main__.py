@@ -1,5 +1,0 @@
-"""`python -m facetoface` runs the CLI."""
-
-from facetoface.cli import main
-
-main()

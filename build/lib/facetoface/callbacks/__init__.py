@@ -1,1 +1,0 @@
-"""Tavus callbacks: authenticated, durable, idempotent ingestion into the right session."""

@@ -1,1 +1,0 @@
-"""Logging, request correlation and (later) metrics."""

@@ -1,1 +1,0 @@
-"""The periodic reconciler: closes the gaps callbacks and crashes leave between us and Tavus."""
