@@ -2,11 +2,10 @@
 
 - foundation (config, errors, clock, observability): foundation only.
 - infrastructure (db, models, auth, tavus, limits, http_protocol, apidocs, app_state, demo,
-  seeding): foundation, infrastructure, and the core's vocabulary.
+  seeding, shutdown): foundation, infrastructure, and the core's vocabulary.
 - core (conversations, outbox): foundation, infrastructure, the core.
 - features (sessions, callbacks, reconcile, preferences, health, doctor, webhooks): the above;
-  never
-  another feature.
+  never another feature.
 - adapters (compat, console): the above, and a feature through its package's `__all__` only.
 - migrations: foundation, infrastructure, the core.
 - wiring (app, cli, `__main__`): anything.
@@ -44,6 +43,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "app_state",
             "demo",
             "seeding",
+            "shutdown",
         }
     ),
     "core": frozenset({"conversations", "outbox"}),
