@@ -10,8 +10,8 @@ with nothing changed:
 3. then, as the session's user under row-level security (never with the service's rights):
    a goal named must be theirs.
 
-A call's `tool_call_id` is recorded with its answer: the same id again gets the same answer
-and changes nothing. A session's calls may make at most `TOOL_CHANGES_PER_SESSION` changes;
+A call's `tool_call_id` is recorded with its answer: the same id again is a replay, refused
+with that same 404, and changes nothing. A session's calls may make at most `TOOL_CHANGES_PER_SESSION` changes;
 calls beyond it are answered politely and change nothing. One session's calls are
 serialised by a transaction-scoped advisory lock, so the limit and the replay check hold
 across replicas.
@@ -191,16 +191,16 @@ class MentorActions:
         *,
         limited: bool = True,
     ) -> str | None:
-        """Under the session's lock: the recorded answer of a replay; the polite refusal once
-        the limit is reached (recorded: a replay gets it too); None to go on."""
+        """Under the session's lock: refuse a replay (404); the polite refusal once the limit
+        is reached (recorded, so its replay is refused too); None to go on."""
         await repo.lock_session(session.mentor_conversation_id)
         now = await repo.session_status(session.mentor_conversation_id)
         if now is None or now[0] not in statuses:
             raise self._refused(tool, "session_not_live")
-        replayed = await repo.recorded_answer(session.mentor_conversation_id, call.tool_call_id)
-        if replayed is not None:
-            log.info("tool_call.replayed", tool=tool)
-            return replayed
+        if await repo.recorded_answer(session.mentor_conversation_id, call.tool_call_id):
+            # A replay: answered like any other call we do not act on (it changed things
+            # the first time, or was refused then).
+            raise self._refused(tool, "replayed")
         if limited and await self._room_left(repo, session) <= 0:
             await repo.record_call(
                 session, call.tool_call_id, tool, LIMIT_REACHED, changes=0, now=utcnow()
