@@ -174,13 +174,6 @@ async def test_a_session_makes_at_most_the_configured_number_of_changes(
     assert await progress(service, goal) == 60
 
 
-@pytest.fixture
-def service_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """A test's `overrides` parameter, if any."""
-    callspec = getattr(request.node, "callspec", None)
-    return dict(callspec.params.get("overrides", {})) if callspec else {}
-
-
 # --- the forgery matrix -----------------------------------------------------------------------
 FORGERIES = [
     "no_signature",

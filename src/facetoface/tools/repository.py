@@ -67,7 +67,13 @@ class ActionsRepository:
         row = (
             await self.session.execute(
                 select(
-                    mc.id, mc.daily_session_id, mc.user_id, mc.status, mc.end_time, mc.persona_id
+                    mc.id,
+                    mc.daily_session_id,
+                    mc.user_id,
+                    mc.status,
+                    # When it ended: Tavus's end time, else when we closed it.
+                    func.coalesce(mc.end_time, mc.closed_at, mc.updated_at),
+                    mc.persona_id,
                 ).where(mc.tavus_conversation_id == conversation_id)
             )
         ).first()
