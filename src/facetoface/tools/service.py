@@ -12,9 +12,9 @@ with nothing changed:
 
 A call's `tool_call_id` is recorded with its answer: the same id again is a replay, refused
 with that same 404, and changes nothing. A session's calls may make at most
-`TOOL_CHANGES_PER_SESSION` changes; calls beyond it are answered politely and change nothing. One session's calls are
-serialised by a transaction-scoped advisory lock, so the limit and the replay check hold
-across replicas.
+`TOOL_CHANGES_PER_SESSION` changes; calls beyond it are answered politely and change nothing.
+One session's calls are serialised by a transaction-scoped advisory lock, so the limit and the
+replay check hold across replicas.
 """
 
 from __future__ import annotations
