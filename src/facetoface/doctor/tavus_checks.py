@@ -281,6 +281,10 @@ async def check_mentor_tools(
     """The mentor's tools are registered at Tavus and attached to the default PAL."""
     if settings.tool_secret is None:
         return MENTOR_TOOLS.not_applicable("TAVUS_TOOL_SECRET is unset: the mentor's tools are off")
+    if settings.uses_simulator:
+        return MENTOR_TOOLS.not_applicable(
+            "the built-in simulator: `serve` registers them there when it starts"
+        )
     if not state.key_ok:
         return MENTOR_TOOLS.skipped("needs a working Tavus key")
     pal = settings.default_persona_id

@@ -113,8 +113,15 @@ class MemoryStoreDetails(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _pinned_list(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not isinstance(data.get("pinned_memories"), list):
-            data = {**data, "pinned_memories": []}
+        # `pinned_memories` is documented as the texts (string[], as on create); the pinned
+        # memories with their ids may come beside them as `pinned`: those are preferred.
+        if not isinstance(data, dict):
+            return data
+        with_ids = data.get("pinned")
+        if isinstance(with_ids, list):
+            return {**data, "pinned_memories": with_ids}
+        if not isinstance(data.get("pinned_memories"), list):
+            return {**data, "pinned_memories": []}
         return data
 
 
