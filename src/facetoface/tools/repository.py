@@ -248,6 +248,16 @@ class ActionsRepository:
         ).first()
         return ChangeRow(*row) if row is not None else None
 
+    async def undone_in_session(self, goal_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+        """Whether the user undid a change to this goal made in this session."""
+        c = GoalChange
+        found = await self.session.execute(
+            select(c.id)
+            .where(c.goal_id == goal_id, c.session_id == session_id, c.undone_at.is_not(None))
+            .limit(1)
+        )
+        return found.first() is not None
+
     async def mark_undone(self, change_id: uuid.UUID, now: datetime) -> None:
         await self.session.execute(
             update(GoalChange).where(GoalChange.id == change_id).values(undone_at=now)

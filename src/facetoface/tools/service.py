@@ -319,9 +319,15 @@ class MentorActions:
         room = await self._room_left(repo, session)
         applied = 0
         skipped = 0
+        kept = 0
         for update in report.goal_updates:
             if applied >= room:
                 skipped += 1
+                continue
+            if await repo.undone_in_session(update.goal_id, session.session_id):
+                # The user already undid the mentor's change to this goal in this session:
+                # the report (written from the same conversation) does not redo it.
+                kept += 1
                 continue
             _, changes = await self._progress(
                 repo,
@@ -347,6 +353,8 @@ class MentorActions:
             ),
         )
         answer = f"Report stored; {applied} goal update(s) applied"
+        if kept:
+            answer += f", {kept} left as the user set it (they undid the change)"
         if skipped:
             answer += f", {skipped} not applied (the session's change limit was reached)"
         return answer, applied
