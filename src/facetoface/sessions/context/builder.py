@@ -153,10 +153,10 @@ def _goal_line(goal: GoalData, item_max: int) -> tuple[str, str] | None:
     details.append(f"{goal.progress_percentage}% done")
     if goal.target_date is not None:
         details.append(f"target date {goal.target_date.isoformat()}")
-    if goal.id is not None:
+    if goal.goal_id is not None:
         # The id is ours (a UUID), not the user's words: the mentor names the goal by it when
         # it calls a tool (`update_goal_progress`).
-        details.append(f"goal_id {goal.id}")
+        details.append(f"goal_id {goal.goal_id}")
     line = f"- {text} ({', '.join(details)})"
     if smart is not None and smart != text:
         line += f". SMART version: {smart}"

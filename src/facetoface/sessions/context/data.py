@@ -71,7 +71,7 @@ class GoalData(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     #: The goal's id: the mentor names the goal by it in a tool call (`update_goal_progress`).
-    id: UUID | None = None
+    goal_id: UUID | None = None
     goal_text: str
     goal_type: str | None = None
     smart_goal: str | None = None

@@ -102,7 +102,7 @@ BEGIN
            WHERE user_id = p_user_id
            ORDER BY priority_level NULLS LAST, category LIMIT p_category_rows) c;
   SELECT coalesce(jsonb_agg(jsonb_build_object(
-           'id', g.id,
+           'goal_id', g.id,
            'goal_text', left(g.goal_text, p_text_chars),
            'goal_type', left(g.goal_type, p_text_chars),
            'smart_goal', left(g.smart_goal, p_text_chars),
