@@ -39,6 +39,7 @@ _TOOL_ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 _ME: dict[int | str, dict[str, Any]] = {
     401: problem("Missing or invalid access token"),
+    422: problem("A path or query parameter does not match the schema"),
     503: problem("A dependency (the database, or Tavus for memory) is unavailable"),
 }
 
@@ -91,7 +92,7 @@ async def session_report(
 @me_router.get(
     "/goal-changes",
     response_model=GoalChangePage,
-    responses={**_ME, 400: problem("Invalid cursor"), 422: problem("Invalid query")},
+    responses={**_ME, 400: problem("Invalid cursor")},
 )
 async def my_goal_changes(
     identity: CurrentIdentity,

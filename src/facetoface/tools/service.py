@@ -37,6 +37,7 @@ from facetoface.tavus.mentor_tools import (
     ADD_GOAL,
     IN_CALL_TOOLS,
     REMEMBER,
+    TOOLS_BY_NAME,
     SESSION_REPORT,
     UPDATE_GOAL_PROGRESS,
 )
@@ -154,7 +155,9 @@ class MentorActions:
         return session
 
     def _refused(self, tool: str, reason: str) -> UnknownToolCall:
-        log.warning("tool_call.refused", tool=tool, reason=reason)
+        # The tool's name comes from the path: only ours are logged as they are.
+        known = tool if tool in TOOLS_BY_NAME else "unknown"
+        log.warning("tool_call.refused", tool=known, reason=reason)
         return UnknownToolCall("No such conversation.")
 
     async def _as_user(
