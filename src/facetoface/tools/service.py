@@ -37,8 +37,8 @@ from facetoface.tavus.mentor_tools import (
     ADD_GOAL,
     IN_CALL_TOOLS,
     REMEMBER,
-    TOOLS_BY_NAME,
     SESSION_REPORT,
+    TOOLS_BY_NAME,
     UPDATE_GOAL_PROGRESS,
 )
 from facetoface.tools.errors import InvalidToolCall, UnknownToolCall
