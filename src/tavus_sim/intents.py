@@ -2,8 +2,9 @@
 
 Three requests are understood (case-insensitive, anywhere in the utterance):
 
-- progress: a percentage with what it is about — "I'm at 60 % on meditating", "60 percent
-  done with running", "I've been meditating most mornings, call it 60 %" →
+- progress: a percentage said as progress, with what it is about — "I'm at 60 % on
+  meditating", "60 percent done with running", "I've been meditating most mornings, call it
+  60 %" (not "I'm 100 % sure about running") →
   ``update_goal_progress {goal_id, progress_percentage}``. The goal is the context's goal
   (:func:`context_goals`) sharing the most words with the utterance (word stems: "meditating"
   matches "Meditate"); no shared word, no call. The number is passed on as said (the
@@ -12,8 +13,8 @@ Three requests are understood (case-insensitive, anywhere in the utterance):
 - a new goal: "add a goal: run 5 km by June" → ``add_goal {goal_text: "run 5 km by June"}``.
 
 Goals with ids come from the conversational context: any line naming ``goal_id`` (``goal_id:
-<id>``, ``goal_id=<id>``, ``goal id <id>``); the goal's text is the line's first «quoted» text,
-else the line without its bullet and the id.
+<id>``, ``goal_id=<id>``, ``goal id <id>``), or else holding a «quoted» text and a UUID; the
+goal's text is the line's first «quoted» text, else the line without its bullet and the id.
 """
 
 from __future__ import annotations
@@ -27,19 +28,39 @@ _GOAL_ID = re.compile(
     re.IGNORECASE,
 )
 _QUOTED = re.compile(r"«([^»]+)»")
+_UUID = re.compile(
+    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+)
 _PERCENT = re.compile(r"(?P<n>\d{1,3}(?:[.,]\d+)?)\s*(?:%|per\s?cent\b)", re.IGNORECASE)
 _SUBJECT_AFTER = re.compile(
-    r"^\s*(?:done\s+)?(?:on|with|for|of|in|at|towards?|through)\s+(?P<subject>.+)$",
+    r"^\s*(?:done\s+|complete\s+|there\s+)?(?:on|with|for|of|in|towards?|through)\s+"
+    r"(?P<subject>.+)$",
     re.IGNORECASE,
 )
+#: A percentage is progress only when said as such: "at 60 %", "call it 60 %", "60 % done",
+#: "60 % on <goal>" — not "I'm 100 % sure".
+_PROGRESS_BEFORE = re.compile(
+    r"\b(?:at|about|around|roughly|nearly|almost|call\s+it|reached|hit|now)\s*$", re.IGNORECASE
+)
+_PROGRESS_AFTER = re.compile(
+    r"^\s*(?:done|complete|completed|finished|there|of\s+the\s+way|on|with|for|towards?|"
+    r"through)\b",
+    re.IGNORECASE,
+)
+#: "remember …" as a request: at the start of a sentence or after "please", "can you", "and"…
+#: — not "what do you remember about me?".
 _REMEMBER = re.compile(
-    r"\b(?:please\s+)?remember\s+(?:that\s+)?(?P<fact>[^.!?]*[^\s.!?])", re.IGNORECASE
+    r"(?:^|[.!?;:]\s+|\b(?:please|can\s+you|could\s+you|would\s+you|I\s+want\s+you\s+to|"
+    r"and)\s+)(?:please\s+)?remember\s*[:,-]?\s+(?:that\s+)?(?P<fact>[^.!?]*[^\s.!?])",
+    re.IGNORECASE,
 )
 _ADD_GOAL = re.compile(
     r"\badd\s+(?:a\s+|another\s+|one\s+more\s+|the\s+)?(?:new\s+)?goal\s*(?:[:\-–—]|to\b|of\b)?\s*"
     r"(?P<goal>[^\n]*[^\s.!?])",
     re.IGNORECASE,
 )
+#: Where an added goal's text ends when the same sentence also asks to remember something.
+_THEN_REMEMBER = re.compile(r",?\s+(?:and\s+)?(?:please\s+)?remember\b", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
     [
@@ -105,15 +126,20 @@ def context_goals(context: str) -> list[ContextGoal]:
     """The goals listed in the context with their ``goal_id``, in order."""
     goals: list[ContextGoal] = []
     for line in context.splitlines():
-        match = _GOAL_ID.search(line)
-        if match is None:
-            continue
+        named = _GOAL_ID.search(line)
         quoted = _QUOTED.search(line)
+        if named is not None:
+            goal_id, start, end = named.group("id"), named.start(), named.end()
+        else:
+            uuid = _UUID.search(line)
+            if uuid is None or quoted is None:
+                continue
+            goal_id, start, end = uuid.group(0), uuid.start(), uuid.end()
         if quoted is not None:
             text = quoted.group(1)
         else:
-            text = (line[: match.start()] + " " + line[match.end() :]).strip(" -*•–\t()[],;:")
-        goals.append(ContextGoal(goal_id=match.group("id"), text=" ".join(text.split())))
+            text = (line[:start] + " " + line[end:]).strip(" -*•–\t()[],;:")
+        goals.append(ContextGoal(goal_id=goal_id, text=" ".join(text.split())))
     return goals
 
 
@@ -150,7 +176,15 @@ def _number(raw: str) -> int | float:
 
 def progress(text: str, goals: list[ContextGoal]) -> Intent | None:
     """``update_goal_progress`` when the utterance gives a percentage for a known goal."""
-    found = _PERCENT.search(text)
+    found = next(
+        (
+            match
+            for match in _PERCENT.finditer(text)
+            if _PROGRESS_BEFORE.search(text[: match.start()])
+            or _PROGRESS_AFTER.match(text[match.end() :])
+        ),
+        None,
+    )
     if found is None:
         return None
     after = _SUBJECT_AFTER.match(text[found.end() :])
@@ -173,7 +207,8 @@ def intents(text: str, context: str) -> list[Intent]:
     found: list[Intent] = []
     add = _ADD_GOAL.search(text)
     if add is not None:
-        found.append(Intent("add_goal", {"goal_text": _clause(add.group("goal"))}))
+        goal_text = _THEN_REMEMBER.split(add.group("goal"), maxsplit=1)[0]
+        found.append(Intent("add_goal", {"goal_text": _clause(goal_text)}))
     else:
         # "add a goal: run 5 km by June" must not also read as progress on a goal.
         moved = progress(text, context_goals(context))

@@ -23,7 +23,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import structlog
@@ -240,6 +240,9 @@ class ToolCaller:
         }
         url_ids = {key: quote(value, safe="") for key, value in ids.items()}
         url = fill(api.url, url_ids)
+        if api.query:
+            query = urlencode({key: fill(value, ids) for key, value in api.query.items()})
+            url += ("&" if "?" in url else "?") + query
         body = request_body(api.body, ids, arguments)
         raw = dumps(body)
         headers = {key: fill(value, ids) for key, value in api.headers.items()}

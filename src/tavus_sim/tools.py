@@ -17,12 +17,17 @@ A tool (``POST /v2/tools``) is::
           "body": {"conversation_id": "{conversation_id}",
                    "tool_call_id": "{tool_call_id}",
                    "arguments": "{arguments}"},   # optional; this is the default
+          "query": {"…": "…"},                    # optional, templated
           "auth": {"type": "hmac", "secret": "…"} # or none | bearer {token}
       }}
     }
 
 Exactly one delivery channel per tool; a ``post_call`` tool needs ``delivery.api`` and has no
-``origin``. Secrets are write-only: reads show ``auth`` without ``secret``/``token``.
+``origin``. Tavus's other auth types (``api_key``, ``basic``, ``oauth2_client_credentials``)
+and fields the simulator does not know in ``delivery.api`` and ``auth`` are accepted and kept;
+the simulator sends credentials for ``hmac`` and ``bearer`` only. Secrets are write-only:
+reads show ``auth`` without ``secret``, ``token``, ``password``, ``client_secret``, ``key`` or
+``value``.
 
 Templating (tool_calls.py): ``{conversation_id}``, ``{tool_call_id}`` and ``{tool_name}`` are
 replaced in the URL, the headers and every string of the body; a body string that is exactly
@@ -53,7 +58,7 @@ MAX_TOOLS_PER_PAL = 50
 
 TriggerType = Literal["in_call", "post_call"]
 ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-_SECRET_KEYS = ("secret", "token", "password", "client_secret")
+_SECRET_KEYS = ("secret", "token", "password", "client_secret", "key", "value")
 
 
 def new_tool_id() -> str:
@@ -64,8 +69,10 @@ def new_tool_id() -> str:
 class ApiAuth(BaseModel):
     """``delivery.api.auth``: how the simulator authenticates to the tool's endpoint."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
-    type: Literal["none", "bearer", "hmac"] = "none"
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: Literal["none", "bearer", "hmac", "api_key", "basic", "oauth2_client_credentials"] = (
+        "none"
+    )
     secret: Annotated[str, StringConstraints(min_length=1)] | None = None
     token: Annotated[str, StringConstraints(min_length=1)] | None = None
 
@@ -81,10 +88,11 @@ class ApiAuth(BaseModel):
 class ApiDelivery(BaseModel):
     """``delivery.api``: the simulator calls this endpoint server-to-server."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True)
     url: Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+")]
     method: Literal["POST", "PUT", "PATCH"] = "POST"
     headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str] = Field(default_factory=dict)
     body: dict[str, Any] | None = None
     auth: ApiAuth = Field(default_factory=ApiAuth)
 

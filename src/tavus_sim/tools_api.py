@@ -2,7 +2,9 @@
 tool_calls.py.
 
 - ``POST /v2/tools`` (a tool, see tools.py) → the tool with ``tool_id``.
-- ``GET /v2/tools[?limit=&page=&name=&trigger_type=]`` → ``{data, total_count}``.
+- ``GET /v2/tools[?limit=&page=&name=&trigger_type=]`` → ``{data, total_count}`` (the
+  ``name`` and ``trigger_type`` filters are the simulator's: a client for Tavus should filter
+  the pages itself).
 - ``GET /v2/tools/{tool_id}``; ``PATCH /v2/tools/{tool_id}`` (a JSON Patch array, or an object
   of fields to replace) → the tool; ``DELETE /v2/tools/{tool_id}`` → 204.
 - ``POST /v2/pals/{pal_id}/tools`` ``{tool_ids: [...]}`` → ``{pal_id, data: [tools],

@@ -65,6 +65,22 @@ def test_a_tool_is_created_with_defaults_and_read_without_its_secret(
     assert api.get("/tools", params={"name": "add_goal"}).json()["total_count"] == 0
 
 
+def test_other_auth_types_and_unknown_fields_are_kept_without_their_secrets(
+    api: httpx.Client, tools: ToolReceiver
+) -> None:
+    spec = tool_spec("remember", tools.url("remember"))
+    spec["delivery"]["api"]["timeout_ms"] = 5000
+    spec["delivery"]["api"]["auth"] = {"type": "api_key", "name": "X-Key", "value": "k-secret"}
+
+    created = api.post("/tools", json=spec)
+
+    assert created.status_code == 200, created.text
+    delivery = created.json()["delivery"]["api"]
+    assert delivery["timeout_ms"] == 5000
+    assert delivery["auth"] == {"type": "api_key", "name": "X-Key"}
+    assert "k-secret" not in created.text
+
+
 @pytest.mark.parametrize(
     ("change", "why"),
     [
@@ -264,6 +280,7 @@ def test_the_body_template_places_ids_and_arguments_and_the_url_is_templated(
         "fact": "{fact}",
         "fixed": 7,
     }
+    spec["delivery"]["api"]["query"] = {"call": "{tool_call_id}"}
     spec["parameters"] = {"type": "object", "properties": {"fact": {"type": "string"}}}
     register(api, spec)
     conversation_id = room(api, sim)
@@ -278,7 +295,7 @@ def test_the_body_template_places_ids_and_arguments_and_the_url_is_templated(
         "fact": "my dog is called Rex",
         "fixed": 7,
     }
-    assert call["url"].endswith(f"?c={conversation_id}")
+    assert call["url"].endswith(f"?c={conversation_id}&call={call['tool_call_id']}")
 
 
 def test_a_failing_tool_is_recorded_and_the_mentor_says_so(
