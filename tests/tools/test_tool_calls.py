@@ -246,3 +246,42 @@ async def test_the_same_404_for_a_session_ended_long_ago(service: RunningService
 
     assert answer.status_code == 404
     assert await snapshot(service) == before
+
+
+@pytest.mark.parametrize("overrides", [{"tavus_memory": "participant"}])
+async def test_remember_is_refused_politely_when_the_user_turned_memory_off(
+    service: RunningService, overrides: dict[str, Any]
+) -> None:
+    live = await given_session(service)
+    headers = service.auth(live.user_id)
+    off = await service.client.put(
+        "/v1/me/preferences", json={"mentor_memory": False}, headers=headers
+    )
+    assert off.status_code == 200
+
+    answer = await deliver(
+        service, tool_path("remember"), call_body(live.conversation_id, {"fact": "I like tea"})
+    )
+
+    assert answer.status_code == 200
+    assert answer.text.startswith("I can't remember things between sessions")
+    memory = (await service.client.get("/v1/me/memory", headers=headers)).json()
+    assert memory == {"enabled": False, "pinned": [], "profile": None, "timeline": None}
+    # The session began with memory on (its store exists at Tavus): nothing was pinned to it.
+    tag = f"{service.settings.deployment_name}:{live.user_id}"
+    for store in (await service.state.tavus.list_memory_stores(participant_tag=tag)).data:
+        details = await service.state.tavus.get_memory_store(store.memory_store_id)
+        assert details.pinned_memories == []
+
+
+async def test_remember_is_refused_when_the_deployment_keeps_no_memory(
+    service: RunningService,
+) -> None:
+    live = await given_session(service)  # TAVUS_MEMORY is off by default
+
+    answer = await deliver(
+        service, tool_path("remember"), call_body(live.conversation_id, {"fact": "I like tea"})
+    )
+
+    assert answer.status_code == 200
+    assert answer.text.startswith("I can't remember things between sessions")
