@@ -18,7 +18,13 @@ from facetoface.app_state import AppState, app_state
 from facetoface.auth.dependencies import CurrentIdentity
 from facetoface.errors import problem
 from facetoface.tavus.mentor_tools import POST_CALL_PATH, SESSION_REPORT, TOOLS_PATH
-from facetoface.tools.schemas import GoalChangeOut, GoalChangePage, MemoryForgotten, MemoryOut
+from facetoface.tools.schemas import (
+    GoalChangeOut,
+    GoalChangePage,
+    MemoryForgotten,
+    MemoryOut,
+    ToolCallBody,
+)
 from facetoface.tools.signature import SIGNATURE_HEADER
 
 tavus_router = APIRouter(tags=["tavus tools"])
@@ -43,6 +49,14 @@ _ME: dict[int | str, dict[str, Any]] = {
     503: problem("A dependency (the database, or Tavus for memory) is unavailable"),
 }
 
+#: The body Tavus sends (read raw: the signature covers its exact bytes), for the API's map.
+_TOOL_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": ToolCallBody.model_json_schema()}},
+    }
+}
+
 Signature = Annotated[
     str | None,
     Header(
@@ -60,7 +74,10 @@ State = Annotated[AppState, Depends(_state)]
 
 
 @tavus_router.post(
-    f"{TOOLS_PATH}/{{tool_name}}", response_class=PlainTextResponse, responses=_TOOL_ANSWERS
+    f"{TOOLS_PATH}/{{tool_name}}",
+    response_class=PlainTextResponse,
+    responses=_TOOL_ANSWERS,
+    openapi_extra=_TOOL_BODY,
 )
 async def tool_call(
     tool_name: str, request: Request, state: State, signature: Signature = None
@@ -77,6 +94,7 @@ async def tool_call(
     f"{POST_CALL_PATH}/{SESSION_REPORT}",
     response_class=PlainTextResponse,
     responses=_TOOL_ANSWERS,
+    openapi_extra=_TOOL_BODY,
 )
 async def session_report(
     request: Request, state: State, signature: Signature = None
