@@ -123,3 +123,57 @@ async def test_the_mentor_acts_in_the_open_and_the_user_keeps_control(
         participant_tag=f"{service.settings.deployment_name}:{user_id}"
     )
     assert stores.data == []
+
+
+@pytest.mark.parametrize("overrides", [OVERRIDES])
+async def test_the_simulators_forged_and_repeated_calls_change_nothing_more(
+    service: RunningService, overrides: dict[str, Any]
+) -> None:
+    await setup_tools(service.settings, service.db, service.state.tavus)
+    user_id = await create_user(service.db)
+    headers = service.auth(user_id)
+    meditate = await goal_id(service, user_id, MEDITATE)
+    session = await start(service, user_id)
+    cid = session["conversation_id"]
+
+    service.sim.add_fault("wrong_signature", endpoint="tool_call")
+    reply = await say(service, cid, "I'm at 60 % on meditating")
+    assert "did not work (status 404)" in reply
+    assert await progress(service, meditate) == 40
+
+    service.sim.add_fault("repeat_tool_call", endpoint="tool_call")
+    await say(service, cid, "I'm at 70 % on meditating")
+    calls = [c for c in service.sim.tool_calls(cid) if c["tool"] == "update_goal_progress"]
+    assert [c["status"] for c in calls[-2:]] == [200, 404], calls
+    assert calls[-1]["body"] == calls[-2]["body"]
+    assert await progress(service, meditate) == 70
+    changes = (await service.client.get("/v1/me/goal-changes", headers=headers)).json()["items"]
+    assert [(c["before"], c["after"]) for c in changes] == [(40, 70)]
+
+
+# The client's circuit breaker would otherwise stay open after the injected failures.
+@pytest.mark.parametrize("overrides", [{**OVERRIDES, "tavus_breaker_threshold": 1000}])
+async def test_when_tavus_fails_memory_is_unavailable_and_remember_can_be_redelivered(
+    service: RunningService, overrides: dict[str, Any]
+) -> None:
+    from tests.support.tool_calls import call_body, deliver, tool_path
+
+    user_id = await create_user(service.db)
+    headers = service.auth(user_id)
+    session = await start(service, user_id)
+    service.sim.add_fault("status", endpoint="memory_stores", status=503, count=50)
+
+    read = await service.client.get("/v1/me/memory", headers=headers)
+    assert read.status_code == 503
+    assert read.json()["code"] == "memory_unavailable"
+    assert "retry-after" in read.headers
+    body = call_body(session["conversation_id"], {"fact": "my dog is called Rex"})
+    failed = await deliver(service, tool_path("remember"), body)
+    assert failed.status_code == 200
+    assert failed.text == "I couldn't save that just now; it was not remembered."
+
+    service.sim.clear_faults()
+    again = await deliver(service, tool_path("remember"), body)  # Tavus delivers it again
+    assert again.text == "I'll remember: «my dog is called Rex»"
+    memory = (await service.client.get("/v1/me/memory", headers=headers)).json()
+    assert [p["text"] for p in memory["pinned"]] == ["my dog is called Rex"]
