@@ -3,6 +3,7 @@ session's limit — and every forgery gets the same 404 and changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -285,3 +286,40 @@ async def test_remember_is_refused_when_the_deployment_keeps_no_memory(
 
     assert answer.status_code == 200
     assert answer.text.startswith("I can't remember things between sessions")
+
+
+async def test_the_same_call_delivered_twice_at_once_changes_the_goal_once(
+    service: RunningService,
+) -> None:
+    live = await given_session(service)
+    goal = await goal_id(service, live.user_id, MEDITATE)
+    body = call_body(live.conversation_id, {"goal_id": str(goal), "progress_percentage": 60})
+
+    answers = await asyncio.gather(*(deliver(service, UPDATE, body) for _ in range(4)))
+
+    assert sorted(a.status_code for a in answers) == [200, 404, 404, 404]
+    changes = (
+        await service.client.get("/v1/me/goal-changes", headers=service.auth(live.user_id))
+    ).json()["items"]
+    assert [(c["before"], c["after"]) for c in changes] == [(40, 60)]
+
+
+@pytest.mark.parametrize("overrides", [{"tool_changes_per_session": 2}])
+async def test_concurrent_calls_stay_within_the_limit(
+    service: RunningService, overrides: dict[str, Any]
+) -> None:
+    live = await given_session(service)
+    goal = await goal_id(service, live.user_id, MEDITATE)
+    bodies = [
+        call_body(live.conversation_id, {"goal_id": str(goal), "progress_percentage": p})
+        for p in (51, 52, 53, 54, 55)
+    ]
+
+    answers = await asyncio.gather(*(deliver(service, UPDATE, body) for body in bodies))
+
+    assert [a.status_code for a in answers] == [200] * 5
+    assert sum(a.text.startswith("Updated") for a in answers) == 2
+    changes = (
+        await service.client.get("/v1/me/goal-changes", headers=service.auth(live.user_id))
+    ).json()["items"]
+    assert len(changes) == 2
