@@ -143,3 +143,21 @@ async def test_report_arguments_are_bounded(service: RunningService, bad: dict[s
 
     assert answer.status_code == 422, json.dumps(bad)[:80]
     assert await snapshot(service) == before
+
+
+async def test_deleting_the_session_deletes_its_report_calls_and_changes(
+    service: RunningService,
+) -> None:
+    live = await given_session(service)
+    goal = await goal_id(service, live.user_id, MEDITATE)
+    body = call_body(live.conversation_id, report(goal))
+    assert (await deliver(service, REPORT_PATH, body)).status_code == 200
+    assert (await snapshot(service))["reports"]
+
+    deleted = await service.client.delete(
+        f"/v1/sessions/{live.session_id}", headers=service.auth(live.user_id)
+    )
+
+    assert deleted.status_code == 204, deleted.text
+    left = await snapshot(service)
+    assert (left["reports"], left["calls"], left["changes"]) == ([], [], [])
