@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
 from facetoface.models import UserGoal
@@ -176,6 +177,11 @@ async def test_a_session_makes_at_most_the_configured_number_of_changes(
 
 
 # --- the forgery matrix -----------------------------------------------------------------------
+def refusals() -> float:
+    labels = {"outcome": "refused"}
+    return REGISTRY.get_sample_value("facetoface_tool_calls_total", labels) or 0.0
+
+
 FORGERIES = [
     "no_signature",
     "wrong_secret",
@@ -225,9 +231,11 @@ async def test_every_forgery_gets_the_same_404_and_changes_nothing(
     elif forgery == "unknown_tool":
         path = tool_path("delete_everything")
     before = await snapshot(service)
+    refused = refusals()
 
     answer = await deliver(service, path, body, **kwargs)
 
+    assert refusals() == refused + 1, "counted in facetoface_tool_calls_total"
     assert answer.status_code == 404, answer.text
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert (answer.json()["code"], answer.json()["detail"]) == (

@@ -33,6 +33,8 @@ from facetoface.conversations.status import ConversationStatus
 from facetoface.db import Database, Identity
 from facetoface.models.mentor_action import ChangeSource, GoalChangeKind
 from facetoface.models.user_goal import GoalStatus
+from facetoface.observability import metrics
+from facetoface.observability.metrics import ToolCallOutcome
 from facetoface.tavus.mentor_tools import (
     ADD_GOAL,
     IN_CALL_TOOLS,
@@ -141,6 +143,7 @@ class MentorActions:
         try:
             return ToolCallBody.model_validate(json.loads(body))
         except (ValueError, ValidationError) as exc:
+            metrics.record_tool_call(ToolCallOutcome.invalid)
             raise InvalidToolCall("The body is not a tool call.") from exc
 
     async def _session_of(
@@ -158,6 +161,7 @@ class MentorActions:
         # The tool's name comes from the path: only ours are logged as they are.
         known = tool if tool in TOOLS_BY_NAME else "unknown"
         log.warning("tool_call.refused", tool=known, reason=reason)
+        metrics.record_tool_call(ToolCallOutcome.refused)
         return UnknownToolCall("No such conversation.")
 
     async def _as_user(
@@ -182,6 +186,7 @@ class MentorActions:
                 session, call.tool_call_id, tool, answer, changes=changes, now=utcnow()
             )
         log.info("tool_call.done", tool=tool, changes=changes)
+        metrics.record_tool_call(ToolCallOutcome.done)
         return answer
 
     async def _gate(
@@ -209,6 +214,7 @@ class MentorActions:
                 session, call.tool_call_id, tool, LIMIT_REACHED, changes=0, now=utcnow()
             )
             log.info("tool_call.limit_reached", tool=tool)
+            metrics.record_tool_call(ToolCallOutcome.limit_reached)
             return LIMIT_REACHED
         return None
 
@@ -297,10 +303,12 @@ class MentorActions:
                     session, call.tool_call_id, REMEMBER, MEMORY_OFF, changes=0, now=utcnow()
                 )
                 log.info("tool_call.memory_off")
+                metrics.record_tool_call(ToolCallOutcome.memory_off)
                 return MEMORY_OFF
         if not session.persona_id or not await self.memory.pin(
             session.user_id, session.persona_id, args.fact
         ):
+            metrics.record_tool_call(ToolCallOutcome.memory_failed)
             return MEMORY_FAILED  # not recorded: Tavus may deliver it again
         answer = f"I'll remember: «{args.fact}»"
         async with self.db.transaction(Identity(session.user_id), role="user") as s:
@@ -308,6 +316,7 @@ class MentorActions:
                 session, call.tool_call_id, REMEMBER, answer, changes=1, now=utcnow()
             )
         log.info("tool_call.done", tool=REMEMBER, changes=1)
+        metrics.record_tool_call(ToolCallOutcome.done)
         return answer
 
     async def _report(
@@ -372,6 +381,7 @@ def _arguments(model: type[A], call: ToolCallBody) -> A:
     try:
         return model.model_validate(call.arguments)
     except ValidationError as exc:
+        metrics.record_tool_call(ToolCallOutcome.invalid)
         fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
         raise InvalidToolCall(
             f"Invalid arguments: {', '.join(fields) or 'the arguments'}."
