@@ -4,6 +4,7 @@ session's limit — and every forgery gets the same 404 and changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -331,3 +332,36 @@ async def test_concurrent_calls_stay_within_the_limit(
         await service.client.get("/v1/me/goal-changes", headers=service.auth(live.user_id))
     ).json()["items"]
     assert len(changes) == 2
+
+
+async def test_the_log_is_paged_newest_first(service: RunningService) -> None:
+    live = await given_session(service)
+    goal = await goal_id(service, live.user_id, MEDITATE)
+    for percent in (50, 60, 70):
+        body = call_body(
+            live.conversation_id, {"goal_id": str(goal), "progress_percentage": percent}
+        )
+        assert (await deliver(service, UPDATE, body)).status_code == 200
+    headers = service.auth(live.user_id)
+
+    first = (
+        await service.client.get("/v1/me/goal-changes", params={"limit": 2}, headers=headers)
+    ).json()
+    second = (
+        await service.client.get(
+            "/v1/me/goal-changes",
+            params={"limit": 2, "cursor": first["next_cursor"]},
+            headers=headers,
+        )
+    ).json()
+
+    assert [c["after"] for c in first["items"] + second["items"]] == [70, 60, 50]
+    assert second["next_cursor"] is None
+    other = await service.client.get(
+        "/v1/me/goal-changes", params={"session_id": str(uuid.uuid4())}, headers=headers
+    )
+    assert other.json()["items"] == []
+    bad = await service.client.get(
+        "/v1/me/goal-changes", params={"cursor": "not-ours"}, headers=headers
+    )
+    assert (bad.status_code, bad.json()["code"]) == (400, "invalid_cursor")
