@@ -160,9 +160,11 @@ def test_tavus_setup_registers_the_tools_once_and_doctor_fix_runs_it(
     assert "registered: update_goal_progress, add_goal, remember, session_report" in first.stdout
     assert "attached to PAL p0000default" in first.stdout
     second = cli("tavus", "setup", env=tavus, cwd=workdir)
-    assert second.stdout.strip() == (
-        "the mentor's tools are registered and attached to p0000default"
-    )
+    # (and to the PALs of any mentor avatars other tests of this worker's database seeded)
+    assert second.stdout.startswith("the mentor's tools are registered and attached to ")
+    assert "p0000default" in second.stdout
+    assert "registered:" not in second.stdout
+    assert "attached to PAL" not in second.stdout
     assert "s" * 40 not in first.stdout + first.stderr + second.stdout + second.stderr
 
     sim.reset()  # a fresh account: nothing registered
