@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from facetoface.cli.common import app, database, fail, read_settings
-from facetoface.config import ConfigurationError, Settings
+from facetoface.config import ConfigurationError, Settings, get_settings
 from facetoface.errors import FacetofaceError
 from facetoface.observability.logging import configure_logging
 
@@ -96,8 +96,8 @@ def doctor(
     # Only errors on stderr: the report is the output, and log lines would only repeat it.
     configure_logging("ERROR", "console")
     try:
-        settings = Settings()
-    except (ValueError, ConfigurationError):
+        settings = get_settings()
+    except ConfigurationError:
         report = asyncio.run(diagnose_environment())  # reports what is unreadable
     else:
         try:

@@ -146,12 +146,24 @@ async def _check_database(settings: Settings) -> None:
     db = Database(settings)
     try:
         await check_migrations(db)
+        from facetoface.doctor import serving_role_problem
+
+        problem = await serving_role_problem(db, settings)
+        if problem is not None:
+            raise fail(f"refusing to start in {settings.environment.value} mode: {problem}")
     except UnmigratedDatabase as exc:
         raise fail(str(exc)) from exc
+    except typer.Exit:
+        raise
     except Exception as exc:
-        raise fail(f"cannot reach the database: {type(exc).__name__}: {exc}") from exc
+        raise fail(f"cannot reach the database: {type(exc).__name__}: {_first_line(exc)}") from exc
     finally:
         await db.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error's first line (a driver's message may go on for lines): one line of output."""
+    return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
 async def _serve(settings: Settings, host: str, port: int) -> None:
