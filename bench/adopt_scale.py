@@ -62,7 +62,7 @@ def measure(rows: int) -> tuple[float, float]:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(ORIGIN_SCHEMA.read_text().encode())
             conn.execute(generated(rows // 4, 4).encode())
-        settings = Settings(  # type: ignore[call-arg]
+        settings = Settings(
             _env_file=None, environment="test", database_url=url, db_statement_timeout_ms=0
         )
         started = time.monotonic()
