@@ -15,9 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import app_role_url
 from tests.support.cli import clean_environment, cli, free_port, serving
 from tests.support.eventually import eventually_blocking
 from tests.support.postgres import PostgresServer, fresh_database
+from tests.support.signing import TEST_JWT_SECRET
 
 pytestmark = pytest.mark.e2e
 
@@ -83,3 +85,28 @@ def test_a_public_base_url_on_another_local_port_is_said(tmp_path: Path) -> None
     assert len(warning) == 1, run.stderr
     assert f"serve listens on {port}" in warning[0]
     assert "Traceback" not in run.stderr
+
+
+def test_metrics_on_a_port_of_its_own(pg_database_url: str, tmp_path: Path) -> None:
+    """METRICS_PORT: `/metrics` answers there (bound to METRICS_HOST), and is no route on the
+    public port."""
+    port, metrics_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = clean_environment(
+        ENVIRONMENT="test",
+        SUPABASE_JWT_SECRET=TEST_JWT_SECRET,
+        DATABASE_URL=app_role_url(pg_database_url),
+        PORT=str(port),
+        PUBLIC_BASE_URL=url,
+        TAVUS_SIM_PORT=str(free_port()),
+        METRICS_PORT=str(metrics_port),
+        METRICS_HOST="127.0.0.1",
+        RECONCILE_INTERVAL_SECONDS="0",
+        LOG_LEVEL="WARNING",
+    )
+    with serving(env, url=url, logs=tmp_path / "serve"):
+        public = httpx.get(f"{url}/metrics", timeout=10)
+        private = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+    assert public.status_code == 404, public.text
+    assert private.status_code == 200, private.text
+    assert "facetoface_" in private.text
