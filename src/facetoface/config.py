@@ -76,7 +76,7 @@ def _strong_secret(value: str) -> bool:
     return entropy >= 3.0
 
 
-def _is_loopback_url(url: str) -> bool:
+def is_loopback_url(url: str) -> bool:
     """True when `url` names this machine (127.0.0.0/8, ::1, localhost): nothing fetched
     from it crosses a network."""
     host = urlsplit(url).hostname or ""
@@ -412,9 +412,7 @@ class Settings(BaseSettings):
                 "TAVUS_API_KEY is the simulator's key: set your Tavus API key "
                 "(platform.tavus.io → API keys)"
             )
-        if not (
-            self.tavus_base_url.startswith("https://") or _is_loopback_url(self.tavus_base_url)
-        ):
+        if not (self.tavus_base_url.startswith("https://") or is_loopback_url(self.tavus_base_url)):
             problems.append(
                 "TAVUS_BASE_URL must be https:// (the API key travels in every request) unless "
                 "it is on this machine: unset it for https://tavusapi.com/v2"
@@ -438,7 +436,7 @@ class Settings(BaseSettings):
                 "https://api.example.com"
             )
         if self.supabase_url and not (
-            self.supabase_url.startswith("https://") or _is_loopback_url(self.supabase_url)
+            self.supabase_url.startswith("https://") or is_loopback_url(self.supabase_url)
         ):
             problems.append(
                 "SUPABASE_URL must be https:// (the signing keys are fetched from it) unless "

@@ -16,7 +16,7 @@ import typer
 import uvicorn
 
 from facetoface.cli.common import app, database, fail, log, read_settings
-from facetoface.config import ConfigurationError, Settings
+from facetoface.config import ConfigurationError, Settings, is_loopback_url
 
 
 @app.command()
@@ -41,7 +41,6 @@ def serve(
         raise fail(str(exc)) from exc
     host, port = host or settings.host, port or settings.port
     settings = _callbacks_reach(settings, host, port)
-    _say_where(settings, host, port)
     # uvicorn drains on SIGTERM, then re-raises it; without a handler of ours that would end
     # the process before the `with` below stops the embedded database.
     signal.signal(signal.SIGTERM, _exit_after_drain)
@@ -55,6 +54,7 @@ def serve(
                 "/metrics with METRICS_TOKEN"
             )
         asyncio.run(_check_database(settings))
+        _say_where(settings, host, port)
         with _simulator_process(settings):
             _serve_workers(settings, host, port, workers)
 
@@ -71,7 +71,7 @@ def _callbacks_reach(settings: Settings, host: str, port: int) -> Settings:
 
     public = urlsplit(settings.public_base_url)
     default_port = 443 if public.scheme == "https" else 80
-    if _is_local(public.hostname or "") and (public.port or default_port) != port:
+    if is_loopback_url(settings.public_base_url) and (public.port or default_port) != port:
         typer.echo(
             f"facetoface: warning: PUBLIC_BASE_URL={settings.public_base_url} is this machine "
             f"on port {public.port or default_port}, but serve listens on {port}: callbacks "
@@ -80,17 +80,6 @@ def _callbacks_reach(settings: Settings, host: str, port: int) -> Settings:
             err=True,
         )
     return settings
-
-
-def _is_local(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _say_where(settings: Settings, host: str, port: int) -> None:
@@ -274,6 +263,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     from facetoface.app import create_app
 
     await _check_database(settings)
+    _say_where(settings, host, port)
 
     app = create_app(settings, freeze_heap=True)
     main_server = uvicorn.Server(server_config(app, settings, host, port))

@@ -27,7 +27,12 @@ What it does, in one transaction (so it either happens whole or not at all):
    - Each conversation is linked to its `daily_sessions` row where that is provable: same
      user, a face-to-face row started at the very same instant (the origin stamped both rows
      with one clock reading), or the only such row within 10 s and vice versa. Otherwise it
-     gets a new `daily_sessions` row of its own (`session_metadata.adopted`).
+     gets a new `daily_sessions` row of its own (`session_metadata.adopted`). Linking is
+     set-based (temporary tables and window counts: a handful of statements whatever the
+     number of rows), so the locks are held for seconds, not minutes; the report says how long.
+   - Impossible rows: a Tavus id the client refuses (`conv 42/../x`) is cleared (the row as it
+     was kept in quarantine) and, if live, the row is closed; a live row that starts in the
+     future (beyond `FUTURE_SKEW`) is closed. Both are listed.
    - **Sessions the origin left live forever** (its shipped end page never ended them): a
      conversation still `active` that started more than an hour ago (Tavus ends every call by
      then) is closed — `status = ended`, `failure_code = closed_by_adoption`, its end time left
