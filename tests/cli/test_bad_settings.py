@@ -150,3 +150,17 @@ def test_token_outside_development_without_a_secret_is_one_line(tmp_path: Path) 
         check=False,
     )
     assert_one_line(run, "SUPABASE_JWT_SECRET")
+
+
+def test_doctor_reports_an_unreadable_setting_without_a_traceback(tmp_path: Path) -> None:
+    """The doctor's output is its report: the settings check names the variable."""
+    env = clean_environment(ENVIRONMENT="development", DATA_DIR=str(tmp_path / "data"))
+    env["CORS_ALLOWED_ORIGINS"] = "[not json"
+    run = cli("doctor", env=env, cwd=tmp_path, check=False)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stdout + run.stderr
+    [settings_line] = [
+        line for line in run.stdout.splitlines() if line.startswith("FAIL  settings")
+    ]
+    assert "CORS_ALLOWED_ORIGINS" in settings_line
+    assert "e.g. CORS_ALLOWED_ORIGINS=https://a.example,https://b.example" in settings_line
