@@ -12,7 +12,7 @@ from facetoface.auth.dev_issuer import mint_token
 from facetoface.config import Settings
 from tavus_sim import SimServer
 from tests.conftest import app_role_url
-from tests.support.cli import clean_environment, cli, free_port, serving
+from tests.support.cli import clean_environment, free_port, serving
 from tests.support.eventually import eventually_blocking
 from tests.support.signing import TEST_JWT_SECRET
 
@@ -86,14 +86,3 @@ def test_two_workers_serve_one_port_and_merge_their_metrics(
         pids = {p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("*.db")}
         assert "999999" not in pids, "serve empties the directory before the workers start"
         assert {replica.rsplit(":", 1)[1] for replica in replicas} <= pids, pids
-
-
-def test_workers_refuse_the_embedded_simulator(pg_database_url: str, tmp_path: Path) -> None:
-    env = clean_environment(
-        ENVIRONMENT="development",
-        DATA_DIR=str(tmp_path / "data"),
-        DATABASE_URL=app_role_url(pg_database_url),
-    )
-    refused = cli("serve", "--workers", "2", env=env, cwd=tmp_path, check=False)
-    assert refused.returncode == 2
-    assert "--workers needs the real Tavus API" in refused.stderr

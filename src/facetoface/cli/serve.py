@@ -16,7 +16,7 @@ import typer
 import uvicorn
 
 from facetoface.cli.common import app, database, fail, log, read_settings
-from facetoface.config import ConfigurationError, Settings, is_loopback_url
+from facetoface.config import ConfigurationError, Environment, Settings, is_loopback_url
 
 
 @app.command()
@@ -60,10 +60,12 @@ def serve(
 
 
 def _callbacks_reach(settings: Settings, host: str, port: int) -> Settings:
-    """In development an unset `PUBLIC_BASE_URL` follows `--host`/`--port`, so the simulator's
-    callbacks reach the port actually served; a set one that names this machine on another
-    port is said out loud (callbacks would go where nobody listens)."""
-    if settings.is_development and "public_base_url" not in settings.model_fields_set:
+    """Outside production (which must set it) an unset `PUBLIC_BASE_URL` follows
+    `--host`/`--port`, so the simulator's callbacks reach the port actually served; a set one
+    that names this machine on another port is said out loud (callbacks would go where nobody
+    listens)."""
+    production = settings.environment is Environment.production
+    if not production and "public_base_url" not in settings.model_fields_set:
         shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
         shown = f"[{shown}]" if ":" in shown else shown
         return settings.model_copy(update={"public_base_url": f"http://{shown}:{port}"})
