@@ -53,7 +53,7 @@ async def check_signing_keys(settings: Settings) -> CheckResult:
     if secret is None:
         secret_note = ""
     elif secret == DEV_JWT_SECRET:
-        secret_note = "the development issuer's HS256 secret (refused in production)"
+        secret_note = "the development issuer's HS256 secret (development only)"
     else:
         secret_note = "HS256 secret set (SUPABASE_JWT_SECRET)"
     url = settings.jwks_url
