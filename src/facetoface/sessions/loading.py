@@ -139,7 +139,7 @@ def refusal_problem(settings: Settings, attempt: StartAttempt, now: datetime) ->
         )
     if refusal is Refusal.mentor_not_configured:
         return NoMentorConfigured(
-            "Set TAVUS_DEFAULT_PERSONA_ID or TAVUS_DEFAULT_REPLICA_ID, or give the user a "
+            "Set TAVUS_DEFAULT_PAL_ID or TAVUS_DEFAULT_FACE_ID, or give the user a "
             "mentor with a Tavus persona or replica."
         )
     raise AssertionError(f"unexpected start refusal {refusal!r}")
