@@ -31,7 +31,7 @@ def production(database_url: str) -> dict[str, str]:
         DATABASE_URL=database_url,
         PORT=str(free_port()),
         TAVUS_API_KEY="tvsk_not_a_real_key",
-        TAVUS_DEFAULT_PERSONA_ID="p0000default",
+        TAVUS_DEFAULT_PAL_ID="p0000default",
         SUPABASE_URL="https://proj.supabase.co",
         PUBLIC_BASE_URL="https://api.example.com",
         DEPLOYMENT_NAME="acme-prod",
