@@ -704,7 +704,9 @@ class Adoption:
         for r in await self.rows(
             "SELECT id, tavus_conversation_id, status IN ('starting', 'active', 'ending',"
             " 'indeterminate') AS live FROM public.mentor_conversations"
-            " WHERE tavus_conversation_id IS NOT NULL"
+            # Only the suspects leave the database (the client's rule, spelled in SQL); the
+            # client's own check below decides.
+            " WHERE tavus_conversation_id !~ '^[A-Za-z0-9_-]{1,128}$'"
         ):
             try:
                 validate_conversation_id(r.tavus_conversation_id)
