@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from facetoface.reconcile.service import Reconciler
     from facetoface.sessions.data_rights import DataRights
     from facetoface.sessions.service import SessionService
+    from facetoface.shutdown import Shutdown
     from facetoface.tavus import TavusClient
 
 
@@ -49,6 +50,8 @@ class AppState:
     compat: CompatService
     ops: OpsService
     console: ConsoleService
+    #: The process's drain (SIGTERM): readiness and the reconciler follow it.
+    shutdown: Shutdown
 
 
 def app_state(connection: HTTPConnection) -> AppState:

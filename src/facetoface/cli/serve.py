@@ -41,8 +41,8 @@ def serve(
         raise fail(str(exc)) from exc
     host, port = host or settings.host, port or settings.port
     settings = _callbacks_reach(settings, host, port)
-    # uvicorn drains on SIGTERM, then re-raises it; without a handler of ours that would end
-    # the process before the `with` below stops the embedded database.
+    # SIGTERM drains (facetoface.shutdown), then uvicorn re-raises it; without a handler of
+    # ours that would end the process before the `with` below stops the embedded database.
     signal.signal(signal.SIGTERM, _exit_after_drain)
     with database(settings, "app") as settings:
         if workers == 1:
@@ -216,6 +216,7 @@ class _QuietEmbeddedServer(logging.Filter):
 def _server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options for the service, one worker or several."""
     from facetoface.limits import head_limited_http_protocol
+    from facetoface.shutdown import requests_timeout
 
     return {
         "http": head_limited_http_protocol(settings.http_max_header_bytes),
@@ -225,6 +226,8 @@ def _server_options(settings: Settings) -> dict[str, Any]:
         "access_log": False,
         "proxy_headers": False,
         "server_header": False,
+        # SIGTERM (facetoface.shutdown): requests in flight get what is left of the grace.
+        "timeout_graceful_shutdown": requests_timeout(settings),
     }
 
 
@@ -267,7 +270,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     await _check_database(settings)
     _say_where(settings, host, port)
 
-    app = create_app(settings, freeze_heap=True)
+    app = create_app(settings, freeze_heap=True, drain_on_sigterm=True)
     main_server = uvicorn.Server(server_config(app, settings, host, port))
     tasks = [asyncio.ensure_future(main_server.serve())]
     if settings.metrics_port:
