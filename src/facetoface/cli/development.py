@@ -11,6 +11,7 @@ import typer
 from facetoface.cli.common import app, database, fail, read_settings
 from facetoface.config import Settings
 from facetoface.errors import FacetofaceError
+from facetoface.observability.logging import configure_logging
 
 
 @app.command()
@@ -31,6 +32,8 @@ def token(
     from facetoface.auth.dev_issuer import DEV_OPERATOR_ID, mint_token
 
     settings = read_settings()
+    # The output is the token, a failure its one line: log lines would only repeat it.
+    configure_logging("ERROR", settings.effective_log_format)
     if settings.hs256_secret is None:
         raise fail(
             "tokens come from your Supabase project: no HS256 secret is configured "
