@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from facetoface.sessions.service import SessionService
     from facetoface.shutdown import Shutdown
     from facetoface.tavus import TavusClient
+    from facetoface.webhooks.service import WebhookDelivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,7 @@ class AppState:
     compat: CompatService
     ops: OpsService
     console: ConsoleService
+    webhooks: WebhookDelivery
     #: The process's drain (SIGTERM): readiness and the reconciler follow it.
     shutdown: Shutdown
 
