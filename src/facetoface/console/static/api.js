@@ -70,7 +70,21 @@ export class Problem extends Error {
     this.code = doc.code || null;
     this.requestId = doc.request_id || null;
     this.body = doc;
+    this.retryAfterSeconds = null; // set from a 429's or 503's Retry-After header
   }
+}
+
+/** Seconds a `Retry-After` header asks for (delay-seconds or an HTTP date); null if none. */
+export function retryAfterSeconds(value, now = Date.now()) {
+  if (!value) {
+    return null;
+  }
+  const text = value.trim();
+  if (/^\d+$/.test(text)) {
+    return Number(text);
+  }
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
 }
 
 /** A fresh Idempotency-Key (random, 128 bits, hex). */
@@ -105,7 +119,9 @@ export async function api(path, { method = "GET", body, headers = {} } = {}) {
   }
   const data = await response.json().catch(() => null);
   if (!response.ok) {
-    throw new Problem(response.status, data);
+    const problem = new Problem(response.status, data);
+    problem.retryAfterSeconds = retryAfterSeconds(response.headers.get("Retry-After"));
+    throw problem;
   }
   return data;
 }

@@ -143,9 +143,25 @@ const STATUS_WORDS = {
   failed: "failed",
 };
 
+/**
+ * The mentor's name as every screen shows it: the name the service gave (the user's chosen
+ * mentor), else one wording for the configured default, capitalised where a sentence starts.
+ */
+export function mentorName(name, { capital = false } = {}) {
+  if (name) {
+    return name;
+  }
+  return capital ? "Your mentor" : "your mentor";
+}
+
+/** A status in words (the same words in the history, the session card and the details). */
+export function statusWord(status) {
+  return STATUS_WORDS[status] || status;
+}
+
 export function statusBadge(status) {
   const tone = STATUS_TONES[status] ?? "warn";
-  return h("span", { class: `badge ${tone}`.trim(), text: STATUS_WORDS[status] || status });
+  return h("span", { class: `badge ${tone}`.trim(), text: statusWord(status) });
 }
 
 export function isLive(session) {
