@@ -4,7 +4,7 @@
 - infrastructure (db, models, auth, tavus, limits, http_protocol, apidocs, app_state, demo,
   seeding): foundation, infrastructure, and the core's vocabulary.
 - core (conversations): foundation, infrastructure.
-- features (sessions, callbacks, reconcile, preferences, health, doctor): the above; never
+- features (sessions, callbacks, reconcile, preferences, health, doctor, tools): the above; never
   another feature.
 - adapters (compat, console): the above, and a feature through its package's `__all__` only.
 - migrations: foundation, infrastructure, the core.
@@ -47,7 +47,7 @@ LAYERS: dict[str, frozenset[str]] = {
     ),
     "core": frozenset({"conversations"}),
     "features": frozenset(
-        {"sessions", "callbacks", "reconcile", "preferences", "health", "doctor"}
+        {"sessions", "callbacks", "reconcile", "preferences", "health", "doctor", "tools"}
     ),
     "adapters": frozenset({"compat", "console"}),
     "migrations": frozenset({"migrations"}),

@@ -57,6 +57,11 @@ from facetoface.sessions.endpoints import router as sessions_router
 from facetoface.sessions.repository import SessionRepository
 from facetoface.sessions.service import SessionService
 from facetoface.tavus import OnRequest, TavusClient
+from facetoface.tools.change_log import GoalChangeLog
+from facetoface.tools.endpoints import me_router as tools_me_router
+from facetoface.tools.endpoints import tavus_router as tools_tavus_router
+from facetoface.tools.memory import MemoryService
+from facetoface.tools.service import MentorActions
 
 log = structlog.get_logger(__name__)
 
@@ -145,6 +150,7 @@ async def build_state(
     tavus_health = tavus_health or TavusHealth()
     conversations = ConversationService(db, tavus)
     sessions = SessionService(settings, SessionRepository(db), conversations, tavus, installation)
+    memory = MemoryService(settings, db, tavus)
     return AppState(
         settings=settings,
         db=db,
@@ -161,6 +167,9 @@ async def build_state(
         compat=CompatService(settings, db, sessions, conversations),
         ops=OpsService(settings, db, tavus, sessions, tavus_health),
         console=ConsoleService(settings, db),
+        mentor_actions=MentorActions(settings, db, memory),
+        goal_changes=GoalChangeLog(db),
+        memory=memory,
     )
 
 
@@ -278,6 +287,8 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
     app.include_router(compat_router)
     app.include_router(me_router)
     app.include_router(preferences_router)
+    app.include_router(tools_tavus_router)
+    app.include_router(tools_me_router)
     app.include_router(health_router)
     app.include_router(ops_router)
     install_console(app, settings)

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from facetoface.sessions.data_rights import DataRights
     from facetoface.sessions.service import SessionService
     from facetoface.tavus import TavusClient
+    from facetoface.tools.change_log import GoalChangeLog
+    from facetoface.tools.memory import MemoryService
+    from facetoface.tools.service import MentorActions
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,9 @@ class AppState:
     compat: CompatService
     ops: OpsService
     console: ConsoleService
+    mentor_actions: MentorActions
+    goal_changes: GoalChangeLog
+    memory: MemoryService
 
 
 def app_state(connection: HTTPConnection) -> AppState:

@@ -5,6 +5,7 @@ from facetoface.models.callback_event import TavusCallbackEvent
 from facetoface.models.daily_session import DailySession
 from facetoface.models.idempotency_key import IdempotencyKey
 from facetoface.models.installation import Installation
+from facetoface.models.mentor_action import GoalChange, MentorToolCall, SessionReport
 from facetoface.models.mentor_avatar import MentorAvatar
 from facetoface.models.mentor_conversation import MentorConversation
 from facetoface.models.onboarding_profile import OnboardingProfile
@@ -19,14 +20,17 @@ from facetoface.models.user_preference import UserPreference
 __all__ = [
     "Base",
     "DailySession",
+    "GoalChange",
     "IdempotencyKey",
     "Installation",
     "MentorAvatar",
     "MentorConversation",
+    "MentorToolCall",
     "OnboardingProfile",
     "Profile",
     "ReconcileRun",
     "RitualPreferences",
+    "SessionReport",
     "TavusCallbackEvent",
     "UserEmotionalCategory",
     "UserGoal",

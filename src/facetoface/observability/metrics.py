@@ -155,6 +155,16 @@ _TAVUS_ENDPOINTS = frozenset(
         "verify_api_key",
         "list_memory_stores",
         "delete_memory_store",
+        "list_tools",
+        "create_tool",
+        "delete_tool",
+        "list_pal_tools",
+        "attach_pal_tools",
+        "create_memory_store",
+        "get_memory_store",
+        "pin_memory",
+        "delete_pinned_memory",
+        "get_learned_memory",
     }
 )
 _TAVUS_OUTCOMES = frozenset(
