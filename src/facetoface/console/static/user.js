@@ -1,6 +1,8 @@
 // The user's console: what the mentor knows, a live session in the page, history, details.
 
 import { adoptTokenFromFragment, api, idempotencyKey, signOut } from "./api.js";
+import { changesSection, reportSection } from "./changes.js";
+import { loadMemory, setUpMemory } from "./memory.js";
 import {
   $,
   describeEnding,
@@ -234,6 +236,7 @@ function showEnded(session) {
   // What the mentor knows changed with this session ("since last time"); what the user said
   // last arrives with the transcript, a moment after the end: read again once it is there.
   loadContext();
+  loadMemory();
   followEnded(session);
 }
 
@@ -255,6 +258,7 @@ async function followEnded(session) {
   if (mine === followUp && session.transcript != null) {
     updateHistoryRow(session);
     loadContext();
+    loadMemory(); // learned from this session
   }
 }
 
@@ -509,7 +513,13 @@ function renderDetail(detail) {
     detail.shutdown_reason ? h("span", { class: "muted small", text: ` (${detail.shutdown_reason})` }) : null,
   );
   fact(facts, "Conversation", h("code", { text: detail.conversation_id || "—" }));
-  const parts = [facts, h("h3", { text: "Transcript" })];
+  const changes = h("div", { class: "changes-slot" });
+  changesSection(detail.id, { onChange: loadContext, report }).then((section) => {
+    if (detailId === detail.id) {
+      changes.replaceChildren(section);
+    }
+  });
+  const parts = [facts, reportSection(detail, mentorOf(detail, { capital: true }), () => showDetail(detail.id)), changes, h("h3", { text: "Transcript" })];
   if (detail.transcript === null) {
     parts.push(
       h("p", {
@@ -667,7 +677,9 @@ async function main() {
   });
   $("confirm-cancel").addEventListener("click", () => $("confirm-delete").close());
   $("confirm-yes").addEventListener("click", confirmDelete);
+  setUpMemory(report);
   loadContext();
+  loadMemory();
   followAddress(); // a session's address opens its details
   const page = await loadHistory(true);
   const newest = page?.items?.[0];
