@@ -142,6 +142,17 @@ async def test_a_session_from_start_to_details_without_rough_edges(
     await expect(dialog.locator("#detail-title")).to_contain_text("Session with Sage")
     requests.assert_own_origin_only(service)
 
+    # Signed out, the link leads through the sign-in to the session.
+    await page.get_by_role("button", name="Close").click()
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url(f"{service.url}/console/sign-in")
+    await page.goto(address)
+    await page.wait_for_url(f"{service.url}/console/sign-in")
+    await page.get_by_role("button", name=re.compile("^Maria Silva")).click()
+    await page.wait_for_url(address)
+    await expect(dialog).to_be_visible()
+    await expect(dialog.locator("#detail-title")).to_contain_text("Session with Sage")
+
 
 async def test_the_default_mentor_has_one_name_on_every_screen(
     seeded: RunningService, browser_page: Page

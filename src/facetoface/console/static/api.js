@@ -20,6 +20,24 @@ export function adoptTokenFromFragment() {
   }
 }
 
+const RETURN_KEY = "facetoface.return_to";
+const RETURNABLE = /^\/console#session\/[0-9a-f-]{36}$/i;
+
+/** Keep where a signed-out visitor was going (a session's details), for after sign-in. */
+export function rememberReturn(path) {
+  if (RETURNABLE.test(path)) {
+    sessionStorage.setItem(RETURN_KEY, path);
+  }
+}
+
+/** Where to go after sign-in, once (only a session's details in this console, never a URL
+ * from elsewhere). */
+export function takeReturn() {
+  const path = sessionStorage.getItem(RETURN_KEY);
+  sessionStorage.removeItem(RETURN_KEY);
+  return path && RETURNABLE.test(path) ? path : null;
+}
+
 export function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }

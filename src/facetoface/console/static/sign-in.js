@@ -1,9 +1,20 @@
 // Sign-in: a demo user or the development operator (development only), or a pasted token.
 
-import { Problem, adoptTokenFromFragment, api, isOperator, setToken, signOut, token } from "./api.js";
+import {
+  Problem,
+  adoptTokenFromFragment,
+  api,
+  isOperator,
+  setToken,
+  signOut,
+  takeReturn,
+  token,
+} from "./api.js";
 import { $, h, showProblem } from "./ui.js";
 
-const landing = () => (isOperator() ? "/console/ops" : "/console");
+// An operator lands on the operators' view; a user on their sessions, or on the session
+// whose link brought them here.
+const landing = () => (isOperator() ? "/console/ops" : takeReturn() || "/console");
 
 async function signInWith(value) {
   setToken(value);
