@@ -2,7 +2,7 @@
 
 - foundation (config, errors, clock, observability): foundation only.
 - infrastructure (db, models, auth, tavus, limits, http_protocol, apidocs, app_state, demo,
-  seeding): foundation, infrastructure, and the core's vocabulary.
+  seeding, shutdown): foundation, infrastructure, and the core's vocabulary.
 - core (conversations): foundation, infrastructure.
 - features (sessions, callbacks, reconcile, preferences, health, doctor, tools): the above; never
   another feature.
@@ -43,6 +43,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "app_state",
             "demo",
             "seeding",
+            "shutdown",
         }
     ),
     "core": frozenset({"conversations"}),

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from facetoface.reconcile.service import Reconciler
     from facetoface.sessions.data_rights import DataRights
     from facetoface.sessions.service import SessionService
+    from facetoface.shutdown import Shutdown
     from facetoface.tavus import TavusClient
     from facetoface.tools.change_log import GoalChangeLog
     from facetoface.tools.memory import MemoryService
@@ -55,6 +56,8 @@ class AppState:
     mentor_actions: MentorActions
     goal_changes: GoalChangeLog
     memory: MemoryService
+    #: The process's drain (SIGTERM): readiness and the reconciler follow it.
+    shutdown: Shutdown
 
 
 def app_state(connection: HTTPConnection) -> AppState:

@@ -78,6 +78,15 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     #: Serve the OpenAPI document (`/openapi.json`). Empty: in development only.
     openapi_enabled: bool | None = None
+    #: On SIGTERM `serve` exits within this long (README "Shutdown"): readiness turns 503,
+    #: new connections stop, the requests in flight finish (cut when the time is up), the
+    #: reconciler releases its leases. Keep it under the platform's kill timeout (Kubernetes:
+    #: terminationGracePeriodSeconds minus the preStop sleep; compose: stop_grace_period).
+    shutdown_grace_seconds: Annotated[float, Field(gt=0, le=3600)] = 30
+    #: Of that, how long `/readyz` answers 503 `draining` while the process still accepts
+    #: connections, so a load balancer that polls readiness stops sending first (at most half
+    #: the grace).
+    shutdown_readiness_delay_seconds: Annotated[float, Field(ge=0, le=600)] = 5
 
     # --- database -------------------------------------------------------------------------
     #: Empty = the embedded PostgreSQL in `data_dir/postgres` (development and tests only: every

@@ -38,11 +38,13 @@ TABLES = {
     "mentor_tool_calls",
     "goal_changes",
     "session_reports",
+    "schema_revisions",
 }
 #: 47 from 0005, one from 0006 (facetoface_installation), one from 0008 (reconcile_runs), six
-#: from 0009 (user_preferences' five; the service reading the caller's own events), ten from
-#: 0013 (the mentor's tool calls, goal changes and reports: three each, and undo's update).
-POLICIES = 65
+#: from 0009 (user_preferences' five; the service reading the caller's own events), one from
+#: 0012 (schema_revisions, read by the service), ten from 0013 (the mentor's tool calls, goal
+#: changes and reports: three each, and undo's update).
+POLICIES = 66
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 CRUD = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 
@@ -83,6 +85,7 @@ EXPECTED_TABLE_PRIVILEGES: dict[str, dict[str, set[str]]] = {
         "mentor_tool_calls": {"SELECT"},
         "goal_changes": {"SELECT"},
         "session_reports": {"SELECT"},
+        "schema_revisions": {"SELECT"},
     },
 }
 #: (table, privilege) granted to `authenticated` on some columns only, and columns it lacks.
@@ -306,6 +309,7 @@ async def test_only_the_service_may_run_the_merge_functions(owner: Database) -> 
         "facetoface.apply_delta",
         "facetoface.claim_end",
         "facetoface.forget_meeting_token",
+        "facetoface.remember_deleted_conversation",
         "facetoface.session_json",
         "facetoface.start_session",
     }

@@ -32,9 +32,10 @@ async def healthz() -> Response:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Database reachable, migrations current, Tavus as last seen (JSON, one key per check)."""
+    """Database reachable, schema served, Tavus as last seen (JSON, one key per check); 503
+    `draining` from SIGTERM on."""
     state = app_state(request)
-    code, body = await readiness(state.db, state.tavus_health)
+    code, body = await readiness(state.db, state.tavus_health, draining=state.shutdown.draining)
     return JSONResponse(body, status_code=code)
 
 

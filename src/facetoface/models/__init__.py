@@ -12,6 +12,7 @@ from facetoface.models.onboarding_profile import OnboardingProfile
 from facetoface.models.profile import Profile
 from facetoface.models.reconcile_run import ReconcileRun
 from facetoface.models.ritual_preferences import RitualPreferences
+from facetoface.models.schema_revision import SchemaRevision
 from facetoface.models.user_emotional_category import UserEmotionalCategory
 from facetoface.models.user_goal import UserGoal
 from facetoface.models.user_persona import UserPersona
@@ -30,6 +31,7 @@ __all__ = [
     "Profile",
     "ReconcileRun",
     "RitualPreferences",
+    "SchemaRevision",
     "SessionReport",
     "TavusCallbackEvent",
     "UserEmotionalCategory",

@@ -19,6 +19,7 @@ from facetoface.sessions.context import (
     build_mentor_context,
 )
 from facetoface.sessions.errors import (
+    ErasureInProgress,
     MentorNotFound,
     NoMentorConfigured,
     PremiumMentorRequired,
@@ -123,6 +124,8 @@ def mentor_context(
 def refusal_problem(settings: Settings, attempt: StartAttempt, now: datetime) -> Exception:
     """The problem a refused start answers with (the order is the function's)."""
     refusal = attempt.refusal
+    if refusal is Refusal.erasure_in_progress:
+        return ErasureInProgress("This account's data is being erased; no session can start.")
     if refusal is Refusal.profile_not_found:
         return ProfileNotFound("Create the user's profile before starting a session.")
     if refusal is Refusal.mentor_not_found:
