@@ -122,6 +122,14 @@ async def test_the_mentors_changes_report_and_memory_in_the_console(
     # What the mentor knows follows: the goal is back at 40 %, and the undo is said.
     goals = page.locator("#context .context-section", has_text="Active goals")
     await expect(goals).to_contain_text(f"«{MEDITATE}» (mindfulness goal, 40% done")
+    # ... and the lines written to the mentor read the right way round for the user: the
+    # mentor did it, the user undid it; the goal ids the mentor's tools need are left out.
+    since = page.locator("#context .context-section", has_text="Since last time")
+    await expect(since).to_contain_text(
+        f"Last session Sage moved «{MEDITATE}» from 40% to 60%; you undid this"
+    )
+    assert "goal_id" not in await goals.inner_text()
+    assert "the user undid" not in await since.inner_text()
     await dialog.get_by_role("button", name="Close").click()
 
     learned = memory.locator('dl[aria-label="Learned profile"]')

@@ -74,6 +74,10 @@ async def test_a_session_from_start_to_details_without_rough_edges(
     )
     await expect(opening.locator("blockquote")).to_contain_text("You are «Sage», meeting")
     assert await opening.locator(":scope > p", has_text="You are").count() == 0
+    # This deployment keeps no memory at Tavus: the panel says so, with nothing to forget.
+    memory = page.locator("#memory")
+    await expect(memory).to_contain_text("This service does not keep a memory")
+    await expect(memory.get_by_role("button", name="Forget everything…")).to_have_count(0)
     # Maria has no session yet: nothing "since last time".
     since = section(page, "Since last time")
     await expect(since).to_have_count(0)

@@ -136,6 +136,11 @@ export async function loadMemory() {
         }),
       );
     }
+    if (!memory.enabled && preferences.mentor_memory) {
+      // The deployment keeps no memory at Tavus: nothing to list or forget there.
+      body.replaceChildren(...parts);
+      return;
+    }
     parts.push(h("h3", { text: "Pinned facts" }), pinnedList(memory.pinned), ...learned(memory));
     const everything = h("button", { type: "button", class: "danger", id: "memory-forget-all" }, "Forget everything…");
     everything.addEventListener("click", () => {

@@ -81,14 +81,29 @@ function fact(list, term, ...value) {
 }
 
 // --- what the mentor knows -----------------------------------------------------------------
-function sectionBody(section) {
+/**
+ * A context line as the user reads it: the lines written to the mentor ("Last session you
+ * moved …; the user undid this") name the mentor and the user the other way round, and the
+ * goal ids the mentor needs to call its tools are left out (the exact text is one click away,
+ * under "Exactly what the mentor is told").
+ */
+function forTheUser(line, mentor) {
+  return line
+    .replace(/, goal_id [0-9a-f-]{36}/gi, "")
+    .replace(/^(- )?Last session you (added|moved) /, (_, dash, verb) => `${dash || ""}Last session ${mentor} ${verb} `)
+    .replace(/; the user undid this$/, "; you undid this")
+    .replace(/; the user kept it$/, "; you kept it");
+}
+
+function sectionBody(section, mentor) {
   const lines = section.text.split("\n");
   if (lines.length > 1 && lines[0].toLowerCase().startsWith(section.title.toLowerCase())) {
     lines.shift(); // the heading line repeats the title
   }
   const nodes = [];
   let list = null;
-  for (const line of lines) {
+  for (const raw of lines) {
+    const line = forTheUser(raw, mentor);
     if (line.startsWith("- ")) {
       list = list || h("ul");
       list.append(h("li", { text: line.slice(2) }));
@@ -145,7 +160,7 @@ async function loadContext() {
           "div",
           { class: "context-section", "data-section": section.name },
           h("h3", { text: section.name === "opening" ? "Who meets whom" : section.title }),
-          ...(section.name === "opening" ? openingBody(section, mentor) : sectionBody(section)),
+          ...(section.name === "opening" ? openingBody(section, mentor) : sectionBody(section, mentorName(knownMentor))),
         ),
       );
     }
