@@ -312,6 +312,7 @@ class ServiceHost:
         if state is not self._initial:  # the lifespan closes its own
             await state.compat.aclose()
             await state.tavus.aclose()
+            await state.webhooks.aclose()
 
     def harness_db(self) -> Database:
         db: Database = self.app.state.services.db
@@ -389,6 +390,8 @@ def service_settings(sim: SimServer, **overrides: Any) -> dict[str, Any]:
         "tavus_retry_timeout_seconds": 15.0,
         # Tests run reconciler passes themselves (`service.reconciler.run_once()`).
         "reconcile_interval_seconds": 0,
+        # And their webhook delivery passes (`service.state.webhooks.run_once()`).
+        "webhook_interval_seconds": 0,
         # The fuzzers read the API's map (production serves none by default).
         "openapi_enabled": True,
         **overrides,

@@ -3,17 +3,17 @@
 - foundation (config, errors, clock, observability): foundation only.
 - infrastructure (db, models, auth, tavus, limits, http_protocol, apidocs, app_state, demo,
   seeding, shutdown): foundation, infrastructure, and the core's vocabulary.
-- core (conversations): foundation, infrastructure.
-- features (sessions, callbacks, reconcile, preferences, health, doctor, tools): the above; never
-  another feature.
+- core (conversations, outbox): foundation, infrastructure, the core.
+- features (sessions, callbacks, reconcile, preferences, health, doctor, tools, webhooks): the
+  above; never another feature.
 - adapters (compat, console): the above, and a feature through its package's `__all__` only.
 - migrations: foundation, infrastructure, the core.
 - wiring (app, cli, `__main__`): anything.
 
 The core's vocabulary is its enums and event types (`conversations.status`,
-`conversations.events`): the tables' CHECK sets. Imports only made for type checking
-(`if TYPE_CHECKING:`) are not dependencies and are not checked. A module in no layer fails the
-test: a new module is placed on purpose. `tavus_sim` imports nothing of facetoface.
+`conversations.events`, `outbox.events`): the tables' CHECK sets. Imports only made for type
+checking (`if TYPE_CHECKING:`) are not dependencies and are not checked. A module in no layer
+fails the test: a new module is placed on purpose. `tavus_sim` imports nothing of facetoface.
 """
 
 from __future__ import annotations
@@ -46,9 +46,18 @@ LAYERS: dict[str, frozenset[str]] = {
             "shutdown",
         }
     ),
-    "core": frozenset({"conversations"}),
+    "core": frozenset({"conversations", "outbox"}),
     "features": frozenset(
-        {"sessions", "callbacks", "reconcile", "preferences", "health", "doctor", "tools"}
+        {
+            "sessions",
+            "callbacks",
+            "reconcile",
+            "preferences",
+            "health",
+            "doctor",
+            "tools",
+            "webhooks",
+        }
     ),
     "adapters": frozenset({"compat", "console"}),
     "migrations": frozenset({"migrations"}),
@@ -62,7 +71,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "adapters": ("foundation", "infrastructure", "core", "adapters"),
     "migrations": ("foundation", "infrastructure", "core"),
 }
-VOCABULARY = frozenset({"facetoface.conversations.status", "facetoface.conversations.events"})
+VOCABULARY = frozenset(
+    {
+        "facetoface.conversations.status",
+        "facetoface.conversations.events",
+        "facetoface.outbox.events",
+    }
+)
 #: What `facetoface.db` offers everyone; the rest are its modules (failures, admission, ...).
 DB_API = frozenset(
     {

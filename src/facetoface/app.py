@@ -64,6 +64,8 @@ from facetoface.tools.endpoints import me_router as tools_me_router
 from facetoface.tools.endpoints import tavus_router as tools_tavus_router
 from facetoface.tools.memory import MemoryService
 from facetoface.tools.service import MentorActions
+from facetoface.webhooks.endpoints import router as webhooks_router
+from facetoface.webhooks.service import WebhookDelivery
 
 log = structlog.get_logger(__name__)
 
@@ -176,6 +178,7 @@ async def build_state(
         mentor_actions=MentorActions(settings, db, memory),
         goal_changes=GoalChangeLog(db),
         memory=memory,
+        webhooks=WebhookDelivery(settings, db),
         shutdown=shutdown or Shutdown(),
     )
 
@@ -223,6 +226,7 @@ def create_app(
         tavus_health = TavusHealth()
         tavus = build_tavus_client(settings, on_request=tavus_health.on_request)
         reconcile_task: asyncio.Task[None] | None = None
+        webhook_task: asyncio.Task[None] | None = None
         state: AppState | None = None
         try:
             await check_migrations(db)
@@ -237,6 +241,9 @@ def create_app(
             app.state.services = state
             if settings.reconcile_interval_seconds > 0:
                 reconcile_task = asyncio.create_task(state.reconciler.run_forever())
+            # Every replica runs it (delivery where APP_WEBHOOK_URL is set; expiry anywhere).
+            if settings.webhook_interval_seconds > 0:
+                webhook_task = asyncio.create_task(state.webhooks.run_forever())
             shutdown.on_drain(state.reconciler.stop)
             loop = asyncio.get_running_loop()
             shutdown.on_drain(lambda: tavus.cut_off_at(loop.time() + tavus_cutoff(settings)))
@@ -255,6 +262,12 @@ def create_app(
             )
             yield
         finally:
+            if webhook_task is not None:
+                # An attempt cut short keeps its lease until it expires; the event is sent
+                # again then, with the same id (receivers dedupe).
+                webhook_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await webhook_task
             if state is not None and reconcile_task is not None:
                 # The pass in progress finishes its row and releases the rest of its leases;
                 # one stuck on a call is cancelled (and still releases them).
@@ -267,6 +280,7 @@ def create_app(
                         await reconcile_task
             if state is not None:
                 await state.compat.aclose()
+                await state.webhooks.aclose()
             await tavus.aclose()
             await auth_http.aclose()
             await db.dispose()
@@ -314,6 +328,7 @@ def create_app(
     app.include_router(tools_me_router)
     app.include_router(health_router)
     app.include_router(ops_router)
+    app.include_router(webhooks_router)
     install_console(app, settings)
     if settings.is_development and settings.serves_openapi:
         install_api_docs(app)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from facetoface.tools.change_log import GoalChangeLog
     from facetoface.tools.memory import MemoryService
     from facetoface.tools.service import MentorActions
+    from facetoface.webhooks.service import WebhookDelivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ class AppState:
     mentor_actions: MentorActions
     goal_changes: GoalChangeLog
     memory: MemoryService
+    webhooks: WebhookDelivery
     #: The process's drain (SIGTERM): readiness and the reconciler follow it.
     shutdown: Shutdown
 

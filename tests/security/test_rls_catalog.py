@@ -39,12 +39,14 @@ TABLES = {
     "goal_changes",
     "session_reports",
     "schema_revisions",
+    "webhook_events",
 }
 #: 47 from 0005, one from 0006 (facetoface_installation), one from 0008 (reconcile_runs), six
 #: from 0009 (user_preferences' five; the service reading the caller's own events), one from
 #: 0012 (schema_revisions, read by the service), ten from 0013 (the mentor's tool calls, goal
-#: changes and reports: three each, and undo's update).
-POLICIES = 66
+#: changes and reports: three each, and undo's update), four from 0014 (webhook_events: the
+#: service's only).
+POLICIES = 70
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 CRUD = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 
@@ -86,6 +88,7 @@ EXPECTED_TABLE_PRIVILEGES: dict[str, dict[str, set[str]]] = {
         "goal_changes": {"SELECT"},
         "session_reports": {"SELECT"},
         "schema_revisions": {"SELECT"},
+        "webhook_events": CRUD,
     },
 }
 #: (table, privilege) granted to `authenticated` on some columns only, and columns it lacks.
@@ -308,6 +311,7 @@ async def test_only_the_service_may_run_the_merge_functions(owner: Database) -> 
     assert {f.name.split("(")[0] for f in functions} == {
         "facetoface.apply_delta",
         "facetoface.claim_end",
+        "facetoface.enqueue_session_events",
         "facetoface.forget_meeting_token",
         "facetoface.remember_deleted_conversation",
         "facetoface.session_json",

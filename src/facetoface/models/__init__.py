@@ -17,6 +17,7 @@ from facetoface.models.user_emotional_category import UserEmotionalCategory
 from facetoface.models.user_goal import UserGoal
 from facetoface.models.user_persona import UserPersona
 from facetoface.models.user_preference import UserPreference
+from facetoface.models.webhook_event import WebhookEvent
 
 __all__ = [
     "Base",
@@ -38,5 +39,6 @@ __all__ = [
     "UserGoal",
     "UserPersona",
     "UserPreference",
+    "WebhookEvent",
     "utcnow",
 ]

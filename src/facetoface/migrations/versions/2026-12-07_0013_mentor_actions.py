@@ -20,7 +20,7 @@ Expand-only (new tables, an attribute appended to `start_result` — read by nam
 same function signature): the previous release runs unchanged on it.
 
 Revision ID: 0013
-Revises: 0012
+Revises: 0014
 Create Date: 2026-12-07 17:00:00.000000
 """
 
@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql
 from facetoface.migrations.functions import frozen
 
 revision: str = "0013"
-down_revision: str | None = "0012"  # chained after main's 0011 and 0012 at the merge
+down_revision: str | None = "0014"  # chained after main's 0011, 0012 and 0014 at the merge
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
