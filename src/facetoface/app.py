@@ -38,7 +38,7 @@ from facetoface.db.failures import UNAVAILABLE_REASONS
 from facetoface.errors import install_error_handlers
 from facetoface.health import TavusHealth
 from facetoface.health import router as health_router
-from facetoface.limits import BodyLimitMiddleware
+from facetoface.limits import BodyDeadlineMiddleware, BodyLimitMiddleware
 from facetoface.models import Base
 from facetoface.observability.metrics import (
     LabelSets,
@@ -260,6 +260,9 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
         callback_paths=(CALLBACKS_PREFIX, WEBHOOK_PATH),
         renderers={ORIGIN_PREFIX: render_origin_error},
     )
+    # Outside the size limit (which reads chunked bodies itself), inside the request context
+    # (so a 408 is logged and counted like any answer).
+    app.add_middleware(BodyDeadlineMiddleware, seconds=settings.http_body_timeout_seconds)
     if settings.cors_allowed_origins or settings.cors_origin_regex:
         app.add_middleware(
             CORSMiddleware,

@@ -69,6 +69,20 @@ class Settings(BaseSettings):
     #: Largest request head (request line and headers) the server reads; beyond it the
     #: connection is answered 431 and closed before the rest is read.
     http_max_header_bytes: Annotated[int, Field(ge=4096, le=1024 * 1024)] = 32 * 1024
+    #: A connection that sends nothing (before its first request, or between requests on
+    #: keep-alive) is closed after this long. Behind a load balancer that keeps idle
+    #: connections open longer, set it above the balancer's idle timeout.
+    http_idle_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    #: A request's line and headers must arrive within this long of their first byte;
+    #: otherwise 408 and the connection is closed (a slow-head client holds nothing longer).
+    http_head_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+    #: A request's body must arrive within this long of its head; otherwise 408 (or a close
+    #: when the answer has begun). A one-hour transcript (a few hundred kB) needs far less.
+    http_body_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    #: Connections one process holds at once; a connection beyond it is answered 503 (with
+    #: Retry-After) and closed. Keep it well below the process's open-file limit: the
+    #: database pool, Tavus and the probes need descriptors too.
+    http_max_connections: Annotated[int, Field(ge=16, le=1_000_000)] = 1000
     #: When set, `GET /metrics` requires `Authorization: Bearer <METRICS_TOKEN>`.
     metrics_token: SecretStr | None = None
     #: Serve the OpenAPI document (`/openapi.json`). Empty: in development only.
