@@ -36,5 +36,5 @@ class Supervisor(Multiprocess):
 
     def _forget(self, gone: set[int]) -> None:
         for pid in gone:
-            multiprocess.mark_process_dead(pid)
+            multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
             log.info("serve.worker_replaced", pid=pid)
