@@ -31,6 +31,7 @@ from facetoface.console.ops.service import OpsService
 from facetoface.console.service import ConsoleService
 from facetoface.conversations.events import KNOWN as KNOWN_EVENT_TYPES
 from facetoface.conversations.names import installation_id
+from facetoface.conversations.recent import RecentConversations
 from facetoface.conversations.service import ConversationService
 from facetoface.conversations.status import CallbackOutcome, FailureCode
 from facetoface.db import Database
@@ -112,15 +113,22 @@ def build_token_verifier(settings: Settings, http: httpx.AsyncClient | None) -> 
 
 
 def build_tavus_client(
-    settings: Settings, on_request: OnRequest = record_tavus_request
+    settings: Settings,
+    on_request: OnRequest = record_tavus_request,
+    *,
+    max_concurrency: int | None = None,
+    bulkhead_timeout_s: float | None = None,
 ) -> TavusClient:
+    """A Tavus client as `settings` say; `max_concurrency` (its bulkhead) defaults to
+    `TAVUS_MAX_CONCURRENT_REQUESTS`."""
     return TavusClient(
         settings.effective_tavus_base_url,
         settings.effective_tavus_api_key,
         connect_timeout_s=settings.tavus_connect_timeout_seconds,
         read_timeout_s=settings.tavus_read_timeout_seconds,
         total_timeout_s=settings.tavus_total_timeout_seconds,
-        max_concurrency=settings.tavus_max_concurrent_requests,
+        max_concurrency=max_concurrency or settings.tavus_max_concurrent_requests,
+        bulkhead_timeout_s=bulkhead_timeout_s,
         retry_attempts=settings.tavus_retry_attempts,
         retry_timeout_s=settings.tavus_retry_timeout_seconds,
         concurrency_retry_after_s=settings.tavus_concurrency_retry_after_seconds,
@@ -144,6 +152,9 @@ async def build_state(
         installation = await installation_id(session)
     tavus_health = tavus_health or TavusHealth()
     conversations = ConversationService(db, tavus)
+    # Which conversations may still hear from Tavus, in memory: unsigned posts naming others
+    # cost no database work (the callbacks' older URLs, the origin's webhook).
+    recent = RecentConversations(db)
     sessions = SessionService(settings, SessionRepository(db), conversations, tavus, installation)
     return AppState(
         settings=settings,
@@ -155,10 +166,24 @@ async def build_state(
         conversations=conversations,
         sessions=sessions,
         data_rights=DataRights(settings, db, tavus, sessions),
-        callbacks=CallbackService(conversations),
+        callbacks=CallbackService(
+            conversations, signing_key=settings.callback_signing_key, recent=recent
+        ),
         preferences=PreferencesService(PreferencesRepository(db)),
         reconciler=Reconciler(settings, db, tavus, conversations, installation),
-        compat=CompatService(settings, db, sessions, conversations),
+        compat=CompatService(
+            settings,
+            db,
+            sessions,
+            conversations,
+            recent=recent,
+            tavus_lane=build_tavus_client(
+                settings,
+                max_concurrency=settings.tavus_webhook_max_concurrent_fetches,
+                # A full lane answers 503 at once: a post waits for no one's fetch.
+                bulkhead_timeout_s=0.05,
+            ),
+        ),
         ops=OpsService(settings, db, tavus, sessions, tavus_health),
         console=ConsoleService(settings, db),
     )

@@ -7,6 +7,7 @@ it binds a port.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from enum import StrEnum
 from pathlib import Path
@@ -206,13 +207,24 @@ class Settings(BaseSettings):
     reconcile_list_pages: Annotated[int, Field(ge=1, le=50)] = 5
 
     # --- the origin's webhook (`POST /functions/v1/tavus-webhook`) ---
-    #: Posts per second the unsigned webhook accepts per process (a token bucket); 429 beyond.
+    #: Posts per second the unsigned webhook accepts *per conversation of ours* (a token bucket
+    #: each, so posts naming unknown conversations, which cost nothing, never use up a real
+    #: conversation's share); 429 beyond.
     tavus_webhook_rate_per_second: Annotated[float, Field(gt=0)] = 20.0
-    #: How many posts may arrive at once before the rate applies (the bucket's size).
+    #: How many posts about one conversation may arrive at once before the rate applies.
     tavus_webhook_burst: Annotated[int, Field(ge=1)] = 40
     #: At most one fetch from Tavus per conversation per this many seconds; posts in between
     #: wait for (and share) the next fetch.
     tavus_webhook_fetch_interval_seconds: Annotated[float, Field(ge=0, le=60)] = 2.0
+    #: Verbose fetches from Tavus the webhook runs at once per process, over Tavus connections
+    #: of their own (a lane apart from the users' starts and ends); beyond, 503 + Retry-After.
+    tavus_webhook_max_concurrent_fetches: Annotated[int, Field(ge=1, le=64)] = 2
+
+    #: Signs the callback URLs given to Tavus (an HMAC of the session's row id in the URL),
+    #: so a forged callback is refused without a database round trip. At least 32 characters;
+    #: required outside development (development derives one). Changing it invalidates the
+    #: callback URLs of live sessions (the reconciler then fetches what they miss).
+    callback_signing_secret: SecretStr | None = None
 
     # --- authentication -------------------------------------------------------------------
     #: The Supabase project URL; issuer = `<url>/auth/v1`, JWKS = issuer + `/.well-known/jwks.json`.
@@ -310,6 +322,20 @@ class Settings(BaseSettings):
         return DEV_JWT_SECRET if self.environment is not Environment.production else None
 
     @property
+    def callback_signing_key(self) -> bytes:
+        """The key of the callback URLs' MACs: `CALLBACK_SIGNING_SECRET`, or in development
+        only, one derived from the published development secret and the deployment's name."""
+        if self.callback_signing_secret is not None:
+            return self.callback_signing_secret.get_secret_value().encode()
+        if self.is_development:
+            material = f"{DEV_JWT_SECRET}:callbacks:{self.deployment_name}".encode()
+            return hashlib.sha256(material).digest()
+        raise ConfigurationError(
+            "CALLBACK_SIGNING_SECRET is not set (required outside development: at least 32 "
+            "random characters, e.g. `openssl rand -base64 48`)"
+        )
+
+    @property
     def sqlalchemy_url(self) -> str:
         """The async SQLAlchemy URL for `database_url`."""
         if not self.database_url:
@@ -355,6 +381,12 @@ class Settings(BaseSettings):
                 )
         if "*" in self.cors_allowed_origins:
             problems.append("CORS_ALLOWED_ORIGINS must list origins, not '*'")
+        signing = self.callback_signing_secret
+        if signing is None or len(signing.get_secret_value()) < 32:
+            problems.append(
+                "CALLBACK_SIGNING_SECRET must be set to at least 32 random characters (it signs "
+                "the callback URLs given to Tavus)"
+            )
         secret = self.supabase_jwt_secret
         if secret is not None:
             value = secret.get_secret_value()

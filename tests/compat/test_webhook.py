@@ -192,16 +192,38 @@ async def test_concurrent_posts_for_one_conversation_share_fetches(
 
 
 @pytest.mark.parametrize(
-    "service_overrides", [{"tavus_webhook_burst": 3, "tavus_webhook_rate_per_second": 0.5}]
+    "service_overrides",
+    [
+        {
+            "tavus_webhook_burst": 3,
+            "tavus_webhook_rate_per_second": 0.5,
+            "tavus_webhook_fetch_interval_seconds": 0,
+        }
+    ],
 )
-async def test_the_route_is_rate_limited(service: RunningService) -> None:
+async def test_the_route_is_rate_limited_per_conversation_of_ours(
+    service: RunningService,
+) -> None:
+    """Issue 17.6: random ids at 40/s made 4 of 5 of Tavus's own posts about a real
+    conversation 429 (one shared limit). Now each conversation of ours has its own bucket,
+    and posts naming unknown ones (no database work either) take from none."""
+    started = await start_quiet(service)
+    cid = started["conversation_id"]
+    service.sim.shutdown(cid, "participant_left_timeout")
+    # A flood of made-up ids first: all answered alike, none limited.
+    flood = await asyncio.gather(
+        *(service.client.post(WEBHOOK, json=forged(f"c{uuid.uuid4().hex[:12]}")) for _ in range(40))
+    )
+    assert [r.status_code for r in flood] == [200] * 40
+
     statuses = []
     for _ in range(5):
-        response = await service.client.post(WEBHOOK, json=forged(f"c{uuid.uuid4().hex[:12]}"))
+        response = await service.client.post(WEBHOOK, json=forged(cid))
         statuses.append(response.status_code)
         if response.status_code == 429:
             assert response.json()["code"] == "rate_limited"
             assert 1 <= int(response.headers["retry-after"]) <= 2
+    # The real conversation's own burst is whole; beyond it, that conversation alone waits.
     assert statuses == [200, 200, 200, 429, 429]
 
 
