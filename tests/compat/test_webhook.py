@@ -237,3 +237,42 @@ async def test_the_body_is_bounded(service: RunningService) -> None:
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
     assert response.json()["error"] == "The body exceeds 2048 bytes."
+
+
+@pytest.mark.parametrize(
+    "service_overrides",
+    [
+        {
+            "tavus_max_concurrent_requests": 4,
+            "tavus_webhook_max_concurrent_fetches": 2,
+            # A full bulkhead is answered after this long (nothing waits for long).
+            "tavus_connect_timeout_seconds": 0.5,
+        }
+    ],
+)
+async def test_webhook_fetches_never_take_a_users_start_slot(service: RunningService) -> None:
+    """Issue 17.6: 40 known conversation ids posted at once started 40 verbose fetches,
+    filling the Tavus bulkhead (16/16), and users' starts got `503 busy`. The fetches now
+    run on a lane of their own, capped: a user's start never waits for them."""
+    conversations = [(await start_quiet(service))["conversation_id"] for _ in range(6)]
+    for cid in conversations:
+        service.sim.shutdown(cid, "participant_left_timeout")
+    count_gets(service, delay_s=2.0)  # each verbose fetch holds its lane for 2 s
+    users = [await create_user(service.db) for _ in range(4)]
+
+    posts = asyncio.gather(
+        *(service.client.post(WEBHOOK, json=forged(cid)) for cid in conversations * 2)
+    )
+    starts = await asyncio.gather(
+        *(service.client.post("/v1/sessions", headers=service.auth(u)) for u in users)
+    )
+    answered = await posts
+
+    assert [s.status_code for s in starts] == [201] * len(users), [s.text for s in starts]
+    statuses = sorted(r.status_code for r in answered)
+    # At most two fetches at once: the rest are told to come back (a documented 503).
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses.count(503) >= len(conversations) - 2, statuses
+    for refused in (r for r in answered if r.status_code == 503):
+        assert refused.json()["code"] == "tavus_unavailable"
+        assert int(refused.headers["retry-after"]) >= 1
