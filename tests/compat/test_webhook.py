@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from facetoface.models import TavusCallbackEvent
 from tests.conftest import RunningService
+from tests.support.eventually import eventually
 from tests.support.factories import count_rows, create_user, session_rows
 from tests.support.tavus_timing import no_backoff
 
@@ -263,6 +264,8 @@ async def test_webhook_fetches_never_take_a_users_start_slot(service: RunningSer
     posts = asyncio.gather(
         *(service.client.post(WEBHOOK, json=forged(cid)) for cid in conversations * 2)
     )
+    # The fetches are at Tavus (as many as may run at once), then the users start.
+    await eventually(lambda: gets_served(service) >= 2, what="verbose fetches in flight")
     starts = await asyncio.gather(
         *(service.client.post("/v1/sessions", headers=service.auth(u)) for u in users)
     )
