@@ -166,9 +166,7 @@ async def build_state(
         conversations=conversations,
         sessions=sessions,
         data_rights=DataRights(settings, db, tavus, sessions),
-        callbacks=CallbackService(
-            conversations, signing_key=settings.callback_signing_key, recent=recent
-        ),
+        callbacks=CallbackService(conversations, settings=settings, recent=recent),
         preferences=PreferencesService(PreferencesRepository(db)),
         reconciler=Reconciler(settings, db, tavus, conversations, installation),
         compat=CompatService(

@@ -21,6 +21,7 @@ from facetoface.doctor import Report, diagnose
 from tavus_sim import SimServer
 from tests.auth.jwtkit import JwksServer, ec_key
 from tests.conftest import app_role_url
+from tests.support.cli import TEST_CALLBACK_SIGNING_SECRET
 from tests.support.postgres import PostgresServer
 
 Doctor = Callable[..., Awaitable[Report]]
@@ -81,6 +82,7 @@ def production_values(database_url: str, sim: SimServer, jwks: JwksServer) -> di
         "public_base_url": "https://facetoface.example.com",
         "deployment_name": "doctor-test",
         "log_level": "WARNING",
+        "callback_signing_secret": TEST_CALLBACK_SIGNING_SECRET,
     }
 
 

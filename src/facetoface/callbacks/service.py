@@ -15,6 +15,7 @@ import uuid
 
 import structlog
 
+from facetoface.config import Settings
 from facetoface.conversations.events import MalformedCallback, parse_body
 from facetoface.conversations.recent import RecentConversations
 from facetoface.conversations.service import ConversationService
@@ -40,11 +41,11 @@ class CallbackService:
         self,
         conversations: ConversationService,
         *,
-        signing_key: bytes,
+        settings: Settings,
         recent: RecentConversations,
     ) -> None:
         self.conversations = conversations
-        self.signing_key = signing_key
+        self.settings = settings
         self.recent = recent
 
     async def authenticate(self, mentor_conversation_id: str, token: str) -> uuid.UUID:
@@ -62,7 +63,9 @@ class CallbackService:
         must carry the MAC of its row id; an unsigned one (a session started before URLs were
         signed) must name a conversation that may still hear from Tavus (an in-memory
         snapshot). What passes is still checked against the stored token hash."""
-        form = token_form(self.signing_key, row_id, token)
+        # Read when first needed: commands that never take a callback run without the secret
+        # (`serve` refuses to start outside development without it).
+        form = token_form(self.settings.callback_signing_key, row_id, token)
         if form is TokenForm.signed:
             return
         if form is TokenForm.legacy and await self.recent.has_row(row_id):
