@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Secret used by the development token issuer. Refused outside development.
 DEV_JWT_SECRET = "facetoface-development-secret-do-not-use-in-production"
 #: API key the built-in simulator accepts; meaningless against the real Tavus.
 SIM_API_KEY = "sim-key"
-#: Persona/replica the simulator is given when no default is configured (Tavus stock IDs).
+#: PAL/Face (Tavus's current names for persona/replica, same ids) the simulator is given when
+#: no default is configured (Tavus stock IDs).
 DEV_PERSONA_ID = "pcb7a34da5fe"
 DEV_REPLICA_ID = "r90bbd427f71"
 #: Refused in production: two deployments left at the default look alike in Tavus's lists.
@@ -115,8 +116,17 @@ class Settings(BaseSettings):
     #: Absent in development → the built-in simulator is started and used over HTTP.
     tavus_api_key: SecretStr | None = None
     tavus_base_url: str = "https://tavusapi.com/v2"
-    tavus_default_persona_id: str = ""
-    tavus_default_replica_id: str = ""
+    #: The mentor for users without their own: a PAL and/or a Face (Tavus renamed personas
+    #: and replicas; the ids are the same). `TAVUS_DEFAULT_PERSONA_ID`/`_REPLICA_ID`, the old
+    #: names, still work; the new name wins when both are set.
+    tavus_default_pal_id: str = Field(
+        default="",
+        validation_alias=AliasChoices("tavus_default_pal_id", "tavus_default_persona_id"),
+    )
+    tavus_default_face_id: str = Field(
+        default="",
+        validation_alias=AliasChoices("tavus_default_face_id", "tavus_default_replica_id"),
+    )
     tavus_connect_timeout_seconds: Annotated[float, Field(gt=0)] = 3.0
     tavus_read_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     tavus_total_timeout_seconds: Annotated[float, Field(gt=0)] = 15.0
@@ -296,14 +306,16 @@ class Settings(BaseSettings):
 
     @property
     def default_persona_id(self) -> str | None:
-        if self.tavus_default_persona_id:
-            return self.tavus_default_persona_id
+        """The default mentor's PAL (persona) id, if any."""
+        if self.tavus_default_pal_id:
+            return self.tavus_default_pal_id
         return DEV_PERSONA_ID if self.uses_simulator else None
 
     @property
     def default_replica_id(self) -> str | None:
-        if self.tavus_default_replica_id:
-            return self.tavus_default_replica_id
+        """The default mentor's Face (replica) id, if any."""
+        if self.tavus_default_face_id:
+            return self.tavus_default_face_id
         return DEV_REPLICA_ID if self.uses_simulator else None
 
     @property
@@ -354,7 +366,7 @@ class Settings(BaseSettings):
             if self.tavus_api_key is None:
                 problems.append("TAVUS_API_KEY is not set (the simulator is for development)")
             if not (self.default_persona_id or self.default_replica_id):
-                problems.append("set TAVUS_DEFAULT_PERSONA_ID and/or TAVUS_DEFAULT_REPLICA_ID")
+                problems.append("set TAVUS_DEFAULT_PAL_ID and/or TAVUS_DEFAULT_FACE_ID")
             if not self.supabase_url:
                 problems.append("SUPABASE_URL is not set (token issuer and JWKS derive from it)")
             if not self.database_url:

@@ -279,6 +279,7 @@ async def test_only_the_service_may_run_the_merge_functions(owner: Database) -> 
         "facetoface.apply_delta",
         "facetoface.claim_end",
         "facetoface.forget_meeting_token",
+        "facetoface.remember_deleted_conversation",
         "facetoface.session_json",
         "facetoface.start_session",
     }

@@ -74,6 +74,8 @@ DOCUMENTED_4XX = frozenset(
         "callback_not_found",
         "malformed_callback",
         "request_timeout",  # a head or body slower than its deadline (408)
+        "session_deleted",
+        "erasure_in_progress",
     }
 )
 

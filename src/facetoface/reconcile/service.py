@@ -13,9 +13,11 @@
    the shutdown, the transcript, … — goes through the callback inbox (same dedupe, same
    merges). A failed Tavus end is retried.
 4. **Orphans**: running conversations at Tavus that carry this installation's identity in
-   their name (conversations/names.py) and whose row exists here but owns no live session are
-   ended (they bill and hold a concurrency slot). Anything else on the account — another app,
-   a twin deployment, an unnamed conversation — is never touched, only counted.
+   their name (conversations/names.py) and whose row here owns no live session are ended
+   (they bill and hold a concurrency slot); those whose row was deleted here (while their
+   start waited for Tavus) are ended and deleted there. Anything else on the account —
+   another app, a twin deployment, a copy of this database, an unnamed conversation — is
+   never touched, only counted.
 5. **Retention**: transcripts older than `TRANSCRIPT_RETENTION_DAYS`, expired idempotency keys.
 
 Every row is isolated: an error on one (a malformed Tavus answer, a database hiccup) is
@@ -64,6 +66,8 @@ from facetoface.tavus import (
 log = structlog.get_logger(__name__)
 
 _PAGE_SIZE = 100
+#: How long the ids of rows deleted here are kept: far past any call's end at Tavus.
+_DELETED_KEPT = timedelta(days=2)
 T = TypeVar("T")
 
 
@@ -315,11 +319,24 @@ class Reconciler:
         if not ours:
             return
         async with self.db.transaction(role="service") as session:
-            known = await ReconcileRepository(session).statuses(list(ours))
+            repository = ReconcileRepository(session)
+            known = await repository.statuses(list(ours))
+            deleted = await repository.deleted_here([i for i in ours if i not in known])
         for row_id, conversation in ours.items():
+            if row_id in deleted:
+                # Its row was deleted here (its user's delete, their erasure) while its start
+                # waited for Tavus, and that start could not end it: nobody owns it now, and
+                # its user asked for it to go — ended and deleted at Tavus.
+                if await self.conversations.discard_at_tavus(conversation.conversation_id):
+                    log.warning(
+                        "reconcile.orphan_without_row_ended",
+                        conversation_id=conversation.conversation_id,
+                    )
+                    report.add("ended_orphan_without_row")
+                continue
             if row_id not in known:
-                # Named like ours, but no row here: not provably ours (another database with
-                # a copied installation id, a row deleted by hand). Never touched.
+                # Named like ours, but no row was ever here: not provably ours (a database
+                # copied from this one shares its identity). Never touched.
                 report.add("unknown_named_running")
                 log.warning(
                     "reconcile.unknown_conversation", conversation_id=conversation.conversation_id
@@ -344,6 +361,11 @@ class Reconciler:
             report.add(
                 "idempotency_keys_expired",
                 await ReconcileRepository(session).purge_expired_keys(now, limit * 10),
+            )
+        async with self.db.transaction(role="service") as session:
+            report.add(
+                "deleted_ids_forgotten",
+                await ReconcileRepository(session).forget_deleted(now - _DELETED_KEPT),
             )
         days = self.settings.transcript_retention_days
         if not days:

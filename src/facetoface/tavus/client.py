@@ -1,7 +1,8 @@
 """`TavusClient`: the async client for the Tavus CVI endpoints the service uses.
 
-Conversations (create, get, list, end, delete); personas and replicas (get, to check a
-deployment's defaults); memory stores (list by participant tag, delete: forgetting a user); and
+Conversations (create, get, list, end, delete); PALs and Faces, Tavus's current names for
+personas and replicas (get, to check a deployment's defaults; requests use the current names);
+memory stores (list by participant tag, delete: forgetting a user); and
 a cheap authenticated read that validates the API key.
 
 It is one module, longer than most here, because every endpoint goes through the one path
@@ -459,37 +460,37 @@ class TavusClient:
         )
 
     async def verify_api_key(self) -> None:
-        """A cheap authenticated read (`GET /personas?limit=1`) that proves the key works.
+        """A cheap authenticated read (`GET /pals?limit=1`) that proves the key works.
 
         Raises `TavusAuthError` for a missing, wrong or revoked key; creates and bills nothing.
         """
         await self._call(
             "verify_api_key",
             "GET",
-            "/personas",
+            "/pals",
             params={"limit": 1},
             parse=_ignore_body,
             retry_on=_IDEMPOTENT_RETRY_ON,
         )
 
     async def get_persona(self, persona_id: str) -> Persona:
-        """`GET /personas/{id}`; an unknown id raises `TavusNotFound`."""
+        """`GET /pals/{id}` (PALs are Tavus's personas); an unknown id raises `TavusNotFound`."""
         pid = validate_id(persona_id, "persona id")
         return await self._call(
             "get_persona",
             "GET",
-            f"/personas/{pid}",
+            f"/pals/{pid}",
             parse=_model_parser(Persona),
             retry_on=_IDEMPOTENT_RETRY_ON,
         )
 
     async def get_replica(self, replica_id: str) -> Replica:
-        """`GET /replicas/{id}`; an unknown id raises `TavusNotFound`."""
+        """`GET /faces/{id}` (Faces are Tavus's replicas); an unknown id raises `TavusNotFound`."""
         rid = validate_id(replica_id, "replica id")
         return await self._call(
             "get_replica",
             "GET",
-            f"/replicas/{rid}",
+            f"/faces/{rid}",
             parse=_model_parser(Replica),
             retry_on=_IDEMPOTENT_RETRY_ON,
         )
