@@ -45,6 +45,8 @@ def _workers_environment(
         TAVUS_BASE_URL=sim.api_url,
         TAVUS_DEFAULT_REPLICA_ID="r0000default",
         RECONCILE_INTERVAL_SECONDS="0",
+        # The workers drain at the end without a readiness window: no load balancer polls.
+        SHUTDOWN_READINESS_DELAY_SECONDS="0",
         LOG_LEVEL="WARNING",
         # Given, so the test can look: `serve` empties it and both workers write there.
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),

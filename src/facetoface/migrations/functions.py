@@ -27,6 +27,7 @@ SOURCES: dict[str, str] = {
     "remember_deleted_conversation": "conversations/sql/remember_deleted_conversation.sql",
     "start_session": "sessions/sql/start_session.sql",
     "claim_end": "sessions/sql/claim_end.sql",
+    "enqueue_session_events": "outbox/sql/enqueue_session_events.sql",
 }
 _PACKAGE = files("facetoface")
 _FROZEN = _PACKAGE / "migrations" / "sql"

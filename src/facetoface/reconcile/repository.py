@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, text, tuple_, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from facetoface.conversations.events import CARRIES_TRANSCRIPT
@@ -72,6 +72,22 @@ class ReconcileRepository:
             )
         )
         return [Claimed(**row._mapping) for row in rows]
+
+    async def release_leases(self, ids: list[uuid.UUID], until: datetime) -> int:
+        """Free the leases of `ids` that are still the ones this claim took (ending at
+        `until`: a row another replica claimed since is left alone), and give back the
+        attempt the claim counted. Returns how many rows were released."""
+        mc = MentorConversation
+        result = await self.session.execute(
+            update(mc)
+            .where(mc.id.in_(ids), mc.reconcile_lease_until == until)
+            .values(
+                reconcile_lease_until=None,
+                reconcile_attempts=func.greatest(mc.reconcile_attempts - 1, 0),
+            )
+            .returning(mc.id)
+        )
+        return len(result.all())
 
     async def claim_unresolved(
         self, *, now: datetime, starting_grace: timedelta, lease: timedelta, limit: int

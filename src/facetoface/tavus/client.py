@@ -290,6 +290,9 @@ class TavusClient:
         self._retry_wait_jitter_s = retry_wait_jitter_s
         self._on_request = on_request
         self._in_flight = 0
+        #: The drain's cut-off (event-loop time): no attempt runs past it (`cut_off_at`).
+        self._cutoff: float | None = None
+        self._deadlines: set[asyncio.Timeout] = set()
         self.breaker = CircuitBreaker(
             threshold=breaker_threshold, cooldown_seconds=breaker_cooldown_s
         )
@@ -341,6 +344,17 @@ class TavusClient:
     def is_closed(self) -> bool:
         """True once `aclose()` has run."""
         return self._closed
+
+    def cut_off_at(self, when: float) -> None:
+        """Bound every attempt, running or to come, to end by `when` (event-loop time): the
+        process is draining (SIGTERM) and must answer its requests before it exits. An
+        attempt cut short is one that timed out: a create's outcome is unknown (the start
+        answers `503 session_outcome_unknown`, the reconciler resolves it)."""
+        self._cutoff = when
+        for deadline in self._deadlines:
+            current = deadline.when()
+            if current is None or current > when:
+                deadline.reschedule(when)
 
     async def aclose(self) -> None:
         """Close every connection (later calls fail)."""
@@ -667,7 +681,11 @@ class TavusClient:
         self._in_flight += 1
         try:
             progress = _Progress()
-            deadline = asyncio.timeout(self._total_timeout_s)
+            when = asyncio.get_running_loop().time() + self._total_timeout_s
+            if self._cutoff is not None:
+                when = min(when, self._cutoff)
+            deadline = asyncio.timeout_at(when)
+            self._deadlines.add(deadline)
             try:
                 async with deadline:
                     return await lane.request(
@@ -690,6 +708,8 @@ class TavusClient:
                 # Read/write timeouts, dropped connections, protocol errors, undecodable bodies:
                 # the request may have been processed.
                 raise TavusOutcomeUnknown(_describe(exc, redact), endpoint=endpoint) from None
+            finally:
+                self._deadlines.discard(deadline)
         finally:
             self._in_flight -= 1
             self._lanes.put_nowait(lane)
