@@ -198,6 +198,8 @@ class Harness:
             if not k.startswith(("DATABASE_", "DB_", "TAVUS_", "SUPABASE_", "SESSION_"))
         }
         env.update({"ENVIRONMENT": "test", "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json"})
+        # Required outside development; the bench's processes are one deployment.
+        env.setdefault("CALLBACK_SIGNING_SECRET", "bench-callback-signing-secret-0123456789abcdef")
         env.update(extra)
         return env
 

@@ -49,6 +49,7 @@ from facetoface.models import Base
 from facetoface.observability.logging import configure_logging
 from facetoface.reconcile.service import Reconciler
 from tavus_sim import SimConfig, SimServer
+from tests.support.cli import TEST_CALLBACK_SIGNING_SECRET
 from tests.support.pgbouncer import find_pgbouncer, pgbouncer
 from tests.support.postgres import (
     APP_ROLE,
@@ -100,7 +101,11 @@ def _worker() -> str:
 
 def base_settings(**overrides: Any) -> Settings:
     """Settings for tests: the test environment, quiet logs, no `.env` file."""
-    values: dict[str, Any] = {"environment": "test", "log_level": "WARNING"}
+    values: dict[str, Any] = {
+        "environment": "test",
+        "log_level": "WARNING",
+        "callback_signing_secret": TEST_CALLBACK_SIGNING_SECRET,
+    }
     values.update(overrides)
     if values["environment"] != "development":
         # Only development trusts the development issuer's published secret.

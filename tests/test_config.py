@@ -13,9 +13,12 @@ from facetoface.config import (
     get_settings,
     normalize_database_url,
 )
+from tests.support.cli import TEST_CALLBACK_SIGNING_SECRET
 
 
 def settings(**values: Any) -> Settings:
+    # The test process runs with ENVIRONMENT=test, where the signing secret is required.
+    values = {"callback_signing_secret": TEST_CALLBACK_SIGNING_SECRET, **values}
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
@@ -110,6 +113,7 @@ PRODUCTION: dict[str, Any] = {
     "public_base_url": "https://api.example.com",
     "deployment_name": "acme-prod",
     "metrics_token": "Zq3v9Xw2LpT7sKd4HfN8bRc1YgM6jE5a",
+    "callback_signing_secret": "c" * 40,
 }
 
 
@@ -155,6 +159,31 @@ def test_production_refuses_cleartext_and_default_names(
     s = settings(**{**PRODUCTION, **change})
     with pytest.raises(ConfigurationError, match=reason):
         s.check_production_ready()
+
+
+@pytest.mark.parametrize("secret", [None, "short"])
+@pytest.mark.parametrize("environment", ["production", "test"])
+def test_outside_development_the_callback_signing_secret_is_required(
+    environment: str, secret: str | None
+) -> None:
+    s = settings(**{**PRODUCTION, "environment": environment, "callback_signing_secret": secret})
+    with pytest.raises(ConfigurationError, match="CALLBACK_SIGNING_SECRET"):
+        s.check_production_ready()
+    if secret is None:
+        with pytest.raises(ConfigurationError, match="CALLBACK_SIGNING_SECRET"):
+            _ = s.callback_signing_key  # never a default outside development
+
+
+def test_development_derives_a_callback_signing_key_per_deployment() -> None:
+    def development(**values: Any) -> Settings:
+        return settings(environment="development", callback_signing_secret=None, **values)
+
+    assert development().callback_signing_key == development().callback_signing_key
+    assert (
+        development().callback_signing_key != development(deployment_name="b").callback_signing_key
+    )
+    given = settings(environment="development", callback_signing_secret="s" * 32)
+    assert given.callback_signing_key == b"s" * 32
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ from facetoface.console.ops.service import OpsService
 from facetoface.console.service import ConsoleService
 from facetoface.conversations.events import KNOWN as KNOWN_EVENT_TYPES
 from facetoface.conversations.names import installation_id
+from facetoface.conversations.recent import RecentConversations
 from facetoface.conversations.service import ConversationService
 from facetoface.conversations.status import CallbackOutcome, FailureCode
 from facetoface.db import Database
@@ -39,7 +40,7 @@ from facetoface.db.failures import UNAVAILABLE_REASONS
 from facetoface.errors import install_error_handlers
 from facetoface.health import TavusHealth
 from facetoface.health import router as health_router
-from facetoface.limits import BodyLimitMiddleware
+from facetoface.limits import BodyDeadlineMiddleware, BodyLimitMiddleware
 from facetoface.models import Base
 from facetoface.observability.metrics import (
     LabelSets,
@@ -124,15 +125,22 @@ def build_token_verifier(settings: Settings, http: httpx.AsyncClient | None) -> 
 
 
 def build_tavus_client(
-    settings: Settings, on_request: OnRequest = record_tavus_request
+    settings: Settings,
+    on_request: OnRequest = record_tavus_request,
+    *,
+    max_concurrency: int | None = None,
+    bulkhead_timeout_s: float | None = None,
 ) -> TavusClient:
+    """A Tavus client as `settings` say; `max_concurrency` (its bulkhead) defaults to
+    `TAVUS_MAX_CONCURRENT_REQUESTS`."""
     return TavusClient(
         settings.effective_tavus_base_url,
         settings.effective_tavus_api_key,
         connect_timeout_s=settings.tavus_connect_timeout_seconds,
         read_timeout_s=settings.tavus_read_timeout_seconds,
         total_timeout_s=settings.tavus_total_timeout_seconds,
-        max_concurrency=settings.tavus_max_concurrent_requests,
+        max_concurrency=max_concurrency or settings.tavus_max_concurrent_requests,
+        bulkhead_timeout_s=bulkhead_timeout_s,
         retry_attempts=settings.tavus_retry_attempts,
         retry_timeout_s=settings.tavus_retry_timeout_seconds,
         concurrency_retry_after_s=settings.tavus_concurrency_retry_after_seconds,
@@ -157,6 +165,9 @@ async def build_state(
         installation = await installation_id(session)
     tavus_health = tavus_health or TavusHealth()
     conversations = ConversationService(db, tavus)
+    # Which conversations may still hear from Tavus, in memory: unsigned posts naming others
+    # cost no database work (the callbacks' older URLs, the origin's webhook).
+    recent = RecentConversations(db)
     sessions = SessionService(settings, SessionRepository(db), conversations, tavus, installation)
     memory = MemoryService(settings, db, tavus)
     return AppState(
@@ -169,10 +180,22 @@ async def build_state(
         conversations=conversations,
         sessions=sessions,
         data_rights=DataRights(settings, db, tavus, sessions),
-        callbacks=CallbackService(conversations),
+        callbacks=CallbackService(conversations, settings=settings, recent=recent),
         preferences=PreferencesService(PreferencesRepository(db)),
         reconciler=Reconciler(settings, db, tavus, conversations, installation),
-        compat=CompatService(settings, db, sessions, conversations),
+        compat=CompatService(
+            settings,
+            db,
+            sessions,
+            conversations,
+            recent=recent,
+            tavus_lane=build_tavus_client(
+                settings,
+                max_concurrency=settings.tavus_webhook_max_concurrent_fetches,
+                # A full lane answers 503 at once: a post waits for no one's fetch.
+                bulkhead_timeout_s=0.05,
+            ),
+        ),
         ops=OpsService(settings, db, tavus, sessions, tavus_health),
         console=ConsoleService(settings, db),
         webhooks=WebhookDelivery(settings, db),
@@ -306,6 +329,9 @@ def create_app(
         callback_paths=(CALLBACKS_PREFIX, WEBHOOK_PATH),
         renderers={ORIGIN_PREFIX: render_origin_error},
     )
+    # Outside the size limit (which reads chunked bodies itself), inside the request context
+    # (so a 408 is logged and counted like any answer).
+    app.add_middleware(BodyDeadlineMiddleware, seconds=settings.http_body_timeout_seconds)
     if settings.cors_allowed_origins or settings.cors_origin_regex:
         app.add_middleware(
             CORSMiddleware,

@@ -7,6 +7,7 @@ it binds a port.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from decimal import Decimal
 from enum import StrEnum
@@ -113,6 +114,20 @@ class Settings(BaseSettings):
     #: Largest request head (request line and headers) the server reads; beyond it the
     #: connection is answered 431 and closed before the rest is read.
     http_max_header_bytes: Annotated[int, Field(ge=4096, le=1024 * 1024)] = 32 * 1024
+    #: A connection that sends nothing (before its first request, or between requests on
+    #: keep-alive) is closed after this long. Behind a load balancer that keeps idle
+    #: connections open longer, set it above the balancer's idle timeout.
+    http_idle_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    #: A request's line and headers must arrive within this long of their first byte;
+    #: otherwise 408 and the connection is closed (a slow-head client holds nothing longer).
+    http_head_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+    #: A request's body must arrive within this long of its head; otherwise 408 (or a close
+    #: when the answer has begun). A one-hour transcript (a few hundred kB) needs far less.
+    http_body_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    #: Connections one process holds at once; a connection beyond it is answered 503 (with
+    #: Retry-After) and closed. Keep it well below the process's open-file limit: the
+    #: database pool, Tavus and the probes need descriptors too.
+    http_max_connections: Annotated[int, Field(ge=16, le=1_000_000)] = 1000
     #: When set, `GET /metrics` requires `Authorization: Bearer <METRICS_TOKEN>`. Production
     #: needs it (≥ 32 random characters) unless `/metrics` has a port of its own (below).
     metrics_token: SecretStr | None = None
@@ -273,13 +288,24 @@ class Settings(BaseSettings):
     reconcile_list_pages: Annotated[int, Field(ge=1, le=50)] = 5
 
     # --- the origin's webhook (`POST /functions/v1/tavus-webhook`) ---
-    #: Posts per second the unsigned webhook accepts per process (a token bucket); 429 beyond.
+    #: Posts per second the unsigned webhook accepts *per conversation of ours* (a token bucket
+    #: each, so posts naming unknown conversations, which cost nothing, never use up a real
+    #: conversation's share); 429 beyond.
     tavus_webhook_rate_per_second: Annotated[float, Field(gt=0)] = 20.0
-    #: How many posts may arrive at once before the rate applies (the bucket's size).
+    #: How many posts about one conversation may arrive at once before the rate applies.
     tavus_webhook_burst: Annotated[int, Field(ge=1)] = 40
     #: At most one fetch from Tavus per conversation per this many seconds; posts in between
     #: wait for (and share) the next fetch.
     tavus_webhook_fetch_interval_seconds: Annotated[float, Field(ge=0, le=60)] = 2.0
+    #: Verbose fetches from Tavus the webhook runs at once per process, over Tavus connections
+    #: of their own (a lane apart from the users' starts and ends); beyond, 503 + Retry-After.
+    tavus_webhook_max_concurrent_fetches: Annotated[int, Field(ge=1, le=64)] = 2
+
+    #: Signs the callback URLs given to Tavus (an HMAC of the session's row id in the URL),
+    #: so a forged callback is refused without a database round trip. At least 32 characters;
+    #: required outside development (development derives one). Changing it invalidates the
+    #: callback URLs of live sessions (the reconciler then fetches what they miss).
+    callback_signing_secret: SecretStr | None = None
 
     # --- the app's webhooks (webhooks/) ----------------------------------------------------
     #: Where the app receives signed events (`session.started`, `session.ended`, …); empty =
@@ -426,6 +452,20 @@ class Settings(BaseSettings):
         return DEV_JWT_SECRET if self.is_development else None
 
     @property
+    def callback_signing_key(self) -> bytes:
+        """The key of the callback URLs' MACs: `CALLBACK_SIGNING_SECRET`, or in development
+        only, one derived from the published development secret and the deployment's name."""
+        if self.callback_signing_secret is not None:
+            return self.callback_signing_secret.get_secret_value().encode()
+        if self.is_development:
+            material = f"{DEV_JWT_SECRET}:callbacks:{self.deployment_name}".encode()
+            return hashlib.sha256(material).digest()
+        raise ConfigurationError(
+            "CALLBACK_SIGNING_SECRET is not set (required outside development: at least 32 "
+            "random characters, e.g. `openssl rand -base64 48`)"
+        )
+
+    @property
     def sqlalchemy_url(self) -> str:
         """The async SQLAlchemy URL for `database_url`."""
         if not self.database_url:
@@ -503,6 +543,12 @@ class Settings(BaseSettings):
                     "SUPABASE_JWT_SECRET is shorter than 32 characters: set your project's "
                     "JWT secret"
                 )
+        signing = self.callback_signing_secret
+        if signing is None or len(signing.get_secret_value()) < 32:
+            problems.append(
+                "CALLBACK_SIGNING_SECRET must be set to at least 32 random characters (it signs "
+                "the callback URLs given to Tavus; e.g. `openssl rand -base64 48`)"
+            )
         tool_secret = self.tavus_tool_secret
         if tool_secret is not None:
             value = tool_secret.get_secret_value()

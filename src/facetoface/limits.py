@@ -1,13 +1,15 @@
-"""Request limits: the body of every route (before any of it is read into memory), and the
-request head at the server (`head_limited_http_protocol`)."""
+"""Request limits: the body of every route (its size before any of it is read into memory,
+and its arrival time), and the server's own bounds (`bounded_http_protocol`)."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from facetoface.config import Settings
 from facetoface.errors import ErrorRenderer, problem_response
 
 
@@ -94,20 +96,96 @@ def _problem(
     return problem_response(status=status, code=code, title=title, detail=detail, headers=headers)
 
 
-def head_limited_http_protocol(max_head_bytes: int) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP/1.1 protocol (httptools) with a cap on the request head.
+class BodyDeadlineMiddleware:
+    """408 for a request whose body does not arrive within `seconds` of its head.
 
-    A request line plus headers beyond `max_head_bytes` is answered `431 Request Header
+    The deadline runs while the app waits for body bytes (the head's own deadline is the
+    server protocol's). When it passes, the 408 is answered here — if the app has not begun
+    its answer — with `connection: close`, and the app is told the client is gone, so
+    whatever it answers after that goes nowhere. A slow client (or one that stopped sending)
+    holds its connection and its request no longer than the deadline.
+    """
+
+    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+        body_done = False
+        started = False
+        timed_out = False
+
+        async def timed_receive() -> Message:
+            nonlocal body_done, timed_out
+            if timed_out:
+                return {"type": "http.disconnect"}
+            if body_done:
+                return await receive()  # waiting for a disconnect: no deadline
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                timed_out = True
+                if not started:
+                    await problem_response(
+                        status=408,
+                        code="request_timeout",
+                        title="Request timeout",
+                        detail=f"The request body did not arrive within {self.seconds:g} s.",
+                        headers={"Connection": "close"},
+                    )(scope, receive, send)
+                return {"type": "http.disconnect"}
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if timed_out:
+                return  # the 408 was the answer
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, guarded_send)
+        except Exception:
+            if not timed_out:
+                raise
+            # The app failed reading a body it was told will never come: the 408 answered.
+
+
+def bounded_http_protocol(settings: Settings) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol (httptools) with the bounds of `http_protocol`: the head
+    cap, the idle and head timeouts and the connection cap, as `settings` say.
+
+    A request line plus headers beyond `HTTP_MAX_HEADER_BYTES` is answered `431 Request Header
     Fields Too Large` and the connection closed, before any more of it is read: a client
     cannot make the server buffer (and parse) a multi-megabyte `Authorization` header that
     would be refused anyway, stalling the event loop for everyone.
     """
-    from facetoface.http_protocol import HeadLimitedHttpToolsProtocol
+    from facetoface.http_protocol import HeadLimitedHttpToolsProtocol as Default
 
-    if max_head_bytes == HeadLimitedHttpToolsProtocol.max_head_bytes:
-        return HeadLimitedHttpToolsProtocol  # importable by name: works with --workers too
-    return type(
-        "HeadLimitedHttpToolsProtocol",
-        (HeadLimitedHttpToolsProtocol,),
-        {"max_head_bytes": max_head_bytes},
-    )
+    bounds: dict[str, Any] = {
+        "max_head_bytes": settings.http_max_header_bytes,
+        "idle_timeout_seconds": settings.http_idle_timeout_seconds,
+        "head_timeout_seconds": settings.http_head_timeout_seconds,
+        "max_connections": settings.http_max_connections,
+    }
+    if all(getattr(Default, name) == value for name, value in bounds.items()):
+        return Default  # importable by name: works with --workers too
+    return type("HeadLimitedHttpToolsProtocol", (Default,), bounds)
+
+
+def protocol_environment(settings: Settings) -> dict[str, str]:
+    """The bounds as the environment `http_protocol` reads in worker processes."""
+    return {
+        "HTTP_MAX_HEADER_BYTES": str(settings.http_max_header_bytes),
+        "HTTP_IDLE_TIMEOUT_SECONDS": str(settings.http_idle_timeout_seconds),
+        "HTTP_HEAD_TIMEOUT_SECONDS": str(settings.http_head_timeout_seconds),
+        "HTTP_MAX_CONNECTIONS": str(settings.http_max_connections),
+    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -15,12 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from facetoface.conversations.tokens import hash_callback_token
 from facetoface.db import Database
 from facetoface.models import TavusCallbackEvent
 from tests.conftest import RunningService
 from tests.support.factories import create_user, session_rows
-from tests.support.sessions import given_session
+from tests.support.sessions import given_callback_token, given_session
 
 
 def conversation_events(conversation_id: str) -> list[dict[str, Any]]:
@@ -101,8 +99,8 @@ DAILY_COLUMNS = (
 async def _new_session(
     service: RunningService, conversation_id: str
 ) -> tuple[uuid.UUID, uuid.UUID, str]:
-    """A user with an active session bound to `conversation_id`; returns ids and its token."""
-    token = secrets.token_urlsafe(32)
+    """A user with an active session bound to `conversation_id`; returns ids and its token
+    (signed as the service signs the tokens it gives out)."""
     given = await given_session(
         service,
         await create_user(service.db, complete=False),
@@ -110,8 +108,8 @@ async def _new_session(
         status="active",
         tavus_conversation_id=conversation_id,
         start_time=datetime(2026, 11, 25, 9, 59, tzinfo=UTC),
-        callback_token_hash=hash_callback_token(token),
     )
+    token = await given_callback_token(service, given)
     return given.mentor_conversation_id, given.session_id, token
 
 

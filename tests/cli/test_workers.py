@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import socket
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from facetoface.auth.dev_issuer import mint_token
 from facetoface.config import Settings
@@ -26,15 +31,11 @@ def _requests_total(metrics: str, route: str) -> float:
     )
 
 
-def test_two_workers_serve_one_port_and_merge_their_metrics(
-    pg_database_url: str, sim: SimServer, tmp_path: Path
-) -> None:
-    port = free_port()
+def _workers_environment(
+    pg_database_url: str, sim: SimServer, tmp_path: Path, port: int, **extra: str
+) -> dict[str, str]:
     url = f"http://127.0.0.1:{port}"
-    metrics_dir = tmp_path / "metrics"
-    metrics_dir.mkdir()
-    (metrics_dir / "counter_999999.db").write_bytes(b"stale")  # a previous deployment's
-    env = clean_environment(
+    return clean_environment(
         ENVIRONMENT="test",
         SUPABASE_JWT_SECRET=TEST_JWT_SECRET,
         DATA_DIR=str(tmp_path / "data"),
@@ -50,10 +51,25 @@ def test_two_workers_serve_one_port_and_merge_their_metrics(
         SHUTDOWN_READINESS_DELAY_SECONDS="0",
         LOG_LEVEL="WARNING",
         # Given, so the test can look: `serve` empties it and both workers write there.
-        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+        **extra,
     )
+
+
+def test_two_workers_serve_one_port_and_merge_their_metrics(
+    pg_database_url: str, sim: SimServer, tmp_path: Path
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_999999.db").write_bytes(b"stale")  # a previous deployment's
+    env = _workers_environment(pg_database_url, sim, tmp_path, port)
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, environment="test", supabase_jwt_secret=TEST_JWT_SECRET
+        _env_file=None,
+        environment="test",
+        public_base_url=url,
+        supabase_jwt_secret=TEST_JWT_SECRET,
     )
     user = {"Authorization": f"Bearer {mint_token(settings, user_id=uuid.uuid4())}"}
     operator = {
@@ -88,3 +104,68 @@ def test_two_workers_serve_one_port_and_merge_their_metrics(
         pids = {p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("*.db")}
         assert "999999" not in pids, "serve empties the directory before the workers start"
         assert {replica.rsplit(":", 1)[1] for replica in replicas} <= pids, pids
+
+
+_IN_PROGRESS = re.compile(r"^facetoface_http_requests_in_progress(?:\{[^}]*\})? (\S+)$", re.M)
+
+
+def _in_progress(url: str) -> float:
+    """The merged gauge, as a scrape reports it (the scrape itself is one of them)."""
+    with httpx.Client(base_url=url, timeout=10) as fresh:
+        metrics = fresh.get("/metrics").text
+    found = _IN_PROGRESS.search(metrics)
+    assert found is not None, metrics
+    return float(found.group(1))
+
+
+def _held_by(metrics_dir: Path) -> dict[int, float]:
+    """Requests in progress per worker process, from each one's own gauge file."""
+    held: dict[int, float] = {}
+    for path in metrics_dir.glob("gauge_livesum_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        for metric in MultiProcessCollector.merge([str(path)], accumulate=False):
+            if metric.name == "facetoface_http_requests_in_progress":
+                held[pid] = sum(sample.value for sample in metric.samples)
+    return held
+
+
+def test_a_killed_workers_requests_leave_the_merged_gauge(
+    pg_database_url: str, sim: SimServer, tmp_path: Path
+) -> None:
+    """Issue 17.8: a SIGKILLed worker's in-progress requests stayed in the merged view for
+    good (`http_requests_in_progress` 2.0 while idle). The supervisor marks it dead."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    (tmp_path / "metrics").mkdir()
+    # The held requests below wait for their bodies: long enough to outlast the test.
+    env = _workers_environment(
+        pg_database_url, sim, tmp_path, port, HTTP_BODY_TIMEOUT_SECONDS="300"
+    )
+    held = 6
+    with serving(env, "--workers", "2", url=url, logs=tmp_path / "serve", within=180):
+        # Requests in progress: heads of webhook posts whose bodies never come, on connections
+        # of their own (the kernel hands them to either worker).
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(held)]
+        try:
+            for client in clients:
+                client.sendall(
+                    b"POST /functions/v1/tavus-webhook HTTP/1.1\r\n"
+                    b"host: localhost\r\ncontent-type: application/json\r\n"
+                    b"content-length: 100\r\n\r\n"
+                )
+            eventually_blocking(
+                lambda: _in_progress(url) == held + 1, within=60, what="the held requests counted"
+            )
+            by_worker = _held_by(tmp_path / "metrics")
+            victim = max(by_worker, key=lambda pid: by_worker[pid])
+            assert by_worker[victim] >= 1, by_worker
+            os.kill(victim, signal.SIGKILL)
+        finally:
+            for client in clients:
+                client.close()  # the survivor's requests end (aborted)
+        # Once the supervisor noticed (and replaced the worker), only the scrape itself is in
+        # progress: nothing of the dead worker's is left in the merged view.
+        eventually_blocking(
+            lambda: _in_progress(url) == 1, within=120, what="the dead worker's gauge gone"
+        )
+        assert victim not in _held_by(tmp_path / "metrics")

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from facetoface.models import TavusCallbackEvent
 from tests.conftest import RunningService
+from tests.support.eventually import eventually
 from tests.support.factories import count_rows, create_user, session_rows
 from tests.support.tavus_timing import no_backoff
 
@@ -192,16 +193,38 @@ async def test_concurrent_posts_for_one_conversation_share_fetches(
 
 
 @pytest.mark.parametrize(
-    "service_overrides", [{"tavus_webhook_burst": 3, "tavus_webhook_rate_per_second": 0.5}]
+    "service_overrides",
+    [
+        {
+            "tavus_webhook_burst": 3,
+            "tavus_webhook_rate_per_second": 0.5,
+            "tavus_webhook_fetch_interval_seconds": 0,
+        }
+    ],
 )
-async def test_the_route_is_rate_limited(service: RunningService) -> None:
+async def test_the_route_is_rate_limited_per_conversation_of_ours(
+    service: RunningService,
+) -> None:
+    """Issue 17.6: random ids at 40/s made 4 of 5 of Tavus's own posts about a real
+    conversation 429 (one shared limit). Now each conversation of ours has its own bucket,
+    and posts naming unknown ones (no database work either) take from none."""
+    started = await start_quiet(service)
+    cid = started["conversation_id"]
+    service.sim.shutdown(cid, "participant_left_timeout")
+    # A flood of made-up ids first: all answered alike, none limited.
+    flood = await asyncio.gather(
+        *(service.client.post(WEBHOOK, json=forged(f"c{uuid.uuid4().hex[:12]}")) for _ in range(40))
+    )
+    assert [r.status_code for r in flood] == [200] * 40
+
     statuses = []
     for _ in range(5):
-        response = await service.client.post(WEBHOOK, json=forged(f"c{uuid.uuid4().hex[:12]}"))
+        response = await service.client.post(WEBHOOK, json=forged(cid))
         statuses.append(response.status_code)
         if response.status_code == 429:
             assert response.json()["code"] == "rate_limited"
             assert 1 <= int(response.headers["retry-after"]) <= 2
+    # The real conversation's own burst is whole; beyond it, that conversation alone waits.
     assert statuses == [200, 200, 200, 429, 429]
 
 
@@ -215,3 +238,44 @@ async def test_the_body_is_bounded(service: RunningService) -> None:
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
     assert response.json()["error"] == "The body exceeds 2048 bytes."
+
+
+@pytest.mark.parametrize(
+    "service_overrides",
+    [
+        {
+            "tavus_max_concurrent_requests": 4,
+            "tavus_webhook_max_concurrent_fetches": 2,
+            # A full bulkhead is answered after this long (nothing waits for long).
+            "tavus_connect_timeout_seconds": 0.5,
+        }
+    ],
+)
+async def test_webhook_fetches_never_take_a_users_start_slot(service: RunningService) -> None:
+    """Issue 17.6: 40 known conversation ids posted at once started 40 verbose fetches,
+    filling the Tavus bulkhead (16/16), and users' starts got `503 busy`. The fetches now
+    run on a lane of their own, capped: a user's start never waits for them."""
+    conversations = [(await start_quiet(service))["conversation_id"] for _ in range(6)]
+    for cid in conversations:
+        service.sim.shutdown(cid, "participant_left_timeout")
+    count_gets(service, delay_s=2.0)  # each verbose fetch holds its lane for 2 s
+    users = [await create_user(service.db) for _ in range(4)]
+
+    posts = asyncio.gather(
+        *(service.client.post(WEBHOOK, json=forged(cid)) for cid in conversations * 2)
+    )
+    # The fetches are at Tavus (as many as may run at once), then the users start.
+    await eventually(lambda: gets_served(service) >= 2, what="verbose fetches in flight")
+    starts = await asyncio.gather(
+        *(service.client.post("/v1/sessions", headers=service.auth(u)) for u in users)
+    )
+    answered = await posts
+
+    assert [s.status_code for s in starts] == [201] * len(users), [s.text for s in starts]
+    statuses = sorted(r.status_code for r in answered)
+    # At most two fetches at once: the rest are told to come back (a documented 503).
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses.count(503) >= len(conversations) - 2, statuses
+    for refused in (r for r in answered if r.status_code == 503):
+        assert refused.json()["code"] == "tavus_unavailable"
+        assert int(refused.headers["retry-after"]) >= 1

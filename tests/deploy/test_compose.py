@@ -223,6 +223,7 @@ def _write_config(workdir: Path) -> tuple[dict[str, str], str]:
         "TAVUS_DEFAULT_PERSONA_ID": "pcb7a34da5fe",
         "TAVUS_DEFAULT_REPLICA_ID": "r90bbd427f71",
         "SUPABASE_JWT_SECRET": jwt_secret,
+        "CALLBACK_SIGNING_SECRET": secrets.token_urlsafe(48),
         "DEPLOYMENT_NAME": "compose-test",
         # Private rooms as in production; the room closes 3 s after the user leaves.
         "SESSION_PRIVATE_ROOMS": "true",

@@ -21,6 +21,7 @@ from facetoface.doctor import Report, diagnose
 from tavus_sim import SimServer
 from tests.auth.jwtkit import JwksServer, ec_key
 from tests.conftest import app_role_url
+from tests.support.cli import TEST_CALLBACK_SIGNING_SECRET
 from tests.support.postgres import PostgresServer
 
 Doctor = Callable[..., Awaitable[Report]]
@@ -82,6 +83,7 @@ def production_values(database_url: str, sim: SimServer, jwks: JwksServer) -> di
         "deployment_name": "doctor-test",
         "metrics_token": "doctor-metrics-token-7Kq2Zp9Lw4Xv8Rt3",
         "log_level": "WARNING",
+        "callback_signing_secret": TEST_CALLBACK_SIGNING_SECRET,
     }
 
 

@@ -130,7 +130,7 @@ BOMB = {"Authorization": "Bearer " + "a" * (1 << 20)}
 async def test_header_bomb_is_refused_fast_with_431_without_stalling_others(
     service: RunningService,
 ) -> None:
-    """The HTTP server itself (serve's uvicorn protocol, `head_limited_http_protocol`, which
+    """The HTTP server itself (serve's uvicorn protocol, `bounded_http_protocol`, which
     the test service runs on its socket too) refuses the head with a 431 before the app sees
     it, at once, and goes on answering others meanwhile."""
     began = time.monotonic()

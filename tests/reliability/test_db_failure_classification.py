@@ -70,15 +70,25 @@ def test_every_way_a_connection_fails_has_a_reason(failure: BaseException, reaso
     assert unavailable_reason(failure) == reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: the pool's checkout gives up after its reconnection attempts with "
-    "InvalidRequestError('This connection is closed'), unclassified, so the request is a 500 "
-    "(seen under pg_terminate_backend in test_connections_terminated_under_load)",
+@pytest.mark.parametrize(
+    "gone",
+    [
+        # The pool's checkout out of reconnection attempts (seen under pg_terminate_backend).
+        sa_exc.InvalidRequestError("This connection is closed"),
+        sa_exc.ResourceClosedError("This Connection is closed"),
+        sa_exc.PendingRollbackError(
+            "Can't reconnect until invalid transaction is rolled back.  Please rollback() fully "
+            "before proceeding"
+        ),
+    ],
 )
-def test_a_checkout_out_of_reconnection_attempts_is_a_lost_connection() -> None:
-    exhausted = sa_exc.InvalidRequestError("This connection is closed")
-    assert unavailable_reason(exhausted) == "connection_lost"
+def test_a_connection_the_pool_gave_up_on_is_a_lost_connection(gone: BaseException) -> None:
+    assert unavailable_reason(gone) == "connection_lost"
+
+
+def test_misuse_of_the_api_is_not_an_outage() -> None:
+    # A bug (an API used wrongly) must stay visible as a 500, not hide behind a 503.
+    assert unavailable_reason(sa_exc.InvalidRequestError("no such option 'x'")) is None
 
 
 def test_a_cause_deep_in_the_chain_is_found() -> None:

@@ -29,6 +29,7 @@ from facetoface.auth.dev_issuer import mint_token
 from facetoface.config import Settings
 from tests.conftest import RunningService
 from tests.support.checker import History, Verdict, callback_body, check
+from tests.support.cli import TEST_CALLBACK_SIGNING_SECRET
 from tests.support.eventually import eventually
 from tests.support.factories import create_user
 from tests.support.sessions import EAGER_RECONCILER
@@ -302,6 +303,8 @@ async def test_serve_killed_between_writing_the_session_and_recording_the_conver
         **os.environ,
         "ENVIRONMENT": "test",
         "SUPABASE_JWT_SECRET": TEST_JWT_SECRET,
+        # The same deployment as `service`: callbacks for its sessions verify on either.
+        "CALLBACK_SIGNING_SECRET": TEST_CALLBACK_SIGNING_SECRET,
         "DATABASE_URL": service.settings.database_url,
         "PORT": str(port),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",

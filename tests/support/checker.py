@@ -51,6 +51,7 @@ DOCUMENTED_503 = frozenset(
         "tavus_unavailable",
         "tavus_capacity_reached",
         "busy",
+        "too_many_connections",  # the server's own connection cap (HTTP_MAX_CONNECTIONS)
     }
 )
 #: The 4xx codes of the routes the scenarios call (README: the start's error table, the
@@ -72,6 +73,7 @@ DOCUMENTED_4XX = frozenset(
         "invalid_cursor",
         "callback_not_found",
         "malformed_callback",
+        "request_timeout",  # a head or body slower than its deadline (408)
         "session_deleted",
         "erasure_in_progress",
     }

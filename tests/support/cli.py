@@ -31,7 +31,10 @@ from facetoface.db.embedded import EmbeddedPostgres
 from tests.support.eventually import eventually_blocking
 
 #: Variables of the test process that would change what a command does.
-_OURS = ("TAVUS_", "DATABASE_", "SUPABASE_", "DB_", "SESSION_", "PROMETHEUS_")
+_OURS = ("TAVUS_", "DATABASE_", "SUPABASE_", "DB_", "SESSION_", "PROMETHEUS_", "CALLBACK_")
+#: The callback URLs' signing secret of every test service and command (required outside
+#: development): one deployment, whichever process gave a URL out.
+TEST_CALLBACK_SIGNING_SECRET = "test-callback-signing-secret-0123456789abcdef"
 _SETTINGS = {"ENVIRONMENT", "DATA_DIR", "PUBLIC_BASE_URL", "PORT", "HOST", "LOG_LEVEL"}
 _SERVER_SCRIPT = Path(__file__).with_name("command_server.py")
 
@@ -43,7 +46,8 @@ def clean_environment(**values: str) -> dict[str, str]:
         for key, value in os.environ.items()
         if not key.startswith(_OURS) and key not in _SETTINGS
     }
-    return {**kept, **values}
+    # Required outside development (a test environment too): one for every command.
+    return {**kept, "CALLBACK_SIGNING_SECRET": TEST_CALLBACK_SIGNING_SECRET, **values}
 
 
 def free_port() -> int:

@@ -23,6 +23,7 @@ import httpx
 from facetoface.auth.dev_issuer import mint_token
 from facetoface.config import Settings
 from tavus_sim import SimServer
+from tests.support.cli import TEST_CALLBACK_SIGNING_SECRET
 
 SECRET = "chaos-replica-secret-0123456789abcdef0123456789"
 #: The issuer every replica trusts (never contacted: tokens are HS256 with SECRET).
@@ -137,6 +138,8 @@ def replica_env(database_url: str, sim: SimServer, port: int, **overrides: Any) 
     env = {
         **os.environ,
         "ENVIRONMENT": "test",
+        # One deployment: every replica verifies the callback URLs the others gave out.
+        "CALLBACK_SIGNING_SECRET": TEST_CALLBACK_SIGNING_SECRET,
         "DATABASE_URL": database_url,
         "PORT": str(port),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from facetoface.conversations.tokens import hash_callback_token, signed_callback_token
 from facetoface.models import DailySession, MentorConversation, utcnow
 from tests.conftest import RunningService
 from tests.support.factories import create_user
@@ -157,3 +158,18 @@ async def given_session(
             )
         ).scalar_one()
     return GivenSession(user_id, session_id, row_id, conversation_id)
+
+
+async def given_callback_token(service: RunningService, given: GivenSession) -> str:
+    """A new callback token for `given`'s session, signed as the service signs the ones it
+    gives Tavus (its hash stored in place of the old one); the token is returned."""
+    token = signed_callback_token(
+        service.settings.callback_signing_key, given.mentor_conversation_id
+    )
+    async with service.db.transaction() as session:
+        await session.execute(
+            update(MentorConversation)
+            .where(MentorConversation.id == given.mentor_conversation_id)
+            .values(callback_token_hash=hash_callback_token(token))
+        )
+    return token

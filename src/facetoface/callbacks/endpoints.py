@@ -41,7 +41,10 @@ async def tavus_callback(mentor_conversation_id: str, token: str, request: Reque
 
     2xx means stored: `applied`, `no_effect`, `ignored` (unknown event type) or `duplicate`.
     """
+    callbacks = app_state(request).callbacks
+    # A URL this service never gave out is refused before its body is read (in memory).
+    await callbacks.authenticate(mentor_conversation_id, token)
     # `BodyLimitMiddleware` has already refused (413) bodies over CALLBACK_MAX_BODY_BYTES.
     body = await request.body()
-    outcome = await app_state(request).callbacks.ingest(mentor_conversation_id, token, body)
+    outcome = await callbacks.ingest(mentor_conversation_id, token, body)
     return Response(_ACCEPTED[outcome], media_type="application/json")

@@ -168,13 +168,17 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> No
     else:
         directory = tempfile.mkdtemp(prefix="facetoface-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    from facetoface.limits import protocol_environment
+
     # The workers read their settings from the environment: the resolved database and the
-    # callback address with them.
+    # callback address with them, and the server's bounds (the protocol class they import by
+    # name reads those).
     os.environ["DATABASE_URL"] = settings.database_url
     os.environ["PUBLIC_BASE_URL"] = settings.public_base_url
+    os.environ.update(protocol_environment(settings))
     log.info("serve.workers", workers=workers, metrics_dir=directory)
     try:
-        uvicorn.run(
+        config = uvicorn.Config(
             "facetoface.app:create_app_from_environment",
             factory=True,
             host=host,
@@ -185,6 +189,10 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> No
             timeout_worker_healthcheck=60,
             **_server_options(settings),
         )
+        from facetoface.cli.supervisor import Supervisor
+
+        with contextlib.suppress(KeyboardInterrupt):
+            Supervisor(config, sockets=[config.bind_socket()]).run()
     finally:
         if "facetoface-metrics-" in directory:
             shutil.rmtree(directory, ignore_errors=True)
@@ -215,11 +223,14 @@ class _QuietEmbeddedServer(logging.Filter):
 
 def _server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options for the service, one worker or several."""
-    from facetoface.limits import head_limited_http_protocol
+    from facetoface.limits import bounded_http_protocol
     from facetoface.shutdown import requests_timeout
 
     return {
-        "http": head_limited_http_protocol(settings.http_max_header_bytes),
+        "http": bounded_http_protocol(settings),
+        # Between requests on a keep-alive connection (the protocol closes a connection that
+        # never sends anything after the same time).
+        "timeout_keep_alive": settings.http_idle_timeout_seconds,
         # Our logging is configured already; uvicorn's access log would print raw paths
         # (callback paths carry secret tokens): `RequestContextMiddleware` logs instead.
         "log_config": None,

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from facetoface.errors import (
     BadRequest,
@@ -134,6 +135,8 @@ class OriginErrorRoute(APIRoute):
                     message=str(exc.detail),
                     headers=dict(exc.headers or {}),
                 )
+            except ClientDisconnect:
+                raise  # the client is gone: nobody to answer (logged as aborted, a 499)
             except Exception:
                 log.exception("request.unhandled_error")
                 return origin_error_response(

@@ -7,7 +7,8 @@
   404 before Tavus is called).
 - `tavus-webhook` is unsigned, so its body only says which conversation to look at: for one of
   our sessions, what Tavus itself reports is fetched and ingested like a callback; nothing the
-  body claims is stored.
+  body claims is stored. Which conversations are ours is known in memory (no database work
+  for made-up ids); the fetches run on a Tavus lane of their own, capped.
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ from facetoface.compat.errors import (
     WebhookRateLimited,
     WebhookTavusUnavailable,
 )
-from facetoface.compat.repository import WebhookRepository
 from facetoface.compat.schemas import (
     EndTavusSessionRequest,
     StartTavusSessionRequest,
     StartTavusSessionResponse,
     WebhookHint,
 )
-from facetoface.compat.throttle import FetchCoalescer, TokenBucket
+from facetoface.compat.throttle import FetchCoalescer, KeyedBuckets
 from facetoface.config import Settings
+from facetoface.conversations.recent import RecentConversations
 from facetoface.conversations.repository import SessionRow
 from facetoface.conversations.service import ConversationService, Recovered
 from facetoface.db import Database, Identity
@@ -46,7 +47,7 @@ from facetoface.sessions import (
     idempotency_request,
     join_url,
 )
-from facetoface.tavus import TavusError
+from facetoface.tavus import TavusClient, TavusError
 
 log = structlog.get_logger(__name__)
 
@@ -81,12 +82,20 @@ class CompatService:
         db: Database,
         sessions: SessionService,
         conversations: ConversationService,
+        *,
+        recent: RecentConversations,
+        tavus_lane: TavusClient,
     ) -> None:
         self.settings = settings
         self.db = db
         self.sessions = sessions
         self.conversations = conversations
-        self.webhook_limiter = TokenBucket(
+        self.recent = recent
+        #: The webhook's own Tavus lane: its bulkhead (`TAVUS_WEBHOOK_MAX_CONCURRENT_FETCHES`)
+        #: is the global cap on its verbose fetches, and it is not the users' bulkhead, so
+        #: posts anyone can send never take a user's start slot (nor open their breaker).
+        self.tavus_lane = tavus_lane
+        self.webhook_limiters = KeyedBuckets(
             settings.tavus_webhook_rate_per_second, settings.tavus_webhook_burst
         )
         self.fetches: FetchCoalescer[Recovered | None] = FetchCoalescer(
@@ -95,6 +104,7 @@ class CompatService:
 
     async def aclose(self) -> None:
         await self.fetches.aclose()
+        await self.tavus_lane.aclose()
 
     # --- start-tavus-session ----------------------------------------------------------------
     async def start(
@@ -137,24 +147,25 @@ class CompatService:
         """Treat a post as a hint: for one of our conversations, ingest what Tavus reports.
 
         Unknown conversations are answered like known ones (the answer is no oracle for which
-        conversation ids are ours) and cost one indexed lookup.
+        conversation ids are ours) and cost no database work: they are looked up in the
+        in-memory snapshot of recent conversations. The rate limit is kept per conversation
+        of ours, so made-up ids, however many, never use up a real conversation's share.
         """
-        wait = self.webhook_limiter.take()
-        if wait > 0:
-            raise WebhookRateLimited(
-                "Too many webhook posts; retry later.",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )
         try:
             hint = WebhookHint.model_validate_json(body)
         except ValidationError:
             raise MalformedWebhook("Expected a JSON object with a Tavus conversation_id.") from None
         conversation_id = hint.conversation_id
-        async with self.db.transaction(role="service") as session:
-            row_id = await WebhookRepository(session).conversation_row_id(conversation_id)
+        row_id = await self.recent.row_for_tavus_id(conversation_id)
         if row_id is None:
             log.info("webhook.unknown_conversation")
             return
+        wait = self.webhook_limiters.take(conversation_id)
+        if wait > 0:
+            raise WebhookRateLimited(
+                "Too many webhook posts about this conversation; retry later.",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
         try:
             recovered = await self.fetches.run(
                 conversation_id, lambda: self._ingest(row_id, conversation_id)
@@ -173,7 +184,9 @@ class CompatService:
         )
 
     async def _ingest(self, row_id: uuid.UUID, conversation_id: str) -> Recovered | None:
-        return await self.conversations.ingest_from_tavus(row_id, conversation_id)
+        return await self.conversations.ingest_from_tavus(
+            row_id, conversation_id, tavus=self.tavus_lane
+        )
 
 
 def _check_user(identity: Identity, user_id: uuid.UUID | None) -> None:

@@ -1,4 +1,5 @@
-"""What keeps the unsigned webhook cheap: a token bucket, and per-conversation fetch coalescing.
+"""What keeps the unsigned webhook cheap: token buckets per conversation, and per-conversation
+fetch coalescing.
 
 Both live in process memory on purpose: they bound the work one process does for posts anyone
 can send; they coordinate nothing between replicas (N replicas accept N times the rate).
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -38,6 +40,33 @@ class TokenBucket:
             self._tokens -= 1
             return 0.0
         return (1 - self._tokens) / self.rate
+
+
+class KeyedBuckets:
+    """A `TokenBucket` per key (`rate`/`burst` each), so one key's traffic never uses up
+    another's. At most `max_keys` are kept: the least recently used is forgotten first (a
+    forgotten key starts again with a full bucket, which only ever errs towards admitting)."""
+
+    def __init__(
+        self, rate: float, burst: int, *, max_keys: int = 10_000, clock: Clock = time.monotonic
+    ) -> None:
+        TokenBucket(rate, burst)  # the same argument checks
+        self.rate = rate
+        self.burst = burst
+        self.max_keys = max_keys
+        self._clock = clock
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def take(self, key: str) -> float:
+        """Take one of `key`'s tokens: 0.0 when one was available, else the seconds until."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, clock=self._clock)
+            while len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        return bucket.take()
 
 
 @dataclass(eq=False)

@@ -189,12 +189,15 @@ class ConversationService:
             metrics.record_session_ended(applied.shutdown_reason)
         return Ingested(True, outcome)
 
-    async def ingest_from_tavus(self, row_id: uuid.UUID, conversation_id: str) -> Recovered | None:
+    async def ingest_from_tavus(
+        self, row_id: uuid.UUID, conversation_id: str, *, tavus: TavusClient | None = None
+    ) -> Recovered | None:
         """Fetch the conversation from Tavus (verbose) and ingest every event it lists through
         the inbox: what was already stored is a duplicate, what was lost is recovered. None
-        when Tavus no longer knows the conversation; other Tavus failures are raised."""
+        when Tavus no longer knows the conversation; other Tavus failures are raised. `tavus`:
+        a client of the caller's own (a lane apart from the users' calls), else the shared."""
         try:
-            details = await self.tavus.get_conversation(conversation_id, verbose=True)
+            details = await (tavus or self.tavus).get_conversation(conversation_id, verbose=True)
         except TavusNotFound:
             return None
         assert isinstance(details, ConversationDetails)

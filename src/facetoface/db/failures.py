@@ -103,7 +103,24 @@ def unavailable_reason(exc: BaseException) -> UnavailableReason | None:
             return "connection_lost"
         if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
             return "connection_lost"
+        if isinstance(current, sa_exc.InvalidRequestError) and _names_a_closed_connection(current):
+            return "connection_lost"
     return None
+
+
+#: What SQLAlchemy says when the pool gave up on a connection (its checkout retries found
+#: every socket dead: "This connection is closed") or a connection was invalidated under an
+#: open transaction ("Can't reconnect until invalid transaction is rolled back").
+_CLOSED_CONNECTION_MESSAGES = ("connection is closed", "can't reconnect", "invalid transaction")
+
+
+def _names_a_closed_connection(exc: sa_exc.InvalidRequestError) -> bool:
+    """True for the pool's "this connection is gone" errors; other `InvalidRequestError`s
+    are misuse of the API (bugs) and keep their 500."""
+    if isinstance(exc, sa_exc.PendingRollbackError):
+        return True
+    message = str(exc).lower()
+    return any(words in message for words in _CLOSED_CONNECTION_MESSAGES)
 
 
 def database_unavailable(reason: UnavailableReason) -> DatabaseUnavailable:

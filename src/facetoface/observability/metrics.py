@@ -6,6 +6,7 @@ one file is the whole list, with the label bounds and the SQL-operation labeller
 | facetoface_http_requests_total | counter | method, route, status | requests answered |
 | facetoface_http_request_duration_seconds | histogram | method, route | until response end |
 | facetoface_http_requests_in_progress | gauge, livesum | | being served now |
+| facetoface_http_connections_refused_total | counter | reason | refused by the server itself |
 | facetoface_db_query_duration_seconds | histogram | operation | one statement |
 | facetoface_db_errors_total | counter | kind | driver errors |
 | facetoface_db_unavailable_total | counter | reason | database calls answered 503 |
@@ -120,6 +121,13 @@ HTTP_REQUESTS = Counter(
     "facetoface_http_requests_total",
     "HTTP requests answered, by route template and status.",
     ["method", "route", "status"],
+)
+#: Why the server itself (`http_protocol`) refused a connection or request the app never saw.
+_REFUSAL_REASONS = frozenset({"too_many_connections", "head_too_large", "head_timeout"})
+HTTP_REFUSED = Counter(
+    "facetoface_http_connections_refused_total",
+    "Connections or requests the server refused before the app saw them, by reason.",
+    ["reason"],
 )
 HTTP_DURATION = Histogram(
     "facetoface_http_request_duration_seconds",
@@ -318,6 +326,12 @@ def observe_http_request(method: str, route: str, status: int, seconds: float) -
     method = _bounded(method.upper(), _METHODS)
     HTTP_REQUESTS.labels(method, route, str(status)).inc()
     HTTP_DURATION.labels(method, route).observe(seconds)
+
+
+def record_connection_refused(reason: str) -> None:
+    """The server refused a connection (`too_many_connections`) or a request's head
+    (`head_too_large`, `head_timeout`) before the app saw it."""
+    HTTP_REFUSED.labels(_bounded(reason, _REFUSAL_REASONS)).inc()
 
 
 def record_tavus_request(endpoint: str, outcome: str, seconds: float) -> None:

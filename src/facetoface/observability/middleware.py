@@ -23,6 +23,10 @@ log = structlog.get_logger("facetoface.http")
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
+#: Logged and counted for a request whose client hung up before its body arrived (nginx's
+#: convention): a client's outcome in the 4xx class, never a server error.
+ABORTED_STATUS = 499
+
 
 def route_template(scope: Scope) -> str:
     """The matched route's template (`/v1/sessions/{session_id}`), never the raw path.
@@ -53,6 +57,18 @@ class RequestContextMiddleware:
         status = 500
         HTTP_IN_PROGRESS.inc()
         response_started = False
+        body_done = False
+        aborted = False
+
+        async def receive_wrapper() -> Message:
+            # A disconnect before the whole body arrived: the client hung up mid-request.
+            nonlocal body_done, aborted
+            message = await receive()
+            if message["type"] == "http.disconnect" and not body_done:
+                aborted = True
+            elif message["type"] == "http.request" and not message.get("more_body", False):
+                body_done = True
+            return message
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, response_started
@@ -67,8 +83,13 @@ class RequestContextMiddleware:
         from facetoface.errors import problem_response  # errors imports this package
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive_wrapper, send_wrapper)
         except Exception:
+            if aborted:
+                # The client went away mid-body (the app's read failed because of it): nobody
+                # is waiting for an answer, and it is the client's doing, not a bug.
+                status = ABORTED_STATUS
+                return
             # A bug: answer with a problem document that still carries the request id, and
             # log the traceback (never request bodies or headers) instead of re-raising.
             log.exception("request.unhandled_error")
@@ -83,6 +104,8 @@ class RequestContextMiddleware:
             await response(scope, receive, send_wrapper)
         finally:
             HTTP_IN_PROGRESS.dec()
+            if aborted:
+                status = ABORTED_STATUS  # whatever the app answered reached nobody
             seconds = time.perf_counter() - started
             route = route_template(scope)
             method = scope.get("method", "")
@@ -93,6 +116,7 @@ class RequestContextMiddleware:
                 route=route,
                 status=status,
                 duration_ms=round(seconds * 1000, 2),
+                **({"outcome": "aborted"} if status == ABORTED_STATUS else {}),
             )
             structlog.contextvars.unbind_contextvars("request_id")
             reset_request_id(token)

@@ -40,7 +40,7 @@ from facetoface.conversations.names import conversation_name, memory_tag, name_p
 from facetoface.conversations.repository import SessionRow, TimelineEntry
 from facetoface.conversations.service import ConversationService
 from facetoface.conversations.status import LIVE_STATUSES, ConversationStatus, FailureCode
-from facetoface.conversations.tokens import hash_callback_token, new_callback_token
+from facetoface.conversations.tokens import hash_callback_token, signed_callback_token
 from facetoface.db import DatabaseUnavailable, Identity, recording_tavus_outcome
 from facetoface.observability import metrics
 from facetoface.sessions.context import (
@@ -163,11 +163,13 @@ class SessionService:
         if wait > 0 and idempotency is None:
             raise self._circuit_open(wait)
         now = utcnow()
-        token = new_callback_token()
+        row_id = uuid.uuid4()
+        # The URL Tavus posts to proves itself: a forged one is refused before any database work.
+        token = signed_callback_token(self.settings.callback_signing_key, row_id)
         new = (
             NewSession(
                 daily_session_id=uuid.uuid4(),
-                mentor_conversation_id=(row_id := uuid.uuid4()),
+                mentor_conversation_id=row_id,
                 conversation_name=conversation_name(self.name_prefix, row_id),
                 callback_token_hash=hash_callback_token(token),
             )
