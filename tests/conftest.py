@@ -49,7 +49,6 @@ from facetoface.models import Base
 from facetoface.observability.logging import configure_logging
 from facetoface.reconcile.service import Reconciler
 from tavus_sim import SimConfig, SimServer
-from tests.support.cli import TEST_CALLBACK_SIGNING_SECRET
 from tests.support.pgbouncer import find_pgbouncer, pgbouncer
 from tests.support.postgres import (
     APP_ROLE,
@@ -58,7 +57,7 @@ from tests.support.postgres import (
     fresh_database,
     postgres_server,
 )
-from tests.support.signing import TEST_JWT_SECRET
+from tests.support.signing import TEST_CALLBACK_SIGNING_SECRET, TEST_JWT_SECRET
 from tests.support.statements import StatementCounter
 
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -13,7 +13,7 @@ from facetoface.config import (
     get_settings,
     normalize_database_url,
 )
-from tests.support.cli import TEST_CALLBACK_SIGNING_SECRET
+from tests.support.signing import TEST_CALLBACK_SIGNING_SECRET
 
 
 def settings(**values: Any) -> Settings:

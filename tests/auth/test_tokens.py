@@ -35,6 +35,7 @@ from tests.auth.jwtkit import (
     user_claims,
 )
 from tests.conftest import app_role_url
+from tests.support.signing import TEST_CALLBACK_SIGNING_SECRET
 
 NOW = int(time.time())
 
@@ -483,6 +484,7 @@ async def test_real_app_uses_the_project_jwks(
         supabase_url=jwks_server.base_url + "/",
         database_url=app_role_url(database_settings["database_url"]),
         reconcile_interval_seconds=0,
+        callback_signing_secret=TEST_CALLBACK_SIGNING_SECRET,
     )
     assert settings.jwks_url == jwks_server.url
     app = create_app(settings)

@@ -21,8 +21,8 @@ from facetoface.doctor import Report, diagnose
 from tavus_sim import SimServer
 from tests.auth.jwtkit import JwksServer, ec_key
 from tests.conftest import app_role_url
-from tests.support.cli import TEST_CALLBACK_SIGNING_SECRET
 from tests.support.postgres import PostgresServer
+from tests.support.signing import TEST_CALLBACK_SIGNING_SECRET
 
 Doctor = Callable[..., Awaitable[Report]]
 

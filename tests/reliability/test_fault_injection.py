@@ -29,11 +29,10 @@ from facetoface.auth.dev_issuer import mint_token
 from facetoface.config import Settings
 from tests.conftest import RunningService
 from tests.support.checker import History, Verdict, callback_body, check
-from tests.support.cli import TEST_CALLBACK_SIGNING_SECRET
 from tests.support.eventually import eventually
 from tests.support.factories import create_user
 from tests.support.sessions import EAGER_RECONCILER
-from tests.support.signing import TEST_JWT_SECRET
+from tests.support.signing import TEST_CALLBACK_SIGNING_SECRET, TEST_JWT_SECRET
 from tests.support.tavus_timing import no_backoff
 
 REPORT = Path(__file__).resolve().parents[2] / "bench" / "results" / "fault-report.jsonl"

@@ -29,12 +29,12 @@ import httpx
 
 from facetoface.db.embedded import EmbeddedPostgres
 from tests.support.eventually import eventually_blocking
+from tests.support.signing import TEST_CALLBACK_SIGNING_SECRET
 
 #: Variables of the test process that would change what a command does.
 _OURS = ("TAVUS_", "DATABASE_", "SUPABASE_", "DB_", "SESSION_", "PROMETHEUS_", "CALLBACK_")
 #: The callback URLs' signing secret of every test service and command (required outside
 #: development): one deployment, whichever process gave a URL out.
-TEST_CALLBACK_SIGNING_SECRET = "test-callback-signing-secret-0123456789abcdef"
 _SETTINGS = {"ENVIRONMENT", "DATA_DIR", "PUBLIC_BASE_URL", "PORT", "HOST", "LOG_LEVEL"}
 _SERVER_SCRIPT = Path(__file__).with_name("command_server.py")
 

@@ -23,7 +23,7 @@ import httpx
 from facetoface.auth.dev_issuer import mint_token
 from facetoface.config import Settings
 from tavus_sim import SimServer
-from tests.support.cli import TEST_CALLBACK_SIGNING_SECRET
+from tests.support.signing import TEST_CALLBACK_SIGNING_SECRET
 
 SECRET = "chaos-replica-secret-0123456789abcdef0123456789"
 #: The issuer every replica trusts (never contacted: tokens are HS256 with SECRET).

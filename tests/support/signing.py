@@ -1,9 +1,11 @@
-"""The HS256 secret tests sign tokens with outside development.
+"""The secrets a test deployment is given outside development.
 
 The development issuer's secret is published, so only `ENVIRONMENT=development` accepts it;
-a test service (`ENVIRONMENT=test`) is given this one, as a deployment is given its project's.
+a test service (`ENVIRONMENT=test`) is given these, as a deployment is given its own: the
+HS256 secret tokens are signed with, and the key of the callback URLs' MACs.
 """
 
 from __future__ import annotations
 
 TEST_JWT_SECRET = "facetoface-tests-signing-secret-0f3a9c2e7b1d4856"
+TEST_CALLBACK_SIGNING_SECRET = "test-callback-signing-secret-0123456789abcdef"
