@@ -40,6 +40,7 @@ from facetoface.health import TavusHealth
 from facetoface.health import router as health_router
 from facetoface.limits import BodyLimitMiddleware
 from facetoface.models import Base
+from facetoface.observability.loop_lag import sample_loop_lag
 from facetoface.observability.metrics import (
     LabelSets,
     configure_labels,
@@ -203,6 +204,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
         tavus_health = TavusHealth()
         tavus = build_tavus_client(settings, on_request=tavus_health.on_request)
         reconcile_task: asyncio.Task[None] | None = None
+        lag_task: asyncio.Task[None] | None = None
         state: AppState | None = None
         try:
             await check_migrations(db)
@@ -216,6 +218,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
             app.state.services = state
             if settings.reconcile_interval_seconds > 0:
                 reconcile_task = asyncio.create_task(state.reconciler.run_forever())
+            lag_task = asyncio.create_task(sample_loop_lag())
             if freeze_heap:
                 # What startup built lives as long as the process: frozen, a full collection
                 # no longer walks it. Measured (make bench, open loop at 50 starts/s): start
@@ -229,10 +232,11 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
             )
             yield
         finally:
-            if reconcile_task is not None:
-                reconcile_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reconcile_task
+            for task in (reconcile_task, lag_task):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if state is not None:
                 await state.compat.aclose()
             await tavus.aclose()

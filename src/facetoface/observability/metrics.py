@@ -17,6 +17,7 @@ one file is the whole list, with the label bounds and the SQL-operation labeller
 | facetoface_sessions_ended_total | counter | shutdown_reason | live sessions that ended |
 | facetoface_callbacks_total | counter | event_type, outcome | callbacks stored (2xx) |
 | facetoface_reconciler_actions_total | counter | action | reconciler actions |
+| facetoface_event_loop_lag_seconds | histogram | | how late the event loop ran a timer |
 | facetoface_live_sessions | gauge, on scrape | | live sessions in the database |
 | facetoface_sessions_past_max_duration | gauge, on scrape | | live past the call cap + grace |
 
@@ -73,6 +74,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = [
     "DB_QUERY_DURATION",
+    "EVENT_LOOP_LAG",
     "UNMATCHED_ROUTE",
     "UNTRACKED_ROUTES",
     "callback_event_type",
@@ -118,6 +120,15 @@ HTTP_IN_PROGRESS = Gauge(
     "facetoface_http_requests_in_progress",
     "Requests being served now (summed over live worker processes).",
     multiprocess_mode="livesum",
+)
+
+# --- the event loop ----------------------------------------------------------------------
+#: Every request of a worker waits for its one event loop: lag here is latency everywhere
+#: (observability/loop_lag.py samples it).
+EVENT_LOOP_LAG = Histogram(
+    "facetoface_event_loop_lag_seconds",
+    "How late the event loop woke a timer: time every request waited for CPU-bound work.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 
 # --- database ----------------------------------------------------------------------------
