@@ -72,6 +72,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Dialect, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from facetoface.observability import timing
+
 __all__ = [
     "DB_QUERY_DURATION",
     "EVENT_LOOP_LAG",
@@ -285,6 +287,7 @@ def record_tavus_request(endpoint: str, outcome: str, seconds: float) -> None:
     outcome = _bounded(outcome, _TAVUS_OUTCOMES)
     TAVUS_REQUESTS.labels(endpoint, outcome).inc()
     TAVUS_DURATION.labels(endpoint, outcome).observe(seconds)
+    timing.add("tavus", seconds)
 
 
 def record_session_started() -> None:
@@ -452,7 +455,9 @@ def _after_cursor_execute(
 ) -> None:
     started = getattr(context, _STARTED, None)
     if started is not None:
-        DB_QUERY_DURATION.labels(sql_operation(statement)).observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        DB_QUERY_DURATION.labels(sql_operation(statement)).observe(seconds)
+        timing.add("db", seconds)
 
 
 def _handle_error(ctx: ExceptionContext) -> None:
