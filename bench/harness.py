@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.payloads import PERSONA_ID, REPLICA_ID
 from bench.support import (
@@ -34,6 +35,7 @@ from bench.support import (
     cpu_delta,
     cpu_snapshot,
     free_port,
+    parse_server_timing,
     summarise_collapsed,
     wait_http_ready,
 )
@@ -304,6 +306,7 @@ class Harness:
             out = self.args.results_dir / f"{self.stamp}-{phase.name}.pyspy.txt"
             self.args.results_dir.mkdir(parents=True, exist_ok=True)
             recorder = await asyncio.to_thread(PySpyRecorder, self.py_spy, server_pid, out)
+        lag_before = await self.loop_lag()
         before = cpu_snapshot(server_pid, sim_pid, await self.pg_pids(monitor))
         started = time.monotonic()
         try:
@@ -312,6 +315,7 @@ class Harness:
             phase.wall_s = time.monotonic() - started
             after = cpu_snapshot(server_pid, sim_pid, await self.pg_pids(monitor))
             phase.cpu = cpu_delta(before, after)
+            phase.extra["loop_lag"] = lag_delta(lag_before, await self.loop_lag())
             if recorder is not None:
                 error = await asyncio.to_thread(recorder.stop)
                 if error:
@@ -319,6 +323,27 @@ class Harness:
                 else:
                     phase.profile = summarise_collapsed(recorder.out, keep=_interesting)
                     phase.profile["file"] = display(recorder.out)
+
+    async def loop_lag(self) -> dict[str, float]:
+        """The server's `facetoface_event_loop_lag_seconds` histogram now (cumulative bucket
+        counts by upper bound, `sum`, `count`); {} when it cannot be read."""
+        if not self.server_url:
+            return {}
+        try:
+            async with httpx.AsyncClient(base_url=self.server_url, timeout=10) as client:
+                text = (await client.get("/metrics")).text
+        except httpx.HTTPError:
+            return {}
+        out: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            if family.name != "facetoface_event_loop_lag_seconds":
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    out[sample.labels["le"]] = sample.value
+                elif sample.name.endswith(("_sum", "_count")):
+                    out[sample.name.rsplit("_", 1)[1]] = sample.value
+        return out
 
     def tokens(
         self, users: list[uuid.UUID], public_base_url: str
@@ -359,6 +384,7 @@ class Harness:
             op.fail(str(status), payload.decode(errors="replace"))
             return None
         op.latencies.append(elapsed)
+        op.spans.append(parse_server_timing(conn.server_timing))
         return json.loads(payload) if payload else {}
 
     async def callback_path(self, sim: RawHttp, conversation_id: str, phase: Phase) -> str | None:
@@ -378,6 +404,25 @@ class Harness:
             url: str = json.loads(payload)["callback_url"]
             return url.removeprefix(self.server_url)
         return None
+
+
+def lag_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, Any] | None:
+    """The loop-lag samples taken between two scrapes: how many, the share over 10 and 50 ms
+    (histogram bucket bounds), the mean."""
+    count = after.get("count", 0.0) - before.get("count", 0.0)
+    if not after or count <= 0:
+        return None
+
+    def over(bound: str) -> float:
+        within = after.get(bound, 0.0) - before.get(bound, 0.0)
+        return round(100 * (count - within) / count, 2)
+
+    return {
+        "samples": int(count),
+        "over_10ms_pct": over("0.01"),
+        "over_50ms_pct": over("0.05"),
+        "mean_ms": round(1000 * (after.get("sum", 0.0) - before.get("sum", 0.0)) / count, 2),
+    }
 
 
 #: Phases `--profile` records with py-spy.
