@@ -307,6 +307,7 @@ class Harness:
             self.args.results_dir.mkdir(parents=True, exist_ok=True)
             recorder = await asyncio.to_thread(PySpyRecorder, self.py_spy, server_pid, out)
         lag_before = await self.loop_lag()
+        wal_before = await wal_counters(monitor)
         before = cpu_snapshot(server_pid, sim_pid, await self.pg_pids(monitor))
         started = time.monotonic()
         try:
@@ -316,6 +317,7 @@ class Harness:
             after = cpu_snapshot(server_pid, sim_pid, await self.pg_pids(monitor))
             phase.cpu = cpu_delta(before, after)
             phase.extra["loop_lag"] = lag_delta(lag_before, await self.loop_lag())
+            phase.extra["wal"] = wal_delta(wal_before, await wal_counters(monitor))
             if recorder is not None:
                 error = await asyncio.to_thread(recorder.stop)
                 if error:
@@ -404,6 +406,25 @@ class Harness:
             url: str = json.loads(payload)["callback_url"]
             return url.removeprefix(self.server_url)
         return None
+
+
+async def wal_counters(monitor: Any) -> dict[str, int]:
+    """The server's commits (this database's) and WAL flushes (the whole server's) so far."""
+    row = await monitor.fetchrow(
+        "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) "
+        "AS commits, wal_sync AS syncs, wal_write AS writes FROM pg_stat_wal"
+    )
+    return {k: int(row[k]) for k in ("commits", "syncs", "writes")}
+
+
+def wal_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, Any]:
+    """Commits and WAL flushes during a phase: PostgreSQL's own group commit shows as more
+    than one commit per flush (the question for issue 20's group commit at our end)."""
+    delta: dict[str, Any] = {k: after[k] - before[k] for k in before}
+    delta["commits_per_sync"] = (
+        round(delta["commits"] / delta["syncs"], 2) if delta["syncs"] else None
+    )
+    return delta
 
 
 def lag_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, Any] | None:

@@ -616,6 +616,12 @@ def _render_breakdown(phases: dict[str, Any]) -> list[str]:
             f"{_fmt(b['ours_p50_ms'], 9)}{_fmt(b['ours_p99_ms'], 9)}"
         )
     for phase_name in LOAD_PHASES:
+        wal = phases.get(phase_name, {}).get("wal")
+        if wal:
+            lines.append(
+                f"{phase_name}: {wal['commits']} commits, {wal['syncs']} WAL flushes "
+                f"({wal['commits_per_sync']} commits per flush: PostgreSQL's own group commit)"
+            )
         lag = phases.get(phase_name, {}).get("loop_lag")
         if lag:
             lines.append(
