@@ -27,7 +27,7 @@ from facetoface.clock import utcnow
 from facetoface.db import Database, Identity, Statement, run_migrations
 from facetoface.reconcile.repository import ReconcileRepository
 from facetoface.seeding import UserSeed, insert_users
-from facetoface.sessions.repository import LIST_SQL
+from facetoface.sessions.repository import LIST_SQL, START_SQL, StartLimits, start_params
 from tests.conftest import app_role_url, base_settings
 from tests.support.postgres import PostgresServer, create_app_role, fresh_database
 
@@ -184,3 +184,27 @@ async def test_retention_finds_expired_transcripts_without_reading_history(
     scans = history_scans(await explain(filled.db, sql, params, None, "service"))
     assert not [n for n in scans if n["Node Type"] == "Seq Scan"], scans
     assert sum(rows_read(n) for n in scans) == 0, scans
+
+
+async def test_since_last_time_reads_a_few_sessions_not_the_users_history(filled: Filled) -> None:
+    """A start's context (here its preview: `start_session` writing nothing) reads the
+    user's last few ended sessions, not all hundred. Inside the function the plan cannot be
+    EXPLAINed from outside, so this backend's table statistics count what the call read
+    (before and after: the view also holds earlier transactions' unflushed counts)."""
+    user = filled.users[1]
+    now = utcnow()
+    limits = StartLimits(now - timedelta(days=1), 1000, 5, 5, 500, "p", "r")
+    params = start_params(user, mentor_id=None, now=now, limits=limits, new=None, key=None)
+    counts = (
+        "SELECT seq_tup_read, idx_tup_fetch FROM pg_stat_xact_user_tables "
+        "WHERE relname = 'mentor_conversations'"
+    )
+    async with filled.db.transaction(Identity(user), role="service") as session:
+        connection = await session.connection()
+        before = (await connection.exec_driver_sql(counts)).one()
+        [row] = (await connection.exec_driver_sql(START_SQL.text, params)).mappings().all()
+        after = (await connection.exec_driver_sql(counts)).one()
+    assert len(row["previous_sessions"]) == limits.previous_rows
+    assert after.seq_tup_read == before.seq_tup_read, (before, after)
+    # The three sessions, and the latest one again for its recap.
+    assert after.idx_tup_fetch - before.idx_tup_fetch <= limits.previous_rows + 1, (before, after)

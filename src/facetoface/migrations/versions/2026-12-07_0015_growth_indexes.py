@@ -19,11 +19,19 @@ past sessions over 2,000 users):
   index backward and stops at the limit instead of reading and sorting every session the
   user ever had. The quota count uses the same index's prefix.
 
+- `facetoface.start_session` reads "since last time" through a cursor: a cursor's plan is
+  chosen for its first rows, so it walks that index backward and stops after the few
+  sessions it needs. The single `ORDER BY … LIMIT` statement it replaces read and sorted
+  all of the user's ended sessions, because facetoface_service's policy
+  (`caller IS NULL OR user_id = caller`) hides the filter's selectivity from the planner.
+  Same arguments, same result.
+
 Plain `CREATE INDEX` (inside the migration's transaction): writes to `mentor_conversations`
 wait while each index builds (about a second per 10⁵ rows on the benchmark's machine).
 
-Expand-only: new indexes, and one index replaced by a wider one; the previous release's code
-runs unchanged on the result.
+Expand-only: new indexes, one index replaced by a wider one, and a function replaced by one
+with the same signature and results; the previous release's code runs unchanged on the
+result.
 
 Revision ID: 0015
 Revises: 0010
@@ -33,6 +41,8 @@ Create Date: 2026-12-07 17:00:00.000000
 from collections.abc import Sequence
 
 from alembic import op
+
+from facetoface.migrations.functions import frozen
 
 revision: str = "0015"
 down_revision: str | None = "0010"
@@ -69,9 +79,11 @@ def upgrade() -> None:
         ["user_id", "created_at", "id"],
     )
     op.drop_index("ix_mentor_conversations_user_id_created_at", "mentor_conversations")
+    op.execute(frozen("0015", "start_session"))
 
 
 def downgrade() -> None:
+    op.execute(frozen("0009", "start_session"))
     op.create_index(
         "ix_mentor_conversations_user_id_created_at",
         "mentor_conversations",
