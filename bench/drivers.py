@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -78,7 +79,12 @@ def pgbouncer(pg_port: int) -> Iterator[int]:
         f"ignore_startup_parameters = extra_float_digits,application_name\n"
         f"logfile = {workdir}/pgbouncer.log\n"
     )
-    child = subprocess.Popen([binary, str(workdir / "pgbouncer.ini")])
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # PgBouncer refuses to run as root
+        for path in (workdir, *workdir.iterdir()):
+            shutil.chown(path, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    child = subprocess.Popen([*prefix, binary, str(workdir / "pgbouncer.ini")])
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
