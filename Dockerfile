@@ -44,7 +44,7 @@ LABEL org.opencontainers.image.title="facetoface" \
       org.opencontainers.image.description="Backend for AI video mentor sessions on Tavus's Conversational Video Interface" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="LicenseRef-Proprietary"
+      org.opencontainers.image.licenses="Apache-2.0"
 # No ENVIRONMENT here: the operator says where this runs (production refuses development
 # secrets; a baked-in value would hide a forgotten setting). PYTHONDONTWRITEBYTECODE: the
 # venv is compiled at install, and the root filesystem may be read-only.

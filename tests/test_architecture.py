@@ -2,18 +2,18 @@
 
 - foundation (config, errors, clock, observability): foundation only.
 - infrastructure (db, models, auth, tavus, limits, http_protocol, apidocs, app_state, demo,
-  seeding): foundation, infrastructure, and the core's vocabulary.
-- core (conversations): foundation, infrastructure.
-- features (sessions, callbacks, reconcile, preferences, health, doctor): the above; never
-  another feature.
+  seeding, shutdown): foundation, infrastructure, and the core's vocabulary.
+- core (conversations, outbox): foundation, infrastructure, the core.
+- features (sessions, callbacks, reconcile, preferences, health, doctor, webhooks): the above;
+  never another feature.
 - adapters (compat, console): the above, and a feature through its package's `__all__` only.
 - migrations: foundation, infrastructure, the core.
 - wiring (app, cli, `__main__`): anything.
 
 The core's vocabulary is its enums and event types (`conversations.status`,
-`conversations.events`): the tables' CHECK sets. Imports only made for type checking
-(`if TYPE_CHECKING:`) are not dependencies and are not checked. A module in no layer fails the
-test: a new module is placed on purpose. `tavus_sim` imports nothing of facetoface.
+`conversations.events`, `outbox.events`): the tables' CHECK sets. Imports only made for type
+checking (`if TYPE_CHECKING:`) are not dependencies and are not checked. A module in no layer
+fails the test: a new module is placed on purpose. `tavus_sim` imports nothing of facetoface.
 """
 
 from __future__ import annotations
@@ -43,11 +43,12 @@ LAYERS: dict[str, frozenset[str]] = {
             "app_state",
             "demo",
             "seeding",
+            "shutdown",
         }
     ),
-    "core": frozenset({"conversations"}),
+    "core": frozenset({"conversations", "outbox"}),
     "features": frozenset(
-        {"sessions", "callbacks", "reconcile", "preferences", "health", "doctor"}
+        {"sessions", "callbacks", "reconcile", "preferences", "health", "doctor", "webhooks"}
     ),
     "adapters": frozenset({"compat", "console"}),
     "migrations": frozenset({"migrations"}),
@@ -61,7 +62,13 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "adapters": ("foundation", "infrastructure", "core", "adapters"),
     "migrations": ("foundation", "infrastructure", "core"),
 }
-VOCABULARY = frozenset({"facetoface.conversations.status", "facetoface.conversations.events"})
+VOCABULARY = frozenset(
+    {
+        "facetoface.conversations.status",
+        "facetoface.conversations.events",
+        "facetoface.outbox.events",
+    }
+)
 #: What `facetoface.db` offers everyone; the rest are its modules (failures, admission, ...).
 DB_API = frozenset(
     {

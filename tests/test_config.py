@@ -161,3 +161,29 @@ def test_bad_values_are_refused() -> None:
         settings(session_max_call_duration_seconds=7200)
     with pytest.raises(ValueError, match="deployment_name"):
         settings(deployment_name="Has Spaces")
+
+
+def test_the_default_mentor_is_named_with_pal_and_face() -> None:
+    s = settings(tavus_api_key="tvsk_123", tavus_default_pal_id="p1", tavus_default_face_id="r1")
+    assert (s.default_persona_id, s.default_replica_id) == ("p1", "r1")
+
+
+def test_the_old_persona_and_replica_names_still_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAVUS_DEFAULT_PERSONA_ID", "pold")
+    monkeypatch.setenv("TAVUS_DEFAULT_REPLICA_ID", "rold")
+    s = settings(tavus_api_key="tvsk_123")
+    assert (s.default_persona_id, s.default_replica_id) == ("pold", "rold")
+
+    # Both set: the current name wins.
+    monkeypatch.setenv("TAVUS_DEFAULT_PAL_ID", "pnew")
+    monkeypatch.setenv("TAVUS_DEFAULT_FACE_ID", "rnew")
+    s = settings(tavus_api_key="tvsk_123")
+    assert (s.default_persona_id, s.default_replica_id) == ("pnew", "rnew")
+
+
+def test_production_asks_for_a_pal_or_a_face() -> None:
+    s = settings(**{**PRODUCTION, "tavus_default_persona_id": ""})
+    with pytest.raises(
+        ConfigurationError, match="TAVUS_DEFAULT_PAL_ID and/or TAVUS_DEFAULT_FACE_ID"
+    ):
+        s.check_production_ready()

@@ -97,7 +97,15 @@ def service_overrides() -> dict[str, Any]:
 
 
 async def talk_and_leave(service: RunningService, room: str) -> None:
-    """The walkthrough's room: Maria joins, says its two lines, and leaves."""
+    """The walkthrough's room: the replica is in, Maria joins, says its two lines, and leaves."""
+
+    async def replica_joined() -> bool:
+        conversation = await asyncio.to_thread(service.sim.conversation, room)
+        return conversation["replica_joined_at"] is not None
+
+    # Leaving before the replica joins shuts the room without a `system.replica_joined`
+    # (as at Tavus): the walkthrough's room has one.
+    await eventually(replica_joined, what="the replica in the room")
     await asyncio.to_thread(service.sim.join, room, "Maria")
     for line in ("I slept badly and work is piling up", "My manager keeps emailing me at midnight"):
         await asyncio.to_thread(service.sim.say, room, line)
@@ -119,13 +127,23 @@ async def test_readme_walkthrough_outputs_are_what_a_real_run_gives(
 
     await talk_and_leave(service, started.json()["conversation_id"])
 
+    seen: dict[str, Any] = {}
+
     async def after_the_call() -> dict[str, Any] | None:
         response = await service.client.get(f"/v1/sessions/{started.json()['id']}", headers=maria)
         detail: dict[str, Any] = response.json()
+        seen.update(detail)
         done = detail["perception_analysis"] and detail["transcript"] and len(detail["events"]) == 4
         return detail if done else None
 
-    detail = await eventually(after_the_call, what="the session's detail after its callbacks")
+    try:
+        detail = await eventually(after_the_call, what="the session's detail after its callbacks")
+    except AssertionError as waited:
+        # What the session had and what the simulator delivered: which side fell short.
+        room = await asyncio.to_thread(service.sim.conversation, started.json()["conversation_id"])
+        deliveries = room.get("deliveries")
+        events = [event.get("event_type") for event in seen.get("events", [])]
+        raise AssertionError(f"{waited}; events {events}; deliveries {deliveries}") from None
     same_shape(readme_example("detail"), detail)
 
     # From here on no callbacks: they would race with the answers shown (a shutdown reason

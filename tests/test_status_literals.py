@@ -23,6 +23,7 @@ from facetoface.conversations.status import (
     FailureCode,
     SessionStatus,
 )
+from facetoface.outbox.events import DeliveryStatus
 from facetoface.sessions.idempotency import KeyAction, KeyState
 from facetoface.sessions.start_protocol import Refusal, StartOutcome
 
@@ -36,9 +37,15 @@ ENUMS: tuple[type[StrEnum], ...] = (
     Refusal,
     KeyState,
     KeyAction,
+    DeliveryStatus,
 )
 #: Where the values are defined, and history that must not change.
-EXEMPT = ("conversations/status.py", "sessions/start_protocol.py", "migrations/")
+EXEMPT = (
+    "conversations/status.py",
+    "sessions/start_protocol.py",
+    "outbox/events.py",
+    "migrations/",
+)
 #: Names whose values are statuses (keyword arguments, dict keys, SQL columns).
 STATUS_NAMES = frozenset(
     {"status", "state", "outcome", "refusal", "key_state", "session_status", "failure_code"}

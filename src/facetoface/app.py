@@ -13,6 +13,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from facetoface import __version__
 from facetoface.apidocs import install_api_docs
 from facetoface.app_state import AppState
 from facetoface.auth.jwks import JwksCache
@@ -57,9 +58,15 @@ from facetoface.sessions.endpoints import me_router
 from facetoface.sessions.endpoints import router as sessions_router
 from facetoface.sessions.repository import SessionRepository
 from facetoface.sessions.service import SessionService
+from facetoface.shutdown import Shutdown, install_sigterm_drain, tavus_cutoff
 from facetoface.tavus import OnRequest, TavusClient
+from facetoface.webhooks.endpoints import router as webhooks_router
+from facetoface.webhooks.service import WebhookDelivery
 
 log = structlog.get_logger(__name__)
+
+#: How long stopping waits for the reconciler's pass to finish the row it is on.
+RECONCILER_STOP_SECONDS = 1.5
 
 
 #: Request headers a browser may send cross-origin: ours, and every header supabase-js sends
@@ -84,13 +91,13 @@ class UnmigratedDatabase(ConfigurationError):
 
 
 async def check_migrations(db: Database) -> None:
-    """Refuse to serve on a database that is not migrated to this code's head."""
-    current, head = await db.migration_state()
-    if current != head:
-        raise UnmigratedDatabase(
-            f"database schema is at {current or 'nothing (empty database)'}, this code needs "
-            f"{head}: run `facetoface migrate` first"
-        )
+    """Refuse to serve on a database this code may not run on (README "Upgrading"): one
+    behind its head, or ahead by a revision not marked backward-compatible."""
+    verdict = await db.schema_verdict()
+    if not verdict.serves:
+        raise UnmigratedDatabase(verdict.message)
+    if verdict.current != verdict.head:
+        log.warning("app.schema_ahead", current=verdict.current, head=verdict.head)
 
 
 def build_token_verifier(settings: Settings, http: httpx.AsyncClient | None) -> TokenVerifier:
@@ -138,6 +145,7 @@ async def build_state(
     *,
     tavus_health: TavusHealth | None = None,
     token_verifier: TokenVerifier | None = None,
+    shutdown: Shutdown | None = None,
 ) -> AppState:
     """Wire every service over `db` and `tavus`, once: the app's lifespan and the CLI's
     commands use the same wiring (reads this database's installation id)."""
@@ -162,6 +170,8 @@ async def build_state(
         compat=CompatService(settings, db, sessions, conversations),
         ops=OpsService(settings, db, tavus, sessions, tavus_health),
         console=ConsoleService(settings, db),
+        webhooks=WebhookDelivery(settings, db),
+        shutdown=shutdown or Shutdown(),
     )
 
 
@@ -172,7 +182,7 @@ def create_app_from_environment() -> FastAPI:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.effective_log_format)
-    return create_app(settings, freeze_heap=True)
+    return create_app(settings, freeze_heap=True, drain_on_sigterm=True)
 
 
 def metric_labels() -> LabelSets:
@@ -186,12 +196,16 @@ def metric_labels() -> LabelSets:
     )
 
 
-def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings, *, freeze_heap: bool = False, drain_on_sigterm: bool = False
+) -> FastAPI:
     """Build the service. Nothing connects until the lifespan starts.
 
     `freeze_heap` (the server process's own app, not tests that build many): once started,
     move every object to the collector's permanent generation (`gc.freeze`).
+    `drain_on_sigterm` (the server process's own app): SIGTERM drains (`facetoface.shutdown`).
     """
+    shutdown = Shutdown()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -205,6 +219,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
         tavus = build_tavus_client(settings, on_request=tavus_health.on_request)
         reconcile_task: asyncio.Task[None] | None = None
         lag_task: asyncio.Task[None] | None = None
+        webhook_task: asyncio.Task[None] | None = None
         state: AppState | None = None
         try:
             await check_migrations(db)
@@ -214,10 +229,19 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
                 tavus,
                 tavus_health=tavus_health,
                 token_verifier=build_token_verifier(settings, auth_http),
+                shutdown=shutdown,
             )
             app.state.services = state
             if settings.reconcile_interval_seconds > 0:
                 reconcile_task = asyncio.create_task(state.reconciler.run_forever())
+            # Every replica runs it (delivery where APP_WEBHOOK_URL is set; expiry anywhere).
+            if settings.webhook_interval_seconds > 0:
+                webhook_task = asyncio.create_task(state.webhooks.run_forever())
+            shutdown.on_drain(state.reconciler.stop)
+            loop = asyncio.get_running_loop()
+            shutdown.on_drain(lambda: tavus.cut_off_at(loop.time() + tavus_cutoff(settings)))
+            if drain_on_sigterm:
+                install_sigterm_drain(shutdown, settings)
             lag_task = asyncio.create_task(sample_loop_lag())
             if freeze_heap:
                 # What startup built lives as long as the process: frozen, a full collection
@@ -232,20 +256,36 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
             )
             yield
         finally:
-            for task in (reconcile_task, lag_task):
-                if task is not None:
-                    task.cancel()
+            if webhook_task is not None:
+                # An attempt cut short keeps its lease until it expires; the event is sent
+                # again then, with the same id (receivers dedupe).
+                webhook_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await webhook_task
+            if state is not None and reconcile_task is not None:
+                # The pass in progress finishes its row and releases the rest of its leases;
+                # one stuck on a call is cancelled (and still releases them).
+                state.reconciler.stop()
+                try:
+                    await asyncio.wait_for(reconcile_task, RECONCILER_STOP_SECONDS)
+                except TimeoutError:
+                    reconcile_task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                        await reconcile_task
+            if lag_task is not None:
+                lag_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lag_task
             if state is not None:
                 await state.compat.aclose()
+                await state.webhooks.aclose()
             await tavus.aclose()
             await auth_http.aclose()
             await db.dispose()
 
     app = FastAPI(
         title="facetoface",
-        version="0.1.0",
+        version=__version__,
         summary="AI video mentor sessions on Tavus CVI",
         lifespan=lifespan,
         docs_url=None,  # served from packaged assets, below
@@ -284,6 +324,7 @@ def create_app(settings: Settings, *, freeze_heap: bool = False) -> FastAPI:
     app.include_router(preferences_router)
     app.include_router(health_router)
     app.include_router(ops_router)
+    app.include_router(webhooks_router)
     install_console(app, settings)
     if settings.is_development and settings.serves_openapi:
         install_api_docs(app)

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from facetoface.reconcile.service import Reconciler
     from facetoface.sessions.data_rights import DataRights
     from facetoface.sessions.service import SessionService
+    from facetoface.shutdown import Shutdown
     from facetoface.tavus import TavusClient
+    from facetoface.webhooks.service import WebhookDelivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,9 @@ class AppState:
     compat: CompatService
     ops: OpsService
     console: ConsoleService
+    webhooks: WebhookDelivery
+    #: The process's drain (SIGTERM): readiness and the reconciler follow it.
+    shutdown: Shutdown
 
 
 def app_state(connection: HTTPConnection) -> AppState:

@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Secret used by the development token issuer. Refused outside development.
 DEV_JWT_SECRET = "facetoface-development-secret-do-not-use-in-production"
 #: API key the built-in simulator accepts; meaningless against the real Tavus.
 SIM_API_KEY = "sim-key"
-#: Persona/replica the simulator is given when no default is configured (Tavus stock IDs).
+#: PAL/Face (Tavus's current names for persona/replica, same ids) the simulator is given when
+#: no default is configured (Tavus stock IDs).
 DEV_PERSONA_ID = "pcb7a34da5fe"
 DEV_REPLICA_ID = "r90bbd427f71"
 #: Refused in production: two deployments left at the default look alike in Tavus's lists.
@@ -73,6 +74,15 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     #: Serve the OpenAPI document (`/openapi.json`). Empty: in development only.
     openapi_enabled: bool | None = None
+    #: On SIGTERM `serve` exits within this long (README "Shutdown"): readiness turns 503,
+    #: new connections stop, the requests in flight finish (cut when the time is up), the
+    #: reconciler releases its leases. Keep it under the platform's kill timeout (Kubernetes:
+    #: terminationGracePeriodSeconds minus the preStop sleep; compose: stop_grace_period).
+    shutdown_grace_seconds: Annotated[float, Field(gt=0, le=3600)] = 30
+    #: Of that, how long `/readyz` answers 503 `draining` while the process still accepts
+    #: connections, so a load balancer that polls readiness stops sending first (at most half
+    #: the grace).
+    shutdown_readiness_delay_seconds: Annotated[float, Field(ge=0, le=600)] = 5
 
     # --- database -------------------------------------------------------------------------
     #: Empty = the embedded PostgreSQL in `data_dir/postgres` (development and tests only: every
@@ -100,8 +110,17 @@ class Settings(BaseSettings):
     #: Absent in development → the built-in simulator is started and used over HTTP.
     tavus_api_key: SecretStr | None = None
     tavus_base_url: str = "https://tavusapi.com/v2"
-    tavus_default_persona_id: str = ""
-    tavus_default_replica_id: str = ""
+    #: The mentor for users without their own: a PAL and/or a Face (Tavus renamed personas
+    #: and replicas; the ids are the same). `TAVUS_DEFAULT_PERSONA_ID`/`_REPLICA_ID`, the old
+    #: names, still work; the new name wins when both are set.
+    tavus_default_pal_id: str = Field(
+        default="",
+        validation_alias=AliasChoices("tavus_default_pal_id", "tavus_default_persona_id"),
+    )
+    tavus_default_face_id: str = Field(
+        default="",
+        validation_alias=AliasChoices("tavus_default_face_id", "tavus_default_replica_id"),
+    )
     tavus_connect_timeout_seconds: Annotated[float, Field(gt=0)] = 3.0
     tavus_read_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
     tavus_total_timeout_seconds: Annotated[float, Field(gt=0)] = 15.0
@@ -200,6 +219,29 @@ class Settings(BaseSettings):
     #: wait for (and share) the next fetch.
     tavus_webhook_fetch_interval_seconds: Annotated[float, Field(ge=0, le=60)] = 2.0
 
+    # --- the app's webhooks (webhooks/) ----------------------------------------------------
+    #: Where the app receives signed events (`session.started`, `session.ended`, …); empty =
+    #: no delivery (events are still recorded, and expire unsent after the retry window).
+    app_webhook_url: str = ""
+    #: The Standard Webhooks signing secret: `whsec_` and the base64 of 24–64 random bytes.
+    app_webhook_secret: SecretStr | None = None
+    #: Seconds between delivery passes (jittered); 0 turns the loop off.
+    webhook_interval_seconds: Annotated[float, Field(ge=0)] = 2.0
+    #: Events one pass claims, and how many are sent at once.
+    webhook_batch_size: Annotated[int, Field(ge=1, le=1000)] = 50
+    webhook_concurrency: Annotated[int, Field(ge=1, le=64)] = 8
+    #: One delivery attempt's time limit (connect, send, answer).
+    webhook_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
+    #: How long a replica owns the events it claimed (longer than a batch takes).
+    webhook_lease_seconds: Annotated[int, Field(ge=10)] = 120
+    #: Backoff after a failed attempt: doubling from the first delay up to the cap, jittered.
+    webhook_retry_first_seconds: Annotated[float, Field(gt=0)] = 5.0
+    webhook_retry_max_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    #: An event not delivered this long after it was recorded (or sent again) is failed.
+    webhook_retry_window_seconds: Annotated[int, Field(ge=60)] = 24 * 3600
+    #: Delivered and failed events are kept this many days for the operators' console.
+    webhook_retention_days: Annotated[int, Field(ge=1)] = 7
+
     # --- authentication -------------------------------------------------------------------
     #: The Supabase project URL; issuer = `<url>/auth/v1`, JWKS = issuer + `/.well-known/jwks.json`.
     supabase_url: str = ""
@@ -270,14 +312,16 @@ class Settings(BaseSettings):
 
     @property
     def default_persona_id(self) -> str | None:
-        if self.tavus_default_persona_id:
-            return self.tavus_default_persona_id
+        """The default mentor's PAL (persona) id, if any."""
+        if self.tavus_default_pal_id:
+            return self.tavus_default_pal_id
         return DEV_PERSONA_ID if self.uses_simulator else None
 
     @property
     def default_replica_id(self) -> str | None:
-        if self.tavus_default_replica_id:
-            return self.tavus_default_replica_id
+        """The default mentor's Face (replica) id, if any."""
+        if self.tavus_default_face_id:
+            return self.tavus_default_face_id
         return DEV_REPLICA_ID if self.uses_simulator else None
 
     @property
@@ -305,8 +349,49 @@ class Settings(BaseSettings):
             )
         return normalize_database_url(self.database_url)
 
+    @property
+    def webhooks_enabled(self) -> bool:
+        """Events are delivered to the app (`APP_WEBHOOK_URL` is set)."""
+        return bool(self.app_webhook_url)
+
+    @property
+    def app_webhook_signing_key(self) -> bytes | None:
+        """The secret's key bytes (`APP_WEBHOOK_SECRET` without `whsec_`, decoded)."""
+        if self.app_webhook_secret is None:
+            return None
+        return webhook_signing_key(self.app_webhook_secret.get_secret_value())
+
+    def webhook_problems(self) -> list[str]:
+        """What is wrong with the webhook settings, in every environment (never a value: the
+        secret is one)."""
+        problems: list[str] = []
+        url = self.app_webhook_url
+        if url:
+            parts = urlsplit(url)
+            if parts.scheme not in {"https", "http"} or not parts.hostname:
+                problems.append("APP_WEBHOOK_URL must be an http(s) URL with a host")
+            elif parts.scheme != "https" and self.environment is Environment.production:
+                problems.append("APP_WEBHOOK_URL must be https:// in production")
+            if self.app_webhook_secret is None:
+                problems.append(
+                    "APP_WEBHOOK_SECRET is required with APP_WEBHOOK_URL (whsec_ and the "
+                    "base64 of 24-64 random bytes)"
+                )
+        elif self.app_webhook_secret is not None:
+            problems.append("APP_WEBHOOK_SECRET is set but APP_WEBHOOK_URL is not")
+        if self.app_webhook_secret is not None:
+            try:
+                self.app_webhook_signing_key  # noqa: B018 - parses the secret
+            except ValueError as exc:
+                problems.append(f"APP_WEBHOOK_SECRET {exc}")
+        return problems
+
     def check_production_ready(self) -> None:
-        """Refuse to run outside development with missing or default secrets."""
+        """Refuse to run outside development with missing or default secrets (and, in every
+        environment, with webhook settings that cannot work)."""
+        webhooks = self.webhook_problems()
+        if webhooks:
+            raise ConfigurationError("refusing to start: " + "; ".join(webhooks))
         if self.is_development:
             return
         problems: list[str] = []
@@ -314,7 +399,7 @@ class Settings(BaseSettings):
             if self.tavus_api_key is None:
                 problems.append("TAVUS_API_KEY is not set (the simulator is for development)")
             if not (self.default_persona_id or self.default_replica_id):
-                problems.append("set TAVUS_DEFAULT_PERSONA_ID and/or TAVUS_DEFAULT_REPLICA_ID")
+                problems.append("set TAVUS_DEFAULT_PAL_ID and/or TAVUS_DEFAULT_FACE_ID")
             if not self.supabase_url:
                 problems.append("SUPABASE_URL is not set (token issuer and JWKS derive from it)")
             if not self.database_url:
@@ -350,6 +435,27 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 f"refusing to start in {self.environment.value} mode: " + "; ".join(problems)
             )
+
+
+#: Standard Webhooks secrets: this prefix, then the key in base64.
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def webhook_signing_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret (`whsec_<base64>`); ValueError (saying what is
+    wrong, never the value) when it is not one."""
+    import base64
+    import binascii
+
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValueError("must start with whsec_ (a Standard Webhooks secret)")
+    try:
+        key = base64.b64decode(secret.removeprefix(WEBHOOK_SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("is not whsec_ followed by base64") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError("must hold 24 to 64 random bytes (e.g. whsec_ + base64 of 32 bytes)")
+    return key
 
 
 def normalize_database_url(url: str) -> str:

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tavus_sim.catalog import UnknownId
 from tavus_sim.faults import CONCURRENCY_LIMIT_BODY
+from tavus_sim.gate import account_of
 from tavus_sim.handling import (
     ApiError,
     bool_param,
@@ -296,6 +297,7 @@ async def _create(request: Request, runtime: SimRuntime, raw: bytes) -> tuple[Re
             participant_tags=list(body.participant_tags or []),
             memory_tags=list(body.memory_stores or []),
             extra_fields=dict(body.model_extra or {}),
+            account=account_of(request),
         )
         state.conversations[conversation_id] = conversation
         runtime.memory.attach(conversation)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from tavus_sim import api, catalog_api, control, memory_api, room
+from tavus_sim import api, catalog_api, control, memory_api, room, tools_api
 from tavus_sim.config import SimConfig
 from tavus_sim.faults import RAW_SEND_SCOPE_KEY
 from tavus_sim.gate import install_gate
@@ -16,7 +16,7 @@ from tavus_sim.responses import JSONResponse
 from tavus_sim.runtime import SimRuntime
 
 #: The simulated Tavus API (``/v2``), behind the gate.
-API_ROUTERS = (api.router, catalog_api.router, memory_api.router)
+API_ROUTERS = (api.router, catalog_api.router, memory_api.router, tools_api.router)
 
 
 class _SimApp(FastAPI):
@@ -33,7 +33,7 @@ def create_sim_app(config: SimConfig | None = None) -> FastAPI:
     """Build a Tavus simulator app.
 
     Routes: the Tavus API under ``/v2`` (conversations, personas/pals, replicas/faces, memory
-    stores; behind the API-key gate), the rooms under ``/rooms``, the test control API under
+    stores, tools; behind the API-key gate), the rooms under ``/rooms``, the test control API under
     ``/_sim``. The runtime (state, faults, timers, callback sender) is on
     ``app.state.sim``; the lifespan opens the callback HTTP client and, on shutdown, cancels
     timers and pending deliveries and closes it.

@@ -3,26 +3,32 @@
 Each route is served under both names, as Tavus's newer aliases are: ``/v2/personas`` and
 ``/v2/pals``, ``/v2/replicas`` and ``/v2/faces``, with the same bodies and ids.
 
-- ``GET /v2/personas[?limit=&page=&persona_type=user|system]`` → ``{data, total_count}``;
-  ``GET /v2/personas/{id}``; ``POST /v2/personas`` → ``{persona_id, persona_name,
-  created_at}``; ``DELETE /v2/personas/{id}`` → 204.
-- ``GET /v2/replicas[?limit=&page=&verbose=&replica_type=&replica_ids=a,b]`` →
-  ``{data, total_count}`` (``replica_type`` only with ``verbose=true``);
+- ``GET /v2/personas[?limit=&page=&persona_type=user|system]`` (``pal_type`` too) →
+  ``{data, total_count}``; ``GET /v2/personas/{id}``; ``POST /v2/personas`` →
+  ``{persona_id, persona_name, created_at}``; ``PATCH /v2/personas/{id}`` with a JSON Patch
+  (RFC 6902) → the persona; ``DELETE /v2/personas/{id}`` → 204.
+- ``GET /v2/replicas[?limit=&page=&verbose=&replica_type=&replica_ids=a,b]`` (``face_type``
+  too, as ``/v2/faces?face_type=system`` lists the stock faces) → ``{data, total_count}``
+  (``replica_type`` only with ``verbose=true``);
   ``GET /v2/replicas/{id}``; ``POST /v2/replicas`` ``{train_video_url, replica_name?, …}`` →
   ``{replica_id, status}``; ``DELETE /v2/replicas/{id}`` → 204.
 
 Choices where Tavus documents nothing: an unknown id is ``404 {"message": "… not found"}``;
-deleting a stock (system) entry is ``403``; unknown create fields are accepted and echoed by
-GET; ``system_prompt`` is required in the ``full`` pipeline mode, as the persona guide says.
+deleting or patching a stock (system) entry is ``403``; a patch that touches the id, type or
+times, or leaves an invalid persona, is a 400 and changes nothing; unknown create fields are
+accepted and echoed by GET; ``system_prompt`` is required in the ``full`` pipeline mode, as
+the persona guide says.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from tavus_sim import json_patch
 from tavus_sim.catalog import (
     DEFAULT_PERCEPTION_MODEL,
     Persona,
@@ -41,12 +47,13 @@ from tavus_sim.handling import (
 )
 from tavus_sim.responses import JSONResponse
 from tavus_sim.runtime import SimRuntime
-from tavus_sim.state import isoformat
+from tavus_sim.state import isoformat, utcnow
 
 router = APIRouter(prefix="/v2")
 
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 _KINDS = ("user", "system")
+_READ_ONLY_PERSONA_FIELDS = frozenset({"persona_id", "persona_type", "created_at", "updated_at"})
 
 
 class PerceptionLayer(BaseModel):
@@ -102,7 +109,9 @@ async def list_personas(request: Request) -> Response:
     """A page of the account's personas, optionally only ``user`` or ``system`` ones."""
 
     async def action(runtime: SimRuntime) -> Response:
-        kind = choice_param(request, "persona_type", _KINDS)
+        kind = choice_param(request, "persona_type", _KINDS) or choice_param(
+            request, "pal_type", _KINDS
+        )
         personas = [
             persona
             for persona in runtime.catalog.personas.values()
@@ -175,6 +184,55 @@ async def create_persona(request: Request) -> Response:
     return await guarded(request, "personas", action)
 
 
+def _editable(persona: Persona) -> dict[str, Any]:
+    """The persona's fields a patch may change (with those the simulator does not model)."""
+    return {
+        **persona.extra_fields,
+        "persona_name": persona.persona_name,
+        "system_prompt": persona.system_prompt,
+        "context": persona.context,
+        "default_replica_id": persona.default_replica_id,
+        "pipeline_mode": persona.pipeline_mode,
+        "layers": persona.layers,
+        "document_ids": list(persona.document_ids),
+        "document_tags": list(persona.document_tags),
+    }
+
+
+async def patch_persona(request: Request, persona_id: str) -> Response:
+    """Change a user persona with a JSON Patch; the result is validated like a create."""
+    raw = await request.body()
+
+    async def action(runtime: SimRuntime) -> Response:
+        persona = runtime.catalog.personas.get(persona_id)
+        if persona is None:
+            raise _not_found("Persona")
+        if persona.persona_type == "system":
+            raise ApiError("Stock personas cannot be changed", status_code=403)
+        try:
+            patched = json_patch.apply(_editable(persona), json.loads(raw or b"null"))
+        except (ValueError, json_patch.PatchError) as exc:
+            raise ApiError(f"Invalid patch: {exc}") from None
+        if not isinstance(patched, dict) or _READ_ONLY_PERSONA_FIELDS & set(patched):
+            raise ApiError("Invalid patch: only the persona's own settings can change")
+        body = parse_body(PersonaBody, json.dumps(patched).encode())
+        if (body.pipeline_mode or "full") == "full" and not body.system_prompt:
+            raise ApiError("system_prompt is required when pipeline_mode is full")
+        persona.persona_name = body.persona_name or persona.persona_name
+        persona.system_prompt = body.system_prompt
+        persona.context = body.context
+        persona.default_replica_id = body.default_replica_id
+        persona.pipeline_mode = body.pipeline_mode or "full"
+        persona.layers = body.layers.model_dump(exclude_none=True) if body.layers else {}
+        persona.document_ids = list(body.document_ids or [])
+        persona.document_tags = list(body.document_tags or [])
+        persona.extra_fields = dict(body.model_extra or {})
+        persona.updated_at = utcnow()
+        return JSONResponse(persona.to_json())
+
+    return await guarded(request, "personas", action)
+
+
 async def delete_persona(request: Request, persona_id: str) -> Response:
     """Delete a user persona (stock ones cannot be deleted)."""
 
@@ -197,7 +255,9 @@ async def list_replicas(request: Request) -> Response:
     """A page of the account's replicas (``replica_ids=a,b`` and ``replica_type`` filter)."""
 
     async def action(runtime: SimRuntime) -> Response:
-        kind = choice_param(request, "replica_type", _KINDS)
+        kind = choice_param(request, "replica_type", _KINDS) or choice_param(
+            request, "face_type", _KINDS
+        )
         verbose = bool_param(request, "verbose")
         raw_ids = request.query_params.get("replica_ids")
         wanted = {item.strip() for item in raw_ids.split(",") if item.strip()} if raw_ids else None
@@ -273,6 +333,7 @@ for _collection in ("personas", "pals"):
     router.add_api_route(f"/{_collection}", list_personas, methods=["GET"])
     router.add_api_route(f"/{_collection}", create_persona, methods=["POST"])
     router.add_api_route(f"/{_collection}/{{persona_id}}", get_persona, methods=["GET"])
+    router.add_api_route(f"/{_collection}/{{persona_id}}", patch_persona, methods=["PATCH"])
     router.add_api_route(f"/{_collection}/{{persona_id}}", delete_persona, methods=["DELETE"])
 for _collection in ("replicas", "faces"):
     router.add_api_route(f"/{_collection}", list_replicas, methods=["GET"])

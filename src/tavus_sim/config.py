@@ -23,7 +23,11 @@ class SimConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     api_key: str = Field(default="sim-key", min_length=1)
-    """The only value of ``x-api-key`` the simulated Tavus API accepts."""
+    """The simulated account's ``x-api-key``."""
+
+    other_api_keys: list[str] = Field(default_factory=list)
+    """Keys of other accounts the API also accepts. Only Memory Stores are kept apart by
+    account (another account's store is a 403); everything else is shared."""
 
     concurrency_limit: int | None = Field(default=10, ge=0)
     """Maximum number of ``active`` conversations; ``None`` means unlimited."""
@@ -82,6 +86,9 @@ class SimConfig(BaseModel):
     """Chance of dropping each delivery, drawn from a RNG seeded with ``callback_seed``."""
     callback_seed: int | None = None
     """Seed of the RNG used by ``callback_drop_probability`` and ``callback_shuffle``."""
+
+    tool_call_timeout_s: float = Field(default=10.0, gt=0)
+    """How long a call to a tool's endpoint (``delivery.api``) may take; no retries."""
 
     def scaled(self, seconds: float) -> float:
         """Return a simulated duration in real seconds, applying ``time_scale``."""

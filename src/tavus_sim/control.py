@@ -14,13 +14,18 @@ face untrusted networks. Endpoints:
 - ``GET|POST|DELETE /_sim/faults``: list, add (body: a :class:`FaultRule`), clear.
 - ``GET|PUT /_sim/config``: read, or change any :class:`SimConfig` field at runtime (partial).
 - ``GET /_sim/memory``: every Memory Store (with its memories) and every legacy memory tag.
-- ``POST /_sim/drain`` ``{"timeout_s"?}``: wait until all queued callbacks were delivered.
-- ``POST /_sim/reset``: forget conversations, ledger, memories, created personas/replicas and
-  faults; restore the start config.
+- ``GET /_sim/tool-calls[?conversation_id=]``: every request sent to a tool's endpoint, in
+  order: ``{tool_calls: [{tool_call_id, tool_id, tool, trigger_type, conversation_id, url,
+  method, body, fault, status, response, error, at}]}`` (tool_calls.py).
+- ``POST /_sim/drain`` ``{"timeout_s"?}``: wait until all queued callbacks were delivered and
+  every post-call action has run.
+- ``POST /_sim/reset``: forget conversations, ledger, memories, created personas/replicas,
+  tools and tool calls, and faults; restore the start config.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -149,6 +154,18 @@ async def memory(request: Request) -> dict[str, Any]:
     }
 
 
+@router.get("/tool-calls")
+async def tool_calls(request: Request) -> dict[str, Any]:
+    """Return every call made to a tool's endpoint, optionally for one conversation."""
+    wanted = request.query_params.get("conversation_id")
+    calls = get_runtime(request).caller.calls
+    return {
+        "tool_calls": [
+            call.to_json() for call in calls if wanted is None or call.conversation_id == wanted
+        ]
+    }
+
+
 @router.get("/faults")
 async def list_faults(request: Request) -> dict[str, Any]:
     """Return the pending fault rules."""
@@ -191,10 +208,15 @@ async def change_config(request: Request, changes: dict[str, Any]) -> Response:
 
 @router.post("/drain")
 async def drain(request: Request, body: DrainBody | None = None) -> dict[str, Any]:
-    """Wait until every queued callback delivery has finished (or the timeout passed)."""
-    sender = get_runtime(request).sender
-    idle = await sender.drain((body or DrainBody()).timeout_s)
-    return {"idle": idle, "pending": sender.pending}
+    """Wait until every post-call action and queued callback delivery has finished (or the
+    timeout passed)."""
+    runtime = get_runtime(request)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (body or DrainBody()).timeout_s
+    # Post-call actions first: each ends by queueing a callback.
+    idle = await runtime.caller.drain(deadline - loop.time())
+    idle = idle and await runtime.sender.drain(max(0.0, deadline - loop.time()))
+    return {"idle": idle, "pending": runtime.sender.pending + runtime.caller.pending}
 
 
 @router.post("/reset", status_code=204)

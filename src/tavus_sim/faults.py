@@ -25,6 +25,12 @@ Kinds:
   API bug answering "success" with something unusable; nothing is changed unless
   ``apply_first``.
 
+Tool-call faults (``endpoint: tool_call``; the endpoint is implied by the kind) apply to the
+simulator's own requests to tools' endpoints (tool_calls.py), one per call, never to ``/v2``:
+
+- ``wrong_signature``: ``X-Tavus-Signature`` computed with a wrong secret.
+- ``repeat_tool_call``: the same request, same ``tool_call_id``, sent twice.
+
 Callback delivery controls are plain :class:`~tavus_sim.config.SimConfig` fields
 (``callback_*``) so that ``PUT /_sim/config`` changes them; :func:`plan_deliveries` applies them.
 """
@@ -37,17 +43,36 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.types import Scope
 
 from tavus_sim.config import SimConfig
 
 FaultEndpoint = Literal[
-    "create", "get", "list", "end", "delete", "personas", "replicas", "memory_stores", "any"
+    "create",
+    "get",
+    "list",
+    "end",
+    "delete",
+    "personas",
+    "replicas",
+    "memory_stores",
+    "tools",
+    "tool_call",
+    "any",
 ]
 FaultKind = Literal[
-    "status", "timeout", "concurrency_limit", "out_of_credits", "drop_connection", "malformed"
+    "status",
+    "timeout",
+    "concurrency_limit",
+    "out_of_credits",
+    "drop_connection",
+    "malformed",
+    "wrong_signature",
+    "repeat_tool_call",
 ]
+#: Faults of the simulator's own calls to tool endpoints (tool_calls.py), not of ``/v2``.
+TOOL_CALL_KINDS = frozenset({"wrong_signature", "repeat_tool_call"})
 
 CONCURRENCY_LIMIT_BODY = {"message": "User has reached maximum concurrent conversations"}
 OUT_OF_CREDITS_BODY = {"message": "The user is out of conversational credits"}
@@ -77,7 +102,19 @@ class FaultRule(BaseModel):
     """Wait for ``kind: timeout``."""
     apply_first: bool = False
     conversation_id: str | None = None
-    """Only requests naming this conversation in their path match (get, end, delete)."""
+    """Only requests naming this conversation in their path match (get, end, delete); for a
+    tool-call fault, only calls made for this conversation."""
+
+    @model_validator(mode="after")
+    def _tool_call_faults_apart(self) -> FaultRule:
+        # A tool-call fault never consumes a /v2 request, nor a /v2 fault a tool call.
+        if self.kind in TOOL_CALL_KINDS:
+            if self.endpoint not in ("tool_call", "any"):
+                raise ValueError(f"kind {self.kind} applies to endpoint tool_call only")
+            self.endpoint = "tool_call"
+        elif self.endpoint == "tool_call":
+            raise ValueError(f"endpoint tool_call takes only {sorted(TOOL_CALL_KINDS)}")
+        return self
 
 
 class FaultQueue:
@@ -100,13 +137,18 @@ class FaultQueue:
         for index, (rule, remaining) in enumerate(self._rules):
             if rule.conversation_id is not None and rule.conversation_id != conversation_id:
                 continue
-            if rule.endpoint in (endpoint, "any"):
+            if rule.endpoint == endpoint or (rule.endpoint == "any" and endpoint != "tool_call"):
                 if remaining <= 1:
                     del self._rules[index]
                 else:
                     self._rules[index] = (rule, remaining - 1)
                 return rule
         return None
+
+    def take_tool_fault(self, conversation_id: str | None = None) -> str | None:
+        """Consume one use of the first tool-call fault (for this conversation); its kind."""
+        rule = self.take("tool_call", conversation_id)
+        return None if rule is None else rule.kind
 
     def pending(self) -> list[dict[str, Any]]:
         """Return the pending rules with their remaining counts, in order."""

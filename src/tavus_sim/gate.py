@@ -1,6 +1,7 @@
 """The front door of the simulated ``/v2`` API: latency, the API key, Tavus-shaped 404/405.
 
-Every request under ``/v2`` waits ``latency_ms`` and then needs the right ``x-api-key``
+Every request under ``/v2`` waits ``latency_ms`` and then needs a right ``x-api-key`` (the
+simulator's own, ``SimConfig.api_key``, or another account's, ``SimConfig.other_api_keys``)
 *before* routing, so a missing or wrong key gets ``401 {"message": "Invalid access token"}``
 on every path — existing or not, any method — and never learns whether a resource or route
 exists. Behind the key, an unknown path answers ``404 {"message": "Not Found"}`` and a known
@@ -52,10 +53,21 @@ class ApiGate:
             if name == b"x-api-key":
                 given = value
                 break
-        if not hmac.compare_digest(given, config.api_key.encode()):
+        keys = [config.api_key, *config.other_api_keys]
+        # Every key is compared, so the time taken does not tell which one nearly matched.
+        matches = [hmac.compare_digest(given, key.encode()) for key in keys]
+        if not any(matches):
             await JSONResponse(INVALID_TOKEN_BODY, status_code=401)(scope, receive, send)
             return
         await self._app(scope, receive, send)
+
+
+def account_of(request: Request) -> str:
+    """The account a ``/v2`` request acts for: its API key, which the gate has checked.
+
+    Only Memory Stores are kept apart by account (memory.py); everything else is shared.
+    """
+    return request.headers.get("x-api-key", "")
 
 
 def api_routes(routers: Iterable[APIRouter]) -> list[Route]:

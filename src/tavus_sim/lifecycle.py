@@ -14,6 +14,9 @@ Timers are asyncio tasks, one per (conversation, timer name), all divided by
 Shutdown reasons are sent without the " reached" suffix of the documented list, matching
 Tavus's own example payloads and observed traffic.
 
+What the participant says may make the mentor call its PAL's tools before it answers
+(actions.py); asked "what do you remember about me?", it lists its memory of them (memory.py).
+
 On shutdown the conversation becomes ``ended``, what the participant said becomes memories of
 its memory store and legacy tags (memory.py), and these callbacks are generated, in order:
 ``system.shutdown``, ``application.transcription_ready`` (first entry: the system prompt with
@@ -21,12 +24,14 @@ the conversational context), ``application.perception_analysis`` only when the p
 Raven perception model, and ``application.recording_ready`` only when
 ``properties.enable_recording`` is set and someone joined (nothing was recorded otherwise).
 Test-mode conversations never start timers or generate callbacks (Tavus does not document any
-for them).
+for them). After these, the PAL's post-call actions run (actions.py) and each adds an
+``application.post_call_action_executed`` callback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -35,12 +40,14 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
-from tavus_sim import mentor
+from tavus_sim import actions, mentor
 from tavus_sim.callbacks import CallbackSender, envelope
 from tavus_sim.catalog import ANALYSING_PERCEPTION_MODELS
 from tavus_sim.config import SimConfig
 from tavus_sim.memory import MemoryBank
 from tavus_sim.state import Conversation, Participant, SimState, TranscriptEntry, utcnow
+from tavus_sim.tool_calls import ToolCaller
+from tavus_sim.tools import ToolRegistry
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -50,6 +57,9 @@ _SECONDS_PER_WORD = 0.35
 _MIN_TURN_SECONDS = 0.5
 _DEFAULT_BUCKET = "tavus-sim-recordings"
 _URI_SCHEMES = {"s3": "s3", "gcs": "gs", "azure_blob": "https"}
+_WHAT_DO_YOU_REMEMBER = re.compile(
+    r"\bwhat\s+do\s+you\s+(?:remember|know)\s+about\s+me\b", re.IGNORECASE
+)
 
 
 class LifecycleParts(Protocol):
@@ -59,6 +69,8 @@ class LifecycleParts(Protocol):
     state: SimState
     memory: MemoryBank
     sender: CallbackSender
+    tools: ToolRegistry
+    caller: ToolCaller
 
 
 class Lifecycle:
@@ -232,16 +244,24 @@ class Lifecycle:
         """Return the greeting the mentor says (or will say) in this room."""
         return mentor.greeting(conversation.custom_greeting, conversation.conversational_context)
 
-    def say(self, conversation: Conversation, text: str) -> str:
-        """Record a participant's utterance and the mentor's answer; return the answer."""
+    async def say(self, conversation: Conversation, text: str) -> str:
+        """Record a participant's utterance, call the tools it asks for, record the mentor's
+        answer; return the answer."""
         turn = sum(1 for entry in conversation.transcript if entry.role == "user")
+        turn_index = len(conversation.transcript)
         self._add_turn(conversation, "user", text)
-        answer = mentor.reply(
-            conversation.conversational_context,
-            text,
-            turn,
-            mention_context=not conversation.context_mentioned,
-        )
+        tool_lines = await actions.in_call(self._runtime, conversation, text, turn_index)
+        if tool_lines:
+            answer = " ".join(tool_lines)
+        elif _WHAT_DO_YOU_REMEMBER.search(text):
+            answer = self._runtime.memory.knows(conversation)
+        else:
+            answer = mentor.reply(
+                conversation.conversational_context,
+                text,
+                turn,
+                mention_context=not conversation.context_mentioned,
+            )
         conversation.context_mentioned = True
         if not conversation.memory_recalled:
             conversation.memory_recalled = True
@@ -291,6 +311,7 @@ class Lifecycle:
             shutdown_reason=reason,
         )
         self._runtime.sender.send(conversation, events, post_shutdown=True)
+        actions.post_call(self._runtime, conversation)
         return True
 
     def _post_call_events(self, conversation: Conversation) -> list[dict[str, Any]]:

@@ -8,7 +8,8 @@
 - ``POST /rooms/{id}/join`` ``{"name"?, "token"?}`` (or ``?t=<meeting_token>``): a participant
   joins; 409 when the conversation has ended or the room is full, 403 without the meeting
   token of a ``require_auth`` conversation.
-- ``POST /rooms/{id}/say`` ``{"text", "participant_id"?}`` → ``{"reply"}``.
+- ``POST /rooms/{id}/say`` ``{"text", "participant_id"?}`` → ``{"reply"}``, once the tools
+  the words call for have answered (actions.py).
 - ``POST /rooms/{id}/leave`` ``{"participant_id"?}``: without an id, the latest participant
   leaves. Leaving an ended room is a no-op.
 
@@ -220,7 +221,7 @@ async def say_in_room(request: Request, conversation_id: str) -> Response:
             raise RoomError(409, f"Participant {body.participant_id!r} is not in the room.")
     except RoomError as exc:
         return exc.response()
-    return JSONResponse({"reply": runtime.lifecycle.say(conversation, body.text)})
+    return JSONResponse({"reply": await runtime.lifecycle.say(conversation, body.text)})
 
 
 @router.post("/{conversation_id}/leave")

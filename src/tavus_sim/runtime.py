@@ -1,5 +1,5 @@
-"""The simulator's live parts, bundled: config, state, catalogue, memory, faults, callback
-sender, lifecycle."""
+"""The simulator's live parts, bundled: config, state, catalogue, memory, tools, faults,
+callback sender, tool caller, lifecycle."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from tavus_sim.faults import FaultQueue
 from tavus_sim.lifecycle import Lifecycle
 from tavus_sim.memory import MemoryBank
 from tavus_sim.state import SimState
+from tavus_sim.tool_calls import ToolCaller
+from tavus_sim.tools import ToolRegistry
 
 
 class SimRuntime:
@@ -29,31 +31,38 @@ class SimRuntime:
         self.state = SimState()
         self.catalog = Catalog()
         self.memory = MemoryBank()
+        self.tools = ToolRegistry()
         self.faults = FaultQueue()
         self.rng = random.Random(config.callback_seed)  # noqa: S311 - test fixtures, not crypto
         self.sender = CallbackSender(self)
+        self.caller = ToolCaller(self)
         self.lifecycle = Lifecycle(self)
         self._wake = asyncio.Event()
 
     async def start(self) -> None:
-        """Acquire resources (the callback HTTP client)."""
+        """Acquire resources (the callback and tool-call HTTP clients)."""
         await self.sender.start()
+        await self.caller.start()
 
     async def aclose(self) -> None:
         """Stop timers, wake sleeping requests, cancel deliveries, release resources."""
         self.interrupt_sleepers()
         await self.lifecycle.cancel_all()
+        await self.caller.aclose()
         await self.sender.aclose()
 
     async def reset(self) -> None:
-        """Forget all conversations, memories, created personas and replicas, faults and
-        runtime config changes."""
+        """Forget all conversations, memories, created personas and replicas, tools and tool
+        calls, faults and runtime config changes."""
         self.interrupt_sleepers()
         await self.lifecycle.cancel_all()
+        await self.caller.cancel_all()
         await self.sender.cancel_all()
         self.state.clear()
         self.catalog.reset()
         self.memory.reset()
+        self.tools.reset()
+        self.caller.reset()
         self.faults.clear()
         self.config = self.initial_config.model_copy(deep=True)
         self.rng = random.Random(self.config.callback_seed)  # noqa: S311 - as above

@@ -276,6 +276,14 @@ class SimServer:
         data: dict[str, Any] = self._call("GET", "/_sim/memory").json()
         return data
 
+    def tool_calls(self, conversation_id: str | None = None) -> list[dict[str, Any]]:
+        """Return every call made to a tool's endpoint (``GET /_sim/tool-calls``)."""
+        path = "/_sim/tool-calls"
+        if conversation_id is not None:
+            path += f"?conversation_id={conversation_id}"
+        calls: list[dict[str, Any]] = self._call("GET", path).json()["tool_calls"]
+        return calls
+
     def get_config(self) -> dict[str, Any]:
         """Return the current runtime config."""
         data: dict[str, Any] = self._call("GET", "/_sim/config").json()

@@ -150,6 +150,15 @@ class Conversation:
     """Whether the mentor has already brought up what it remembers."""
     extra_fields: dict[str, Any] = field(default_factory=dict)
     """Create fields the simulator accepts without modelling them (Tavus ignores them too)."""
+    account: str = ""
+    """The API key that created it (Memory Stores belong to an account)."""
+    pinned_turns: set[int] = field(default_factory=set)
+    """Transcript indexes of user turns a ``remember`` tool call took care of: the app pinned
+    them, so learned memory leaves them out (forgetting the pin forgets them)."""
+
+    def user_turns(self) -> list[str]:
+        """What the participant said, in order."""
+        return [entry.content for entry in self.transcript if entry.role == "user"]
 
     @property
     def visible(self) -> bool:

@@ -7,6 +7,7 @@ names, to the callback URL the service gave Tavus.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -37,6 +38,14 @@ def event(
 
 async def send(service: RunningService, path: str, payload: Any) -> Any:
     return await service.client.post(path, json=payload)
+
+
+async def after_start(service: RunningService, session_id: str, seconds: float = 185.5) -> str:
+    """A Tavus timestamp `seconds` after the session started (T2's distance from T0): a
+    shutdown is stamped after the start, or it ends the session at its start."""
+    rows = await session_rows(service.db, session_id)
+    started: datetime = rows["conversation"]["start_time"]
+    return (started + timedelta(seconds=seconds)).isoformat()
 
 
 G1_TRANSCRIPT = [
@@ -193,17 +202,18 @@ class TestEvents:
         self, service: RunningService, reason: str, normalised: str, status: str
     ) -> None:
         s = await start_quiet(service)
+        at = await after_start(service, s.session_id)
         response = await send(
             service,
             s.callback_path,
-            event(s.conversation_id, "system.shutdown", {"shutdown_reason": reason}, T2),
+            event(s.conversation_id, "system.shutdown", {"shutdown_reason": reason}, at),
         )
         assert response.json() == {"status": "applied"}
         rows = await session_rows(service.db, s.session_id)
         conversation, daily = rows["conversation"], rows["daily"]
         assert conversation["status"] == "ended"
         assert conversation["shutdown_reason"] == normalised
-        assert conversation["end_time"].isoformat().startswith("2026-11-25T10:03:05.5")
+        assert conversation["end_time"].isoformat() == at
         assert daily["completed_at"] == conversation["end_time"]
         assert daily["session_status"] == status
         # The user can start again: the session is no longer live.
@@ -385,6 +395,7 @@ class TestWithTheEndCall:
             f"/v1/sessions/{s.session_id}/end", headers=service.auth(s.user_id)
         )
         assert ended.json()["status"] == "completed"
+        at = await after_start(service, s.session_id, 0.5)  # Tavus's own time wins
         response = await send(
             service,
             s.callback_path,
@@ -392,12 +403,12 @@ class TestWithTheEndCall:
                 s.conversation_id,
                 "system.shutdown",
                 {"shutdown_reason": "end_conversation_endpoint_hit"},
-                T2,
+                at,
             ),
         )
         assert response.json() == {"status": "applied"}
         rows = await session_rows(service.db, s.session_id)
-        assert rows["conversation"]["end_time"].isoformat().startswith("2026-11-25T10:03:05.5")
+        assert rows["conversation"]["end_time"].isoformat() == at
         assert rows["conversation"]["shutdown_reason"] == "end_conversation_endpoint_hit"
 
     async def test_end_after_shutdown_is_idempotent(self, service: RunningService) -> None:
@@ -417,6 +428,7 @@ class TestWithTheEndCall:
 
     async def test_callback_storm_during_an_end_call(self, service: RunningService) -> None:
         s = await start_quiet(service)
+        at = await after_start(service, s.session_id)
         # Tavus's end answers slowly, so the storm lands while the end call is in flight.
         service.sim.set_config(latency_ms=300)
         payloads = [
@@ -425,7 +437,7 @@ class TestWithTheEndCall:
                 s.conversation_id,
                 "system.shutdown",
                 {"shutdown_reason": "end_conversation_endpoint_hit"},
-                T2,
+                at,
             ),
             event(
                 s.conversation_id,
@@ -447,7 +459,7 @@ class TestWithTheEndCall:
         rows = await session_rows(service.db, s.session_id)
         assert rows["conversation"]["status"] == "ended"
         assert rows["conversation"]["shutdown_reason"] == "end_conversation_endpoint_hit"
-        assert rows["conversation"]["end_time"].isoformat().startswith("2026-11-25T10:03:05.5")
+        assert rows["conversation"]["end_time"].isoformat() == at
         assert rows["conversation"]["perception_analysis"] == "calm"
         assert rows["daily"]["session_status"] == "completed"
         assert rows["daily"]["conversation_transcript"].startswith("User: Hi.")

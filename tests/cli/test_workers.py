@@ -44,6 +44,8 @@ def test_two_workers_serve_one_port_and_merge_their_metrics(
         TAVUS_BASE_URL=sim.api_url,
         TAVUS_DEFAULT_REPLICA_ID="r0000default",
         RECONCILE_INTERVAL_SECONDS="0",
+        # The workers drain at the end without a readiness window: no load balancer polls.
+        SHUTDOWN_READINESS_DELAY_SECONDS="0",
         LOG_LEVEL="WARNING",
         # Given, so the test can look: `serve` empties it and both workers write there.
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),

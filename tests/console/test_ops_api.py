@@ -26,6 +26,8 @@ OPS_ROUTES = (
     ("POST", "/v1/ops/reconciler/passes"),
     ("GET", "/v1/ops/tavus"),
     ("GET", "/v1/ops/callbacks"),
+    ("GET", "/v1/ops/webhooks"),
+    ("POST", "/v1/ops/webhooks/{event_id}/send-again"),
 )
 
 
@@ -63,7 +65,7 @@ async def test_a_user_token_gets_403_on_every_route_and_nothing_happens(
     passes_before = await _runs(service)
 
     for method, path in OPS_ROUTES:
-        url = path.format(session_id=live["id"])
+        url = path.format(session_id=live["id"], event_id=uuid.uuid4())
         for headers, status, code in (
             (service.auth(attacker), 403, "operator_required"),
             ({}, 401, "unauthorized"),

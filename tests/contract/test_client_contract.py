@@ -114,7 +114,11 @@ def _request_problems(name: str, exchange: Exchange) -> list[str]:
         problems.append(f"method {exchange.method}, documented {spec['method']}")
     prefix = base["version_prefix"]
     path = exchange.path.removeprefix(prefix)
-    if not exchange.path.startswith(prefix + "/") or not path_matches(spec["path"], path):
+    # A documented alias (`/pals` for `/personas`, `/faces` for `/replicas`) fits too.
+    documented = [spec["path"], *spec.get("aliases", [])]
+    if not exchange.path.startswith(prefix + "/") or not any(
+        path_matches(pattern, path) for pattern in documented
+    ):
         problems.append(f"path {exchange.path} does not fit {prefix}{spec['path']}")
     if exchange.headers.get(base["auth_header"]) is None:
         problems.append(f"no {base['auth_header']} header")

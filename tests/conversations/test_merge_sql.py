@@ -174,6 +174,18 @@ def test_the_stored_merge_is_the_model(
             Delta(closed_at=T0),
             Delta(conversation_id="c1", adopt=True, start_time=T0 - timedelta(minutes=1)),
         ],
+        # Ended during its start, the replica joining anyway: it never started.
+        [
+            Delta(conversation_id="c1", joined_at=T0),
+            Delta(closed_at=T0 + timedelta(seconds=1)),
+            Delta(conversation_id="c1", adopt=True, start_time=T0 - timedelta(minutes=1)),
+            Delta(conversation_id="c1", shutdown_at=T0, shutdown_reason="conversation_ended"),
+        ],
+        # A shutdown stamped before the start: it ends at its start.
+        [
+            Delta(conversation_id="c1", adopt=True, start_time=T0),
+            Delta(conversation_id="c1", shutdown_at=T0 - timedelta(minutes=1)),
+        ],
         # A failed start is frozen, but keeps the Tavus id an event names.
         [
             Delta(fail=True, failure_code="not_created_at_tavus"),

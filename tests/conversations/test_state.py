@@ -124,3 +124,44 @@ def test_post_call_actions_are_a_set_listed_by_digest() -> None:
         again.post_call_actions
     )
     assert sorted(post_call_action_list(state.post_call_actions) or [], key=str) == [one, two]
+
+
+def test_a_session_never_ends_before_it_started() -> None:
+    """Tavus's shutdown time comes from its clock, the start time from the create's answer:
+    a shutdown stamped before the start ends the session at its start."""
+    state = ConversationState(status=ConversationStatus.starting)
+    for delta in (
+        Delta(conversation_id="c1", adopt=True, start_time=T0),
+        Delta(
+            conversation_id="c1",
+            shutdown_at=T0 - timedelta(seconds=30),
+            shutdown_reason="end_conversation_endpoint_hit",
+        ),
+    ):
+        state = merge(state, delta)
+    view = derive(state)
+    assert view.started_at == T0
+    assert view.end_time == T0
+    assert view.duration_seconds == 0
+    assert view.session_status == "completed"
+
+
+def test_a_session_closed_before_its_create_was_recorded_never_started() -> None:
+    """Our side ended it while Tavus was creating it: the user never had the room, so it is
+    `interrupted` with no start, whether Tavus's replica joined before or after our end."""
+    joined = Delta(conversation_id="c1", joined_at=T0 + timedelta(seconds=2))
+    closed = Delta(closed_at=T0 + timedelta(seconds=1))
+    adopted = Delta(conversation_id="c1", adopt=True, start_time=T0)
+    shutdown = Delta(
+        conversation_id="c1",
+        shutdown_at=T0 + timedelta(seconds=3),
+        shutdown_reason="end_conversation_endpoint_hit",
+    )
+    for order in ((closed, adopted, joined, shutdown), (joined, closed, adopted, shutdown)):
+        state = ConversationState(status=ConversationStatus.starting)
+        for delta in order:
+            state = merge(state, delta)
+        view = derive(state)
+        assert view.session_status == "interrupted", order
+        assert view.started_at is None
+        assert view.duration_seconds is None

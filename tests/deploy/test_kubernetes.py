@@ -91,11 +91,14 @@ def test_the_deployment_probes_drains_and_runs_restricted(target: str) -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
     assert container["args"][:1] == ["serve"]
-    # The drain: out of the endpoints during preStop, then SIGTERM and the requests in
-    # flight (at most a start's Tavus create, 15 s, or an end's retries, 20 s) within the grace.
+    # The drain: out of the endpoints during preStop, then SIGTERM and the service's own
+    # bounded drain (SHUTDOWN_GRACE_SECONDS), all before the kubelet's SIGKILL.
     sleep = container["lifecycle"]["preStop"]["exec"]["command"]
     assert sleep[0] == "sleep"
-    assert int(sleep[1]) + 20 + 10 <= pod["terminationGracePeriodSeconds"] <= 120
+    config = only(objects, "ConfigMap")["data"]
+    grace = float(config["SHUTDOWN_GRACE_SECONDS"])
+    assert float(config["SHUTDOWN_READINESS_DELAY_SECONDS"]) <= grace / 2
+    assert int(sleep[1]) + grace < pod["terminationGracePeriodSeconds"] <= 120
     assert container["resources"]["requests"].keys() == {"cpu", "memory"}
     assert container["resources"]["limits"].keys() == {"cpu", "memory"}
     config_maps = [e["configMapRef"]["name"] for e in container["envFrom"] if "configMapRef" in e]

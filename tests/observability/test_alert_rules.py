@@ -63,7 +63,7 @@ def dashboard_exprs() -> list[tuple[str, str]]:
 
 
 def declared_metrics() -> set[str]:
-    names = {metrics.LIVE_SESSIONS, metrics.PAST_MAX_DURATION}
+    names = {metrics.LIVE_SESSIONS, metrics.PAST_MAX_DURATION, *metrics.WEBHOOK_GAUGES}
     for value in vars(metrics).values():
         if isinstance(value, MetricWrapperBase):
             [family] = value.describe()

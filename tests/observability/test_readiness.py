@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from facetoface.db.compatibility import SchemaVerdict, judge
 from facetoface.health import TavusHealth, readiness
 from facetoface.health import service as health
 from tests.conftest import RunningService
@@ -78,7 +79,7 @@ async def test_unmigrated_database_is_503(service: RunningService) -> None:
     body = response.json()
     assert body["status"] == "unavailable"
     assert body["database"] == "ok"
-    assert body["migrations"] == "behind"
+    assert body["migrations"] == "unknown"  # newer than this code, and undescribed
     assert body["checks"]["migrations"]["current"] == "older"
 
 
@@ -87,11 +88,11 @@ class _BrokenDatabase:
         self.error = error
         self.delay_s = delay_s
 
-    async def migration_state(self) -> tuple[str | None, str | None]:
+    async def schema_verdict(self) -> SchemaVerdict:
         await asyncio.sleep(self.delay_s)
         if self.error is not None:
             raise self.error
-        return "head", "head"
+        return judge("head", "head", {"head"}, {})
 
 
 async def test_unreachable_database_is_503() -> None:
@@ -127,3 +128,12 @@ def test_tavus_health_follows_the_latest_outcome() -> None:
     tavus.on_request("get_conversation", "not_found", 0.1)  # Tavus answered
     assert tavus.snapshot()["status"] == "ok"
     assert tavus.snapshot()["consecutive_failures"] == 0
+
+
+async def test_draining_is_503_without_asking_the_database() -> None:
+    """From SIGTERM on (facetoface.shutdown): load balancers stop sending, whatever the
+    database says (a hanging one would only delay the answer)."""
+    db = _BrokenDatabase(delay_s=5)
+    code, body = await asyncio.wait_for(readiness(db, None, draining=True), timeout=2)  # type: ignore[arg-type]
+    assert code == 503
+    assert body["status"] == "draining"

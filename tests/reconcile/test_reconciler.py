@@ -213,8 +213,9 @@ async def test_retries_a_failed_tavus_end(service: RunningService) -> None:
 
 async def test_ends_orphans_of_this_installation_only(service: RunningService) -> None:
     """Only a conversation named with this installation's identity *and* whose row exists
-    here (not live) is ours to end. A twin deployment on the same Tavus account — same
-    DEPLOYMENT_NAME, another database — another app, and unnamed conversations are left."""
+    here (not live), or was deleted here, is ours to end. A twin deployment on the same Tavus
+    account — same DEPLOYMENT_NAME, another database — a row never seen here (a copy of this
+    database shares its identity), another app, and unnamed conversations are left."""
     service.sim.set_config(callback_drop_probability=1.0)
     user_id = await create_user(service.db)
     live = (await start(service, user_id)).json()

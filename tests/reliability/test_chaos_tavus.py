@@ -3,9 +3,9 @@ connection, or answers too late), answers a verbose fetch with garbage (issue 10
 §10).
 
 - A start whose create Tavus may have carried out is never sent again: the user is told
-  `session_outcome_unknown` for that session, and every retry with the same
-  `Idempotency-Key` gets the same — until the reconciler adopts the conversation by its name;
-  from then on the retry is answered with the session (201, replayed). Never a second
+  `session_outcome_unknown` for that session; a retry asks Tavus for the conversation by its
+  name and adopts it — with the same `Idempotency-Key` it is answered with the session (201,
+  replayed), without one with the live session and its room (409). Never a second
   conversation.
 - The reconciler isolates each row: a session whose verbose fetch returns something
   malformed is recorded (`reconcile_error`) and skipped; the pass goes on, and the orphan
@@ -80,8 +80,8 @@ async def test_tavus_5xx_after_create_never_makes_a_second_conversation(
     assert service.sim.faults() == [], "every fault was used once"
     assert await created_total(service) == len(users), "Tavus created each one, once"
 
-    # Retries — with the key, concurrently; without it — create nothing: the key names
-    # the unresolved session, and that session is live for the one-session rule.
+    # Retries — with the key, concurrently; without it — create nothing: each asks Tavus
+    # for the unresolved session's conversation by its name and adopts it.
     retries = [
         answered(r)
         for r in await asyncio.gather(
@@ -90,16 +90,17 @@ async def test_tavus_5xx_after_create_never_makes_a_second_conversation(
     ]
     keyed, unkeyed = retries[: 3 * len(users)], retries[3 * len(users) :]
     for index, response in enumerate(keyed):
-        assert response.status_code == 503, response.text
-        assert response.json()["code"] == "session_outcome_unknown"
-        assert response.json()["session_id"] == told[users[index // 3]]
-    for response in unkeyed:
+        assert response.status_code == 201, response.text
+        assert response.headers.get("idempotent-replayed") == "true"
+        assert response.json()["id"] == told[users[index // 3]]
+        assert response.json()["conversation_url"]
+    for user, response in zip(users, unkeyed, strict=True):
         assert (response.status_code, response.json()["code"]) == (409, "session_already_active")
+        assert response.json()["session"]["id"] == told[user]
+        assert response.json()["session"]["conversation_url"], "a 409 always has a room"
     assert await created_total(service) == len(users), "no retry reached Tavus"
 
-    # The reconciler finds each conversation by its name and adopts it (or, where Tavus's
-    # `replica_joined` callback adopted it first, records the join URL the callback lacks);
-    # a retry now gets it.
+    # After a reconciler pass (nothing left for it to adopt), a retry still gets it.
     converge_s, _ = await converge(service, lifted)
     replays = [answered(r) for r in await asyncio.gather(*(start(u) for u in users))]
     for user, response in zip(users, replays, strict=True):
@@ -120,7 +121,7 @@ async def test_tavus_5xx_after_create_never_makes_a_second_conversation(
         began=began,
         converge_s=converge_s,
         notes="create done, then 500/502/503/504/dropped/late; 3 keyed + 1 unkeyed retry each "
-        "before the pass, 1 keyed after",
+        "(adopted by name) before the pass, 1 keyed after",
         expect={
             "one conversation per session": await created_total(service) == len(users),
             "every session adopted and replayed": verdict.statuses == {"active": len(users)},

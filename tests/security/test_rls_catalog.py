@@ -35,10 +35,14 @@ TABLES = {
     "alembic_version",
     "facetoface_installation",
     "user_preferences",
+    "schema_revisions",
+    "webhook_events",
 }
 #: 47 from 0005, one from 0006 (facetoface_installation), one from 0008 (reconcile_runs), six
 #: from 0009 (user_preferences' five; the service reading the caller's own events).
-POLICIES = 55
+#: One from 0012 (schema_revisions, read by the service). Four from 0014 (webhook_events: the
+#: service's only).
+POLICIES = 60
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 CRUD = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 
@@ -73,6 +77,8 @@ EXPECTED_TABLE_PRIVILEGES: dict[str, dict[str, set[str]]] = {
         "alembic_version": {"SELECT"},
         "facetoface_installation": {"SELECT"},
         "user_preferences": {"SELECT"},
+        "schema_revisions": {"SELECT"},
+        "webhook_events": CRUD,
     },
 }
 #: (table, privilege) granted to `authenticated` on some columns only, and columns it lacks.
@@ -278,7 +284,9 @@ async def test_only_the_service_may_run_the_merge_functions(owner: Database) -> 
     assert {f.name.split("(")[0] for f in functions} == {
         "facetoface.apply_delta",
         "facetoface.claim_end",
+        "facetoface.enqueue_session_events",
         "facetoface.forget_meeting_token",
+        "facetoface.remember_deleted_conversation",
         "facetoface.session_json",
         "facetoface.start_session",
     }

@@ -267,6 +267,12 @@ async def test_users_cannot_change_or_create_another_users_rows(
         "SELECT * FROM reconcile_runs",
         "INSERT INTO reconcile_runs (id, started_at, finished_at, replica, actions, errors) "
         "VALUES (:new, now(), now(), 'me', '{}', 0)",
+        # The app's webhook outbox: a user who could write it could have the service sign
+        # events to the app; reading it is the operators' (0014).
+        "SELECT * FROM webhook_events",
+        "INSERT INTO webhook_events (id, event_type, event_key, user_id, data, occurred_at, "
+        "next_attempt_at, created_at) VALUES (:new, 'session.ended', 'forged', :uid, '{}', "
+        "now(), now(), now())",
     ],
 )
 async def test_users_cannot_forge_their_own_session_state(
@@ -411,6 +417,7 @@ async def test_the_login_role_alone_reads_nothing(app_db: Database, alice: User)
         "tavus_callback_events",
         "idempotency_keys",
         "reconcile_runs",
+        "webhook_events",
         "alembic_version",
     ],
 )

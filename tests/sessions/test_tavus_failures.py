@@ -95,18 +95,29 @@ async def test_concurrency_limit_answers_retry_after_from_settings(
 
 
 @pytest.mark.parametrize(
-    ("fault", "failure_code"),
+    ("fault", "failure_code", "then"),
     [
-        ({"kind": "timeout", "delay_s": 10, "apply_first": True}, "tavus_outcome_unknown"),
-        ({"kind": "timeout", "delay_s": 10, "apply_first": False}, "tavus_outcome_unknown"),
-        ({"kind": "drop_connection", "apply_first": True}, "tavus_outcome_unknown"),
-        # A 5xx once the create was sent: Tavus may have created it (and billed) anyway.
-        ({"kind": "status", "status": 503}, "tavus_server_error"),
-        ({"kind": "status", "status": 500}, "tavus_server_error"),
+        # Tavus made it: the next start finds it by name and adopts it (a 409 with its room).
+        (
+            {"kind": "timeout", "delay_s": 10, "apply_first": True},
+            "tavus_outcome_unknown",
+            "adopted",
+        ),
+        # No answer and nothing at Tavus yet: the create may still be running there.
+        (
+            {"kind": "timeout", "delay_s": 10, "apply_first": False},
+            "tavus_outcome_unknown",
+            "unknown",
+        ),
+        ({"kind": "drop_connection", "apply_first": True}, "tavus_outcome_unknown", "adopted"),
+        # A 5xx once the create was sent: Tavus may have created it (and billed) anyway; it
+        # answered, so what it holds now decides: nothing, so the next start goes on.
+        ({"kind": "status", "status": 503}, "tavus_server_error", "started"),
+        ({"kind": "status", "status": 500}, "tavus_server_error", "started"),
     ],
 )
 async def test_unknown_outcome_marks_indeterminate_and_never_creates_twice(
-    service: RunningService, fault: dict[str, Any], failure_code: str
+    service: RunningService, fault: dict[str, Any], failure_code: str, then: str
 ) -> None:
     user_id = await create_user(service.db)
     # No callbacks: they would tell us the conversation exists (tested below).
@@ -124,11 +135,29 @@ async def test_unknown_outcome_marks_indeterminate_and_never_creates_twice(
     assert stored["conversation"]["failure_code"] == failure_code
     assert stored["daily"]["session_status"] == "started"
     assert service.sim.conversations()["create_requests"] == 1
-    # It may be running at Tavus, so it still counts as the user's live session.
+    # The next start asks Tavus about it by name before anything else.
     again = await post_start(service, user_id)
-    assert again.status_code == 409
-    assert again.json()["session"]["id"] == str(stored["daily"]["id"])
-    assert service.sim.conversations()["create_requests"] == 1
+    created = service.sim.conversations()
+    if then == "adopted":
+        assert again.status_code == 409, again.text
+        session = again.json()["session"]
+        assert session["id"] == str(stored["daily"]["id"])
+        [conversation] = created["conversations"]
+        assert session["conversation_url"] == conversation["conversation_url"]
+        assert created["create_requests"] == 1
+    elif then == "unknown":
+        assert again.status_code == 503, again.text
+        assert again.json()["code"] == "session_outcome_unknown"
+        assert int(again.headers["retry-after"]) > 0
+        assert created["create_requests"] == 1
+    else:
+        assert again.status_code == 201, again.text
+        assert again.json()["id"] != str(stored["daily"]["id"])
+        assert created["create_requests"] == 2
+        assert created["created_total"] == 1
+        first = await session_rows(service.db, stored["daily"]["id"])
+        assert first["conversation"]["status"] == "failed"
+        assert first["conversation"]["failure_code"] == "not_created_at_tavus"
 
 
 async def test_replica_joined_resolves_an_indeterminate_start(service: RunningService) -> None:

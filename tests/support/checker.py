@@ -72,6 +72,8 @@ DOCUMENTED_4XX = frozenset(
         "invalid_cursor",
         "callback_not_found",
         "malformed_callback",
+        "session_deleted",
+        "erasure_in_progress",
     }
 )
 

@@ -27,7 +27,9 @@ from tavus_sim import SimServer
 SECRET = "chaos-replica-secret-0123456789abcdef0123456789"
 #: The issuer every replica trusts (never contacted: tokens are HS256 with SECRET).
 ISSUER_BASE = "http://127.0.0.1:9"
-_STARTUP_S = 20.0
+#: A replica imports the app and checks its database first: on a machine busy with a whole
+#: test run (or two replicas and a 50-start scenario) that took over 20 s once.
+_STARTUP_S = 60.0
 
 
 def free_port() -> int:
@@ -65,6 +67,8 @@ class Replica:
     env: dict[str, str]
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    #: The Python that runs `facetoface serve` (another release's venv, for upgrade tests).
+    python: str = sys.executable
     client: httpx.AsyncClient = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,8 +81,10 @@ class Replica:
     def spawn(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "facetoface", "serve"],
+                [self.python, "-m", "facetoface", "serve"],
                 env=self.env,
+                # Not the source tree: `-m` puts the working directory first on sys.path.
+                cwd=self.log.parent,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -142,6 +148,9 @@ def replica_env(database_url: str, sim: SimServer, port: int, **overrides: Any) 
         "TAVUS_BREAKER_THRESHOLD": "1000",
         "RECONCILE_INTERVAL_SECONDS": "0",
         "LOG_LEVEL": "WARNING",
+        # No load balancer polls a test's replicas: stopping one skips the drain's readiness
+        # window (tests/reliability/test_drain.py sets its own).
+        "SHUTDOWN_READINESS_DELAY_SECONDS": "0",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.update({key.upper(): str(value) for key, value in overrides.items()})
@@ -150,10 +159,17 @@ def replica_env(database_url: str, sim: SimServer, port: int, **overrides: Any) 
 
 @contextlib.asynccontextmanager
 async def serve_replicas(
-    count: int, *, database_url: str, sim: SimServer, log_dir: Path, **overrides: Any
+    count: int,
+    *,
+    database_url: str,
+    sim: SimServer,
+    log_dir: Path,
+    python: str = sys.executable,
+    **overrides: Any,
 ) -> AsyncIterator[list[Replica]]:
     """`count` `serve` processes on one database and one simulator; stopped afterwards.
-    `overrides` are settings (`DB_POOL_SIZE=2`, ...) for all of them."""
+    `overrides` are settings (`DB_POOL_SIZE=2`, ...) for all of them; `python` runs them
+    (another release's venv: tests/support/releases.py)."""
     replicas = []
     for index in range(count):
         port = free_port()
@@ -163,6 +179,7 @@ async def serve_replicas(
                 port=port,
                 env=replica_env(database_url, sim, port, **overrides),
                 log=log_dir / f"replica-{index}.log",
+                python=python,
             )
         )
     try:

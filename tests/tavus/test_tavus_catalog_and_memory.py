@@ -31,7 +31,7 @@ async def test_verify_api_key_is_one_cheap_read(
     (request,) = rec.requests
     assert (request.method, request.url.path, dict(request.url.params)) == (
         "GET",
-        "/v2/personas",
+        "/v2/pals",
         {"limit": "1"},
     )
     assert request.headers["x-api-key"] == api_key
@@ -65,7 +65,7 @@ async def test_get_persona_parses_and_reads_the_perception_model(
 
     persona = await client.get_persona("p1")
 
-    assert rec.requests[0].url.path == "/v2/personas/p1"
+    assert rec.requests[0].url.path == "/v2/pals/p1"
     assert (persona.persona_id, persona.default_replica_id) == ("p1", "r1")
     assert (persona.perception_model, persona.analyses_perception) == ("raven-1", True)
     assert "PRIVATE PROMPT" not in repr(persona)
@@ -92,7 +92,7 @@ async def test_get_replica_reports_readiness(
     rec = script(httpx.Response(200, json={"replica_id": "r1", "status": status}))
     replica = await make_client(rec).get_replica("r1")
 
-    assert rec.requests[0].url.path == "/v2/replicas/r1"
+    assert rec.requests[0].url.path == "/v2/faces/r1"
     assert replica.is_ready is ready
 
 
@@ -220,7 +220,7 @@ def test_create_payload_carries_memory_private_room_and_test_mode() -> None:
     )
 
     assert request.to_payload() == {
-        "persona_id": "p1",
+        "pal_id": "p1",
         "participant_tags": ["facetoface:u1"],
         "memory_stores": ["legacy"],
         "require_auth": True,

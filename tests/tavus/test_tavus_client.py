@@ -93,8 +93,8 @@ async def test_create_request_shape(make_client: Any, script: Any, api_key: str)
     assert req.headers["content-type"] == "application/json"
     assert req.headers["accept"] == "application/json"
     assert json.loads(req.content) == {
-        "persona_id": "pcb7a34da5fe",
-        "replica_id": "r90bbd427f71",
+        "pal_id": "pcb7a34da5fe",
+        "face_id": "r90bbd427f71",
         "callback_url": CALLBACK,
         "conversation_name": "session-1",
         "conversational_context": CONTEXT,

@@ -26,7 +26,7 @@ def test_create_request_payload_excludes_none_also_in_properties() -> None:
         properties=ConversationProperties(max_call_duration=900, participant_left_timeout=0),
     )
     assert req.to_payload() == {
-        "persona_id": "pcb7a34da5fe",
+        "pal_id": "pcb7a34da5fe",
         "callback_url": CALLBACK,
         "conversation_name": "session-1",
         "properties": {"max_call_duration": 900, "participant_left_timeout": 0},
@@ -40,7 +40,7 @@ def test_create_request_keeps_false_values() -> None:
         properties=ConversationProperties(enable_recording=False, language="english"),
     )
     assert req.to_payload() == {
-        "replica_id": "r90bbd427f71",
+        "face_id": "r90bbd427f71",
         "test_mode": False,
         "properties": {"enable_recording": False, "language": "english"},
     }
@@ -105,6 +105,16 @@ def test_conversation_tolerates_extra_and_odd_fields() -> None:
     assert conv.replica_id == "12345"
     assert conv.persona_id is None
     assert conv.meeting_token is None
+
+
+def test_conversation_reads_the_current_pal_and_face_names_too() -> None:
+    conv = Conversation.model_validate({"conversation_id": "c1", "pal_id": "p1", "face_id": "r1"})
+    assert (conv.persona_id, conv.replica_id) == ("p1", "r1")
+
+
+def test_create_request_sends_the_current_pal_and_face_names() -> None:
+    payload = CreateConversationRequest(persona_id="p1", replica_id="r1").to_payload()
+    assert payload == {"pal_id": "p1", "face_id": "r1"}
 
 
 def test_conversation_bad_timestamps_become_none() -> None:

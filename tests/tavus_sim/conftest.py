@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from tavus_sim import SimConfig, SimServer
 from tavus_sim.server import BackgroundServer
+from tests.tavus_sim.tool_support import ToolReceiver
 
 CONTEXT = (
     "Name: Ana Souza\n"
@@ -140,3 +141,18 @@ def create(api: httpx.Client) -> CreateFn:
 def mentor_context() -> str:
     """A conversational context in the service's labelled-lines style."""
     return CONTEXT
+
+
+@pytest.fixture(scope="session")
+def tool_receiver() -> Iterator[ToolReceiver]:
+    """A tool endpoint that checks signatures (tool_support.py)."""
+    instance = ToolReceiver()
+    with instance.server:
+        yield instance
+
+
+@pytest.fixture
+def tools(tool_receiver: ToolReceiver) -> ToolReceiver:
+    """The tool endpoint, emptied for this test."""
+    tool_receiver.clear()
+    return tool_receiver

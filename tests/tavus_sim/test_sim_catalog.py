@@ -255,3 +255,80 @@ def test_test_mode_create_is_validated_like_a_live_one(api: httpx.Client, sim: S
     # No room activity: no memory store is created for its participant tag either.
     assert sim.conversation(accepted["conversation_id"])["memory_store_id"] is None
     assert api.get("/memory-stores", params={"participant_tag": "t"}).json()["data"] == []
+
+
+def test_faces_and_pals_filter_by_their_own_type_names(api: httpx.Client) -> None:
+    faces = api.get("/faces", params={"face_type": "system"}).json()
+    assert [face["replica_id"] for face in faces["data"]] == [DEV_REPLICA_ID]
+    pals = api.get("/pals", params={"pal_type": "user"}).json()
+    assert [pal["persona_id"] for pal in pals["data"]] == ["p0000default"]
+    assert api.get("/faces", params={"face_type": "robots"}).status_code == 400
+
+
+def _coach(api: httpx.Client) -> str:
+    created = api.post("/pals", json={"persona_name": "Coach", "system_prompt": "You coach."})
+    assert created.status_code == 200, created.text
+    persona_id: str = created.json()["persona_id"]
+    return persona_id
+
+
+def test_a_pal_is_patched_with_json_patch(api: httpx.Client) -> None:
+    pal_id = _coach(api)
+
+    patched = api.patch(
+        f"/pals/{pal_id}",
+        json=[
+            {"op": "replace", "path": "/system_prompt", "value": "You mentor."},
+            {"op": "add", "path": "/layers/llm", "value": {"model": "tavus-gpt-oss"}},
+            {"op": "replace", "path": "/layers/perception/perception_model", "value": "off"},
+            {"op": "add", "path": "/document_tags/-", "value": "mentoring"},
+        ],
+    )
+
+    assert patched.status_code == 200, patched.text
+    got = api.get(f"/personas/{pal_id}").json()
+    assert got == patched.json()
+    assert got["system_prompt"] == "You mentor."
+    assert got["layers"] == {
+        "llm": {"model": "tavus-gpt-oss"},
+        "perception": {"perception_model": "off"},
+    }
+    assert got["document_tags"] == ["mentoring"]
+    assert got["persona_name"] == "Coach"
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"op": "replace", "path": "/system_prompt"},
+        [{"op": "replace", "path": "/nothing/here", "value": 1}],
+        [{"op": "add", "path": "/persona_id", "value": "pother"}],
+        [{"op": "remove", "path": "/system_prompt"}],
+        [{"op": "replace", "path": "/layers", "value": "raven"}],
+        [{"op": "test", "path": "/persona_name", "value": "Someone else"}],
+        [{"op": "jump", "path": "/persona_name"}],
+    ],
+)
+def test_a_bad_pal_patch_is_a_400_and_changes_nothing(api: httpx.Client, patch: Any) -> None:
+    pal_id = _coach(api)
+    before = api.get(f"/pals/{pal_id}").json()
+
+    response = api.patch(f"/pals/{pal_id}", json=patch)
+
+    assert response.status_code == 400, response.text
+    assert "message" in response.json()
+    assert api.get(f"/pals/{pal_id}").json() == before
+
+
+def test_stock_and_unknown_pals_cannot_be_patched(api: httpx.Client) -> None:
+    change = [{"op": "replace", "path": "/persona_name", "value": "Mine"}]
+    assert api.patch(f"/pals/{DEV_PERSONA_ID}", json=change).status_code == 403
+    assert api.patch("/pals/pnothere", json=change).status_code == 404
+
+
+def test_pal_id_and_face_id_name_the_mentor_on_create(api: httpx.Client, sim: SimServer) -> None:
+    created = api.post("/conversations", json={"pal_id": "p0000default", "face_id": DEV_REPLICA_ID})
+    assert created.status_code == 200, created.text
+
+    stored = sim.conversation(created.json()["conversation_id"])
+    assert (stored["persona_id"], stored["replica_id"]) == ("p0000default", DEV_REPLICA_ID)

@@ -23,6 +23,9 @@ def _api_routes() -> list[tuple[str, str]]:
                 persona_id="pdoesnotexist",
                 replica_id="rdoesnotexist",
                 memory_store_id="msdoesnotexist",
+                memory_id="pmdoesnotexist",
+                tool_id="tdoesnotexist",
+                pal_id="pdoesnotexist",
             )
             routes.append((method, filled))
     return routes
@@ -34,7 +37,15 @@ UNKNOWN_ROUTES = [("GET", "/v2/nothing-here"), ("DELETE", "/v2"), ("PUT", "/v2/p
 
 def test_every_collection_and_alias_is_served() -> None:
     paths = {path for _, path in API_ROUTES}
-    for collection in ("conversations", "personas", "pals", "replicas", "faces", "memory-stores"):
+    for collection in (
+        "conversations",
+        "personas",
+        "pals",
+        "replicas",
+        "faces",
+        "memory-stores",
+        "tools",
+    ):
         assert f"/v2/{collection}" in paths
 
 

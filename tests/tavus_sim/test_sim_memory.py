@@ -120,6 +120,9 @@ def test_create_store_up_front_with_pinned_memories(api: httpx.Client, sim: SimS
     )
     assert created.status_code == 200, created.text
     assert created.json()["pinned_memories"] == ["Prefers short answers"]
+    [pinned] = created.json()["pinned"]
+    assert set(pinned) == {"memory_id", "memory", "created_at"}
+    assert pinned["memory"] == "Prefers short answers"
 
     conversation_id = _conversation(api, participant_tags=["app:u1"])
     sim.join(conversation_id)

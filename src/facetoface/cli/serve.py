@@ -39,8 +39,8 @@ def serve(
     except ConfigurationError as exc:
         raise fail(str(exc)) from exc
     host, port = host or settings.host, port or settings.port
-    # uvicorn drains on SIGTERM, then re-raises it; without a handler of ours that would end
-    # the process before the `with` below stops the embedded database.
+    # SIGTERM drains (facetoface.shutdown), then uvicorn re-raises it; without a handler of
+    # ours that would end the process before the `with` below stops the embedded database.
     signal.signal(signal.SIGTERM, _exit_after_drain)
     with database(settings, "app") as settings:
         if workers == 1:
@@ -121,6 +121,7 @@ class _QuietEmbeddedServer(logging.Filter):
 def _server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options for the service, one worker or several."""
     from facetoface.limits import head_limited_http_protocol
+    from facetoface.shutdown import requests_timeout
 
     return {
         "http": head_limited_http_protocol(settings.http_max_header_bytes),
@@ -130,6 +131,8 @@ def _server_options(settings: Settings) -> dict[str, Any]:
         "access_log": False,
         "proxy_headers": False,
         "server_header": False,
+        # SIGTERM (facetoface.shutdown): requests in flight get what is left of the grace.
+        "timeout_graceful_shutdown": requests_timeout(settings),
     }
 
 
@@ -160,7 +163,9 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
     await _check_database(settings)
 
     main_server = uvicorn.Server(
-        server_config(create_app(settings, freeze_heap=True), settings, host, port)
+        server_config(
+            create_app(settings, freeze_heap=True, drain_on_sigterm=True), settings, host, port
+        )
     )
     tasks = [asyncio.ensure_future(main_server.serve())]
     if settings.uses_simulator:

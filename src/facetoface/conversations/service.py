@@ -7,7 +7,9 @@
   ingest every event it lists, each isolated (one malformed entry skips, never stops, the
   rest). The reconciler uses it for lost callbacks; the origin's unsigned webhook, whose
   body only says *which* conversation to ask about, too.
-- `end_at_tavus`: end a conversation at Tavus (the one place that does it).
+- `end_at_tavus`: end a conversation at Tavus (the one place that does it);
+  `discard_at_tavus`: end it and delete it there (its session's rows are gone);
+  `find_at_tavus`: find a conversation of ours by its name (an unknown create outcome).
 - The transitions of an unresolved start: `adopt` (Tavus has it), `fail` (it never did),
   `mark_unresolved` (it may have); and `close` (our side ended it).
 
@@ -45,9 +47,18 @@ from facetoface.conversations.state import Delta
 from facetoface.conversations.status import CallbackOutcome, FailureCode
 from facetoface.db import Database, Identity
 from facetoface.observability import metrics
-from facetoface.tavus import ConversationDetails, TavusClient, TavusError, TavusNotFound
+from facetoface.tavus import (
+    Conversation,
+    ConversationDetails,
+    TavusClient,
+    TavusError,
+    TavusNotFound,
+)
 
 log = structlog.get_logger(__name__)
+
+#: Conversations per page when looking one up by name (Tavus's largest page).
+_LIST_PAGE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +111,40 @@ class ConversationService:
             )
             return False
         return True
+
+    async def discard_at_tavus(self, conversation_id: str) -> bool:
+        """End a conversation at Tavus and delete it there with its assets: its session was
+        deleted here (by its user, or with all their data) while Tavus was creating it, so
+        nothing of ours refers to it any more. True when it is gone; False when Tavus could
+        not be told (the reconciler ends a running conversation named like ours that has no
+        row here)."""
+        ended = await self.end_at_tavus(conversation_id)
+        try:
+            await self.tavus.delete_conversation(conversation_id, hard=True)
+        except TavusNotFound:
+            return True
+        except TavusError as exc:
+            log.warning(
+                "conversation.tavus_delete_failed",
+                conversation_id=conversation_id,
+                tavus_error=type(exc).__name__,
+                tavus_status=exc.status_code,
+            )
+            return False
+        return ended
+
+    async def find_at_tavus(self, name: str, *, pages: int) -> Conversation | None:
+        """The conversation Tavus holds under `name` (this installation's names are unique:
+        conversations/names.py), looked for among the account's newest `pages` pages; None
+        when Tavus has none. Tavus's failures are raised (the caller cannot decide then)."""
+        for page in range(1, pages + 1):
+            result = await self.tavus.list_conversations(limit=_LIST_PAGE, page=page)
+            for conversation in result.data:
+                if conversation.conversation_name == name:
+                    return conversation
+            if len(result.data) < _LIST_PAGE:
+                break
+        return None
 
     async def ingest(
         self,

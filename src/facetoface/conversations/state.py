@@ -301,13 +301,32 @@ def _with_perception(state: ConversationState, analysis: str) -> ConversationSta
 
 
 # --- derivation --------------------------------------------------------------------------
+def started_at(state: ConversationState) -> datetime | None:
+    """When the session started: Tavus's creation time once its create was recorded, else
+    when the replica joined — unless our side closed it before the create was recorded: the
+    user never had the room then, so it never started, whatever Tavus reports afterwards
+    (its replica may join before our end reaches Tavus)."""
+    if state.start_time is not None:
+        return state.start_time
+    return state.replica_joined_at if state.closed_at is None else None
+
+
+def ended_at(state: ConversationState) -> datetime | None:
+    """When the session ended: Tavus's shutdown time, else our end's. Never before it started
+    (Tavus's clock and ours differ)."""
+    end = state.shutdown_at or state.closed_at
+    start = started_at(state)
+    if end is not None and start is not None and end < start:
+        return start
+    return end
+
+
 def session_status(state: ConversationState) -> SessionStatus:
     """`daily_sessions.session_status` from the conversation's facts."""
-    started_at = state.start_time or state.replica_joined_at
     if state.status == ConversationStatus.failed:
         return SessionStatus.failed
     if state.has_ended:
-        ran = started_at is not None and (
+        ran = started_at(state) is not None and (
             state.shutdown_reason is None or is_normal_shutdown(state.shutdown_reason)
         )
         return SessionStatus.completed if ran else SessionStatus.interrupted
@@ -318,11 +337,10 @@ def session_status(state: ConversationState) -> SessionStatus:
 
 def derive(state: ConversationState) -> SessionView:
     """The session as stored for reading, from the conversation's facts alone."""
-    started_at = state.start_time or state.replica_joined_at
-    end_time = state.shutdown_at or state.closed_at
+    start, end_time = started_at(state), ended_at(state)
     duration = None
-    if started_at is not None and end_time is not None:
-        duration = max(0, int((end_time - started_at).total_seconds()))
+    if start is not None and end_time is not None:
+        duration = max(0, int((end_time - start).total_seconds()))
     metadata: dict[str, Any] = {"tavus_conversation_id": state.tavus_conversation_id}
     if state.replica_id:
         metadata["replica_id"] = state.replica_id
@@ -335,7 +353,7 @@ def derive(state: ConversationState) -> SessionView:
     return SessionView(
         conversation_status=state.status,
         session_status=session_status(state).value,
-        started_at=started_at,
+        started_at=start,
         end_time=end_time,
         duration_seconds=duration,
         conversation_transcript=readable_transcript(state.transcript, state.mentor_name),

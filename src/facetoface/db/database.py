@@ -26,15 +26,23 @@ import psycopg
 from alembic.runtime.migration import MigrationContext
 from psycopg import AsyncClientCursor
 from psycopg.adapt import Transformer
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from facetoface.config import Settings
 from facetoface.db.admission import Admission
+from facetoface.db.compatibility import (
+    MARKERS_EXIST_SQL,
+    MARKERS_SQL,
+    Marker,
+    SchemaVerdict,
+    judge,
+)
 from facetoface.db.connections import Watchdog, create_engine, discard_if_broken
 from facetoface.db.failures import DeadlineExceeded, classified
-from facetoface.db.migrations import head_revision
+from facetoface.db.migrations import head_revision, known_revisions
 from facetoface.db.roles import DB_ROLES, Identity, Role
 from facetoface.db.statements import IDENTITY_SQL, TIMEOUT_SQL, Rows, Statement
 from facetoface.observability import metrics, timing
@@ -243,3 +251,24 @@ class Database:
                     lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision()
                 )
         return current, head
+
+    async def schema_verdict(self) -> SchemaVerdict:
+        """Whether this code may serve the database's schema (`db.compatibility`): at its
+        head, or ahead by backward-compatible revisions only."""
+        current, head = await self.migration_state()
+        markers: dict[str, Marker] = {}
+        known = known_revisions()
+        if current is not None and current != head and current not in known:
+            markers = await self._schema_markers()
+        return judge(current, head, known, markers)
+
+    async def _schema_markers(self) -> dict[str, Marker]:
+        """`schema_revisions` (empty when the table does not exist), read as the service's
+        role: the login role is granted no table of its own beyond `alembic_version`."""
+        async with self.transaction(role="service") as session:
+            if not await session.scalar(text(MARKERS_EXIST_SQL)):
+                return {}
+            rows = (await session.execute(text(MARKERS_SQL))).all()
+        return {
+            row.revision: Marker(row.down_revision, bool(row.backward_compatible)) for row in rows
+        }

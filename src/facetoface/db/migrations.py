@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from importlib.resources import files
 
 from alembic.config import Config as AlembicConfig
@@ -24,6 +25,15 @@ def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory(MIGRATIONS_PATH).get_current_head()
+
+
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every revision this code knows (its migration scripts never change while it runs)."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(MIGRATIONS_PATH).walk_revisions()
+    return frozenset(script.revision for script in scripts)
 
 
 def run_migrations(settings: Settings, revision: str = "head") -> None:

@@ -90,9 +90,18 @@ async def check_migrations(settings: Settings, state: DatabaseState) -> CheckRes
     try:
         ScriptDirectory.from_config(alembic_config(settings)).get_revision(current)
     except CommandError:
+        # Newer than this code: it serves when every revision between is backward-compatible.
+        verdict = await state.db.schema_verdict()
+        if verdict.serves:
+            state.migrated = True
+            return MIGRATIONS.passed(
+                f"at {current}, ahead of this code's {head} by backward-compatible "
+                f"revision(s) only ({', '.join(reversed(verdict.ahead_by))}): this code serves it"
+            )
         return MIGRATIONS.failed(
-            f"at {current}, a revision this code does not know (its head is {head})",
-            "deploy the code version that matches the database",
+            f"at {current}, a revision this code does not know (its head is {head}): "
+            f"{verdict.message}",
+            'deploy the code version that matches the database (README "Upgrading")',
         )
     return MIGRATIONS.failed(f"at {current}, this code needs {head}", _MIGRATE_FIX)
 

@@ -131,8 +131,8 @@ async def check_persona(settings: Settings, tavus: TavusClient, state: TavusStat
                 "not set: Tavus's default persona goes with the default replica",
             )
         return PERSONA.failed(
-            "no default mentor: TAVUS_DEFAULT_PERSONA_ID and TAVUS_DEFAULT_REPLICA_ID are unset",
-            "set TAVUS_DEFAULT_PERSONA_ID and/or TAVUS_DEFAULT_REPLICA_ID (users without a "
+            "no default mentor: TAVUS_DEFAULT_PAL_ID and TAVUS_DEFAULT_FACE_ID are unset",
+            "set TAVUS_DEFAULT_PAL_ID and/or TAVUS_DEFAULT_FACE_ID (users without a "
             "mentor of their own get it)",
         )
     try:
@@ -140,8 +140,8 @@ async def check_persona(settings: Settings, tavus: TavusClient, state: TavusStat
     except (TavusNotFound, TavusInvalidRequest):
         return PERSONA.failed(
             f"Tavus has no persona {persona_id}",
-            "set TAVUS_DEFAULT_PERSONA_ID to one of this account's personas "
-            "(GET /v2/personas lists them)",
+            "set TAVUS_DEFAULT_PAL_ID to one of this account's PALs (personas) "
+            "(GET /v2/pals lists them)",
         )
     except TavusError as exc:
         return _failure(PERSONA, settings, exc, f"reading persona {persona_id}")
@@ -172,16 +172,16 @@ async def check_replica(settings: Settings, tavus: TavusClient, state: TavusStat
         if not replica_id:
             return REPLICA.failed(
                 f"persona {state.persona.persona_id} has no default replica and "
-                "TAVUS_DEFAULT_REPLICA_ID is not set",
-                "set TAVUS_DEFAULT_REPLICA_ID",
+                "TAVUS_DEFAULT_FACE_ID is not set",
+                "set TAVUS_DEFAULT_FACE_ID",
             )
     try:
         replica = await tavus.get_replica(replica_id)
     except (TavusNotFound, TavusInvalidRequest):
         return REPLICA.failed(
             f"Tavus has no replica {replica_id}{source}",
-            "set TAVUS_DEFAULT_REPLICA_ID to one of this account's replicas "
-            "(GET /v2/replicas lists them)",
+            "set TAVUS_DEFAULT_FACE_ID to one of this account's Faces (replicas) "
+            "(GET /v2/faces lists them)",
         )
     except TavusError as exc:
         return _failure(REPLICA, settings, exc, f"reading replica {replica_id}")
@@ -243,7 +243,7 @@ async def check_test_mode_create(
     except (TavusInvalidRequest, TavusNotFound) as exc:
         return CREATE.failed(
             f"Tavus refused the create ({_answer(exc)})",
-            "the message names the field: check TAVUS_DEFAULT_PERSONA_ID/REPLICA_ID and the "
+            "the message names the field: check TAVUS_DEFAULT_PAL_ID/FACE_ID and the "
             "SESSION_* settings",
         )
     except TavusError as exc:

@@ -12,9 +12,9 @@ from pydantic import SecretStr
 
 from facetoface.app_state import app_state
 from facetoface.errors import Unauthorized
-from facetoface.health.repository import count_sessions
+from facetoface.health.repository import count_sessions, count_webhook_events
 from facetoface.health.service import DB_CHECK_TIMEOUT_SECONDS, readiness
-from facetoface.observability.metrics import render_metrics, session_gauges
+from facetoface.observability.metrics import render_metrics, session_gauges, webhook_gauges
 
 log = structlog.get_logger(__name__)
 
@@ -32,9 +32,10 @@ async def healthz() -> Response:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Database reachable, migrations current, Tavus as last seen (JSON, one key per check)."""
+    """Database reachable, schema served, Tavus as last seen (JSON, one key per check); 503
+    `draining` from SIGTERM on."""
     state = app_state(request)
-    code, body = await readiness(state.db, state.tavus_health)
+    code, body = await readiness(state.db, state.tavus_health, draining=state.shutdown.draining)
     return JSONResponse(body, status_code=code)
 
 
@@ -67,5 +68,13 @@ async def metrics(request: Request) -> Response:
         log.warning("metrics.session_count_failed", error_type=type(exc).__name__)
     else:
         extra = session_gauges(live, past)
+    if state.settings.webhooks_enabled:
+        try:
+            async with asyncio.timeout(DB_CHECK_TIMEOUT_SECONDS):
+                pending, oldest_due, failed = await count_webhook_events(state.db)
+        except Exception as exc:
+            log.warning("metrics.webhook_count_failed", error_type=type(exc).__name__)
+        else:
+            extra += webhook_gauges(pending, oldest_due, failed)
     body, content_type = render_metrics(request.headers.get("accept"), extra=extra)
     return Response(body, media_type=content_type)

@@ -24,8 +24,10 @@ SOURCES: dict[str, str] = {
     "apply_delta": "conversations/sql/apply_delta.sql",
     "session_json": "conversations/sql/session_json.sql",
     "forget_meeting_token": "conversations/sql/forget_meeting_token.sql",
+    "remember_deleted_conversation": "conversations/sql/remember_deleted_conversation.sql",
     "start_session": "sessions/sql/start_session.sql",
     "claim_end": "sessions/sql/claim_end.sql",
+    "enqueue_session_events": "outbox/sql/enqueue_session_events.sql",
 }
 _PACKAGE = files("facetoface")
 _FROZEN = _PACKAGE / "migrations" / "sql"

@@ -15,6 +15,11 @@ down_revision: str | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
+# Expand/contract (README "Upgrading"): True when the previous release's code still runs
+# correctly on the migrated schema (new tables, nullable or defaulted columns, indexes,
+# functions); False, with the reason, when it does not (drops, renames, changed signatures).
+backward_compatible = False
+
 
 def upgrade() -> None:
     ${upgrades if upgrades else "pass"}

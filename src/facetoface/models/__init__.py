@@ -11,10 +11,12 @@ from facetoface.models.onboarding_profile import OnboardingProfile
 from facetoface.models.profile import Profile
 from facetoface.models.reconcile_run import ReconcileRun
 from facetoface.models.ritual_preferences import RitualPreferences
+from facetoface.models.schema_revision import SchemaRevision
 from facetoface.models.user_emotional_category import UserEmotionalCategory
 from facetoface.models.user_goal import UserGoal
 from facetoface.models.user_persona import UserPersona
 from facetoface.models.user_preference import UserPreference
+from facetoface.models.webhook_event import WebhookEvent
 
 __all__ = [
     "Base",
@@ -27,10 +29,12 @@ __all__ = [
     "Profile",
     "ReconcileRun",
     "RitualPreferences",
+    "SchemaRevision",
     "TavusCallbackEvent",
     "UserEmotionalCategory",
     "UserGoal",
     "UserPersona",
     "UserPreference",
+    "WebhookEvent",
     "utcnow",
 ]

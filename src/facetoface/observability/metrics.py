@@ -20,6 +20,10 @@ one file is the whole list, with the label bounds and the SQL-operation labeller
 | facetoface_event_loop_lag_seconds | histogram | | how late the event loop ran a timer |
 | facetoface_live_sessions | gauge, on scrape | | live sessions in the database |
 | facetoface_sessions_past_max_duration | gauge, on scrape | | live past the call cap + grace |
+| facetoface_webhook_deliveries_total | counter | outcome | app webhook attempts and give-ups |
+| facetoface_webhook_outbox_pending | gauge, on scrape | | events not yet delivered |
+| facetoface_webhook_outbox_oldest_due_seconds | gauge, on scrape | | oldest due one waited |
+| facetoface_webhook_events_failed | gauge, on scrape | | events given up on (kept) |
 
 `route` is the route template, `<unmatched>` when no route matched; `operation` is
 `<verb>:<main table>` (`select:daily_sessions`, `update:mentor_conversations`); `kind` is
@@ -31,6 +35,11 @@ Label values are bounded: never a raw path (callback paths carry secret tokens) 
 id; methods, DB tables, Tavus endpoints and outcomes, shutdown reasons and callback event types
 are mapped onto fixed sets with `other` for the rest. `/metrics`, `/healthz` and `/readyz`
 are not counted.
+
+`outcome` of a webhook delivery: `delivered` (2xx), `retrying` (an attempt failed; another
+follows), `failed` (given up: the retry window is over, or the app answered 410), `lease_lost`
+(another replica took the event over). The webhook gauges are counted at scrape time like the
+session gauges, and only where `APP_WEBHOOK_URL` is set.
 
 `reason` of a start failure: the session row's `failure_code` (`tavus_concurrency_limit`,
 `tavus_rate_limited`, `tavus_out_of_credits`, `tavus_auth_failed`, `tavus_rejected`,
@@ -90,8 +99,10 @@ __all__ = [
     "record_session_started",
     "record_start_failure",
     "record_tavus_request",
+    "record_webhook_delivery",
     "render_metrics",
     "session_gauges",
+    "webhook_gauges",
     "shutdown_reason_label",
     "sql_operation",
 ]
@@ -224,9 +235,20 @@ RECONCILER_ACTIONS = Counter(
     "Actions the reconciler took on stuck or unresolved sessions.",
     ["action"],
 )
+WEBHOOK_DELIVERIES = Counter(
+    "facetoface_webhook_deliveries_total",
+    "Attempts to deliver the app's webhooks, and events given up on, by outcome.",
+    ["outcome"],
+)
+_WEBHOOK_OUTCOMES = frozenset({"delivered", "retrying", "failed", "lease_lost"})
 #: Names of the gauges computed from the database at scrape time (see `session_gauges`).
 LIVE_SESSIONS = "facetoface_live_sessions"
 PAST_MAX_DURATION = "facetoface_sessions_past_max_duration"
+#: The outbox's gauges, also counted at scrape time (see `webhook_gauges`).
+WEBHOOK_PENDING = "facetoface_webhook_outbox_pending"
+WEBHOOK_OLDEST_DUE = "facetoface_webhook_outbox_oldest_due_seconds"
+WEBHOOK_FAILED = "facetoface_webhook_events_failed"
+WEBHOOK_GAUGES = (WEBHOOK_PENDING, WEBHOOK_OLDEST_DUE, WEBHOOK_FAILED)
 
 #: Tavus's documented shutdown reasons (normalised: lower case, no " reached"), matched by
 #: prefix, plus the origin app's alias and our own end call.
@@ -326,6 +348,11 @@ def record_callback(event_type: str, outcome: str) -> None:
     CALLBACKS.labels(
         callback_event_type(event_type), _bounded(outcome, _labels.callback_outcomes)
     ).inc()
+
+
+def record_webhook_delivery(outcome: str, count: int = 1) -> None:
+    """One webhook attempt's outcome (or `count` events given up on)."""
+    WEBHOOK_DELIVERIES.labels(_bounded(outcome, _WEBHOOK_OUTCOMES)).inc(count)
 
 
 def record_reconciler_action(action: str, count: int = 1) -> None:
@@ -518,6 +545,28 @@ def session_gauges(live: int, past_max_duration: int) -> list[Metric]:
     )
     past.add_metric([], past_max_duration)
     return [live_family, past]
+
+
+def webhook_gauges(pending: int, oldest_due_seconds: float, failed: int) -> list[Metric]:
+    """The outbox's gauges (counted in the database at scrape time)."""
+    families: list[Metric] = []
+    for name, doc, value in (
+        (WEBHOOK_PENDING, "App webhook events not delivered yet.", pending),
+        (
+            WEBHOOK_OLDEST_DUE,
+            "How long the oldest due webhook event has waited for delivery (0: none due).",
+            oldest_due_seconds,
+        ),
+        (
+            WEBHOOK_FAILED,
+            "App webhook events given up on (kept for WEBHOOK_RETENTION_DAYS).",
+            failed,
+        ),
+    ):
+        family = GaugeMetricFamily(name, doc)
+        family.add_metric([], value)
+        families.append(family)
+    return families
 
 
 class _Combined(Collector):

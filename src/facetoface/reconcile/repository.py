@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, tuple_, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from facetoface.conversations.events import CARRIES_TRANSCRIPT
@@ -72,6 +72,22 @@ class ReconcileRepository:
             )
         )
         return [Claimed(**row._mapping) for row in rows]
+
+    async def release_leases(self, ids: list[uuid.UUID], until: datetime) -> int:
+        """Free the leases of `ids` that are still the ones this claim took (ending at
+        `until`: a row another replica claimed since is left alone), and give back the
+        attempt the claim counted. Returns how many rows were released."""
+        mc = MentorConversation
+        result = await self.session.execute(
+            update(mc)
+            .where(mc.id.in_(ids), mc.reconcile_lease_until == until)
+            .values(
+                reconcile_lease_until=None,
+                reconcile_attempts=func.greatest(mc.reconcile_attempts - 1, 0),
+            )
+            .returning(mc.id)
+        )
+        return len(result.all())
 
     async def claim_unresolved(
         self, *, now: datetime, starting_grace: timedelta, lease: timedelta, limit: int
@@ -161,6 +177,29 @@ class ReconcileRepository:
             select(mc.id, mc.status, mc.tavus_conversation_id).where(mc.id.in_(ids))
         )
         return {row.id: (row.status, row.tavus_conversation_id) for row in rows}
+
+    async def deleted_here(self, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of the given conversation ids whose rows were deleted here (migration 0011's
+        `facetoface.deleted_conversations`)."""
+        if not ids:
+            return set()
+        rows = await self.session.execute(
+            text(
+                "SELECT id FROM facetoface.deleted_conversations"
+                " WHERE id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": ids},
+        )
+        return {row.id for row in rows}
+
+    async def forget_deleted(self, before: datetime) -> int:
+        """Forget the ids of rows deleted before `before` (their conversations ended long
+        since: Tavus ends every call by its maximum duration)."""
+        result = await self.session.execute(
+            text("DELETE FROM facetoface.deleted_conversations WHERE deleted_at < :before"),
+            {"before": before},
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def set_conversation_url(self, row_id: uuid.UUID, url: str, now: datetime) -> None:
         mc = MentorConversation

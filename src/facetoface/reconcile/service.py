@@ -13,9 +13,11 @@
    the shutdown, the transcript, … — goes through the callback inbox (same dedupe, same
    merges). A failed Tavus end is retried.
 4. **Orphans**: running conversations at Tavus that carry this installation's identity in
-   their name (conversations/names.py) and whose row exists here but owns no live session are
-   ended (they bill and hold a concurrency slot). Anything else on the account — another app,
-   a twin deployment, an unnamed conversation — is never touched, only counted.
+   their name (conversations/names.py) and whose row here owns no live session are ended
+   (they bill and hold a concurrency slot); those whose row was deleted here (while their
+   start waited for Tavus) are ended and deleted there. Anything else on the account —
+   another app, a twin deployment, a copy of this database, an unnamed conversation — is
+   never touched, only counted.
 5. **Retention**: transcripts older than `TRANSCRIPT_RETENTION_DAYS`, expired idempotency keys.
 
 Every row is isolated: an error on one (a malformed Tavus answer, a database hiccup) is
@@ -28,12 +30,13 @@ between passes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import structlog
@@ -64,6 +67,8 @@ from facetoface.tavus import (
 log = structlog.get_logger(__name__)
 
 _PAGE_SIZE = 100
+#: How long the ids of rows deleted here are kept: far past any call's end at Tavus.
+_DELETED_KEPT = timedelta(days=2)
 T = TypeVar("T")
 
 
@@ -95,36 +100,43 @@ class Reconciler:
         self.tavus = tavus
         self.conversations = conversations
         self._prefix = name_prefix(settings.deployment_name, installation_id)
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Stop (the process drains): no new pass; the pass in progress finishes the row it
+        is on and releases the leases of the rows it has not reached."""
+        self._stopping.set()
 
     # --- the loop -------------------------------------------------------------------------
     async def run_forever(self) -> None:
         """Run passes every `RECONCILE_INTERVAL_SECONDS` (with jitter) until cancelled."""
         interval = self.settings.reconcile_interval_seconds
-        while True:
+        while not self._stopping.is_set():
             # Jitter spreads N replicas' passes over the interval.
-            await asyncio.sleep(interval * (0.5 + random.random()))  # noqa: S311
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopping.wait(),
+                    interval * (0.5 + random.random()),  # noqa: S311
+                )
+            if self._stopping.is_set():
+                break
             try:
                 await self.run_once()
             except Exception:  # one failed pass must not stop the loop
                 log.exception("reconcile.pass_failed")
+        log.info("reconcile.stopped")
 
     async def run_once(self) -> ReconcileReport:
         """One bounded pass over every kind of work."""
         started = asyncio.get_running_loop().time()
         report = ReconcileReport()
-        listing: dict[str, Conversation] | None = None
-        for claimed in await self._claim("unresolved", report):
-            if claimed.tavus_conversation_id is None and listing is None:
-                listing = await self._step(report, None, self._list_ours(status=None)) or {}
-            await self._step(report, claimed, self._resolve_start(claimed, listing or {}, report))
-        for claimed in await self._claim("overdue", report):
-            await self._step(report, claimed, self._close_overdue(claimed, report))
-        for claimed in await self._claim("quiet", report):
-            await self._step(report, claimed, self._check_live(claimed, report))
-        for claimed in await self._claim("unverified", report):
-            await self._step(report, claimed, self._verify(claimed, report))
-        await self._step(report, None, self._end_orphans(report))
-        await self._step(report, None, self._retention(report))
+        #: Rows this pass claimed and has not worked on yet: their lease's end, by row.
+        held: dict[uuid.UUID, datetime] = {}
+        try:
+            await self._pass(report, held)
+        finally:
+            # Stopped (or cancelled) mid-pass: the rows not reached go back at once.
+            await self._release_held(report, held)
         duration_s = asyncio.get_running_loop().time() - started
         log.info(
             "reconcile.pass",
@@ -134,6 +146,51 @@ class Reconciler:
         )
         await self._record_pass(report, duration_s)
         return report
+
+    async def _pass(self, report: ReconcileReport, held: dict[uuid.UUID, datetime]) -> None:
+        listing: dict[str, Conversation] | None = None
+        for claimed in self._worked(await self._claim("unresolved", report, held), held):
+            if claimed.tavus_conversation_id is None and listing is None:
+                listing = await self._step(report, None, self._list_ours(status=None)) or {}
+            await self._step(report, claimed, self._resolve_start(claimed, listing or {}, report))
+        for claimed in self._worked(await self._claim("overdue", report, held), held):
+            await self._step(report, claimed, self._close_overdue(claimed, report))
+        for claimed in self._worked(await self._claim("quiet", report, held), held):
+            await self._step(report, claimed, self._check_live(claimed, report))
+        for claimed in self._worked(await self._claim("unverified", report, held), held):
+            await self._step(report, claimed, self._verify(claimed, report))
+        if self._stopping.is_set():
+            return
+        await self._step(report, None, self._end_orphans(report))
+        await self._step(report, None, self._retention(report))
+
+    def _worked(self, rows: list[Claimed], held: dict[uuid.UUID, datetime]) -> Iterator[Claimed]:
+        """`rows` one by one until the reconciler stops; each row's lease counts as held until
+        the loop comes back for the next one (its work is done)."""
+        for claimed in rows:
+            if self._stopping.is_set():
+                return
+            yield claimed
+            held.pop(claimed.id, None)
+
+    async def _release_held(self, report: ReconcileReport, held: dict[uuid.UUID, datetime]) -> None:
+        """Give back the leases of the rows claimed and not worked on (a stop mid-pass)."""
+        if not held:
+            return
+        by_lease: dict[datetime, list[uuid.UUID]] = {}
+        for row_id, until in held.items():
+            by_lease.setdefault(until, []).append(row_id)
+        released = 0
+        try:
+            async with self.db.transaction(role="service") as session:
+                repository = ReconcileRepository(session)
+                for until, ids in by_lease.items():
+                    released += await repository.release_leases(ids, until)
+        except Exception as exc:  # the leases expire on their own
+            log.warning("reconcile.release_failed", error_type=type(exc).__name__)
+            return
+        report.add("lease_released", released)
+        log.info("reconcile.leases_released", rows=released)
 
     async def _record_pass(self, report: ReconcileReport, duration_s: float) -> None:
         """Keep the pass in `reconcile_runs` (the operators' console shows the recent ones).
@@ -176,7 +233,9 @@ class Reconciler:
                     pass  # the lease expires; the row is tried again next pass
             return None
 
-    async def _claim(self, kind: str, report: ReconcileReport) -> list[Claimed]:
+    async def _claim(
+        self, kind: str, report: ReconcileReport, held: dict[uuid.UUID, datetime]
+    ) -> list[Claimed]:
         s = self.settings
         now = utcnow()
         lease = timedelta(seconds=s.reconcile_lease_seconds)
@@ -214,8 +273,12 @@ class Reconciler:
 
         async def claim() -> list[Claimed]:
             async with self.db.transaction(role="service") as session:
-                return await claims[kind](ReconcileRepository(session))
+                rows = await claims[kind](ReconcileRepository(session))
+            held.update((row.id, now + lease) for row in rows)
+            return rows
 
+        if self._stopping.is_set():
+            return []
         return await self._step(report, None, claim()) or []
 
     # --- 1. unresolved starts ------------------------------------------------------------
@@ -315,11 +378,24 @@ class Reconciler:
         if not ours:
             return
         async with self.db.transaction(role="service") as session:
-            known = await ReconcileRepository(session).statuses(list(ours))
+            repository = ReconcileRepository(session)
+            known = await repository.statuses(list(ours))
+            deleted = await repository.deleted_here([i for i in ours if i not in known])
         for row_id, conversation in ours.items():
+            if row_id in deleted:
+                # Its row was deleted here (its user's delete, their erasure) while its start
+                # waited for Tavus, and that start could not end it: nobody owns it now, and
+                # its user asked for it to go — ended and deleted at Tavus.
+                if await self.conversations.discard_at_tavus(conversation.conversation_id):
+                    log.warning(
+                        "reconcile.orphan_without_row_ended",
+                        conversation_id=conversation.conversation_id,
+                    )
+                    report.add("ended_orphan_without_row")
+                continue
             if row_id not in known:
-                # Named like ours, but no row here: not provably ours (another database with
-                # a copied installation id, a row deleted by hand). Never touched.
+                # Named like ours, but no row was ever here: not provably ours (a database
+                # copied from this one shares its identity). Never touched.
                 report.add("unknown_named_running")
                 log.warning(
                     "reconcile.unknown_conversation", conversation_id=conversation.conversation_id
@@ -344,6 +420,11 @@ class Reconciler:
             report.add(
                 "idempotency_keys_expired",
                 await ReconcileRepository(session).purge_expired_keys(now, limit * 10),
+            )
+        async with self.db.transaction(role="service") as session:
+            report.add(
+                "deleted_ids_forgotten",
+                await ReconcileRepository(session).forget_deleted(now - _DELETED_KEPT),
             )
         days = self.settings.transcript_retention_days
         if not days:

@@ -49,30 +49,85 @@ class DataRights:
         """
         row = await self.sessions.get(identity, session_id)
         if row.conversation_status in LIVE_STATUSES:
+            # Claimed as an end claims it — a start still waiting for Tavus included: that
+            # start then ends what Tavus made (or, if our rows are gone by then, ends and
+            # deletes it there, answering `410 session_deleted`).
             row = await self.sessions.end(identity, session_id)
-        if row.tavus_conversation_id:
-            await self._delete_at_tavus(row.tavus_conversation_id)
-        async with self.db.transaction(identity, role="service") as session:
-            await DataRightsRepository(session).delete_session(identity.user_id, session_id)
+        deleted: str | None = None
+        bound = row.tavus_conversation_id
+        while True:
+            if bound is not None and bound != deleted:
+                await self._delete_at_tavus(bound)
+                deleted = bound
+            async with self.db.transaction(identity, role="service") as session:
+                repository = DataRightsRepository(session)
+                # A start in flight may have bound its conversation since: delete that at
+                # Tavus first (the id is bound once, so this repeats at most once).
+                bound = await repository.lock_session(identity.user_id, session_id)
+                if bound is None or bound == deleted:
+                    await repository.delete_session(identity.user_id, session_id)
+                    break
         log.info("session.deleted", session_id=str(session_id))
 
     async def purge_user(self, user_id: uuid.UUID) -> PurgeReport:
         """Delete everything stored about a user, at Tavus first: their conversations and the
         memory stores Tavus keeps under their tag (whatever `TAVUS_MEMORY` is now: an earlier
         setting may have made them). Raises TavusUnavailableError (nothing deleted here) if
-        Tavus fails; repeating it is safe."""
-        async with self.db.transaction(Identity(user_id), role="service") as session:
-            conversation_ids = await DataRightsRepository(session).conversation_ids(user_id)
+        Tavus fails; repeating it is safe.
+
+        In order: (1) the user is marked, so no session starts from now on (a start answers
+        `410 erasure_in_progress`; one already past its first round trip has its rows
+        committed); (2) every live session is ended as an end ends it — a start still waiting
+        for Tavus is claimed, and ends what Tavus made when it answers — and a start whose
+        outcome is unknown is looked up at Tavus by its name; (3) every conversation and
+        memory store is deleted at Tavus; (4) under the rows' locks, a conversation bound
+        since (a start that was in flight) is deleted at Tavus too, then the rows and the mark
+        go. A start answering after that finds no rows: it ends and deletes its conversation
+        at Tavus itself (`410 session_deleted`).
+        """
+        identity = Identity(user_id)
+        async with self.db.transaction(identity, role="service") as session:
+            await DataRightsRepository(session).mark_erasure(user_id)
+            live = await DataRightsRepository(session).live_sessions(user_id)
+        deleted: set[str] = set()
+        for session_id, name, bound in live:
+            await self.sessions.end(identity, session_id)
+            if bound is None:
+                deleted |= await self._delete_named(name)
         stores = await self._memory_stores(memory_tag(self.settings.deployment_name, user_id))
-        for conversation_id in conversation_ids:
-            await self._delete_at_tavus(conversation_id)
         for store_id in stores:
             await self._delete_memory_store(store_id)
-        async with self.db.transaction(Identity(user_id), role="service") as session:
-            await DataRightsRepository(session).delete_user(user_id)
-        report = PurgeReport(conversations=len(conversation_ids), memory_stores=len(stores))
+        while True:
+            async with self.db.transaction(identity, role="service") as session:
+                pending = await DataRightsRepository(session).conversation_ids(user_id)
+            for conversation_id in sorted(pending - deleted):
+                await self._delete_at_tavus(conversation_id)
+                deleted.add(conversation_id)
+            async with self.db.transaction(identity, role="service") as session:
+                repository = DataRightsRepository(session)
+                if await repository.conversation_ids(user_id, lock=True) <= deleted:
+                    await repository.delete_user(user_id)
+                    break
+        report = PurgeReport(conversations=len(deleted), memory_stores=len(stores))
         log.info("user.purged", conversations=report.conversations, memory_stores=len(stores))
         return report
+
+    async def _delete_named(self, name: str) -> set[str]:
+        """Delete at Tavus the conversation of ours named `name`, if Tavus has one (a start
+        whose outcome is unknown); the ids deleted."""
+        try:
+            found = await self.sessions.conversations.find_at_tavus(
+                name, pages=self.settings.reconcile_list_pages
+            )
+        except TavusError as exc:
+            raise TavusUnavailableError(
+                "The video service could not be asked about a session now; nothing was "
+                "deleted, try again shortly."
+            ) from exc
+        if found is None:
+            return set()
+        await self._delete_at_tavus(found.conversation_id)
+        return {found.conversation_id}
 
     async def _memory_stores(self, tag: str) -> list[str]:
         """The ids of the Tavus memory stores kept under `tag` (legacy tags have no delete)."""

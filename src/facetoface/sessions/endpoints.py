@@ -57,6 +57,10 @@ Service = Annotated[SessionService, Depends(get_session_service)]
             "A session is already live (`session` holds it), or the same "
             "Idempotency-Key is still in flight"
         ),
+        410: problem(
+            "The session was deleted while it was starting (`session_deleted`), or the "
+            "user's data is being erased (`erasure_in_progress`)"
+        ),
         413: problem("Body too large"),
         429: problem("Too many sessions started in the window"),
         502: problem("Tavus rejected this deployment's request"),

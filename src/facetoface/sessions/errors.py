@@ -82,3 +82,21 @@ class SessionOutcomeUnknown(ServiceUnavailable):
 class InvalidCursor(BadRequest):
     code = "invalid_cursor"
     title = "Invalid pagination cursor"
+
+
+class SessionDeleted(FacetofaceError):
+    """The session was deleted (by its user, or with all their data) while its start was
+    waiting for Tavus: the conversation Tavus made for it was ended and deleted there."""
+
+    status_code = 410
+    code = "session_deleted"
+    title = "The session was deleted while it was starting"
+
+
+class ErasureInProgress(FacetofaceError):
+    """Everything about the user is being erased (`facetoface purge-user`): no session may
+    start, since nothing it wrote would be kept."""
+
+    status_code = 410
+    code = "erasure_in_progress"
+    title = "This account's data is being erased"

@@ -19,6 +19,7 @@ from facetoface.sessions.context import (
     build_mentor_context,
 )
 from facetoface.sessions.errors import (
+    ErasureInProgress,
     MentorNotFound,
     NoMentorConfigured,
     PremiumMentorRequired,
@@ -122,6 +123,8 @@ def mentor_context(
 def refusal_problem(settings: Settings, attempt: StartAttempt, now: datetime) -> Exception:
     """The problem a refused start answers with (the order is the function's)."""
     refusal = attempt.refusal
+    if refusal is Refusal.erasure_in_progress:
+        return ErasureInProgress("This account's data is being erased; no session can start.")
     if refusal is Refusal.profile_not_found:
         return ProfileNotFound("Create the user's profile before starting a session.")
     if refusal is Refusal.mentor_not_found:
@@ -139,7 +142,7 @@ def refusal_problem(settings: Settings, attempt: StartAttempt, now: datetime) ->
         )
     if refusal is Refusal.mentor_not_configured:
         return NoMentorConfigured(
-            "Set TAVUS_DEFAULT_PERSONA_ID or TAVUS_DEFAULT_REPLICA_ID, or give the user a "
+            "Set TAVUS_DEFAULT_PAL_ID or TAVUS_DEFAULT_FACE_ID, or give the user a "
             "mentor with a Tavus persona or replica."
         )
     raise AssertionError(f"unexpected start refusal {refusal!r}")

@@ -14,9 +14,12 @@ What happens when a phase fails is decided by what Tavus may have done:
 - Tavus said no (a 4xx): nothing bills; the rows are marked `failed` and the key released.
 - Tavus may have created it (a 5xx, a timeout or dropped connection once the request was
   sent): the rows are marked `indeterminate`, the key stays bound to them, and the user is
-  told `session_outcome_unknown`; the reconciler finds the conversation by its name and
-  adopts it (or, if Tavus never made it, marks it failed). A retry with the key gets that
-  session — never a second conversation.
+  told `session_outcome_unknown`; the user's next start or read of it (`UnknownOutcomes.resolve`),
+  or else the reconciler, finds the conversation by its name and adopts it (or, if Tavus
+  never made it, marks it failed). A retry with the key gets that session — never a second
+  conversation.
+- The session was deleted while Tavus was creating it (its user's delete, their erasure):
+  what Tavus made is ended and deleted there, and the start answers `410 session_deleted`.
 - Tavus created it but we cannot record it (the database failed): it is ended at Tavus at
   once; if that fails too, the `starting` row is the trace the reconciler resolves by name.
 """
@@ -36,7 +39,7 @@ from facetoface.config import Settings
 from facetoface.conversations.names import conversation_name, name_prefix
 from facetoface.conversations.repository import SessionRow, TimelineEntry
 from facetoface.conversations.service import ConversationService
-from facetoface.conversations.status import ConversationStatus, FailureCode
+from facetoface.conversations.status import LIVE_STATUSES, ConversationStatus, FailureCode
 from facetoface.conversations.tokens import hash_callback_token, new_callback_token
 from facetoface.db import DatabaseUnavailable, Identity, recording_tavus_outcome
 from facetoface.observability import metrics
@@ -47,6 +50,7 @@ from facetoface.sessions.cursors import decode_cursor, encode_cursor
 from facetoface.sessions.errors import (
     AnonymousNotAllowed,
     SessionAlreadyActive,
+    SessionDeleted,
     SessionNotFound,
     SessionOutcomeUnknown,
     TavusUnavailableError,
@@ -76,6 +80,7 @@ from facetoface.sessions.repository import (
 from facetoface.sessions.schemas import OwnSessionOut
 from facetoface.sessions.start_protocol import PREVIEW_ALLOWS, StartOutcome
 from facetoface.sessions.tavus_failures import start_failure
+from facetoface.sessions.unknown_outcomes import UnknownOutcomes
 from facetoface.tavus import (
     ConversationProperties,
     CreateConversationRequest,
@@ -124,6 +129,7 @@ class SessionService:
         self.db = repository.db
         #: Every conversation name carries this installation's identity (conversations/names).
         self.name_prefix = name_prefix(settings.deployment_name, installation_id)
+        self.unknown = UnknownOutcomes(settings, repository, conversations)
 
     # --- start ----------------------------------------------------------------------------
     async def start(
@@ -138,7 +144,21 @@ class SessionService:
         (`Replay`), whatever else holds now (an open circuit, a quota reached since).
         A private room's meeting token goes with the answer (and with a replay's or a 409's
         session while it is live): they all go to the session's owner only.
+
+        A live session whose start's outcome is unknown is decided first (`UnknownOutcomes`):
+        adopted, it is the live session of the 409 (with its room); never created, this start
+        goes on.
         """
+        return await self._start(identity, mentor_id, idempotency, resolve=True)
+
+    async def _start(
+        self,
+        identity: Identity,
+        mentor_id: uuid.UUID | None,
+        idempotency: IdempotencyRequest | None,
+        *,
+        resolve: bool,
+    ) -> Started | Replay:
         if (
             identity.claims.get("is_anonymous") is True
             and not self.settings.allow_anonymous_sessions
@@ -178,6 +198,12 @@ class SessionService:
         )
         if attempt.outcome is StartOutcome.key:
             assert attempt.key_state is not None, "a key outcome names the key's state"
+            unknown = attempt.key_session
+            if resolve and unknown is not None and self.unknown.outcome_unknown(unknown, now):
+                # The key's start may have made a conversation: decide, then answer again
+                # (adopted: the replay; never created: this start goes on with the key).
+                await self.unknown.resolve(identity, unknown)
+                return await self._start(identity, mentor_id, idempotency, resolve=False)
             return answer_from_key(
                 attempt.key_state, attempt.key_session, attempt.key_meeting_token
             )
@@ -189,6 +215,10 @@ class SessionService:
             # The start's own statement read the live session (None only if it ended in
             # the meantime: then there is nothing to rejoin).
             live = attempt.live_session
+            if resolve and live is not None and self.unknown.outcome_unknown(live, now):
+                live = await self.unknown.resolve(identity, live)
+                if live.conversation_status not in LIVE_STATUSES:
+                    return await self._start(identity, mentor_id, idempotency, resolve=False)
             raise SessionAlreadyActive(
                 "End the live session (or rejoin it) before starting another.",
                 extra={"session": session_json(live, attempt.live_meeting_token)} if live else None,
@@ -298,7 +328,17 @@ class SessionService:
                 extra={"session_id": str(new.daily_session_id)},
             ) from exc
         row = applied.session
-        assert row is not None, "the session rows were written in phase 1"
+        if row is None:
+            # The session was deleted (its user's DELETE, or their erasure) while Tavus was
+            # creating it: nothing of ours owns the conversation, so it must not run or be
+            # kept. If Tavus cannot be told now, the reconciler ends a running conversation
+            # named like ours that has no row.
+            bound.warning("session.deleted_during_start")
+            discarded = await self.conversations.discard_at_tavus(conversation.conversation_id)
+            raise SessionDeleted(
+                "The session was deleted while it was starting; its video call "
+                + ("was stopped." if discarded else "will be stopped shortly.")
+            )
         if row.conversation_status != ConversationStatus.active:
             # The user ended the session while Tavus was creating it: end what was created.
             bound.info("session.ended_during_start", status=row.conversation_status)
@@ -410,10 +450,18 @@ class SessionService:
     async def detail(
         self, identity: Identity, session_id: uuid.UUID
     ) -> tuple[SessionRow, SessionExtras, list[TimelineEntry]]:
-        """The caller's session with transcript, recording, analysis and event timeline."""
+        """The caller's session with transcript, recording, analysis and event timeline.
+
+        A session whose start's outcome is unknown is decided first (`UnknownOutcomes.resolve`; a
+        503 `session_outcome_unknown` while it cannot be)."""
         found = await self.repository.detail(identity, session_id)
         if found is None:
             raise SessionNotFound("No session with this id belongs to you.")
+        if self.unknown.outcome_unknown(found[0], utcnow()):
+            await self.unknown.resolve(identity, found[0])
+            found = await self.repository.detail(identity, session_id)
+            if found is None:
+                raise SessionNotFound("No session with this id belongs to you.")
         return found
 
     async def preview_context(

@@ -20,6 +20,7 @@ class StartOutcome(StrEnum):
 class Refusal(StrEnum):
     """`start_result.refusal`, in the order the function checks them."""
 
+    erasure_in_progress = "erasure_in_progress"  # `purge-user` is erasing the user
     profile_not_found = "profile_not_found"
     mentor_not_found = "mentor_not_found"
     premium_mentor_required = "premium_mentor_required"

@@ -1,7 +1,8 @@
 """`TavusClient`: the async client for the Tavus CVI endpoints the service uses.
 
-Conversations (create, get, list, end, delete); personas and replicas (get, to check a
-deployment's defaults); memory stores (list by participant tag, delete: forgetting a user); and
+Conversations (create, get, list, end, delete); PALs and Faces, Tavus's current names for
+personas and replicas (get, to check a deployment's defaults; requests use the current names);
+memory stores (list by participant tag, delete: forgetting a user); and
 a cheap authenticated read that validates the API key.
 
 It is one module, longer than most here, because every endpoint goes through the one path
@@ -289,6 +290,9 @@ class TavusClient:
         self._retry_wait_jitter_s = retry_wait_jitter_s
         self._on_request = on_request
         self._in_flight = 0
+        #: The drain's cut-off (event-loop time): no attempt runs past it (`cut_off_at`).
+        self._cutoff: float | None = None
+        self._deadlines: set[asyncio.Timeout] = set()
         self.breaker = CircuitBreaker(
             threshold=breaker_threshold, cooldown_seconds=breaker_cooldown_s
         )
@@ -340,6 +344,17 @@ class TavusClient:
     def is_closed(self) -> bool:
         """True once `aclose()` has run."""
         return self._closed
+
+    def cut_off_at(self, when: float) -> None:
+        """Bound every attempt, running or to come, to end by `when` (event-loop time): the
+        process is draining (SIGTERM) and must answer its requests before it exits. An
+        attempt cut short is one that timed out: a create's outcome is unknown (the start
+        answers `503 session_outcome_unknown`, the reconciler resolves it)."""
+        self._cutoff = when
+        for deadline in self._deadlines:
+            current = deadline.when()
+            if current is None or current > when:
+                deadline.reschedule(when)
 
     async def aclose(self) -> None:
         """Close every connection (later calls fail)."""
@@ -459,37 +474,37 @@ class TavusClient:
         )
 
     async def verify_api_key(self) -> None:
-        """A cheap authenticated read (`GET /personas?limit=1`) that proves the key works.
+        """A cheap authenticated read (`GET /pals?limit=1`) that proves the key works.
 
         Raises `TavusAuthError` for a missing, wrong or revoked key; creates and bills nothing.
         """
         await self._call(
             "verify_api_key",
             "GET",
-            "/personas",
+            "/pals",
             params={"limit": 1},
             parse=_ignore_body,
             retry_on=_IDEMPOTENT_RETRY_ON,
         )
 
     async def get_persona(self, persona_id: str) -> Persona:
-        """`GET /personas/{id}`; an unknown id raises `TavusNotFound`."""
+        """`GET /pals/{id}` (PALs are Tavus's personas); an unknown id raises `TavusNotFound`."""
         pid = validate_id(persona_id, "persona id")
         return await self._call(
             "get_persona",
             "GET",
-            f"/personas/{pid}",
+            f"/pals/{pid}",
             parse=_model_parser(Persona),
             retry_on=_IDEMPOTENT_RETRY_ON,
         )
 
     async def get_replica(self, replica_id: str) -> Replica:
-        """`GET /replicas/{id}`; an unknown id raises `TavusNotFound`."""
+        """`GET /faces/{id}` (Faces are Tavus's replicas); an unknown id raises `TavusNotFound`."""
         rid = validate_id(replica_id, "replica id")
         return await self._call(
             "get_replica",
             "GET",
-            f"/replicas/{rid}",
+            f"/faces/{rid}",
             parse=_model_parser(Replica),
             retry_on=_IDEMPOTENT_RETRY_ON,
         )
@@ -666,7 +681,11 @@ class TavusClient:
         self._in_flight += 1
         try:
             progress = _Progress()
-            deadline = asyncio.timeout(self._total_timeout_s)
+            when = asyncio.get_running_loop().time() + self._total_timeout_s
+            if self._cutoff is not None:
+                when = min(when, self._cutoff)
+            deadline = asyncio.timeout_at(when)
+            self._deadlines.add(deadline)
             try:
                 async with deadline:
                     return await lane.request(
@@ -689,6 +708,8 @@ class TavusClient:
                 # Read/write timeouts, dropped connections, protocol errors, undecodable bodies:
                 # the request may have been processed.
                 raise TavusOutcomeUnknown(_describe(exc, redact), endpoint=endpoint) from None
+            finally:
+                self._deadlines.discard(deadline)
         finally:
             self._in_flight -= 1
             self._lanes.put_nowait(lane)

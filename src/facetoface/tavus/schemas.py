@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -99,12 +100,16 @@ class ConversationProperties(BaseModel):
 
 
 class CreateConversationRequest(BaseModel):
-    """Body of `POST /v2/conversations`. Needs a `replica_id` or a `persona_id` (or both)."""
+    """Body of `POST /v2/conversations`. Needs a `replica_id` or a `persona_id` (or both).
+
+    They are sent under Tavus's current names, `face_id` and `pal_id` (Tavus renamed replicas
+    to Faces and personas to PALs; the ids are the same and the old names still work).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    replica_id: str | None = None
-    persona_id: str | None = None
+    replica_id: str | None = Field(default=None, serialization_alias="face_id")
+    persona_id: str | None = Field(default=None, serialization_alias="pal_id")
     #: Contains this service's secret per-conversation token: never log it.
     callback_url: str | None = Field(default=None, repr=False)
     #: Used as the reconciliation handle (our session id); safe to log.
@@ -133,7 +138,7 @@ class CreateConversationRequest(BaseModel):
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON body to send: `None` fields (also inside `properties`) are omitted."""
-        return self.model_dump(mode="json", exclude_none=True)
+        return self.model_dump(mode="json", exclude_none=True, by_alias=True)
 
 
 # --- responses ------------------------------------------------------------------------------
@@ -164,8 +169,14 @@ class Conversation(BaseModel):
     callback_url: LenientStr = Field(default=None, repr=False)
     created_at: LenientDatetime = None
     updated_at: LenientDatetime = None
-    replica_id: LenientStr = None
-    persona_id: LenientStr = None
+    #: Tavus answers `replica_id`/`persona_id`; `face_id`/`pal_id`, the current names, are
+    #: read too.
+    replica_id: LenientStr = Field(
+        default=None, validation_alias=AliasChoices("replica_id", "face_id")
+    )
+    persona_id: LenientStr = Field(
+        default=None, validation_alias=AliasChoices("persona_id", "pal_id")
+    )
     #: Only with require_auth: a join credential. Never log it.
     meeting_token: LenientStr = Field(default=None, repr=False)
 
@@ -314,7 +325,7 @@ def _drop_entries_without(key: str, data: Any) -> Any:
 
 
 class Persona(BaseModel):
-    """`GET /v2/personas/{id}` (alias `/v2/pals/{id}`): the parts the service looks at."""
+    """`GET /v2/pals/{id}` (formerly `/v2/personas/{id}`): the parts the service looks at."""
 
     model_config = _RESPONSE_CONFIG
 
@@ -349,7 +360,7 @@ class Persona(BaseModel):
 
 
 class Replica(BaseModel):
-    """`GET /v2/replicas/{id}` (alias `/v2/faces/{id}`): the parts the service looks at."""
+    """`GET /v2/faces/{id}` (formerly `/v2/replicas/{id}`): the parts the service looks at."""
 
     model_config = _RESPONSE_CONFIG
 

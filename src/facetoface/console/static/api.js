@@ -6,18 +6,43 @@
 // sessionStorage and removed from the address bar as soon as the page loads.
 
 const TOKEN_KEY = "facetoface.access_token";
+//  Another user's token from a link, kept aside until the signed-in user says what to do.
+const OFFER_KEY = "facetoface.offered_token";
 
-/** Move an `#access_token=…` fragment into sessionStorage and strip it from the URL. */
+/**
+ * Move an `#access_token=…` fragment into sessionStorage and strip it from the URL.
+ *
+ * While someone is signed in, a link carrying another user's token never switches users
+ * silently (a link can be planted): the token is kept aside (`offeredToken`) and the
+ * sign-in page asks. A fresh token of the same user simply replaces the old one.
+ */
 export function adoptTokenFromFragment() {
   if (!location.hash.includes("access_token=")) {
     return;
   }
   const params = new URLSearchParams(location.hash.slice(1));
-  const token = (params.get("access_token") || "").trim();
+  const offered = (params.get("access_token") || "").trim();
   history.replaceState(null, "", location.pathname + location.search);
-  if (token) {
-    sessionStorage.setItem(TOKEN_KEY, token);
+  if (!offered) {
+    return;
   }
+  const current = token();
+  const subject = (value) => claimsOf(value)?.sub ?? null;
+  if (current && current !== offered && subject(current) !== subject(offered)) {
+    sessionStorage.setItem(OFFER_KEY, offered);
+    return;
+  }
+  sessionStorage.removeItem(OFFER_KEY);
+  sessionStorage.setItem(TOKEN_KEY, offered);
+}
+
+/** Another user's token a link offered while someone was signed in (see above), or null. */
+export function offeredToken() {
+  return sessionStorage.getItem(OFFER_KEY);
+}
+
+export function dropOfferedToken() {
+  sessionStorage.removeItem(OFFER_KEY);
 }
 
 export function token() {
@@ -30,6 +55,7 @@ export function setToken(value) {
 
 export function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(OFFER_KEY);
 }
 
 /**
@@ -37,7 +63,11 @@ export function signOut() {
  * token on every call; nothing here is trusted).
  */
 export function claims() {
-  const value = token();
+  return claimsOf(token());
+}
+
+/** The claims of any token (for display only, as above). */
+export function claimsOf(value) {
   if (!value) {
     return null;
   }
@@ -61,7 +91,7 @@ export function isOperator(data = claims()) {
 
 /** An RFC 9457 problem document the service answered with (or one made up for a network error). */
 export class Problem extends Error {
-  constructor(status, body) {
+  constructor(status, body, retryAfter = null) {
     const doc = body && typeof body === "object" ? body : {};
     super(doc.title || `HTTP ${status}`);
     this.status = status;
@@ -70,6 +100,8 @@ export class Problem extends Error {
     this.code = doc.code || null;
     this.requestId = doc.request_id || null;
     this.body = doc;
+    // Seconds to wait before trying again, when the service said (`Retry-After`).
+    this.retryAfter = /^\d+$/.test(retryAfter || "") ? Number(retryAfter) : null;
   }
 }
 
@@ -105,7 +137,7 @@ export async function api(path, { method = "GET", body, headers = {} } = {}) {
   }
   const data = await response.json().catch(() => null);
   if (!response.ok) {
-    throw new Problem(response.status, data);
+    throw new Problem(response.status, data, response.headers.get("Retry-After"));
   }
   return data;
 }

@@ -1,5 +1,5 @@
-// The operators' console: what runs now, what happened, and two actions (end a stuck
-// session, run a reconciler pass). Everything comes from /v1/ops, which refuses non-operators.
+// The operators' console: what runs now, what happened, and three actions (end a stuck
+// session, run a reconciler pass, send an app webhook again). Everything comes from /v1/ops, which refuses non-operators.
 
 import { adoptTokenFromFragment, api, signOut } from "./api.js";
 import { barChart, legend } from "./charts.js";
@@ -279,6 +279,70 @@ async function loadCallbacks() {
   $("callbacks-empty").hidden = rows.length > 0;
 }
 
+const WEBHOOK_TONES = { delivered: "ok", pending: "warn", failed: "bad" };
+
+async function loadWebhooks() {
+  const outbox = await api("/v1/ops/webhooks?limit=50");
+  $("webhooks-target").textContent = outbox.configured
+    ? `delivering to ${outbox.url_host}`
+    : "not configured (APP_WEBHOOK_URL): events are recorded, not sent";
+  const late = outbox.oldest_due_seconds;
+  $("webhooks-totals").replaceChildren(
+    ...Object.entries(outbox.counts)
+      .map(([status, count]) =>
+        h("span", { class: `badge ${WEBHOOK_TONES[status] || ""}`.trim(), text: `${status}: ${count}` }),
+      )
+      .flatMap((badge) => [badge, " "]),
+    late ? h("span", { class: "muted small", text: `oldest due for ${formatDuration(late)}` }) : "",
+  );
+  const rows = outbox.items.map((item) =>
+    h(
+      "tr",
+      { "data-event": item.id },
+      h("td", { "data-label": "Event" }, h("code", { text: item.event_type }), " ", h("span", { class: "muted small", text: item.id })),
+      h("td", { "data-label": "Status" }, h("span", { class: `badge ${WEBHOOK_TONES[item.status] || ""}`.trim(), text: item.status })),
+      h("td", { class: "num", "data-label": "Attempts", text: item.attempts }),
+      h("td", { "data-label": "Last error", text: item.last_error || "" }),
+      h("td", { "data-label": "Recorded", text: formatTime(item.created_at) }),
+      h(
+        "td",
+        {},
+        outbox.configured && item.status !== "pending"
+          ? h(
+              "button",
+              {
+                type: "button",
+                class: "secondary",
+                "aria-label": `Send ${item.event_type} ${item.id} again`,
+                on: { click: () => sendAgain(item) },
+              },
+              "Send again",
+            )
+          : null,
+      ),
+    ),
+  );
+  $("webhooks-rows").replaceChildren(...rows);
+  $("webhooks-table").hidden = rows.length === 0;
+  $("webhooks-empty").hidden = rows.length > 0;
+}
+
+async function sendAgain(item) {
+  try {
+    const event = await api(`/v1/ops/webhooks/${encodeURIComponent(item.id)}/send-again`, { method: "POST" });
+    $("webhooks-result").replaceChildren(
+      h("p", { class: "notice" }, `${event.event_type} ${event.id} is due again: the next delivery pass sends it.`),
+    );
+    await refresh();
+  } catch (problem) {
+    if (problem.status === 401 || problem.status === 403) {
+      refuse(problem);
+    } else {
+      showProblem($("webhooks-error"), problem);
+    }
+  }
+}
+
 async function refresh() {
   if (refreshing || refusal) {
     return;
@@ -296,6 +360,7 @@ async function refresh() {
       section("stats-error", loadStats),
       section("reconciler-error", loadPasses),
       section("callbacks-error", loadCallbacks),
+      section("webhooks-error", loadWebhooks),
     ]);
     if (!refusal) {
       $("updated").textContent = `Updated ${formatClock(new Date().toISOString())}`;

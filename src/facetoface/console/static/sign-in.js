@@ -1,20 +1,66 @@
 // Sign-in: a demo user or the development operator (development only), or a pasted token.
 
-import { Problem, adoptTokenFromFragment, api, isOperator, setToken, signOut, token } from "./api.js";
+import {
+  Problem,
+  adoptTokenFromFragment,
+  api,
+  claimsOf,
+  dropOfferedToken,
+  isOperator,
+  offeredToken,
+  setToken,
+  signOut,
+  token,
+} from "./api.js";
 import { $, h, showProblem } from "./ui.js";
 
 const landing = () => (isOperator() ? "/console/ops" : "/console");
 
 async function signInWith(value) {
+  const before = token();
   setToken(value);
   try {
     // Any call that needs a valid token will do; this one reads nothing of anyone else.
     await api("/v1/sessions?limit=1");
   } catch (problem) {
-    signOut();
+    // A token that does not work changes nothing: whoever was signed in stays signed in.
+    if (before) {
+      setToken(before);
+    } else {
+      signOut();
+    }
     throw problem;
   }
   location.assign(landing());
+}
+
+const who = (value) => {
+  const data = claimsOf(value) || {};
+  return data.email || data.sub || "an unknown user";
+};
+
+/** A link brought another user's token while someone is signed in: ask, never switch
+ * silently (anyone can send a link). */
+function askWhichUser(offered) {
+  $("switch-current").textContent = who(token());
+  $("switch-offered").textContent = who(offered);
+  $("switch-stay-name").textContent = who(token());
+  $("switch-to-name").textContent = who(offered);
+  $("switch").hidden = false;
+  $("switch-stay").addEventListener("click", () => {
+    dropOfferedToken();
+    location.replace(landing());
+  });
+  $("switch-to").addEventListener("click", async () => {
+    dropOfferedToken();
+    try {
+      await signInWith(offered);
+    } catch (problem) {
+      $("switch").hidden = true;
+      showProblem($("error"), problem);
+    }
+  });
+  $("switch-stay").focus();
 }
 
 async function showDevUsers() {
@@ -64,10 +110,7 @@ async function showDevUsers() {
   $("dev").hidden = false;
 }
 
-adoptTokenFromFragment();
-if (token()) {
-  location.replace(landing());
-} else {
+function wirePasteForm() {
   $("paste-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const value = $("token").value.trim();
@@ -85,5 +128,16 @@ if (token()) {
       showProblem($("error"), problem);
     }
   });
+}
+
+adoptTokenFromFragment();
+const offered = offeredToken();
+if (offered && token()) {
+  askWhichUser(offered);
+  wirePasteForm();
+} else if (token()) {
+  location.replace(landing());
+} else {
+  wirePasteForm();
   showDevUsers();
 }

@@ -1,7 +1,7 @@
 // DOM helpers. Every piece of text goes in with textContent (or a text node): names, goals,
 // transcripts and error messages are data, never markup.
 
-import { claims, isOperator, signOut, token } from "./api.js";
+import { claims, isOperator, offeredToken, signOut, token } from "./api.js";
 
 /**
  * Create an element: h("p", { class: "muted" }, "text", child, …). Props: `class`, `text`,
@@ -154,7 +154,8 @@ export function isLive(session) {
 
 /** Redirect to the sign-in page when there is no token; returns false then. */
 export function requireSignIn() {
-  if (!token()) {
+  // A link offered another user's token: the sign-in page asks which user to be.
+  if (!token() || offeredToken()) {
     location.replace("/console/sign-in");
     return false;
   }

@@ -44,6 +44,22 @@ function report(container, problem) {
     showProblem(container, problem, h("div", { class: "row" }, again));
     return;
   }
+  if (problem.code === "session_outcome_unknown") {
+    // Nothing to join yet, and no reason to end anything: say so plainly.
+    const wait = problem.retryAfter ? `about ${formatDuration(problem.retryAfter)}` : "a moment";
+    showProblem(
+      container,
+      problem,
+      h("p", {
+        class: "outcome-unknown",
+        text:
+          "The video service has not confirmed your session yet, so there is no room to " +
+          `join. We are checking with it: try again in ${wait}. Trying again never starts a ` +
+          "second call: it brings you into that session if it exists, or starts a new one.",
+      }),
+    );
+    return;
+  }
   showProblem(container, problem);
 }
 

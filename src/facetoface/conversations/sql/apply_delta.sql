@@ -168,9 +168,16 @@ BEGIN
     END IF;
   END IF;
 
-  -- What derives from the facts (state.derive).
-  v_started := coalesce(m.start_time, m.replica_joined_at);
+  -- What derives from the facts (state.derive). Closed by our side before Tavus's create was
+  -- recorded (no start time): the user never had the room, so the session never started,
+  -- whatever Tavus reports afterwards (its replica may join before our end reaches it).
+  v_started := CASE WHEN m.start_time IS NOT NULL THEN m.start_time
+                    WHEN m.closed_at IS NULL THEN m.replica_joined_at END;
   v_ended := coalesce(m.shutdown_at, m.closed_at);
+  -- Tavus's clock and ours differ: a session never ends before it started.
+  IF v_ended < v_started THEN
+    v_ended := v_started;
+  END IF;
   m.end_time := v_ended;
   m.duration_seconds := CASE WHEN v_started IS NOT NULL AND v_ended IS NOT NULL
     THEN greatest(0, floor(extract(epoch FROM v_ended - v_started)))::integer END;

@@ -18,6 +18,9 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# The first schema: no release ran before it.
+backward_compatible = False
+
 
 def upgrade() -> None:
     op.create_table(

@@ -18,6 +18,9 @@ down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Expand only: a new table.
+backward_compatible = True
+
 
 def upgrade() -> None:
     op.create_table(

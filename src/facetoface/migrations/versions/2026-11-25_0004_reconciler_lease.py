@@ -15,6 +15,9 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Expand only: a nullable and a defaulted column.
+backward_compatible = True
+
 
 def upgrade() -> None:
     with op.batch_alter_table("mentor_conversations", schema=None) as batch_op:

@@ -27,6 +27,10 @@ down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Row-level security and revoked privileges: code from before it connected as the
+# tables' owner and wrote without `facetoface_service`.
+backward_compatible = False
+
 SERVICE = "facetoface_service"
 #: Marks the objects this migration created (so the downgrade drops only those).
 SHIM_COMMENT = "facetoface 0005: Supabase-compatible shim (absent Supabase Auth)"

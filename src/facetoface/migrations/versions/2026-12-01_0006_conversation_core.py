@@ -42,6 +42,10 @@ down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Contract: drops idempotency_keys.response_status/response_body (the previous code
+# wrote them) and turns post_call_actions from a list into an object.
+backward_compatible = False
+
 SERVICE = "facetoface_service"
 #: The functions in schema `facetoface`; only the service may execute them.
 FUNCTIONS = ("apply_delta", "session_json", "start_session")

@@ -23,6 +23,9 @@ down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Expand only: column defaults and triggers that keep `updated_at` current.
+backward_compatible = True
+
 #: Tables whose `id` is a generated uuid (all but `profiles`, keyed by the auth user's id).
 ID_TABLES = (
     "mentor_avatars",

@@ -23,6 +23,9 @@ down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Expand only: a new table.
+backward_compatible = True
+
 SERVICE = "facetoface_service"
 #: The service acting for nobody (no caller's claims), as in 0005.
 NOBODY = (

@@ -38,6 +38,10 @@ down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Replaces facetoface.start_session (the previous code calls the 0006 signature, dropped
+# here) and adds attributes to the type it returns.
+backward_compatible = False
+
 SERVICE = "facetoface_service"
 #: The caller's id for facetoface_service's policies, as in 0005.
 CLAIM_SUB = (

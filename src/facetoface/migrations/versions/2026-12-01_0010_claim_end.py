@@ -25,6 +25,9 @@ down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Expand only: a new function.
+backward_compatible = True
+
 SERVICE = "facetoface_service"
 SIGNATURE = "facetoface.claim_end(uuid, timestamp with time zone, uuid, uuid, text)"
 #: `LIVE_STATUSES` (conversations/status.py) as `CLAIM_END` spells them; a test holds the

@@ -34,7 +34,7 @@ with the same signature and results; the previous release's code runs unchanged 
 result.
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0014
 Create Date: 2026-12-07 17:00:00.000000
 """
 
@@ -45,7 +45,7 @@ from alembic import op
 from facetoface.migrations.functions import frozen
 
 revision: str = "0015"
-down_revision: str | None = "0010"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -83,7 +83,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(frozen("0009", "start_session"))
+    op.execute(frozen("0011", "start_session"))
     op.create_index(
         "ix_mentor_conversations_user_id_created_at",
         "mentor_conversations",

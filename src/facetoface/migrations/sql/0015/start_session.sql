@@ -40,6 +40,7 @@ DECLARE
   v_constraint text;
   v_last_id uuid;
   v_last_end timestamptz;
+  v_erasing boolean := false;
   v_previous integer := 0;
   v_row record;
   -- "Since last time": the user's sessions that ran and ended, newest first. A cursor, read
@@ -57,6 +58,16 @@ DECLARE
      WHERE m.user_id = p_user_id AND m.status = 'ended'
      ORDER BY m.created_at DESC, m.id DESC;
 BEGIN
+  -- 0. An erasure of this user (`purge-user`, migration 0011) first marks them, holding this
+  -- lock exclusively: a start that may write waits for the mark to commit (or the mark waits
+  -- for this start's rows to commit, so the erasure sees them), and then sees it — its own
+  -- statement, so its own snapshot.
+  IF p_insert THEN
+    PERFORM pg_advisory_xact_lock_shared(hashtext('facetoface.erasure'),
+                                         hashtext(p_user_id::text));
+  END IF;
+  v_erasing := EXISTS (SELECT 1 FROM facetoface.erasures x WHERE x.user_id = p_user_id);
+
   -- 1. The key: a completed start is replayed; a key in use answers for itself.
   IF p_key IS NOT NULL THEN
     SELECT * INTO k FROM public.idempotency_keys
@@ -222,6 +233,7 @@ BEGIN
   r.mentor_name := coalesce(nullif(r.persona ->> 'name', ''), r.persona ->> 'avatar_name');
   r.mentor_avatar_url := r.persona ->> 'avatar_thumbnail_url';
   r.refusal := CASE
+    WHEN v_erasing THEN 'erasure_in_progress'
     WHEN r.profile IS NULL THEN 'profile_not_found'
     WHEN p_mentor_id IS NOT NULL AND r.persona IS NULL THEN 'mentor_not_found'
     WHEN v_premium AND coalesce(v_tier, 'free') <> 'paid' THEN 'premium_mentor_required'
