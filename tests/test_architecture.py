@@ -4,8 +4,8 @@
 - infrastructure (db, models, auth, tavus, limits, http_protocol, apidocs, app_state, demo,
   seeding, shutdown): foundation, infrastructure, and the core's vocabulary.
 - core (conversations, outbox): foundation, infrastructure, the core.
-- features (sessions, callbacks, reconcile, preferences, health, doctor, webhooks): the above;
-  never another feature.
+- features (sessions, callbacks, reconcile, preferences, health, doctor, tools, webhooks): the
+  above; never another feature.
 - adapters (compat, console): the above, and a feature through its package's `__all__` only.
 - migrations: foundation, infrastructure, the core.
 - wiring (app, cli, `__main__`): anything.
@@ -48,7 +48,16 @@ LAYERS: dict[str, frozenset[str]] = {
     ),
     "core": frozenset({"conversations", "outbox"}),
     "features": frozenset(
-        {"sessions", "callbacks", "reconcile", "preferences", "health", "doctor", "webhooks"}
+        {
+            "sessions",
+            "callbacks",
+            "reconcile",
+            "preferences",
+            "health",
+            "doctor",
+            "tools",
+            "webhooks",
+        }
     ),
     "adapters": frozenset({"compat", "console"}),
     "migrations": frozenset({"migrations"}),

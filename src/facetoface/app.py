@@ -60,6 +60,11 @@ from facetoface.sessions.repository import SessionRepository
 from facetoface.sessions.service import SessionService
 from facetoface.shutdown import Shutdown, install_sigterm_drain, tavus_cutoff
 from facetoface.tavus import OnRequest, TavusClient
+from facetoface.tools.change_log import GoalChangeLog
+from facetoface.tools.endpoints import me_router as tools_me_router
+from facetoface.tools.endpoints import tavus_router as tools_tavus_router
+from facetoface.tools.memory import MemoryService
+from facetoface.tools.service import MentorActions
 from facetoface.webhooks.endpoints import router as webhooks_router
 from facetoface.webhooks.service import WebhookDelivery
 
@@ -154,6 +159,7 @@ async def build_state(
     tavus_health = tavus_health or TavusHealth()
     conversations = ConversationService(db, tavus)
     sessions = SessionService(settings, SessionRepository(db), conversations, tavus, installation)
+    memory = MemoryService(settings, db, tavus)
     return AppState(
         settings=settings,
         db=db,
@@ -171,6 +177,9 @@ async def build_state(
         ops=OpsService(settings, db, tavus, sessions, tavus_health),
         console=ConsoleService(settings, db),
         webhooks=WebhookDelivery(settings, db),
+        mentor_actions=MentorActions(settings, db, memory),
+        goal_changes=GoalChangeLog(db),
+        memory=memory,
         shutdown=shutdown or Shutdown(),
     )
 
@@ -322,6 +331,8 @@ def create_app(
     app.include_router(compat_router)
     app.include_router(me_router)
     app.include_router(preferences_router)
+    app.include_router(tools_tavus_router)
+    app.include_router(tools_me_router)
     app.include_router(health_router)
     app.include_router(ops_router)
     app.include_router(webhooks_router)

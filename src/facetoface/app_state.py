@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from facetoface.sessions.service import SessionService
     from facetoface.shutdown import Shutdown
     from facetoface.tavus import TavusClient
+    from facetoface.tools.change_log import GoalChangeLog
+    from facetoface.tools.memory import MemoryService
+    from facetoface.tools.service import MentorActions
     from facetoface.webhooks.service import WebhookDelivery
 
 
@@ -52,6 +55,9 @@ class AppState:
     ops: OpsService
     console: ConsoleService
     webhooks: WebhookDelivery
+    mentor_actions: MentorActions
+    goal_changes: GoalChangeLog
+    memory: MemoryService
     #: The process's drain (SIGTERM): readiness and the reconciler follow it.
     shutdown: Shutdown
 

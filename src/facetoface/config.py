@@ -8,6 +8,7 @@ it binds a port.
 from __future__ import annotations
 
 import ipaddress
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -24,6 +25,9 @@ SIM_API_KEY = "sim-key"
 #: no default is configured (Tavus stock IDs).
 DEV_PERSONA_ID = "pcb7a34da5fe"
 DEV_REPLICA_ID = "r90bbd427f71"
+#: Signs Tavus's tool calls in development and tests when TAVUS_TOOL_SECRET is unset; refused
+#: outside development.
+DEV_TOOL_SECRET = "facetoface-development-tool-secret-do-not-use"
 #: Refused in production: two deployments left at the default look alike in Tavus's lists.
 DEFAULT_DEPLOYMENT_NAME = "facetoface"
 
@@ -145,6 +149,17 @@ class Settings(BaseSettings):
     #: conversation carries `participant_tags: ["<deployment>:<user id>"]`); `legacy` (the
     #: same tag as a legacy `memory_stores` tag). A user can turn it off for themselves.
     tavus_memory: Literal["off", "participant", "legacy"] = "off"
+    #: The shared secret of the mentor's tools: Tavus signs each tool call and post-call
+    #: action with it (`X-Tavus-Signature`, HMAC-SHA256). Unset outside development: the
+    #: tools are off (every call is refused) and `facetoface tavus setup` registers nothing.
+    tavus_tool_secret: SecretStr | None = None
+    #: Most changes (goal updates, goals added, facts remembered) one session's tools and
+    #: report may make; calls beyond it are refused politely.
+    tool_changes_per_session: Annotated[int, Field(ge=0, le=100)] = 10
+    #: Estimated cost of a billed minute at Tavus (a session report shows it); unset: no estimate.
+    tavus_cost_per_minute: Annotated[Decimal | None, Field(ge=0)] = None
+    #: How long after a session ended its post-call report is still accepted.
+    session_report_window_seconds: Annotated[int, Field(ge=60)] = 24 * 3600
 
     # --- sessions -------------------------------------------------------------------------
     #: Hard cap of a call at Tavus (Tavus documents 3600 s as the maximum).
@@ -325,6 +340,14 @@ class Settings(BaseSettings):
         return DEV_REPLICA_ID if self.uses_simulator else None
 
     @property
+    def tool_secret(self) -> str | None:
+        """The tools' signing secret: `TAVUS_TOOL_SECRET`, else the development one (never in
+        production); None: the tools are off."""
+        if self.tavus_tool_secret is not None:
+            return self.tavus_tool_secret.get_secret_value() or None
+        return DEV_TOOL_SECRET if self.environment is not Environment.production else None
+
+    @property
     def jwt_issuer(self) -> str:
         base = self.supabase_url or self.public_base_url
         return f"{base}/auth/v1"
@@ -431,6 +454,11 @@ class Settings(BaseSettings):
             value = secret.get_secret_value()
             if value == DEV_JWT_SECRET or len(value) < 32:
                 problems.append("SUPABASE_JWT_SECRET is the development default or too short")
+        tool_secret = self.tavus_tool_secret
+        if tool_secret is not None:
+            value = tool_secret.get_secret_value()
+            if value == DEV_TOOL_SECRET or len(value) < 32:
+                problems.append("TAVUS_TOOL_SECRET is the development default or too short")
         if problems:
             raise ConfigurationError(
                 f"refusing to start in {self.environment.value} mode: " + "; ".join(problems)

@@ -121,6 +121,16 @@ def test_readme_walkthrough(env: dict[str, str], tmp_path: Path) -> None:
             return bool(read.json()["shutdown_reason"] == "end_conversation_endpoint_hit")
 
         eventually_blocking(refined, what="the shutdown reason from Tavus's callback")
+        # `serve` registered the mentor's tools at its embedded simulator, on the mentor's PAL.
+        sim_api = f"http://127.0.0.1:{env['TAVUS_SIM_PORT']}/v2"
+        sim_key = {"x-api-key": "sim-key"}
+
+        def tools_attached() -> bool:
+            pal = httpx.get(f"{sim_api}/pals/pcb7a34da5fe/tools", headers=sim_key, timeout=5)
+            names = {tool["name"] for tool in pal.json().get("data", [])}
+            return names == {"update_goal_progress", "add_goal", "remember", "session_report"}
+
+        eventually_blocking(tools_attached, what="the mentor's tools at the embedded simulator")
         readyz = httpx.get(f"{url}/readyz", timeout=5)
         assert readyz.json()["status"] == "ok", readyz.text
         assert readyz.json()["database"] == readyz.json()["tavus"] == "ok"

@@ -16,7 +16,14 @@ from facetoface.doctor import Report, Status, diagnose, diagnose_environment, re
 from facetoface.doctor import render_text as render
 from tavus_sim import SimServer
 from tests.auth.jwtkit import JwksServer
-from tests.doctor.conftest import SCRATCH_PASSWORD, Doctor, login_url, owner_sql, settings_of
+from tests.doctor.conftest import (
+    SCRATCH_PASSWORD,
+    Doctor,
+    login_url,
+    owner_sql,
+    production_values,
+    settings_of,
+)
 from tests.support.postgres import APP_ROLE, PostgresServer, fresh_database
 
 DATABASE_CHECKS = ("database", "migrations", "database_role", "row_level_security")
@@ -45,7 +52,11 @@ def only_failure(report: Report) -> Any:
 
 
 def assert_all_pass(report: Report) -> None:
-    assert statuses(report) == {check.id: Status.passed for check in report.checks}, render(report)
+    # The mentor's tools are off without TAVUS_TOOL_SECRET (the healthy settings set none).
+    expected = {check.id: Status.passed for check in report.checks} | {
+        "mentor_tools": Status.not_applicable
+    }
+    assert statuses(report) == expected, render(report)
     assert report.ok
 
 
@@ -67,9 +78,10 @@ async def test_a_healthy_production_deployment_passes_every_check(doctor: Doctor
         "default_persona",
         "default_replica",
         "test_mode_create",
+        "mentor_tools",
         "public_base_url",
     ]
-    assert render(report).splitlines()[-1] == "All 11 checks passed: ready."
+    assert render(report).splitlines()[-1] == "All 11 checks passed (1 not applicable): ready."
     assert json.loads(render_json(report))["ok"] is True
 
 
@@ -494,3 +506,26 @@ async def test_json_report_shape(doctor: Doctor) -> None:
     assert by_id["default_replica"]["status"] == "fail"
     assert by_id["default_replica"]["fix"]
     assert set(by_id["settings"]) == {"id", "title", "status", "detail", "fix"}
+
+
+async def test_the_mentor_tools_check_fails_until_setup_registers_them(
+    doctor: Doctor, database: str, sim: SimServer, jwks: JwksServer
+) -> None:
+    from facetoface.app import build_tavus_client
+    from facetoface.db import Database
+    from facetoface.tools.setup import setup_tools
+
+    secret = {"tavus_tool_secret": "t" * 40}
+    failed = only_failure(await doctor(**secret))
+    assert failed.id == "mentor_tools"
+    assert "facetoface tavus setup" in failed.fix
+
+    settings = settings_of({**production_values(database, sim, jwks), **secret})
+    db, tavus = Database(settings), build_tavus_client(settings)
+    try:
+        await setup_tools(settings, db, tavus)
+    finally:
+        await tavus.aclose()
+        await db.dispose()
+
+    assert statuses(await doctor(**secret))["mentor_tools"] is Status.passed

@@ -85,7 +85,9 @@ def test_all_pass_exits_0_and_matches_the_readme(
 
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stderr == ""
-    assert run.stdout.rstrip("\n").endswith("All 11 checks passed: ready."), run.stdout
+    assert run.stdout.rstrip("\n").endswith("All 11 checks passed (1 not applicable): ready."), (
+        run.stdout
+    )
     _same_as_the_readme(_as_in_readme(run.stdout, sim, env), expected)
 
 
@@ -134,3 +136,40 @@ def test_unreadable_settings_are_a_failed_check_not_a_crash(
     assert "PORT" in report["checks"][0]["detail"]
     assert {check["status"] for check in report["checks"][1:]} == {"skip"}
     assert "tvsk_secret_x" not in run.stdout
+
+
+def test_tavus_setup_registers_the_tools_once_and_doctor_fix_runs_it(
+    workdir: Path, sim: SimServer, env: dict[str, str]
+) -> None:
+    """Against the simulator as a real Tavus (a key and its URL): the doctor reports the tools
+    missing until `tavus setup` registers them; a second setup changes nothing; `doctor --fix`
+    sets them up after a new secret (`--replace` semantics are `tavus setup`'s own)."""
+    tavus = {
+        **env,
+        "TAVUS_API_KEY": sim.api_key,
+        "TAVUS_BASE_URL": sim.api_url,
+        "TAVUS_DEFAULT_PERSONA_ID": "p0000default",
+        "TAVUS_TOOL_SECRET": "s" * 40,
+    }
+    before = json.loads(_doctor(workdir, tavus, "--json").stdout)
+    [tools] = [c for c in before["checks"] if c["id"] == "mentor_tools"]
+    assert tools["status"] == "fail"
+    assert "facetoface tavus setup" in tools["fix"]
+
+    first = cli("tavus", "setup", env=tavus, cwd=workdir)
+    assert "registered: update_goal_progress, add_goal, remember, session_report" in first.stdout
+    assert "attached to PAL p0000default" in first.stdout
+    second = cli("tavus", "setup", env=tavus, cwd=workdir)
+    # (and to the PALs of any mentor avatars other tests of this worker's database seeded)
+    assert second.stdout.startswith("the mentor's tools are registered and attached to ")
+    assert "p0000default" in second.stdout
+    assert "registered:" not in second.stdout
+    assert "attached to PAL" not in second.stdout
+    assert "s" * 40 not in first.stdout + first.stderr + second.stdout + second.stderr
+
+    sim.reset()  # a fresh account: nothing registered
+    fixed = _doctor(workdir, tavus, "--fix", "--json")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "fix: registered:" in fixed.stderr
+    [tools] = [c for c in json.loads(fixed.stdout)["checks"] if c["id"] == "mentor_tools"]
+    assert tools["status"] == "pass"

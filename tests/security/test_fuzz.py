@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from datetime import UTC
@@ -97,6 +98,11 @@ max-examples = {MAX_EXAMPLES}
 # A cursor is opaque: a well-formed string this API never issued is rightly a 400.
 [[operations]]
 include-name = "GET /v1/sessions"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404"]
+
+# The same for the goal-change log's cursor.
+[[operations]]
+include-name = "GET /v1/me/goal-changes"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404"]
 
 # The fuzzer reuses one Idempotency-Key with another body: that is rightly a 422 (the key is
@@ -227,7 +233,7 @@ async def test_user_operations_require_a_token(service: RunningService) -> None:
 
     forged = _forged_tokens(service, user_id)
     for method, path in sorted(operations):
-        url = path.format(session_id=uuid.uuid4())
+        url = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
         for name, value in forged.items():
             headers = {"Authorization": value} if value else {}
             response = await service.client.request(

@@ -37,12 +37,16 @@ TABLES = {
     "user_preferences",
     "schema_revisions",
     "webhook_events",
+    "mentor_tool_calls",
+    "goal_changes",
+    "session_reports",
 }
 #: 47 from 0005, one from 0006 (facetoface_installation), one from 0008 (reconcile_runs), six
 #: from 0009 (user_preferences' five; the service reading the caller's own events).
-#: One from 0012 (schema_revisions, read by the service). Four from 0014 (webhook_events: the
-#: service's only).
-POLICIES = 60
+#: One from 0012 (schema_revisions, read by the service); ten from 0013 (the mentor's tool
+#: calls, goal changes and reports: three each, and undo's update); four from 0014
+#: (webhook_events: the service's only).
+POLICIES = 70
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 CRUD = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 
@@ -60,6 +64,9 @@ EXPECTED_TABLE_PRIVILEGES: dict[str, dict[str, set[str]]] = {
         "daily_sessions": {"SELECT"},
         "idempotency_keys": {"SELECT"},
         "user_preferences": CRUD,
+        "mentor_tool_calls": {"SELECT", "INSERT"},
+        "goal_changes": {"SELECT", "INSERT"},
+        "session_reports": {"SELECT", "INSERT"},
     },
     "facetoface_service": {
         "profiles": {"SELECT", "DELETE"},
@@ -78,7 +85,13 @@ EXPECTED_TABLE_PRIVILEGES: dict[str, dict[str, set[str]]] = {
         "facetoface_installation": {"SELECT"},
         "user_preferences": {"SELECT"},
         "schema_revisions": {"SELECT"},
+<<<<<<< HEAD
         "webhook_events": CRUD,
+=======
+        "mentor_tool_calls": {"SELECT"},
+        "goal_changes": {"SELECT"},
+        "session_reports": {"SELECT"},
+>>>>>>> tools
     },
 }
 #: (table, privilege) granted to `authenticated` on some columns only, and columns it lacks.
@@ -98,6 +111,20 @@ EXPECTED_COLUMN_PRIVILEGES = {
         "reconcile_error",
     },
     ("tavus_callback_events", "SELECT"): {"payload", "dedupe_key", "raw_body_b64"},
+    # Undo marks a change undone; what the change was stays as the mentor made it (0013).
+    ("goal_changes", "UPDATE"): {
+        "id",
+        "user_id",
+        "goal_id",
+        "session_id",
+        "kind",
+        "source",
+        "before_value",
+        "after_value",
+        "note",
+        "tool_call_id",
+        "created_at",
+    },
 }
 #: The same for facetoface_service: retention may redact payloads, nothing else.
 EXPECTED_SERVICE_COLUMN_PRIVILEGES = {
@@ -191,6 +218,9 @@ async def test_every_policy_column_leads_an_index(owner: Database) -> None:
         "idempotency_keys": "user_id",
         "tavus_callback_events": "mentor_conversation_id",
         "user_preferences": "user_id",
+        "mentor_tool_calls": "user_id",
+        "goal_changes": "user_id",
+        "session_reports": "user_id",
     }
     policies = await _query(
         owner, "SELECT tablename, qual, with_check FROM pg_policies WHERE schemaname = 'public'"

@@ -1,5 +1,5 @@
 """The `facetoface` command: serve · migrate · doctor · token · seed-demo · reconcile ·
-purge-user · tavus-sim.
+purge-user · tavus setup · tavus-sim.
 
 Every command reads the settings from the environment (and `.env`); with `DATABASE_URL`
 unset in development and tests, the embedded PostgreSQL is started for it
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import sys
 
-from facetoface.cli import database, development, serve
+from facetoface.cli import database, development, serve, tavus
 from facetoface.cli.common import app
 from facetoface.cli.serve import server_config
 
 __all__ = ["app", "main", "server_config"]
 
 # The command modules register themselves on `app` when imported.
-del database, development, serve
+del database, development, serve, tavus
 
 
 def main() -> None:

@@ -85,6 +85,12 @@ def doctor(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON (for machines)")
     ] = False,
+    fix: Annotated[
+        bool,
+        typer.Option(
+            "--fix", help="First fix what can be fixed here: the mentor's tools (tavus setup)"
+        ),
+    ] = False,
 ) -> None:
     """Check this deployment end to end; print each check and how to fix what fails.
 
@@ -95,6 +101,8 @@ def doctor(
 
     # Only errors on stderr: the report is the output, and log lines would only repeat it.
     configure_logging("ERROR", "console")
+    if fix:
+        _fix_tools()
     try:
         settings = Settings()
     except (ValueError, ConfigurationError):
@@ -111,6 +119,22 @@ def doctor(
             report = asyncio.run(diagnose_environment(lambda: settings))
     print(render_json(report) if json_output else render_text(report))
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _fix_tools() -> None:
+    """`doctor --fix`: provision the mentor's tools; a failure is left for the report."""
+    from facetoface.cli.tavus import describe_setup, run_setup
+    from facetoface.db.embedded import database_settings
+    from facetoface.tavus import TavusError
+
+    try:
+        settings = Settings()
+        with database_settings(settings, "app") as resolved:
+            pals, result = asyncio.run(run_setup(resolved, replace=False))
+    except (ValueError, ConfigurationError, TavusError, FacetofaceError) as exc:
+        typer.echo(f"fix: the mentor's tools were not set up ({exc})", err=True)
+        return
+    typer.echo(f"fix: {describe_setup(pals, result)}", err=True)
 
 
 @app.command("purge-user")

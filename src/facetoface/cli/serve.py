@@ -190,4 +190,22 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
             url=f"http://127.0.0.1:{settings.tavus_sim_port}",
             note="no TAVUS_API_KEY: using the built-in Tavus simulator",
         )
+        tasks.append(asyncio.ensure_future(_set_up_embedded_tools(settings, sim_server)))
     await asyncio.gather(*tasks)
+
+
+async def _set_up_embedded_tools(settings: Settings, sim_server: uvicorn.Server) -> None:
+    """The embedded simulator starts empty: register the mentor's tools there once it listens
+    (`facetoface tavus setup` does this against a real account)."""
+    from facetoface.cli.tavus import run_setup
+
+    while not sim_server.started:
+        if sim_server.should_exit:
+            return
+        await asyncio.sleep(0.05)
+    try:
+        _, result = await run_setup(settings, replace=False)
+    except Exception as exc:  # the service runs without tools; say why
+        log.warning("tools.setup_failed", error=type(exc).__name__, detail=str(exc))
+        return
+    log.info("tools.set_up", created=result.created, attached=sorted(result.attached))

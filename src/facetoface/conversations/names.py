@@ -41,3 +41,9 @@ def row_id_from_name(prefix: str, name: str | None) -> uuid.UUID | None:
 async def installation_id(session: AsyncSession) -> uuid.UUID:
     """This database's installation id (written once by migration 0006)."""
     return (await session.execute(select(Installation.id))).scalar_one()
+
+
+def memory_tag(deployment_name: str, user_id: uuid.UUID) -> str:
+    """The user's Tavus memory tag: `participant_tags` / legacy `memory_stores` at create, how
+    their memory stores are found again (to show, pin to or erase them)."""
+    return f"{deployment_name}:{user_id}"

@@ -52,7 +52,12 @@ async def diagnose(settings: Settings, settings_check: CheckResult | None = None
     unusable = tavus_checks.unusable_key(settings)
     if unusable is not None:
         report.checks.append(unusable)
-        for which in (tavus_checks.PERSONA, tavus_checks.REPLICA, tavus_checks.CREATE):
+        for which in (
+            tavus_checks.PERSONA,
+            tavus_checks.REPLICA,
+            tavus_checks.CREATE,
+            tavus_checks.MENTOR_TOOLS,
+        ):
             report.checks.append(which.skipped("needs a working Tavus key"))
     else:
         tavus = tavus_checks.build_client(settings)
@@ -62,6 +67,7 @@ async def diagnose(settings: Settings, settings_check: CheckResult | None = None
                 (tavus_checks.PERSONA, tavus_checks.check_persona),
                 (tavus_checks.REPLICA, tavus_checks.check_replica),
                 (tavus_checks.CREATE, tavus_checks.check_test_mode_create),
+                (tavus_checks.MENTOR_TOOLS, tavus_checks.check_mentor_tools),
             ):
                 report.checks.append(await _guarded(check, ask_tavus(settings, tavus, tavus_state)))
 
@@ -79,6 +85,7 @@ _LATER = (
     tavus_checks.PERSONA,
     tavus_checks.REPLICA,
     tavus_checks.CREATE,
+    tavus_checks.MENTOR_TOOLS,
     config_checks.PUBLIC_BASE_URL,
 )
 

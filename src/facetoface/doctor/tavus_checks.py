@@ -22,11 +22,13 @@ from facetoface.tavus import (
     TavusStatus,
     TavusUnavailable,
 )
+from facetoface.tavus.mentor_tools import inspect as inspect_tools
 
 KEY = Check("tavus_key", "Tavus API key")
 PERSONA = Check("default_persona", "default persona")
 REPLICA = Check("default_replica", "default replica")
 CREATE = Check("test_mode_create", "test-mode create")
+MENTOR_TOOLS = Check("mentor_tools", "mentor's tools")
 
 _KEY_FIX = (
     "set TAVUS_API_KEY to a current key from the Tavus Developer Portal (a key with an IP "
@@ -270,4 +272,32 @@ async def check_test_mode_create(
         cleanup = ""
     return CREATE.passed(
         f"created in test mode and answered 'ended' (nothing billed, no room){cleanup}",
+    )
+
+
+async def check_mentor_tools(
+    settings: Settings, tavus: TavusClient, state: TavusState
+) -> CheckResult:
+    """The mentor's tools are registered at Tavus and attached to the default PAL."""
+    if settings.tool_secret is None:
+        return MENTOR_TOOLS.not_applicable("TAVUS_TOOL_SECRET is unset: the mentor's tools are off")
+    if settings.uses_simulator:
+        return MENTOR_TOOLS.not_applicable(
+            "the built-in simulator: `serve` registers them there when it starts"
+        )
+    if not state.key_ok:
+        return MENTOR_TOOLS.skipped("needs a working Tavus key")
+    pal = settings.default_persona_id
+    if not pal:
+        return MENTOR_TOOLS.not_applicable("no default persona (PAL) to attach the tools to")
+    try:
+        found = await inspect_tools(tavus, settings.public_base_url, [pal])
+    except TavusError as exc:
+        return _failure(MENTOR_TOOLS, settings, exc, "reading the tools registry")
+    if found.complete:
+        return MENTOR_TOOLS.passed(f"{len(found.registered)} tools registered, attached to {pal}")
+    missing = sorted({*found.missing, *found.stale, *found.unattached.get(pal, [])})
+    return MENTOR_TOOLS.failed(
+        f"not registered as this deployment's, or not attached to {pal}: {', '.join(missing)}",
+        "run `facetoface tavus setup` (or `facetoface doctor --fix`)",
     )

@@ -5,6 +5,7 @@ from facetoface.models.callback_event import TavusCallbackEvent
 from facetoface.models.daily_session import DailySession
 from facetoface.models.idempotency_key import IdempotencyKey
 from facetoface.models.installation import Installation
+from facetoface.models.mentor_action import GoalChange, MentorToolCall, SessionReport
 from facetoface.models.mentor_avatar import MentorAvatar
 from facetoface.models.mentor_conversation import MentorConversation
 from facetoface.models.onboarding_profile import OnboardingProfile
@@ -21,15 +22,18 @@ from facetoface.models.webhook_event import WebhookEvent
 __all__ = [
     "Base",
     "DailySession",
+    "GoalChange",
     "IdempotencyKey",
     "Installation",
     "MentorAvatar",
     "MentorConversation",
+    "MentorToolCall",
     "OnboardingProfile",
     "Profile",
     "ReconcileRun",
     "RitualPreferences",
     "SchemaRevision",
+    "SessionReport",
     "TavusCallbackEvent",
     "UserEmotionalCategory",
     "UserGoal",

@@ -17,6 +17,7 @@ one file is the whole list, with the label bounds and the SQL-operation labeller
 | facetoface_sessions_ended_total | counter | shutdown_reason | live sessions that ended |
 | facetoface_callbacks_total | counter | event_type, outcome | callbacks stored (2xx) |
 | facetoface_reconciler_actions_total | counter | action | reconciler actions |
+| facetoface_tool_calls_total | counter | outcome | the mentor's tool calls and reports |
 | facetoface_event_loop_lag_seconds | histogram | | how late the event loop ran a timer |
 | facetoface_live_sessions | gauge, on scrape | | live sessions in the database |
 | facetoface_sessions_past_max_duration | gauge, on scrape | | live past the call cap + grace |
@@ -64,6 +65,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from prometheus_client import (
@@ -179,6 +181,16 @@ _TAVUS_ENDPOINTS = frozenset(
         "verify_api_key",
         "list_memory_stores",
         "delete_memory_store",
+        "list_tools",
+        "create_tool",
+        "delete_tool",
+        "list_pal_tools",
+        "attach_pal_tools",
+        "create_memory_store",
+        "get_memory_store",
+        "pin_memory",
+        "delete_pinned_memory",
+        "get_learned_memory",
     }
 )
 _TAVUS_OUTCOMES = frozenset(
@@ -219,6 +231,24 @@ START_FAILURES = Counter(
     "facetoface_session_start_failures_total",
     "Starts that wrote the session rows but got no session, by failure code.",
     ["reason"],
+)
+
+
+class ToolCallOutcome(StrEnum):
+    """What became of a tool call or post-call report Tavus delivered."""
+
+    done = "done"  # acted on (it may have changed nothing: a goal already at that value)
+    refused = "refused"  # the one 404: signature, session, goal, replay, unknown tool
+    invalid = "invalid"  # signed, but the body or arguments are not what the tool takes
+    limit_reached = "limit_reached"  # TOOL_CHANGES_PER_SESSION reached
+    memory_off = "memory_off"  # `remember` while the user (or deployment) keeps no memory
+    memory_failed = "memory_failed"  # `remember` while Tavus's memory did not answer
+
+
+TOOL_CALLS = Counter(
+    "facetoface_tool_calls_total",
+    "Tool calls and post-call reports Tavus delivered, by what became of them.",
+    ["outcome"],
 )
 SESSIONS_ENDED = Counter(
     "facetoface_sessions_ended_total",
@@ -314,6 +344,10 @@ def record_tavus_request(endpoint: str, outcome: str, seconds: float) -> None:
 
 def record_session_started() -> None:
     SESSIONS_STARTED.inc()
+
+
+def record_tool_call(outcome: ToolCallOutcome) -> None:
+    TOOL_CALLS.labels(outcome.value).inc()
 
 
 def record_start_failure(reason: str) -> None:

@@ -20,6 +20,7 @@ from facetoface.sessions.schemas import (
     SessionDetail,
     SessionOut,
     SessionPage,
+    SessionReportOut,
     StartSessionRequest,
     TimelineEvent,
     TranscriptEntry,
@@ -128,10 +129,13 @@ async def list_sessions(
 
 
 @router.get("/{session_id}", response_model=SessionDetail, responses=_RESPONSES)
-async def get_session(session_id: uuid.UUID, identity: CurrentIdentity, service: Service) -> Any:
+async def get_session(
+    session_id: uuid.UUID, identity: CurrentIdentity, service: Service, request: Request
+) -> Any:
     """One of the caller's sessions, with transcript, recording, analysis and timeline (and,
     while it is live, a private room's meeting token)."""
     row, extras, timeline = await service.detail(identity, session_id)
+    per_minute = app_state(request).settings.tavus_cost_per_minute
     detail = SessionDetail(
         **SessionOut.from_row(row).model_dump(),
         meeting_token=extras.meeting_token,
@@ -159,6 +163,9 @@ async def get_session(session_id: uuid.UUID, identity: CurrentIdentity, service:
             )
             for t in timeline
         ],
+        report=SessionReportOut.build(extras.report, row.duration_seconds, per_minute)
+        if extras.report is not None
+        else None,
     )
     return JSONResponse(detail.to_json())
 

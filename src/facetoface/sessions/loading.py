@@ -98,6 +98,7 @@ def mentor_context(
                         "sessions": attempt.previous_sessions,
                         "recap": attempt.recap,
                         "changed_goals": attempt.changed_goals,
+                        "mentor_changes": attempt.mentor_changes,
                     }
                 )
                 if attempt.mentor_memory and attempt.previous_sessions

@@ -118,6 +118,8 @@ class StartAttempt:
     previous_sessions: list[dict[str, Any]] = field(default_factory=list)
     recap: list[str] = field(default_factory=list)
     changed_goals: list[dict[str, Any]] = field(default_factory=list)
+    #: What the mentor changed in the latest session, and whether the user undid it.
+    mentor_changes: list[dict[str, Any]] = field(default_factory=list)
     #: A private room's join credential of `key_session` / `live_session` (their owner's).
     key_meeting_token: str | None = None
     live_meeting_token: str | None = None
@@ -135,6 +137,8 @@ class SessionExtras:
     conversation_transcript: str | None
     #: A private room's join credential, while the session is live (for its owner only).
     meeting_token: str | None = None
+    #: The post-call report (`summary`, `next_steps`, `mood`, `received_at`), once it came.
+    report: dict[str, Any] | None = None
 
 
 # --- PostgreSQL statements ---------------------------------------------------------------
@@ -221,7 +225,11 @@ DETAIL_SQL = Statement(
     f"SELECT {session_columns_sql()}, m.transcript, m.recording, m.perception_analysis, "
     "m.post_call_actions, m.replica_joined_at, d.conversation_transcript, "
     f"CASE WHEN m.status IN ({LIVE_STATUSES_SQL}) THEN m.meeting_token END AS meeting_token, "
-    f"{timeline_json_sql('m')} AS events {_FROM} "
+    f"{timeline_json_sql('m')} AS events, "
+    # The post-call report (migration 0013's `session_reports`, written by the tools feature).
+    "(SELECT jsonb_build_object('summary', r.summary, 'next_steps', r.next_steps, 'mood', "
+    "r.mood, 'received_at', r.received_at) FROM session_reports r "
+    f"WHERE r.mentor_conversation_id = m.id) AS report {_FROM} "
     "WHERE d.id = %(session_id)s AND d.user_id = %(user_id)s"
 )
 #: Mark the caller's selected live session `ending` and read it back, in one statement
@@ -340,6 +348,7 @@ def _attempt(row: Mapping[str, Any]) -> StartAttempt:
         previous_sessions=row["previous_sessions"] or [],
         recap=row["recap"] or [],
         changed_goals=row["changed_goals"] or [],
+        mentor_changes=row["mentor_changes"] or [],
         key_meeting_token=(key_session or {}).get("meeting_token"),
         live_meeting_token=(live_session or {}).get("meeting_token"),
     )
@@ -354,6 +363,7 @@ def _extras(data: Mapping[Any, Any]) -> SessionExtras:
         replica_joined_at=data["replica_joined_at"],
         conversation_transcript=data["conversation_transcript"],
         meeting_token=data.get("meeting_token"),
+        report=data.get("report"),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -117,6 +118,42 @@ class TranscriptEntry(BaseModel):
     content: str
 
 
+class SessionReportOut(BaseModel):
+    """The mentor's post-call report of a session (Tavus's `session_report` action)."""
+
+    summary: str
+    next_steps: list[str]
+    mood: str | None
+    received_at: datetime
+    billed_duration_seconds: int | None = Field(
+        description="How long the call ran (what Tavus bills), when known."
+    )
+    estimated_cost: float | None = Field(
+        default=None,
+        description="billed minutes × TAVUS_COST_PER_MINUTE, rounded to cents; absent when "
+        "the deployment sets no price.",
+    )
+
+    @classmethod
+    def build(
+        cls, stored: dict[str, Any], duration_seconds: int | None, per_minute: Decimal | None
+    ) -> SessionReportOut:
+        """The report as shown, with the cost estimated from the billed duration."""
+        cost = None
+        if per_minute is not None and duration_seconds is not None:
+            exact = Decimal(duration_seconds) / 60 * per_minute
+            cost = float(exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+        steps = stored.get("next_steps")
+        return cls(
+            summary=stored.get("summary") or "",
+            next_steps=[s for s in steps if isinstance(s, str)] if isinstance(steps, list) else [],
+            mood=stored.get("mood"),
+            received_at=stored["received_at"],
+            billed_duration_seconds=duration_seconds,
+            estimated_cost=cost,
+        )
+
+
 class SessionDetail(OwnSessionOut):
     """A session with what Tavus sent after the call (and, while it is live, a private
     room's meeting token)."""
@@ -130,6 +167,16 @@ class SessionDetail(OwnSessionOut):
     perception_analysis: str | None
     post_call_actions: list[dict[str, Any]] | None
     events: list[TimelineEvent]
+    report: SessionReportOut | None = Field(
+        default=None, description="The mentor's post-call report, once Tavus sent it."
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON body; a report's `estimated_cost` only when the deployment sets a price."""
+        body = super().to_json()
+        if self.report is not None and self.report.estimated_cost is None:
+            body["report"].pop("estimated_cost", None)
+        return body
 
 
 class ContextSectionOut(BaseModel):

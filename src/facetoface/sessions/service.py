@@ -36,7 +36,7 @@ import structlog
 
 from facetoface.clock import utcnow
 from facetoface.config import Settings
-from facetoface.conversations.names import conversation_name, name_prefix
+from facetoface.conversations.names import conversation_name, memory_tag, name_prefix
 from facetoface.conversations.repository import SessionRow, TimelineEntry
 from facetoface.conversations.service import ConversationService
 from facetoface.conversations.status import LIVE_STATUSES, ConversationStatus, FailureCode
@@ -93,7 +93,7 @@ from facetoface.tavus import (
 log = structlog.get_logger(__name__)
 
 #: `SessionSelector` belongs to `end`'s signature: callers import it from here.
-__all__ = ["SessionSelector", "SessionService"]
+__all__ = ["SessionSelector", "SessionService", "memory_tag"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +103,6 @@ class Started:
     session: SessionRow
     #: A join credential: kept out of `repr()`, so logging this by accident leaks nothing.
     meeting_token: str | None = field(default=None, repr=False)
-
-
-def memory_tag(deployment_name: str, user_id: uuid.UUID) -> str:
-    """The user's Tavus memory tag: `participant_tags` / legacy `memory_stores` at create, and
-    how their memory stores are found again to erase them."""
-    return f"{deployment_name}:{user_id}"
 
 
 class SessionService:

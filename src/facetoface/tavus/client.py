@@ -69,6 +69,13 @@ from facetoface.tavus.errors import (
     _error_from_response,
     clean_message,
 )
+from facetoface.tavus.registry import (
+    LearnedMemory,
+    MemoryStoreDetails,
+    PinnedMemory,
+    Tool,
+    ToolPage,
+)
 from facetoface.tavus.resilience import CircuitBreaker, RetryBudget
 from facetoface.tavus.schemas import (
     Conversation,
@@ -549,6 +556,137 @@ class TavusClient:
             retry_on=_IDEMPOTENT_RETRY_ON,
         )
 
+    # --- the mentor's tools (the registry) and memory stores' contents -----------------------
+    async def list_tools(self) -> ToolPage:
+        """`GET /tools`: the account's tools."""
+        return await self._call(
+            "list_tools",
+            "GET",
+            "/tools",
+            parse=_model_parser(ToolPage),
+            retry_on=_IDEMPOTENT_RETRY_ON,
+        )
+
+    async def create_tool(self, definition: Mapping[str, Any]) -> Tool:
+        """`POST /tools`: register a tool (`definition` carries its delivery secret: never
+        logged). Not retried once sent: a retry could register it twice."""
+        secrets = _tool_secrets(definition)
+        return await self._call(
+            "create_tool",
+            "POST",
+            "/tools",
+            body=_JsonBody(definition),
+            parse=_model_parser(Tool),
+            retry_on=_CREATE_RETRY_ON,
+            redact=_Redactions(secrets),
+        )
+
+    async def delete_tool(self, tool_id: str) -> None:
+        """`DELETE /tools/{id}`; an unknown id raises `TavusNotFound`."""
+        tid = validate_id(tool_id, "tool id")
+        await self._call(
+            "delete_tool",
+            "DELETE",
+            f"/tools/{tid}",
+            parse=_ignore_body,
+            retry_on=_IDEMPOTENT_RETRY_ON,
+        )
+
+    async def list_pal_tools(self, pal_id: str) -> ToolPage:
+        """`GET /pals/{id}/tools`: the tools attached to a PAL (persona)."""
+        pid = validate_id(pal_id, "pal id")
+        return await self._call(
+            "list_pal_tools",
+            "GET",
+            f"/pals/{pid}/tools",
+            parse=_model_parser(ToolPage),
+            retry_on=_IDEMPOTENT_RETRY_ON,
+        )
+
+    async def attach_pal_tools(self, pal_id: str, tool_ids: Iterable[str]) -> None:
+        """`POST /pals/{id}/tools {tool_ids}`: attach tools (attaching twice is idempotent)."""
+        pid = validate_id(pal_id, "pal id")
+        ids = [validate_id(t, "tool id") for t in tool_ids]
+        await self._call(
+            "attach_pal_tools",
+            "POST",
+            f"/pals/{pid}/tools",
+            body=_JsonBody({"tool_ids": ids}),
+            parse=_ignore_body,
+            retry_on=_IDEMPOTENT_RETRY_ON,
+        )
+
+    async def create_memory_store(
+        self, pal_id: str, participant_tag: str, pinned_memories: list[str]
+    ) -> MemoryStoreDetails:
+        """`POST /memory-stores`: the store of one PAL and participant, with pinned facts (a
+        409 — one exists already — raises `TavusRejected`)."""
+        body = {
+            "pal_id": validate_id(pal_id, "pal id"),
+            "participant_tag": participant_tag,
+            "pinned_memories": pinned_memories,
+        }
+        return await self._call(
+            "create_memory_store",
+            "POST",
+            "/memory-stores",
+            body=_JsonBody(body),
+            parse=_model_parser(MemoryStoreDetails),
+            retry_on=_CREATE_RETRY_ON,
+            redact=_Redactions(pinned_memories),
+        )
+
+    async def get_memory_store(self, memory_store_id: str) -> MemoryStoreDetails:
+        """`GET /memory-stores/{id}`: the store and its pinned memories."""
+        sid = validate_id(memory_store_id, "memory store id")
+        return await self._call(
+            "get_memory_store",
+            "GET",
+            f"/memory-stores/{sid}",
+            parse=_model_parser(MemoryStoreDetails),
+            retry_on=_IDEMPOTENT_RETRY_ON,
+        )
+
+    async def pin_memory(self, memory_store_id: str, memory: str) -> PinnedMemory:
+        """`POST /memory-stores/{id}/pinned {memory}`: pin one fact."""
+        sid = validate_id(memory_store_id, "memory store id")
+        return await self._call(
+            "pin_memory",
+            "POST",
+            f"/memory-stores/{sid}/pinned",
+            body=_JsonBody({"memory": memory}),
+            parse=_model_parser(PinnedMemory),
+            retry_on=_CREATE_RETRY_ON,
+            redact=_Redactions([memory]),
+        )
+
+    async def delete_pinned_memory(self, memory_store_id: str, memory_id: str) -> None:
+        """`DELETE /memory-stores/{id}/pinned/{memory_id}`: forget one pinned fact."""
+        sid = validate_id(memory_store_id, "memory store id")
+        mid = validate_id(memory_id, "memory id")
+        await self._call(
+            "delete_pinned_memory",
+            "DELETE",
+            f"/memory-stores/{sid}/pinned/{mid}",
+            parse=_ignore_body,
+            retry_on=_IDEMPOTENT_RETRY_ON,
+        )
+
+    async def get_learned_memory(self, memory_store_id: str, kind: str) -> LearnedMemory:
+        """`GET /memory-stores/{id}/learned?type=profile|timeline`."""
+        if kind not in ("profile", "timeline"):
+            msg = "kind must be profile or timeline"
+            raise ValueError(msg)
+        sid = validate_id(memory_store_id, "memory store id")
+        return await self._call(
+            "get_learned_memory",
+            "GET",
+            f"/memory-stores/{sid}/learned",
+            params={"type": kind},
+            parse=_model_parser(LearnedMemory),
+            retry_on=_IDEMPOTENT_RETRY_ON,
+        )
+
     # --- machinery --------------------------------------------------------------------------
 
     async def _call(
@@ -766,6 +904,15 @@ class TavusClient:
                 self._on_request(endpoint, outcome, seconds)
             except Exception:
                 log.exception("tavus.on_request_hook_failed", endpoint=endpoint)
+
+
+def _tool_secrets(definition: Mapping[str, Any]) -> list[str]:
+    """The delivery secret(s) inside a tool definition, to keep out of logs."""
+    delivery = definition.get("delivery")
+    api = delivery.get("api") if isinstance(delivery, Mapping) else None
+    auth = api.get("auth") if isinstance(api, Mapping) else None
+    secret = auth.get("secret") if isinstance(auth, Mapping) else None
+    return [secret] if isinstance(secret, str) and secret else []
 
 
 def _describe(exc: Exception, redact: _Redactions) -> str:

@@ -20,7 +20,7 @@ Expand-only (a new table, a new function, a trigger that writes only the new tab
 previous release runs unchanged on it (its rows just wait for a release that delivers them).
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-07 17:00:00.000000
 """
 
@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql
 from facetoface.migrations.functions import frozen
 
 revision: str = "0014"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -83,7 +83,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute(frozen("0011", "start_session"))
+    op.execute(frozen("0013", "start_session"))
     op.create_index(
         "ix_mentor_conversations_user_id_created_at",
         "mentor_conversations",

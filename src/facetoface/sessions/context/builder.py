@@ -11,11 +11,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from facetoface.conversations.state import transcript_blocks
 from facetoface.conversations.status import SessionStatus
+from facetoface.models.mentor_action import GoalChangeKind
 from facetoface.sessions.context.data import (
     ContextSection,
     ContinuityData,
     EmotionalCategoryData,
     GoalData,
+    MentorChangeData,
     MentorContext,
     OnboardingData,
     PreviousSessionData,
@@ -151,6 +153,10 @@ def _goal_line(goal: GoalData, item_max: int) -> tuple[str, str] | None:
     details.append(f"{goal.progress_percentage}% done")
     if goal.target_date is not None:
         details.append(f"target date {goal.target_date.isoformat()}")
+    if goal.goal_id is not None:
+        # The id is ours (a UUID), not the user's words: the mentor names the goal by it when
+        # it calls a tool (`update_goal_progress`).
+        details.append(f"goal_id {goal.goal_id}")
     line = f"- {text} ({', '.join(details)})"
     if smart is not None and smart != text:
         line += f". SMART version: {smart}"
@@ -255,7 +261,30 @@ def _since_last_time_block(
     # Most recently updated first (then by text); exact duplicates collapse.
     ordered = sorted(keyed, key=lambda k: (-k[0].timestamp(), k[1], k[2]))
     block.lines.extend(key[-1] for key in ordered[:max_goals])
+    changes: set[tuple[datetime, str]] = set()
+    for change in continuity.mentor_changes:
+        change_line = _mentor_change_line(change, item_max)
+        if change_line is not None:
+            changes.add((change.created_at, change_line))
+    block.lines.extend(
+        text for _, text in sorted(changes, key=lambda k: (-k[0].timestamp(), k[1]))[:max_goals]
+    )
     return block
+
+
+def _mentor_change_line(change: MentorChangeData, item_max: int) -> str | None:
+    """One change the mentor made last time, and whether the user kept it."""
+    text = quoted(change.goal_text, item_max)
+    if text is None:
+        return None
+    if change.kind == GoalChangeKind.added:
+        what = f"you added the goal {text}"
+    elif change.before is not None and change.after is not None:
+        what = f"you moved {text} from {change.before}% to {change.after}%"
+    else:
+        return None
+    verdict = "the user undid this" if change.undone else "the user kept it"
+    return f"- Last session {what}; {verdict}"
 
 
 _QUOTE_RULE: Final = (

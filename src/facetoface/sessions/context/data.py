@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -69,6 +70,8 @@ class GoalData(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
+    #: The goal's id: the mentor names the goal by it in a tool call (`update_goal_progress`).
+    goal_id: UUID | None = None
     goal_text: str
     goal_type: str | None = None
     smart_goal: str | None = None
@@ -109,6 +112,21 @@ class GoalProgressData(BaseModel):
         return 0 if value is None else value
 
 
+class MentorChangeData(BaseModel):
+    """A change the mentor made to a goal in the latest session (tool call or report)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    goal_text: str
+    #: `progress` (before → after percentages) or `added` (the goal was added).
+    kind: str
+    before: int | None = None
+    after: int | None = None
+    #: The user undid it since.
+    undone: bool = False
+    created_at: datetime
+
+
 class ContinuityData(BaseModel):
     """What happened since last time: the user's previous sessions (any order), the user's own
     last lines of the most recent one (in the order they were said), and the active goals
@@ -119,6 +137,7 @@ class ContinuityData(BaseModel):
     sessions: list[PreviousSessionData] = Field(default_factory=list)
     recap: list[str] = Field(default_factory=list)
     changed_goals: list[GoalProgressData] = Field(default_factory=list)
+    mentor_changes: list[MentorChangeData] = Field(default_factory=list)
 
 
 class UserContextData(BaseModel):

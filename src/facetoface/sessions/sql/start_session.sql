@@ -129,6 +129,7 @@ BEGIN
            WHERE user_id = p_user_id
            ORDER BY priority_level NULLS LAST, category LIMIT p_category_rows) c;
   SELECT coalesce(jsonb_agg(jsonb_build_object(
+           'goal_id', g.id,
            'goal_text', left(g.goal_text, p_text_chars),
            'goal_type', left(g.goal_type, p_text_chars),
            'smart_goal', left(g.smart_goal, p_text_chars),
@@ -168,6 +169,7 @@ BEGIN
   r.previous_sessions := '[]'::jsonb;
   r.recap := '[]'::jsonb;
   r.changed_goals := '[]'::jsonb;
+  r.mentor_changes := '[]'::jsonb;
   IF r.mentor_memory AND p_previous_rows > 0 THEN
     -- FETCH, one row at a time: a FOR loop over the cursor would read ahead in batches.
     OPEN previous;
@@ -213,6 +215,25 @@ BEGIN
              WHERE user_id = p_user_id AND status = 'active' AND updated_at > v_last_end
              ORDER BY updated_at DESC, id
              LIMIT p_changed_goal_rows) g;
+  END IF;
+  -- What the mentor changed in the latest session (tools, its report), and whether the user
+  -- undid it since (migration 0013's goal-change log, through its session_id index).
+  IF v_last_id IS NOT NULL AND p_changed_goal_rows > 0 THEN
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+             'goal_text', left(g.goal_text, p_text_chars),
+             'kind', c.kind,
+             'before', c.before_value -> 'progress_percentage',
+             'after', c.after_value -> 'progress_percentage',
+             'undone', c.undone_at IS NOT NULL,
+             'created_at', c.created_at) ORDER BY c.created_at DESC, c.id), '[]'::jsonb)
+      INTO r.mentor_changes
+      FROM (SELECT * FROM public.goal_changes
+             WHERE user_id = p_user_id
+               AND session_id = (SELECT m.daily_session_id FROM public.mentor_conversations m
+                                  WHERE m.id = v_last_id)
+             ORDER BY created_at DESC, id
+             LIMIT p_changed_goal_rows) c
+      JOIN public.user_goals g ON g.id = c.goal_id;
   END IF;
 
   -- Starts that count against the quota: every one that may have billed.
