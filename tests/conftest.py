@@ -57,6 +57,7 @@ from tests.support.postgres import (
     fresh_database,
     postgres_server,
 )
+from tests.support.signing import TEST_JWT_SECRET
 from tests.support.statements import StatementCounter
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -101,6 +102,9 @@ def base_settings(**overrides: Any) -> Settings:
     """Settings for tests: the test environment, quiet logs, no `.env` file."""
     values: dict[str, Any] = {"environment": "test", "log_level": "WARNING"}
     values.update(overrides)
+    if values["environment"] != "development":
+        # Only development trusts the development issuer's published secret.
+        values.setdefault("supabase_jwt_secret", TEST_JWT_SECRET)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 

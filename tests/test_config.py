@@ -10,6 +10,7 @@ from facetoface.config import (
     DEV_JWT_SECRET,
     ConfigurationError,
     Settings,
+    get_settings,
     normalize_database_url,
 )
 
@@ -60,7 +61,7 @@ def test_an_unset_database_url_names_the_embedded_postgresql() -> None:
 
 
 def test_development_defaults_use_the_simulator_and_dev_issuer() -> None:
-    s = settings()
+    s = settings(environment="development")
     assert s.uses_simulator
     assert s.effective_tavus_base_url == "http://127.0.0.1:8100/v2"
     assert s.hs256_secret == DEV_JWT_SECRET
@@ -108,6 +109,7 @@ PRODUCTION: dict[str, Any] = {
     "database_url": "postgresql://u@h/db",
     "public_base_url": "https://api.example.com",
     "deployment_name": "acme-prod",
+    "metrics_token": "Zq3v9Xw2LpT7sKd4HfN8bRc1YgM6jE5a",
 }
 
 
@@ -125,9 +127,26 @@ def test_complete_production_config_starts() -> None:
         ({"supabase_url": "http://proj.supabase.co"}, "SUPABASE_URL must be https://"),
         # Callback URLs carry their secret token in the path.
         ({"public_base_url": "http://api.example.com"}, "PUBLIC_BASE_URL must be https://"),
-        ({"public_base_url": "http://127.0.0.1:8000"}, "PUBLIC_BASE_URL must be the address"),
+        ({"public_base_url": "http://127.0.0.1:8000"}, "PUBLIC_BASE_URL names a private"),
         # Two deployments left at the default would look alike at Tavus.
         ({"deployment_name": "facetoface"}, "DEPLOYMENT_NAME is the default"),
+        # Tavus cannot reach a private address, https or not.
+        ({"public_base_url": "https://127.0.0.1:8443"}, "PUBLIC_BASE_URL names a private"),
+        ({"public_base_url": "https://10.1.2.3"}, "PUBLIC_BASE_URL names a private"),
+        ({"public_base_url": "https://localhost"}, "PUBLIC_BASE_URL names a private"),
+        ({"public_base_url": "https://api.internal"}, "PUBLIC_BASE_URL names a private"),
+        # The API key travels in every request.
+        ({"tavus_base_url": "http://tavusapi.com/v2"}, "TAVUS_BASE_URL must be https://"),
+        ({"tavus_api_key": "sim-key"}, "TAVUS_API_KEY is the simulator's key"),
+        # /metrics public, or guarded by a guessable token.
+        ({"metrics_token": None}, "METRICS_TOKEN is not set"),
+        ({"metrics_token": "1"}, "METRICS_TOKEN is weak"),
+        ({"metrics_token": "a" * 64}, "METRICS_TOKEN is weak"),
+        ({"metrics_token": None, "metrics_port": 9100, "metrics_host": "0.0.0.0"}, "METRICS_HOST"),
+        ({"metrics_token": None, "metrics_port": 9100, "metrics_host": "8.8.8.8"}, "METRICS_HOST"),
+        ({"cors_allowed_origins": ["null"]}, "CORS_ALLOWED_ORIGINS has null"),
+        ({"cors_allowed_origins": ["http://app.example.com"]}, "CORS_ALLOWED_ORIGINS has http"),
+        ({"supabase_jwt_secret": DEV_JWT_SECRET}, "SUPABASE_JWT_SECRET is the development"),
     ],
 )
 def test_production_refuses_cleartext_and_default_names(
@@ -161,6 +180,64 @@ def test_bad_values_are_refused() -> None:
         settings(session_max_call_duration_seconds=7200)
     with pytest.raises(ValueError, match="deployment_name"):
         settings(deployment_name="Has Spaces")
+
+
+def test_a_private_metrics_port_needs_no_token() -> None:
+    settings(
+        **{**PRODUCTION, "metrics_token": None, "metrics_port": 9100, "metrics_host": "10.0.0.5"}
+    ).check_production_ready()
+
+
+def test_each_refusal_is_one_line() -> None:
+    s = settings(environment="production", cors_allowed_origins=["null"], tavus_api_key="sim-key")
+    with pytest.raises(ConfigurationError) as info:
+        s.check_production_ready()
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://a.example,https://b.example", ["https://a.example", "https://b.example"]),
+        (" https://a.example , ", ["https://a.example"]),
+        ('["https://a.example"]', ["https://a.example"]),
+        ("", []),
+    ],
+)
+def test_origin_lists_accept_commas_or_json(
+    value: str, expected: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", value)
+    monkeypatch.setenv("CONSOLE_FRAME_ORIGINS", value)
+    s = get_settings()
+    assert s.cors_allowed_origins == expected
+    assert s.console_frame_origins == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "example"),
+    [
+        ("PORT", "abc", "PORT=8000"),
+        (
+            "CORS_ALLOWED_ORIGINS",
+            "[oops",
+            "CORS_ALLOWED_ORIGINS=https://a.example,https://b.example",
+        ),
+        ("SESSION_MAX_CALL_DURATION_SECONDS", "7200", "SESSION_MAX_CALL_DURATION_SECONDS=900"),
+        ("ENVIRONMENT", "staging", "ENVIRONMENT=development"),
+        ("DB_ROW_LEVEL_SECURITY", "maybe", "DB_ROW_LEVEL_SECURITY=true"),
+    ],
+)
+def test_an_unreadable_setting_is_one_line_with_an_example(
+    name: str, value: str, example: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as info:
+        get_settings()
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(name)
+    assert f"(e.g. {example})" in message
 
 
 def test_the_default_mentor_is_named_with_pal_and_face() -> None:

@@ -14,11 +14,17 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-#: Secret used by the development token issuer. Refused outside development.
+#: Secret used by the development token issuer. Published (it is in this file), so it works
+#: with `ENVIRONMENT=development` only: every other environment refuses to start with it.
 DEV_JWT_SECRET = "facetoface-development-secret-do-not-use-in-production"
+#: The `iss` of tokens signed with an HS256 secret when no `SUPABASE_URL` is set: a constant,
+#: so a token from `facetoface token` works whatever port `serve` listens on.
+LOCAL_ISSUER = "facetoface-local/auth/v1"
+#: Shortest `METRICS_TOKEN` production accepts (a bearer secret guessed at scrape speed).
+METRICS_TOKEN_MIN_CHARS = 32
 #: API key the built-in simulator accepts; meaningless against the real Tavus.
 SIM_API_KEY = "sim-key"
 #: PAL/Face (Tavus's current names for persona/replica, same ids) the simulator is given when
@@ -42,7 +48,40 @@ class ConfigurationError(Exception):
     """The configuration cannot run safely; the message says what to set."""
 
 
-def _is_loopback_url(url: str) -> bool:
+def _is_private_host(host: str) -> bool:
+    """True when `host` cannot be reached from the internet: this machine, a private or
+    link-local address, or a name that only resolves inside a network (`*.localhost`,
+    `*.local`, `*.internal`, a name without a dot)."""
+    host = host.lower().rstrip(".")
+    if not host or host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "." not in host
+    return (
+        address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_unspecified
+        or address.is_reserved
+    )
+
+
+def _strong_secret(value: str) -> bool:
+    """At least `METRICS_TOKEN_MIN_CHARS` characters, and not a repetition of a few (entropy of
+    its characters ≥ 3 bits each: `1`, `aaaa…` or `abab…` are not secrets)."""
+    import math
+    from collections import Counter
+
+    if len(value) < METRICS_TOKEN_MIN_CHARS:
+        return False
+    counts = Counter(value)
+    entropy = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+    return entropy >= 3.0
+
+
+def is_loopback_url(url: str) -> bool:
     """True when `url` names this machine (127.0.0.0/8, ::1, localhost): nothing fetched
     from it crosses a network."""
     host = urlsplit(url).hostname or ""
@@ -74,8 +113,14 @@ class Settings(BaseSettings):
     #: Largest request head (request line and headers) the server reads; beyond it the
     #: connection is answered 431 and closed before the rest is read.
     http_max_header_bytes: Annotated[int, Field(ge=4096, le=1024 * 1024)] = 32 * 1024
-    #: When set, `GET /metrics` requires `Authorization: Bearer <METRICS_TOKEN>`.
+    #: When set, `GET /metrics` requires `Authorization: Bearer <METRICS_TOKEN>`. Production
+    #: needs it (≥ 32 random characters) unless `/metrics` has a port of its own (below).
     metrics_token: SecretStr | None = None
+    #: Serve `/metrics` on this port (bound to `METRICS_HOST`) instead of the public one; 0 =
+    #: on the service's own port.
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    #: Address the metrics port binds to; production needs a private one (Prometheus inside).
+    metrics_host: str = "127.0.0.1"
     #: Serve the OpenAPI document (`/openapi.json`). Empty: in development only.
     openapi_enabled: bool | None = None
     #: On SIGTERM `serve` exits within this long (README "Shutdown"): readiness turns 503,
@@ -183,9 +228,11 @@ class Settings(BaseSettings):
     #: development any `http://localhost:*` / `http://127.0.0.1:*` origin is allowed as well.
     #: Origins the console may show in its iframe (the video room). Empty: derived — the
     #: simulator's in development, Tavus's rooms (`https://tavus.daily.co`) with the real API.
-    console_frame_origins: list[str] = Field(default_factory=list)
-    #: Browser origins allowed to call the API (CORS); empty = no cross-origin access.
-    cors_allowed_origins: list[str] = Field(default_factory=list)
+    #: A comma-separated list (`https://a.example,https://b.example`) or a JSON list.
+    console_frame_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Browser origins allowed to call the API (CORS); empty = no cross-origin access. A
+    #: comma-separated list or a JSON list.
+    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: Largest request body of the user API (the callback route has its own limit).
     api_max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     #: Cap on the context sent to Tavus (its LLM slows beyond ~25k tokens; keep it small).
@@ -280,6 +327,21 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("cors_allowed_origins", "console_frame_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        """A JSON list as given, or the comma-separated form people write."""
+        if not isinstance(value, str):
+            return value
+        if value.strip().startswith("["):
+            import json
+
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON list ({exc.msg})") from exc
+        return [item.strip() for item in value.split(",") if item.strip()]
+
     # --- derived --------------------------------------------------------------------------
     @property
     def is_development(self) -> bool:
@@ -349,8 +411,8 @@ class Settings(BaseSettings):
 
     @property
     def jwt_issuer(self) -> str:
-        base = self.supabase_url or self.public_base_url
-        return f"{base}/auth/v1"
+        """`<SUPABASE_URL>/auth/v1`; without a Supabase project, the constant local issuer."""
+        return f"{self.supabase_url}/auth/v1" if self.supabase_url else LOCAL_ISSUER
 
     @property
     def jwks_url(self) -> str | None:
@@ -360,7 +422,8 @@ class Settings(BaseSettings):
     def hs256_secret(self) -> str | None:
         if self.supabase_jwt_secret is not None:
             return self.supabase_jwt_secret.get_secret_value()
-        return DEV_JWT_SECRET if self.environment is not Environment.production else None
+        # The published secret signs tokens nowhere but on a developer's machine.
+        return DEV_JWT_SECRET if self.is_development else None
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -410,59 +473,136 @@ class Settings(BaseSettings):
         return problems
 
     def check_production_ready(self) -> None:
-        """Refuse to run outside development with missing or default secrets (and, in every
-        environment, with webhook settings that cannot work)."""
+        """Refuse to run outside development with missing, published or unsafe settings (and,
+        in every environment, with webhook settings that cannot work): one line, each problem
+        naming its variable and what to set."""
         webhooks = self.webhook_problems()
         if webhooks:
             raise ConfigurationError("refusing to start: " + "; ".join(webhooks))
-        if self.is_development:
-            return
-        problems: list[str] = []
-        if self.environment is Environment.production:
-            if self.tavus_api_key is None:
-                problems.append("TAVUS_API_KEY is not set (the simulator is for development)")
-            if not (self.default_persona_id or self.default_replica_id):
-                problems.append("set TAVUS_DEFAULT_PAL_ID and/or TAVUS_DEFAULT_FACE_ID")
-            if not self.supabase_url:
-                problems.append("SUPABASE_URL is not set (token issuer and JWKS derive from it)")
-            if not self.database_url:
-                problems.append(
-                    "DATABASE_URL is not set (the embedded PostgreSQL is for development)"
-                )
-            if self.public_base_url.startswith(("http://127.", "http://localhost")):
-                problems.append("PUBLIC_BASE_URL must be the address Tavus can reach")
-            elif not self.public_base_url.startswith("https://"):
-                problems.append(
-                    "PUBLIC_BASE_URL must be https:// (callback URLs carry secret tokens)"
-                )
-            if self.supabase_url and not (
-                self.supabase_url.startswith("https://") or _is_loopback_url(self.supabase_url)
-            ):
-                problems.append(
-                    "SUPABASE_URL must be https:// (the signing keys are fetched from it) unless "
-                    "it is on this machine (a local Supabase stack)"
-                )
-            if self.deployment_name == DEFAULT_DEPLOYMENT_NAME:
-                problems.append(
-                    "DEPLOYMENT_NAME is the default: name this deployment (e.g. `acme-prod`), so "
-                    "conversations at Tavus say whose they are"
-                )
-        if "*" in self.cors_allowed_origins:
-            problems.append("CORS_ALLOWED_ORIGINS must list origins, not '*'")
-        secret = self.supabase_jwt_secret
-        if secret is not None:
-            value = secret.get_secret_value()
-            if value == DEV_JWT_SECRET or len(value) < 32:
-                problems.append("SUPABASE_JWT_SECRET is the development default or too short")
-        tool_secret = self.tavus_tool_secret
-        if tool_secret is not None:
-            value = tool_secret.get_secret_value()
-            if value == DEV_TOOL_SECRET or len(value) < 32:
-                problems.append("TAVUS_TOOL_SECRET is the development default or too short")
+        problems = self.production_problems()
         if problems:
             raise ConfigurationError(
                 f"refusing to start in {self.environment.value} mode: " + "; ".join(problems)
             )
+
+    def production_problems(self) -> list[str]:
+        """What `check_production_ready` refuses, one sentence per problem (empty: none)."""
+        if self.is_development:
+            return []
+        problems: list[str] = []
+        secret = self.supabase_jwt_secret
+        if secret is not None:
+            value = secret.get_secret_value()
+            if value == DEV_JWT_SECRET:
+                problems.append(
+                    "SUPABASE_JWT_SECRET is the development issuer's published secret (works "
+                    "with ENVIRONMENT=development only): set your project's JWT secret"
+                )
+            elif len(value) < 32:
+                problems.append(
+                    "SUPABASE_JWT_SECRET is shorter than 32 characters: set your project's "
+                    "JWT secret"
+                )
+        tool_secret = self.tavus_tool_secret
+        if tool_secret is not None:
+            value = tool_secret.get_secret_value()
+            if value == DEV_TOOL_SECRET or len(value) < 32:
+                problems.append(
+                    "TAVUS_TOOL_SECRET is the development default or shorter than 32 "
+                    "characters: set a random one (e.g. `openssl rand -hex 32`)"
+                )
+        if "*" in self.cors_allowed_origins:
+            problems.append(
+                "CORS_ALLOWED_ORIGINS must list origins, not '*' (e.g. https://app.example.com)"
+            )
+        if self.environment is Environment.production:
+            problems += self._production_only_problems()
+        return problems
+
+    def _production_only_problems(self) -> list[str]:
+        problems: list[str] = []
+        if self.tavus_api_key is None:
+            problems.append("TAVUS_API_KEY is not set (the simulator is for development)")
+        elif self.tavus_api_key.get_secret_value() == SIM_API_KEY:
+            problems.append(
+                "TAVUS_API_KEY is the simulator's key: set your Tavus API key "
+                "(platform.tavus.io → API keys)"
+            )
+        if not (self.tavus_base_url.startswith("https://") or is_loopback_url(self.tavus_base_url)):
+            problems.append(
+                "TAVUS_BASE_URL must be https:// (the API key travels in every request) unless "
+                "it is on this machine: unset it for https://tavusapi.com/v2"
+            )
+        if not (self.default_persona_id or self.default_replica_id):
+            problems.append("set TAVUS_DEFAULT_PAL_ID and/or TAVUS_DEFAULT_FACE_ID")
+        if not self.supabase_url:
+            problems.append("SUPABASE_URL is not set (token issuer and JWKS derive from it)")
+        if not self.database_url:
+            problems.append("DATABASE_URL is not set (the embedded PostgreSQL is for development)")
+        public_host = urlsplit(self.public_base_url).hostname or ""
+        if public_host and _is_private_host(public_host):
+            problems.append(
+                f"PUBLIC_BASE_URL names a private address ({public_host}) Tavus "
+                "cannot reach: set the service's public https address, e.g. "
+                "https://api.example.com"
+            )
+        elif not self.public_base_url.startswith("https://"):
+            problems.append(
+                "PUBLIC_BASE_URL must be https:// (callback URLs carry secret tokens), e.g. "
+                "https://api.example.com"
+            )
+        if self.supabase_url and not (
+            self.supabase_url.startswith("https://") or is_loopback_url(self.supabase_url)
+        ):
+            problems.append(
+                "SUPABASE_URL must be https:// (the signing keys are fetched from it) unless "
+                "it is on this machine (a local Supabase stack)"
+            )
+        if self.deployment_name == DEFAULT_DEPLOYMENT_NAME:
+            problems.append(
+                "DEPLOYMENT_NAME is the default: name this deployment (e.g. `acme-prod`), so "
+                "conversations at Tavus say whose they are"
+            )
+        bad_origins = [
+            origin
+            for origin in self.cors_allowed_origins
+            if origin.lower() == "null" or origin.lower().startswith("http://")
+        ]
+        if bad_origins:
+            problems.append(
+                f"CORS_ALLOWED_ORIGINS has {', '.join(bad_origins)}: only https origins "
+                "(`null` is any sandboxed page), e.g. https://app.example.com"
+            )
+        if not self.db_row_level_security:
+            problems.append(
+                "DB_ROW_LEVEL_SECURITY=false turns row-level security off for every query: "
+                "unset it (it defaults to true)"
+            )
+        problems += self._metrics_problems()
+        return problems
+
+    def _metrics_problems(self) -> list[str]:
+        """`/metrics` shows every route's traffic: never to the internet unauthenticated."""
+        token = self.metrics_token.get_secret_value() if self.metrics_token else None
+        if token is not None and not _strong_secret(token):
+            return [
+                f"METRICS_TOKEN is weak: use at least {METRICS_TOKEN_MIN_CHARS} random "
+                "characters (e.g. the output of `openssl rand -hex 32`)"
+            ]
+        if self.metrics_port:
+            if not _is_private_host(self.metrics_host) or self.metrics_host in ("0.0.0.0", "::"):
+                return [
+                    f"METRICS_HOST {self.metrics_host} is not a private address: bind the "
+                    "metrics port inside your network (e.g. METRICS_HOST=10.0.0.5) or set "
+                    "METRICS_TOKEN"
+                ]
+            return []
+        if token is None:
+            return [
+                "METRICS_TOKEN is not set, so /metrics would be public: set one "
+                "(`openssl rand -hex 32`) or serve it on a private METRICS_PORT"
+            ]
+        return []
 
 
 #: Standard Webhooks secrets: this prefix, then the key in base64.
@@ -502,6 +642,64 @@ def normalize_database_url(url: str) -> str:
     raise ConfigurationError(f"DATABASE_URL scheme {scheme!r} is not supported")
 
 
+#: Examples for variables whose default does not show what a value looks like.
+_EXAMPLES = {
+    "database_url": "postgresql://facetoface_app:secret@db.example.com:5432/postgres",
+    "cors_allowed_origins": "https://a.example,https://b.example",
+    "console_frame_origins": "https://tavus.daily.co",
+    "public_base_url": "https://api.example.com",
+    "supabase_url": "https://yourproject.supabase.co",
+    "tavus_api_key": "tvsk_…",
+    "metrics_token": "$(openssl rand -hex 32)",
+    "session_private_rooms": "true",
+    "openapi_enabled": "false",
+}
+
+
+def _example(name: str) -> str:
+    """`NAME=value` showing a valid value of setting `name`."""
+    if name in _EXAMPLES:
+        value = _EXAMPLES[name]
+    else:
+        info = Settings.model_fields[name]
+        default = info.get_default(call_default_factory=True)
+        if isinstance(default, bool):
+            value = str(default).lower()
+        elif isinstance(default, StrEnum):
+            value = default.value
+        elif default is None or default == "":
+            value = "…"
+        else:
+            value = str(default)
+    return f"{name.upper()}={value}"
+
+
+def describe_settings_error(exc: ValidationError, *, show_values: bool = True) -> str:
+    """A settings validation error as one line: per variable, what is wrong and an example
+    (the value given too, unless `show_values` is off; never a secret's)."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        name = str(error["loc"][0]) if error["loc"] else ""
+        given = error.get("input")
+        secret = any(word in name for word in ("key", "secret", "token", "database_url"))
+        hidden = secret or not show_values or isinstance(given, dict)
+        shown = "" if hidden else f" {str(given)[:60]!r}"
+        message = error["msg"].removeprefix("Value error, ")
+        if name in Settings.model_fields:
+            parts.append(
+                f"{name.upper()}{shown}: {message[:160]} (e.g. {_example(name)})".replace("\n", " ")
+            )
+        else:
+            parts.append(message.replace("\n", " "))
+    return "; ".join(parts)
+
+
 def get_settings() -> Settings:
-    """Read settings from the environment now (not cached: tests and the CLI build their own)."""
-    return Settings()
+    """Read settings from the environment now (not cached: tests and the CLI build their own).
+    An unreadable value is a `ConfigurationError` of one line naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(describe_settings_error(exc)) from None
+    except SettingsError as exc:  # a value pydantic-settings could not even decode
+        raise ConfigurationError(str(exc).replace("\n", " ")) from None

@@ -27,6 +27,7 @@ from facetoface.migrations.adopt import adopt_database
 from tavus_sim import SimServer
 from tests.support import cli as command
 from tests.support.postgres import PostgresServer, create_app_role, fresh_database
+from tests.support.signing import TEST_JWT_SECRET
 
 pytestmark = [pytest.mark.e2e]
 
@@ -164,6 +165,7 @@ def cli(url: str, cwd: Path, *args: str) -> command.Run:
     env = command.clean_environment(
         DATABASE_URL=url,
         ENVIRONMENT="test",
+        SUPABASE_JWT_SECRET=TEST_JWT_SECRET,
         LOG_LEVEL="WARNING",
         DB_STATEMENT_TIMEOUT_MS=str(STATEMENT_TIMEOUT_MS),
     )
@@ -443,6 +445,7 @@ def serve(database_url: str, sim: SimServer, logs: Path) -> Iterator[tuple[str, 
     env = command.clean_environment(
         DATABASE_URL=database_url,
         ENVIRONMENT="test",
+        SUPABASE_JWT_SECRET=TEST_JWT_SECRET,
         LOG_LEVEL="WARNING",
         HOST="127.0.0.1",
         PORT=str(port),
@@ -453,4 +456,9 @@ def serve(database_url: str, sim: SimServer, logs: Path) -> Iterator[tuple[str, 
         RECONCILE_INTERVAL_SECONDS="0",
     )
     with command.serving(env, url=base, logs=logs, ready="/readyz"):
-        yield base, Settings(_env_file=None, environment="test", public_base_url=base)  # type: ignore[call-arg]
+        yield (
+            base,
+            Settings(  # type: ignore[call-arg]
+                _env_file=None, environment="test", supabase_jwt_secret=TEST_JWT_SECRET
+            ),
+        )

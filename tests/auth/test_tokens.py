@@ -19,7 +19,7 @@ from facetoface.app import create_app
 from facetoface.auth.dependencies import CurrentIdentity
 from facetoface.auth.dev_issuer import mint_token
 from facetoface.auth.tokens import AuthUnavailable, TokenVerifier
-from facetoface.config import DEV_JWT_SECRET, Settings
+from facetoface.config import DEV_JWT_SECRET, LOCAL_ISSUER, ConfigurationError, Settings
 from facetoface.errors import PROBLEM_JSON, ServiceUnavailable, Unauthorized, install_error_handlers
 from tests.auth.jwtkit import (
     DROP,
@@ -312,8 +312,8 @@ def _verifier_for(settings: Settings) -> TokenVerifier:
 
 
 @pytest.mark.usefixtures("_clean_auth_env")
-async def test_dev_issuer_tokens_verify_with_test_defaults() -> None:
-    settings = _settings(environment="test")
+async def test_dev_issuer_tokens_verify_in_development() -> None:
+    settings = _settings(environment="development")
     assert settings.hs256_secret == DEV_JWT_SECRET
     user_id = uuid.uuid4()
     token = mint_token(settings, user_id=user_id, email="dev@example.com", is_anonymous=True)
@@ -323,14 +323,34 @@ async def test_dev_issuer_tokens_verify_with_test_defaults() -> None:
     assert verified.user_id == user_id
     assert verified.email == "dev@example.com"
     assert verified.is_anonymous is True
-    assert verified.claims["iss"] == "http://127.0.0.1:8000/auth/v1"
+    # A constant issuer: a token works whatever port `serve` was given.
+    assert verified.claims["iss"] == LOCAL_ISSUER
+    assert _settings(environment="development", port=18130).jwt_issuer == LOCAL_ISSUER
     assert verified.claims["role"] == "authenticated"
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
 
 
 @pytest.mark.usefixtures("_clean_auth_env")
+@pytest.mark.parametrize("environment", ["test", "production"])
+async def test_only_development_trusts_the_development_secret(environment: str) -> None:
+    """The development secret is published: any other environment has no HS256 path without
+    its own secret, so a token signed with the development secret (operator claim and all)
+    verifies nowhere else; and given as SUPABASE_JWT_SECRET it is refused at start."""
+    settings = _settings(environment=environment)
+    assert settings.hs256_secret is None
+    dev_token = mint_token(
+        _settings(environment="development"), user_id=uuid.uuid4(), operator=True
+    )
+    await rejected(_verifier_for(settings), dev_token)
+    with pytest.raises(ConfigurationError, match="SUPABASE_JWT_SECRET is the development"):
+        _settings(
+            environment=environment, supabase_jwt_secret=DEV_JWT_SECRET
+        ).check_production_ready()
+
+
+@pytest.mark.usefixtures("_clean_auth_env")
 async def test_dev_issuer_tokens_from_another_secret_are_rejected() -> None:
-    settings = _settings(environment="test")
+    settings = _settings(environment="development")
     other = _settings(environment="test", supabase_jwt_secret="another-secret-" + "x" * 32)
     await rejected(_verifier_for(settings), mint_token(other, user_id=uuid.uuid4()))
     # ...and the other way round: a real project secret refuses dev-secret tokens.
@@ -344,13 +364,13 @@ async def test_dev_issuer_refuses_production_without_a_secret() -> None:
     with pytest.raises(RuntimeError):
         mint_token(production, user_id=uuid.uuid4())
     # A production verifier has no HS256 path at all: dev tokens are refused.
-    dev_token = mint_token(_settings(environment="test"), user_id=uuid.uuid4())
+    dev_token = mint_token(_settings(environment="development"), user_id=uuid.uuid4())
     await rejected(_verifier_for(production), dev_token)
 
 
 @pytest.mark.usefixtures("_clean_auth_env")
 async def test_dev_issuer_expired_token_is_rejected() -> None:
-    settings = _settings(environment="test", jwt_leeway_seconds=0)
+    settings = _settings(environment="development", jwt_leeway_seconds=0)
     token = mint_token(settings, user_id=uuid.uuid4())
     claims = jwt.decode(token, options={"verify_signature": False})
     claims.update(iat=NOW - 7200, exp=NOW - 3600)

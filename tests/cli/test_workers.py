@@ -12,8 +12,9 @@ from facetoface.auth.dev_issuer import mint_token
 from facetoface.config import Settings
 from tavus_sim import SimServer
 from tests.conftest import app_role_url
-from tests.support.cli import clean_environment, cli, free_port, serving
+from tests.support.cli import clean_environment, free_port, serving
 from tests.support.eventually import eventually_blocking
+from tests.support.signing import TEST_JWT_SECRET
 
 pytestmark = [pytest.mark.e2e]
 
@@ -35,6 +36,7 @@ def test_two_workers_serve_one_port_and_merge_their_metrics(
     (metrics_dir / "counter_999999.db").write_bytes(b"stale")  # a previous deployment's
     env = clean_environment(
         ENVIRONMENT="test",
+        SUPABASE_JWT_SECRET=TEST_JWT_SECRET,
         DATA_DIR=str(tmp_path / "data"),
         # The worker's migrated database, as the application's login role.
         DATABASE_URL=app_role_url(pg_database_url),
@@ -50,7 +52,9 @@ def test_two_workers_serve_one_port_and_merge_their_metrics(
         # Given, so the test can look: `serve` empties it and both workers write there.
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
     )
-    settings = Settings(_env_file=None, environment="test", public_base_url=url)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, environment="test", supabase_jwt_secret=TEST_JWT_SECRET
+    )
     user = {"Authorization": f"Bearer {mint_token(settings, user_id=uuid.uuid4())}"}
     operator = {
         "Authorization": f"Bearer {mint_token(settings, user_id=uuid.uuid4(), operator=True)}"
@@ -84,14 +88,3 @@ def test_two_workers_serve_one_port_and_merge_their_metrics(
         pids = {p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("*.db")}
         assert "999999" not in pids, "serve empties the directory before the workers start"
         assert {replica.rsplit(":", 1)[1] for replica in replicas} <= pids, pids
-
-
-def test_workers_refuse_the_embedded_simulator(pg_database_url: str, tmp_path: Path) -> None:
-    env = clean_environment(
-        ENVIRONMENT="development",
-        DATA_DIR=str(tmp_path / "data"),
-        DATABASE_URL=app_role_url(pg_database_url),
-    )
-    refused = cli("serve", "--workers", "2", env=env, cwd=tmp_path, check=False)
-    assert refused.returncode == 2
-    assert "--workers needs the real Tavus API" in refused.stderr

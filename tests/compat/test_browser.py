@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from facetoface.app import create_app
 from facetoface.observability.metrics import UNMATCHED_ROUTE
-from tavus_sim import SimServer
+from tavus_sim import SimConfig, SimServer
 from tests.conftest import RunningService, app_role_url, base_settings, bound_socket
 from tests.support.browser import save_screenshot
 from tests.support.eventually import eventually
@@ -178,6 +178,14 @@ async def test_a_page_on_another_origin_starts_and_ends_through_supabase_js(
     assert rows["conversation"]["status"] == "ended"
 
 
+@pytest.fixture(scope="module")
+def sim_server() -> Iterator[SimServer]:
+    """The simulator with a key of its own: production refuses the simulator's default key
+    (`sim-key`), and one test here runs the service in production mode."""
+    with SimServer(SimConfig(replica_join_delay_ms=20, api_key="tvsk_browser_simulated")) as server:
+        yield server
+
+
 @pytest.fixture
 async def production_service(
     sim: SimServer, database_settings: dict[str, Any]
@@ -195,6 +203,7 @@ async def production_service(
         public_base_url="https://facetoface.example",
         cors_allowed_origins=["https://app.example.com"],
         deployment_name="browser-test",
+        metrics_token="browser-test-metrics-token-9f2Kx7Lq4Zr8Wv3N",
         reconcile_interval_seconds=0,
     )
     sock = bound_socket()

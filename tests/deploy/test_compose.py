@@ -49,6 +49,7 @@ import jwt
 import pytest
 import yaml
 
+from facetoface.config import LOCAL_ISSUER
 from tests.deploy.tools import COMPOSE_DIR, ROOT, missing, require_tool
 
 pytestmark = pytest.mark.deploy
@@ -123,10 +124,10 @@ class Stack:
 
     def token(self, user_id: str) -> str:
         """An access token as the service accepts in `test`: HS256 with SUPABASE_JWT_SECRET,
-        issuer `<PUBLIC_BASE_URL>/auth/v1` (no SUPABASE_URL is configured)."""
+        the constant local issuer (no SUPABASE_URL is configured)."""
         now = int(time.time())
         claims = {
-            "iss": f"{SITE}/auth/v1",
+            "iss": LOCAL_ISSUER,
             "aud": "authenticated",
             "sub": user_id,
             "role": "authenticated",

@@ -80,6 +80,7 @@ def production_values(database_url: str, sim: SimServer, jwks: JwksServer) -> di
         "supabase_url": jwks.base_url,
         "public_base_url": "https://facetoface.example.com",
         "deployment_name": "doctor-test",
+        "metrics_token": "doctor-metrics-token-7Kq2Zp9Lw4Xv8Rt3",
         "log_level": "WARNING",
     }
 

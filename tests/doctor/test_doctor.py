@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ from facetoface.config import Settings
 from facetoface.db import run_migrations
 from facetoface.doctor import Report, Status, diagnose, diagnose_environment, render_json
 from facetoface.doctor import render_text as render
-from tavus_sim import SimServer
+from tavus_sim import SimConfig, SimServer
 from tests.auth.jwtkit import JwksServer
 from tests.doctor.conftest import (
     SCRATCH_PASSWORD,
@@ -27,6 +28,16 @@ from tests.doctor.conftest import (
 from tests.support.postgres import APP_ROLE, PostgresServer, fresh_database
 
 DATABASE_CHECKS = ("database", "migrations", "database_role", "row_level_security")
+
+
+@pytest.fixture(scope="session")
+def sim_server() -> Iterator[SimServer]:
+    """The simulator standing in for production's Tavus, with a key of its own: production
+    refuses the simulator's default key (`sim-key`)."""
+    with SimServer(SimConfig(replica_join_delay_ms=20, api_key="tvsk_doctor_simulated")) as server:
+        yield server
+
+
 TAVUS_DEPENDENTS = ("default_persona", "default_replica", "test_mode_create")
 
 
@@ -99,17 +110,18 @@ async def test_the_test_mode_create_bills_nothing_and_leaves_nothing(
     assert overview["conversations"] == []  # hard-deleted after the check
 
 
-async def test_development_against_the_simulator_passes(database: str, sim: SimServer) -> None:
-    settings = settings_of(
-        {
-            "environment": "development",
-            "database_url": database,
-            "tavus_sim_port": int(sim.base_url.rsplit(":", 1)[1]),
-        }
-    )
-    assert settings.uses_simulator
+async def test_development_against_the_simulator_passes(database: str) -> None:
+    with SimServer(SimConfig(replica_join_delay_ms=20)) as sim:  # development's key
+        settings = settings_of(
+            {
+                "environment": "development",
+                "database_url": database,
+                "tavus_sim_port": int(sim.base_url.rsplit(":", 1)[1]),
+            }
+        )
+        assert settings.uses_simulator
 
-    report = await diagnose(settings)
+        report = await diagnose(settings)
 
     assert_all_pass(report)
     assert "the Tavus simulator at http://127.0.0.1:" in report.headline
@@ -271,10 +283,13 @@ async def test_a_table_without_row_level_security(doctor: Doctor, pg_database_ur
 
 
 async def test_row_level_security_switched_off_in_production(doctor: Doctor) -> None:
-    failure = only_failure(await doctor(db_row_level_security=False))
+    report = await doctor(db_row_level_security=False)
 
-    assert failure.id == "row_level_security"
-    assert "DB_ROW_LEVEL_SECURITY=false" in failure.detail
+    failed = {check.id: check for check in report.checks if check.status is Status.failed}
+    assert set(failed) == {"settings", "row_level_security"}
+    assert "DB_ROW_LEVEL_SECURITY=false" in failed["row_level_security"].detail
+    # `serve` refuses it too: the settings check says so in its own words.
+    assert "DB_ROW_LEVEL_SECURITY=false" in failed["settings"].detail
 
 
 @pytest.mark.parametrize(
@@ -443,9 +458,12 @@ async def test_public_base_url_not_reachable_by_tavus(
     failure = failed.pop("public_base_url")
     assert detail in failure.detail
     assert "PUBLIC_BASE_URL" in failure.fix
+    # `serve` refuses it too: the settings check says so in its own words.
+    settings_detail = failed.pop("settings").detail
     if url.startswith("http://"):
-        # `serve` refuses it too: the settings check says so in its own words.
-        assert "PUBLIC_BASE_URL must be https://" in failed.pop("settings").detail
+        assert "PUBLIC_BASE_URL must be https://" in settings_detail
+    else:
+        assert "PUBLIC_BASE_URL names a private address" in settings_detail
     assert not failed
 
 

@@ -32,6 +32,7 @@ from tests.support.checker import History, Verdict, callback_body, check
 from tests.support.eventually import eventually
 from tests.support.factories import create_user
 from tests.support.sessions import EAGER_RECONCILER
+from tests.support.signing import TEST_JWT_SECRET
 from tests.support.tavus_timing import no_backoff
 
 REPORT = Path(__file__).resolve().parents[2] / "bench" / "results" / "fault-report.jsonl"
@@ -300,6 +301,7 @@ async def test_serve_killed_between_writing_the_session_and_recording_the_conver
     env = {
         **os.environ,
         "ENVIRONMENT": "test",
+        "SUPABASE_JWT_SECRET": TEST_JWT_SECRET,
         "DATABASE_URL": service.settings.database_url,
         "PORT": str(port),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
@@ -328,9 +330,9 @@ async def test_serve_killed_between_writing_the_session_and_recording_the_conver
                     return False
 
             await eventually(healthy, within=30, what="serve answers /healthz")
-            child = Settings(
-                _env_file=None, environment="test", public_base_url=env["PUBLIC_BASE_URL"]
-            )  # type: ignore[call-arg]
+            child = Settings(  # type: ignore[call-arg]
+                _env_file=None, environment="test", supabase_jwt_secret=TEST_JWT_SECRET
+            )
             token = mint_token(child, user_id=user_id)
             request = asyncio.create_task(
                 client.post("/v1/sessions", headers={"Authorization": f"Bearer {token}"})

@@ -85,13 +85,10 @@ EXPECTED_TABLE_PRIVILEGES: dict[str, dict[str, set[str]]] = {
         "facetoface_installation": {"SELECT"},
         "user_preferences": {"SELECT"},
         "schema_revisions": {"SELECT"},
-<<<<<<< HEAD
         "webhook_events": CRUD,
-=======
         "mentor_tool_calls": {"SELECT"},
         "goal_changes": {"SELECT"},
         "session_reports": {"SELECT"},
->>>>>>> tools
     },
 }
 #: (table, privilege) granted to `authenticated` on some columns only, and columns it lacks.

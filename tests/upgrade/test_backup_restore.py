@@ -29,6 +29,8 @@ async def test_a_restored_backup_serves_its_sessions(
     assert shutil.which("pg_restore"), "PostgreSQL client tools"
     user = await create_user(service.db)
     finished = await finished_session(service, user, ["I slept badly this week"])
+    # Everything Tavus sends after the call (the post-call report too) is in before the dump.
+    assert await asyncio.to_thread(service.sim.drain, 10.0)
     before = await service.client.get(f"/v1/sessions/{finished['id']}", headers=service.auth(user))
     assert before.status_code == 200, before.text
 

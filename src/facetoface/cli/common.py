@@ -25,9 +25,8 @@ def read_settings() -> Settings:
     """The environment's settings, logging configured; exit 2 with one line when unreadable."""
     try:
         settings = get_settings()
-    except ValueError as exc:  # pydantic's ValidationError names the bad variable
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    except ConfigurationError as exc:  # one line naming the variable, with an example
+        raise fail(f"configuration error: {exc}") from None
     configure_logging(settings.log_level, settings.effective_log_format)
     return settings
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from facetoface.cli.common import app, database, fail, read_settings
-from facetoface.config import ConfigurationError, Settings
+from facetoface.config import ConfigurationError, Settings, get_settings
 from facetoface.errors import FacetofaceError
 from facetoface.observability.logging import configure_logging
 
@@ -104,8 +104,8 @@ def doctor(
     if fix:
         _fix_tools()
     try:
-        settings = Settings()
-    except (ValueError, ConfigurationError):
+        settings = get_settings()
+    except ConfigurationError:
         report = asyncio.run(diagnose_environment())  # reports what is unreadable
     else:
         try:

@@ -10,6 +10,8 @@ import typer
 
 from facetoface.cli.common import app, database, fail, read_settings
 from facetoface.config import Settings
+from facetoface.errors import FacetofaceError
+from facetoface.observability.logging import configure_logging
 
 
 @app.command()
@@ -30,8 +32,14 @@ def token(
     from facetoface.auth.dev_issuer import DEV_OPERATOR_ID, mint_token
 
     settings = read_settings()
-    if settings.supabase_url and settings.supabase_jwt_secret is None:
-        raise fail("tokens come from your Supabase project; no HS256 secret is configured")
+    # The output is the token, a failure its one line: log lines would only repeat it.
+    configure_logging("ERROR", settings.effective_log_format)
+    if settings.hs256_secret is None:
+        raise fail(
+            "tokens come from your Supabase project: no HS256 secret is configured "
+            "(SUPABASE_JWT_SECRET; the development issuer's works with ENVIRONMENT=development "
+            "only)"
+        )
     if operator and email is None and user_id is None:
         print(mint_token(settings, user_id=DEV_OPERATOR_ID, ttl_seconds=ttl, operator=True))
         return
@@ -44,8 +52,20 @@ def token(
             raise fail(f"--user-id {user_id!r} is not a UUID") from exc
     else:
         assert email is not None
+        from sqlalchemy.exc import DBAPIError
+
         with database(settings, "owner") as resolved:
-            found = asyncio.run(_user_id_for_email(resolved, email))
+            try:
+                found = asyncio.run(_user_id_for_email(resolved, email))
+            except FacetofaceError as exc:  # e.g. 503 database_unavailable: say it in a line
+                raise fail(f"cannot look up {email!r}: {exc.detail}") from None
+            except DBAPIError as exc:
+                # The least-privilege login role reads no table by itself (row-level security).
+                raise fail(
+                    f"cannot look up {email!r} as this DATABASE_URL's role "
+                    f"({type(exc.orig).__name__}): use --user-id, or the tables' owner's "
+                    "DATABASE_URL for this command"
+                ) from None
         if found is None:
             raise fail(f"no profile with email {email!r} (try `facetoface seed-demo`)")
         uid = found

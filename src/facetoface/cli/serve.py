@@ -4,18 +4,19 @@ simulator beside it)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import os
 import signal
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Annotated, Any
 
 import typer
 import uvicorn
 
 from facetoface.cli.common import app, database, fail, log, read_settings
-from facetoface.config import ConfigurationError, Settings
+from facetoface.config import ConfigurationError, Environment, Settings, is_loopback_url
 
 
 @app.command()
@@ -39,6 +40,7 @@ def serve(
     except ConfigurationError as exc:
         raise fail(str(exc)) from exc
     host, port = host or settings.host, port or settings.port
+    settings = _callbacks_reach(settings, host, port)
     # SIGTERM drains (facetoface.shutdown), then uvicorn re-raises it; without a handler of
     # ours that would end the process before the `with` below stops the embedded database.
     signal.signal(signal.SIGTERM, _exit_after_drain)
@@ -46,13 +48,104 @@ def serve(
         if workers == 1:
             _run_fast(_serve(settings, host, port))
             return
-        if settings.uses_simulator:
+        if settings.metrics_port:
             raise fail(
-                "--workers needs the real Tavus API (TAVUS_API_KEY): the embedded simulator "
-                "keeps its conversations in one process"
+                "METRICS_PORT is served by one process: with --workers, unset it and protect "
+                "/metrics with METRICS_TOKEN"
             )
         asyncio.run(_check_database(settings))
-        _serve_workers(settings, host, port, workers)
+        _say_where(settings, host, port)
+        with _simulator_process(settings):
+            _serve_workers(settings, host, port, workers)
+
+
+def _callbacks_reach(settings: Settings, host: str, port: int) -> Settings:
+    """Outside production (which must set it) an unset `PUBLIC_BASE_URL` follows
+    `--host`/`--port`, so the simulator's callbacks reach the port actually served; a set one
+    that names this machine on another port is said out loud (callbacks would go where nobody
+    listens)."""
+    production = settings.environment is Environment.production
+    if not production and "public_base_url" not in settings.model_fields_set:
+        shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+        shown = f"[{shown}]" if ":" in shown else shown
+        return settings.model_copy(update={"public_base_url": f"http://{shown}:{port}"})
+    from urllib.parse import urlsplit
+
+    public = urlsplit(settings.public_base_url)
+    default_port = 443 if public.scheme == "https" else 80
+    if is_loopback_url(settings.public_base_url) and (public.port or default_port) != port:
+        typer.echo(
+            f"facetoface: warning: PUBLIC_BASE_URL={settings.public_base_url} is this machine "
+            f"on port {public.port or default_port}, but serve listens on {port}: callbacks "
+            "will not arrive unless something forwards them (unset PUBLIC_BASE_URL in "
+            "development, or set it to the served address)",
+            err=True,
+        )
+    return settings
+
+
+def _say_where(settings: Settings, host: str, port: int) -> None:
+    """The addresses people open (`make run` ends here): the console, the API's docs."""
+    base = settings.public_base_url if settings.is_development else f"http://{host}:{port}"
+    typer.echo(f"facetoface: serving on http://{host}:{port}")
+    if settings.is_development:
+        typer.echo(f"  console:  {base}/console")
+    if settings.serves_openapi:
+        typer.echo(f"  API docs: {base}/docs")
+
+
+@contextlib.contextmanager
+def _simulator_process(settings: Settings) -> Iterator[None]:
+    """With several workers the simulator cannot live inside one of them: in development
+    (no TAVUS_API_KEY) it runs as a process of its own on TAVUS_SIM_PORT while they serve."""
+    if not settings.uses_simulator:
+        yield
+        return
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(  # noqa: S603 - this interpreter, our own arguments
+        [
+            sys.executable,
+            "-m",
+            "facetoface",
+            "tavus-sim",
+            "--port",
+            str(settings.tavus_sim_port),
+            "--latency-ms",
+            str(settings.tavus_sim_latency_ms),
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise fail(
+                    f"the Tavus simulator exited ({process.returncode}): is TAVUS_SIM_PORT "
+                    f"{settings.tavus_sim_port} free?"
+                )
+            try:
+                socket.create_connection(("127.0.0.1", settings.tavus_sim_port), 1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise fail("the Tavus simulator did not start within 60 s") from None
+                time.sleep(0.1)
+        log.info(
+            "tavus_sim.process",
+            url=f"http://127.0.0.1:{settings.tavus_sim_port}",
+            note="no TAVUS_API_KEY: the built-in Tavus simulator, a process of its own",
+        )
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _exit_after_drain(signum: int, frame: object) -> None:
@@ -75,8 +168,10 @@ def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> No
     else:
         directory = tempfile.mkdtemp(prefix="facetoface-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    # The workers read their settings from the environment: the resolved database with them.
+    # The workers read their settings from the environment: the resolved database and the
+    # callback address with them.
     os.environ["DATABASE_URL"] = settings.database_url
+    os.environ["PUBLIC_BASE_URL"] = settings.public_base_url
     log.info("serve.workers", workers=workers, metrics_dir=directory)
     try:
         uvicorn.run(
@@ -149,25 +244,43 @@ async def _check_database(settings: Settings) -> None:
     db = Database(settings)
     try:
         await check_migrations(db)
+        from facetoface.doctor import serving_role_problem
+
+        problem = await serving_role_problem(db, settings)
+        if problem is not None:
+            raise fail(f"refusing to start in {settings.environment.value} mode: {problem}")
     except UnmigratedDatabase as exc:
         raise fail(str(exc)) from exc
+    except typer.Exit:
+        raise
     except Exception as exc:
-        raise fail(f"cannot reach the database: {type(exc).__name__}: {exc}") from exc
+        raise fail(f"cannot reach the database: {type(exc).__name__}: {_first_line(exc)}") from exc
     finally:
         await db.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error's first line (a driver's message may go on for lines): one line of output."""
+    return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
 async def _serve(settings: Settings, host: str, port: int) -> None:
     from facetoface.app import create_app
 
     await _check_database(settings)
+    _say_where(settings, host, port)
 
-    main_server = uvicorn.Server(
-        server_config(
-            create_app(settings, freeze_heap=True, drain_on_sigterm=True), settings, host, port
-        )
-    )
+    app = create_app(settings, freeze_heap=True, drain_on_sigterm=True)
+    main_server = uvicorn.Server(server_config(app, settings, host, port))
     tasks = [asyncio.ensure_future(main_server.serve())]
+    if settings.metrics_port:
+        # `/metrics` on a private address of its own; the app's lifespan runs once (above).
+        metrics_config = server_config(app, settings, settings.metrics_host, settings.metrics_port)
+        metrics_config.lifespan = "off"
+        tasks.append(asyncio.ensure_future(uvicorn.Server(metrics_config).serve()))
+        log.info(
+            "serve.metrics_port", url=f"http://{settings.metrics_host}:{settings.metrics_port}"
+        )
     if settings.uses_simulator:
         from tavus_sim import SimConfig, create_sim_app
 

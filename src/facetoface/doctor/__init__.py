@@ -6,6 +6,7 @@ role and row-level security); token signing keys; Tavus (key, default persona an
 `serve` does, `diagnose(settings)` takes them; `render_text`/`render_json` print the report.
 """
 
+from facetoface.doctor.database_checks import serving_role_problem
 from facetoface.doctor.report import (
     Check,
     CheckResult,
@@ -25,4 +26,5 @@ __all__ = [
     "diagnose_environment",
     "render_json",
     "render_text",
+    "serving_role_problem",
 ]

@@ -10,7 +10,13 @@ import httpx
 from pydantic import ValidationError
 
 from facetoface.auth.jwks import parse_jwks
-from facetoface.config import DEV_JWT_SECRET, ConfigurationError, Environment, Settings
+from facetoface.config import (
+    DEV_JWT_SECRET,
+    ConfigurationError,
+    Environment,
+    Settings,
+    describe_settings_error,
+)
 from facetoface.doctor.report import Check, CheckResult
 
 SETTINGS = Check("settings", "settings")
@@ -30,10 +36,7 @@ def check_settings(load: Callable[[], Settings]) -> tuple[Settings | None, Check
         if settings.database_url:
             settings.sqlalchemy_url  # noqa: B018 - parses DATABASE_URL, raising on a bad one
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
-            for error in exc.errors(include_url=False, include_input=False)
-        )
+        problems = describe_settings_error(exc, show_values=False)
         return None, SETTINGS.failed(f"unreadable: {problems}", _CONFIG_FIX)
     except ConfigurationError as exc:
         return None, SETTINGS.failed(str(exc), _CONFIG_FIX)
@@ -50,7 +53,7 @@ async def check_signing_keys(settings: Settings) -> CheckResult:
     if secret is None:
         secret_note = ""
     elif secret == DEV_JWT_SECRET:
-        secret_note = "the development issuer's HS256 secret (refused in production)"
+        secret_note = "the development issuer's HS256 secret (development only)"
     else:
         secret_note = "HS256 secret set (SUPABASE_JWT_SECRET)"
     url = settings.jwks_url

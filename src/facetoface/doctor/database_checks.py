@@ -112,14 +112,7 @@ async def check_role(settings: Settings, state: DatabaseState) -> CheckResult:
         return ROLE.skipped("needs a reachable database")
     async with state.db.transaction() as session:
         role = await repository.serving_role(session)
-    escapes = []
-    if role.superuser:
-        escapes.append("is a superuser")
-    if role.bypass_rls:
-        escapes.append("has BYPASSRLS")
-    if role.owned_tables:
-        shown = ", ".join(role.owned_tables[:3]) + ("…" if len(role.owned_tables) > 3 else "")
-        escapes.append(f"owns {len(role.owned_tables)} table(s) ({shown})")
+    escapes = role.escapes()
     if escapes:
         return ROLE.failed(
             f"{role.name} {', '.join(escapes)}: row-level security does not apply to it",
@@ -162,3 +155,26 @@ async def check_row_level_security(settings: Settings, state: DatabaseState) -> 
     return ROW_LEVEL_SECURITY.passed(
         f"{on_all}; DB_ROW_LEVEL_SECURITY=false (allowed outside production)",
     )
+
+
+async def serving_role_problem(db: Database, settings: Settings) -> str | None:
+    """One line naming the variable to change when `serve` cannot run safely as the role
+    `DATABASE_URL` connects as, else None: in production, a role that escapes row-level
+    security (superuser, BYPASSRLS, owner of a table: the doctor's rule); anywhere, queries
+    left to a login role that may not read the tables (`DB_ROW_LEVEL_SECURITY=false` with the
+    least-privilege role)."""
+    async with db.transaction() as session:
+        role = await repository.serving_role(session)
+    escapes = role.escapes()
+    if escapes and settings.environment is Environment.production:
+        return (
+            f"DATABASE_URL connects as {role.name}, which {', '.join(escapes)}: row-level "
+            "security does not apply to it; " + _ROLE_FIX
+        )
+    if not settings.db_row_level_security and not role.reads_tables:
+        return (
+            f"DB_ROW_LEVEL_SECURITY=false runs every query as {role.name}, which may not read "
+            "the tables (it only switches to authenticated/facetoface_service per "
+            "transaction): unset DB_ROW_LEVEL_SECURITY (it defaults to true)"
+        )
+    return None

@@ -26,7 +26,10 @@ _ROLE_SQL = text(
            END AS service_member,
            ARRAY(SELECT t.tablename::text FROM pg_catalog.pg_tables t
                  WHERE t.schemaname = 'public' AND t.tableowner = r.rolname
-                 ORDER BY t.tablename) AS owned_tables
+                 ORDER BY t.tablename) AS owned_tables,
+           CASE WHEN to_regclass('public.facetoface_installation') IS NULL THEN false
+                ELSE has_table_privilege('public.facetoface_installation', 'SELECT')
+           END AS reads_tables
     FROM pg_catalog.pg_roles r
     WHERE r.rolname = current_user
     """
@@ -55,6 +58,22 @@ class ServingRole:
     """Member of `authenticated` (may switch to it per transaction)."""
     service_member: bool
     """Member of `facetoface_service`."""
+    reads_tables: bool = False
+    """May read the service's tables as itself (the least-privilege login role may not: it
+    only switches to `authenticated`/`facetoface_service` per transaction)."""
+
+    def escapes(self) -> list[str]:
+        """What lets this role escape row-level security (empty: nothing): the one rule the
+        doctor reports and production's `serve` refuses to start on."""
+        found = []
+        if self.superuser:
+            found.append("is a superuser")
+        if self.bypass_rls:
+            found.append("has BYPASSRLS")
+        if self.owned_tables:
+            shown = ", ".join(self.owned_tables[:3]) + ("…" if len(self.owned_tables) > 3 else "")
+            found.append(f"owns {len(self.owned_tables)} table(s) ({shown})")
+        return found
 
 
 async def serving_role(session: AsyncSession) -> ServingRole:
@@ -71,6 +90,7 @@ async def serving_role(session: AsyncSession) -> ServingRole:
         owned_tables=tuple(row.owned_tables),
         user_member=row.user_member,
         service_member=row.service_member,
+        reads_tables=row.reads_tables,
     )
 
 

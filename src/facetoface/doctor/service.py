@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from facetoface.config import Settings
+from facetoface.config import Settings, get_settings
 from facetoface.doctor import config_checks, database_checks, tavus_checks
 from facetoface.doctor.report import Check, CheckResult, Report
 
@@ -90,7 +90,7 @@ _LATER = (
 )
 
 
-async def diagnose_environment(load: Callable[[], Settings] = Settings) -> Report:
+async def diagnose_environment(load: Callable[[], Settings] = get_settings) -> Report:
     """`diagnose` for the settings of the environment (and `.env`), as `serve` reads them; when
     they cannot be read at all, that is the one failure and everything else is skipped."""
     settings, settings_check = config_checks.check_settings(load)

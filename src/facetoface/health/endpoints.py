@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
 from facetoface.app_state import app_state
-from facetoface.errors import Unauthorized
+from facetoface.errors import NotFound, Unauthorized
 from facetoface.health.repository import count_sessions, count_webhook_events
 from facetoface.health.service import DB_CHECK_TIMEOUT_SECONDS, readiness
 from facetoface.observability.metrics import render_metrics, session_gauges, webhook_gauges
@@ -39,6 +39,10 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=code)
 
 
+class MetricsElsewhere(NotFound):
+    """`/metrics` has a port of its own (METRICS_PORT): not served on the public one."""
+
+
 class MetricsTokenRequired(Unauthorized):
     """`/metrics` is protected (METRICS_TOKEN) and the scrape did not present the token."""
 
@@ -57,6 +61,9 @@ def _check_metrics_token(request: Request, expected: SecretStr | None) -> None:
 async def metrics(request: Request) -> Response:
     """Prometheus exposition; the session gauges are counted in the database now."""
     state = app_state(request)
+    port = state.settings.metrics_port
+    if port and (request.scope.get("server") or (None, None))[1] != port:
+        raise MetricsElsewhere("no such route on this port")
     _check_metrics_token(request, state.settings.metrics_token)
     extra = []
     try:

@@ -27,7 +27,12 @@ What it does, in one transaction (so it either happens whole or not at all):
    - Each conversation is linked to its `daily_sessions` row where that is provable: same
      user, a face-to-face row started at the very same instant (the origin stamped both rows
      with one clock reading), or the only such row within 10 s and vice versa. Otherwise it
-     gets a new `daily_sessions` row of its own (`session_metadata.adopted`).
+     gets a new `daily_sessions` row of its own (`session_metadata.adopted`). Linking is
+     set-based (temporary tables and window counts: a handful of statements whatever the
+     number of rows), so the locks are held for seconds, not minutes; the report says how long.
+   - Impossible rows: a Tavus id the client refuses (`conv 42/../x`) is cleared (the row as it
+     was kept in quarantine) and, if live, the row is closed; a live row that starts in the
+     future (beyond `FUTURE_SKEW`) is closed. Both are listed.
    - **Sessions the origin left live forever** (its shipped end page never ended them): a
      conversation still `active` that started more than an hour ago (Tavus ends every call by
      then) is closed — `status = ended`, `failure_code = closed_by_adoption`, its end time left
@@ -53,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -69,6 +75,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from facetoface.config import Settings
 from facetoface.db import Database, alembic_config, run_migrations
 from facetoface.db.migrations import head_revision
+from facetoface.tavus import validate_conversation_id
 
 #: The origin's migrated tables: all six present (and no alembic_version) means "the origin".
 ORIGIN_TABLES = (
@@ -86,6 +93,8 @@ QUARANTINE_SCHEMA = "facetoface_adopt"
 QUARANTINE = f"{QUARANTINE_SCHEMA}.quarantined_rows"
 #: A conversation live for longer than Tavus lets any call run is not running any more.
 STALE_AFTER = timedelta(hours=1)
+#: A start later than this ahead of the database's clock is impossible (clock skew allowed).
+FUTURE_SKEW = timedelta(minutes=5)
 #: How far apart a conversation's and its daily session's start may be to pair them.
 LINK_WINDOW = timedelta(seconds=10)
 ADOPTED_REVISION = "0001"
@@ -322,12 +331,19 @@ async def _adopt(settings: Settings, *, dry_run: bool) -> AdoptReport:
                 f"the database refused a step ({type(exc.orig).__name__}: {exc.orig}); "
                 "nothing was changed"
             ) from exc
+        # Held from the LOCK to the commit (or the dry run's rollback): measured, reported.
+        locked = (
+            f" The origin's tables were locked (ACCESS EXCLUSIVE) for "
+            f"{time.monotonic() - adoption.locked_at:.1f} s."
+            if adoption is not None and adoption.locked_at is not None
+            else ""
+        )
         return AdoptReport(
             "planned" if dry_run else "adopted",
             "Dry run: the origin's schema was detected; this is what adopting it does "
-            "(nothing was changed)."
+            "(nothing was changed)." + locked
             if dry_run
-            else "Adopted the origin's database: stamped 0001.",
+            else "Adopted the origin's database: stamped 0001." + locked,
             adoption.steps if adoption else [],
             adoption.findings if adoption else [],
             revision=None if dry_run else ADOPTED_REVISION,
@@ -345,6 +361,7 @@ class Adoption:
     tables: list[str]
     widen: list[tuple[str, str]]
     closed: set[uuid.UUID]
+    invalid_live: set[uuid.UUID]
 
     def __init__(self, session: AsyncSession, settings: Settings, *, server_version: int) -> None:
         self.session = session
@@ -353,6 +370,9 @@ class Adoption:
         self.steps: list[str] = []
         self.findings: list[Finding] = []
         self._quarantine_ready = False
+        self.invalid_live = set()
+        #: When the tables were locked (time.monotonic()); the lock is held until the end.
+        self.locked_at: float | None = None
 
     async def sql(self, statement: str, params: dict[str, Any] | None = None) -> Any:
         return await self.session.execute(text(statement), params or {})
@@ -393,6 +413,7 @@ class Adoption:
         await self.sql(
             "LOCK TABLE " + ", ".join(f"public.{t}" for t in existing) + " IN ACCESS EXCLUSIVE MODE"
         )
+        self.locked_at = time.monotonic()
         await self._drop_policies(existing)
         await self._create_and_complete_tables()
         await self._fix_virtue_foreign_key()
@@ -401,6 +422,7 @@ class Adoption:
         await self._conversations()
         await self._quarantine_check_violations()
         await self._deduplicate()
+        await self._invalid_tavus_ids()
         await self._close_stale()
         await self._link()
         await self._interrupt_stale_daily_sessions()
@@ -565,15 +587,7 @@ class Adoption:
                     "first (nothing was changed)"
                 )
             return 0
-        if not self._quarantine_ready:
-            await self.sql(f"CREATE SCHEMA IF NOT EXISTS {QUARANTINE_SCHEMA}")
-            await self.sql(f"REVOKE ALL ON SCHEMA {QUARANTINE_SCHEMA} FROM PUBLIC")
-            await self.sql(
-                f"CREATE TABLE IF NOT EXISTS {QUARANTINE} (table_name text NOT NULL,"
-                " row_id text NOT NULL, reason text NOT NULL, row_data jsonb NOT NULL,"
-                " quarantined_at timestamptz NOT NULL DEFAULT now())"
-            )
-            self._quarantine_ready = True
+        await self._ensure_quarantine()
         moved = await self.rows(
             f"WITH moved AS (DELETE FROM public.{table} WHERE {where} RETURNING *)"  # noqa: S608
             f" INSERT INTO {QUARANTINE} (table_name, row_id, reason, row_data)"
@@ -670,6 +684,59 @@ class Adoption:
                     f"duplicate ({', '.join(unique.columns)}) of an older row",
                 )
 
+    async def _ensure_quarantine(self) -> None:
+        if not self._quarantine_ready:
+            await self.sql(f"CREATE SCHEMA IF NOT EXISTS {QUARANTINE_SCHEMA}")
+            await self.sql(f"REVOKE ALL ON SCHEMA {QUARANTINE_SCHEMA} FROM PUBLIC")
+            await self.sql(
+                f"CREATE TABLE IF NOT EXISTS {QUARANTINE} (table_name text NOT NULL,"
+                " row_id text NOT NULL, reason text NOT NULL, row_data jsonb NOT NULL,"
+                " quarantined_at timestamptz NOT NULL DEFAULT now())"
+            )
+            self._quarantine_ready = True
+
+    async def _invalid_tavus_ids(self) -> None:
+        """A Tavus id the client refuses to put in a URL (`conv 42/../x`) can never be ended
+        or fetched through Tavus's API: kept live it locked its user out (409 forever) and
+        made every end path fail. The row stays, its id cleared (the whole row kept in
+        quarantine as it was); if it was live, `_close_stale` closes it."""
+        invalid: dict[uuid.UUID, bool] = {}
+        for r in await self.rows(
+            "SELECT id, tavus_conversation_id, status IN ('starting', 'active', 'ending',"
+            " 'indeterminate') AS live FROM public.mentor_conversations"
+            # Only the suspects leave the database (the client's rule, spelled in SQL); the
+            # client's own check below decides.
+            " WHERE tavus_conversation_id !~ '^[A-Za-z0-9_-]{1,128}$'"
+        ):
+            try:
+                validate_conversation_id(r.tavus_conversation_id)
+            except ValueError:
+                invalid[r.id] = r.live
+        self.invalid_live = {row_id for row_id, live in invalid.items() if live}
+        if not invalid:
+            return
+        await self._ensure_quarantine()
+        reason = "tavus_conversation_id is not a Tavus id (cannot be ended or fetched at Tavus)"
+        await self.sql(
+            f"INSERT INTO {QUARANTINE} (table_name, row_id, reason, row_data)"  # noqa: S608
+            " SELECT 'mentor_conversations', id::text, :reason, to_jsonb(c)"
+            " FROM public.mentor_conversations c WHERE id = ANY(CAST(:ids AS uuid[]))",
+            {"ids": list(invalid), "reason": reason},
+        )
+        await self.sql(
+            "UPDATE public.mentor_conversations SET tavus_conversation_id = NULL"
+            " WHERE id = ANY(CAST(:ids AS uuid[]))",
+            {"ids": list(invalid)},
+        )
+        for row_id in invalid:
+            self.find(
+                "mentor_conversations",
+                row_id,
+                reason,
+                f"id cleared (the row as it was: {QUARANTINE}); end it in Tavus's dashboard "
+                "if it still runs",
+            )
+
     async def _close_stale(self) -> None:
         now = await self.session.scalar(text("SELECT now()"))
         assert isinstance(now, datetime)
@@ -682,7 +749,12 @@ class Adoption:
         close: dict[uuid.UUID, str] = {}
         kept: set[uuid.UUID] = set()
         for r in live:
-            if r.started is None or now - r.started > STALE_AFTER:
+            if r.id in self.invalid_live:
+                close[r.id] = "live with an invalid Tavus id (nothing could end it)"
+            elif r.started is not None and r.started - now > FUTURE_SKEW:
+                # Kept as "the newest", it would close a genuinely younger live row.
+                close[r.id] = f"started {r.started.isoformat()}, in the future (impossible)"
+            elif r.started is None or now - r.started > STALE_AFTER:
                 close[r.id] = "live for over an hour (Tavus ends every call by then)"
             elif r.user_id in kept:
                 close[r.id] = "an older live session of a user with a newer one"
@@ -709,84 +781,89 @@ class Adoption:
         )
 
     async def _link(self) -> None:
-        conversations = await self.rows(
-            "SELECT id, user_id, start_time, status, end_time, duration_seconds, created_at,"
-            " tavus_conversation_id FROM public.mentor_conversations"
-            " WHERE daily_session_id IS NULL"
+        """Set-based: a handful of statements whatever the number of rows (a Python loop over
+        candidate pairs was quadratic: 8,000 conversations took minutes under the locks)."""
+        # Fresh statistics: the tables were just rewritten, and a plan made for "a few rows"
+        # (nested loops) is quadratic again.
+        await self.sql("ANALYZE public.mentor_conversations, public.daily_sessions")
+        # Every (conversation, free face-to-face session) pair of one user within the window.
+        await self.sql(
+            "CREATE TEMPORARY TABLE adopt_link_candidates ON COMMIT DROP AS"
+            " SELECT c.id AS mc, s.id AS ds, c.start_time = s.started_at AS exact"
+            " FROM public.mentor_conversations c"
+            " JOIN public.daily_sessions s ON s.user_id = c.user_id"
+            " AND s.session_type = 'face_to_face' AND s.started_at IS NOT NULL"
+            " AND s.started_at BETWEEN c.start_time - CAST(:window AS interval)"
+            " AND c.start_time + CAST(:window AS interval)"
+            " WHERE c.daily_session_id IS NULL AND c.start_time IS NOT NULL"
+            " AND NOT EXISTS (SELECT FROM public.mentor_conversations t"
+            " WHERE t.daily_session_id = s.id)",
+            {"window": LINK_WINDOW},
         )
-        taken = {
-            r.daily_session_id
-            for r in await self.rows(
-                "SELECT daily_session_id FROM public.mentor_conversations"
-                " WHERE daily_session_id IS NOT NULL"
-            )
-        }
-        sessions = [
-            r
-            for r in await self.rows(
-                "SELECT id, user_id, started_at FROM public.daily_sessions"
-                " WHERE session_type = 'face_to_face' AND started_at IS NOT NULL"
-            )
-            if r.id not in taken
-        ]
-        pairs = _provable_pairs(conversations, sessions)
-        if pairs:
+        await self.sql("ANALYZE adopt_link_candidates")
+        await self.sql(
+            "CREATE TEMPORARY TABLE adopt_link_pairs (mc uuid PRIMARY KEY, ds uuid UNIQUE)"
+            " ON COMMIT DROP"
+        )
+        # First the same instant (the origin stamped both rows from one clock reading), then
+        # the window, among what is left: a pair only where each is the other's only candidate.
+        for exact_only in (True, False):
             await self.sql(
-                "UPDATE public.mentor_conversations mc SET daily_session_id = v.ds"
-                " FROM unnest(CAST(:mc AS uuid[]), CAST(:ds AS uuid[])) AS v(mc, ds)"
-                " WHERE mc.id = v.mc",
-                {"mc": list(pairs), "ds": list(pairs.values())},
+                "INSERT INTO adopt_link_pairs (mc, ds) SELECT mc, ds FROM (SELECT mc, ds,"
+                " count(*) OVER (PARTITION BY mc) AS per_mc,"
+                " count(*) OVER (PARTITION BY ds) AS per_ds"
+                " FROM adopt_link_candidates c WHERE (exact OR NOT CAST(:exact_only AS boolean))"
+                " AND NOT EXISTS (SELECT FROM adopt_link_pairs p WHERE p.mc = c.mc)"
+                " AND NOT EXISTS (SELECT FROM adopt_link_pairs p WHERE p.ds = c.ds)) open"
+                " WHERE per_mc = 1 AND per_ds = 1",
+                {"exact_only": exact_only},
             )
-            # The linked session tells the same story as its conversation.
-            await self.sql(
-                "UPDATE public.daily_sessions ds SET session_status = 'interrupted'"
-                " FROM public.mentor_conversations mc WHERE mc.daily_session_id = ds.id"
-                " AND mc.failure_code = 'closed_by_adoption'"
-                " AND ds.session_status IN ('started', 'in_progress')"
-            )
-        orphans = [c for c in conversations if c.id not in pairs]
+            await self.sql("ANALYZE adopt_link_pairs")
+        linked = await self.sql(
+            "UPDATE public.mentor_conversations mc SET daily_session_id = p.ds"
+            " FROM adopt_link_pairs p WHERE mc.id = p.mc"
+        )
+        # The linked session tells the same story as its conversation.
+        await self.sql(
+            "UPDATE public.daily_sessions ds SET session_status = 'interrupted'"
+            " FROM public.mentor_conversations mc WHERE mc.daily_session_id = ds.id"
+            " AND mc.failure_code = 'closed_by_adoption'"
+            " AND ds.session_status IN ('started', 'in_progress')"
+        )
+        # The rest get a daily_sessions row of their own, all in one statement each.
+        await self.sql(
+            "CREATE TEMPORARY TABLE adopt_new_sessions ON COMMIT DROP AS"
+            " SELECT c.id AS mc, gen_random_uuid() AS ds, c.user_id,"
+            " coalesce(c.start_time, c.created_at) AS started, c.end_time, c.duration_seconds,"
+            " c.tavus_conversation_id,"
+            " CASE WHEN c.id = ANY(CAST(:closed AS uuid[])) THEN 'interrupted'"
+            " WHEN c.status = 'ended' THEN 'completed'"
+            " WHEN c.status = 'failed' THEN 'failed' ELSE 'started' END AS status"
+            " FROM public.mentor_conversations c WHERE c.daily_session_id IS NULL",
+            {"closed": list(self.closed)},
+        )
+        await self.sql(
+            "INSERT INTO public.daily_sessions (id, user_id, session_type, session_status,"
+            " started_at, completed_at, duration_seconds, session_date, created_at,"
+            " session_metadata) SELECT ds, user_id, 'face_to_face', status, started, end_time,"
+            " duration_seconds, coalesce(started, now())::date, coalesce(started, now()),"
+            " jsonb_build_object('adopted', 'no provable daily_sessions row',"
+            " 'tavus_conversation_id', tavus_conversation_id) FROM adopt_new_sessions"
+        )
+        orphans = await self.rows(
+            "UPDATE public.mentor_conversations mc SET daily_session_id = n.ds"
+            " FROM adopt_new_sessions n WHERE mc.id = n.mc RETURNING mc.id, n.ds"
+        )
         for c in orphans:
-            new_id = uuid.uuid4()
-            started = c.start_time or c.created_at
-            if c.id in self.closed:
-                status = "interrupted"
-            elif c.status == "ended":
-                status = "completed"
-            elif c.status == "failed":
-                status = "failed"
-            else:
-                status = "started"
-            await self.sql(
-                "INSERT INTO public.daily_sessions (id, user_id, session_type, session_status,"
-                " started_at, completed_at, duration_seconds, session_date, created_at,"
-                " session_metadata) VALUES (:id, :user_id, 'face_to_face', :status, :started,"
-                " :ended, :duration, coalesce(CAST(:started AS timestamptz), now())::date,"
-                " coalesce(CAST(:started AS timestamptz), now()),"
-                " jsonb_build_object('adopted', 'no provable daily_sessions row',"
-                " 'tavus_conversation_id', CAST(:tavus AS text)))",
-                {
-                    "id": new_id,
-                    "user_id": c.user_id,
-                    "status": status,
-                    "started": started,
-                    "ended": c.end_time,
-                    "duration": c.duration_seconds,
-                    "tavus": c.tavus_conversation_id,
-                },
-            )
-            await self.sql(
-                "UPDATE public.mentor_conversations SET daily_session_id = :ds WHERE id = :id",
-                {"ds": new_id, "id": c.id},
-            )
             self.find(
                 "mentor_conversations",
                 c.id,
                 "no daily_sessions row is provably its own",
-                f"linked to a new daily_sessions row {new_id}",
+                f"linked to a new daily_sessions row {c.ds}",
             )
         self.step(
-            f"linked {len(pairs)} conversations to their daily_sessions rows (proven by user "
-            f"and start time); {len(orphans)} got a new row of their own"
+            f"linked {linked.rowcount} conversations to their daily_sessions rows (proven by "
+            f"user and start time); {len(orphans)} got a new row of their own"
         )
 
     async def _interrupt_stale_daily_sessions(self) -> None:
@@ -986,28 +1063,3 @@ def _unqualified_tables(source: str) -> set[str]:
         if "." not in name and name.lower() not in {"new", "old"}:
             found.add(name.strip('"'))
     return found
-
-
-def _provable_pairs(conversations: list[Any], sessions: list[Any]) -> dict[uuid.UUID, uuid.UUID]:
-    """conversation id → daily session id, where the pair is certain: the same user and the same
-    start instant (the origin stamped both rows from one clock reading), else the only candidate
-    within `LINK_WINDOW` of each other, both ways."""
-    pairs: dict[uuid.UUID, uuid.UUID] = {}
-    for exact in (True, False):
-        free = [s for s in sessions if s.id not in pairs.values()]
-        todo = [c for c in conversations if c.id not in pairs and c.start_time is not None]
-
-        def close(c: Any, s: Any, exact: bool = exact) -> bool:
-            if c.user_id != s.user_id:
-                return False
-            gap: timedelta = abs(c.start_time - s.started_at)
-            return gap == timedelta(0) if exact else gap <= LINK_WINDOW
-
-        for c in todo:
-            candidates = [s for s in free if close(c, s)]
-            if len(candidates) != 1:
-                continue
-            [s] = candidates
-            if sum(1 for other in todo if close(other, s)) == 1:
-                pairs[c.id] = s.id
-    return pairs
