@@ -47,6 +47,9 @@ RESULTS = ROOT / "bench" / "results"
 #: Each user starts many sessions in minutes: the per-user start limit (an abuse guard, not
 #: part of what is measured) is lifted.
 START_LIMIT = 1_000_000
+#: The HS256 secret the benchmark's server and its token minting share (only development
+#: trusts the development issuer's published secret; the benchmark runs as `test`).
+BENCH_JWT_SECRET = "facetoface-bench-secret-0123456789abcdef"
 
 
 # --- URLs ---------------------------------------------------------------------------------
@@ -143,7 +146,12 @@ class Harness:
         self.count_users: list[uuid.UUID] = []
         self.open_loop_users: list[uuid.UUID] = []
         self.sequential: dict[str, Any] = {}
-        self.settings = Settings(_env_file=None, environment="test", log_level="WARNING")
+        self.settings = Settings(
+            _env_file=None,
+            environment="test",
+            log_level="WARNING",
+            supabase_jwt_secret=BENCH_JWT_SECRET,
+        )
         self.pool_size = args.db_pool_size or args.concurrency
         self.tavus_slots = args.tavus_max_concurrency or max(args.concurrency, 16)
         self.py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
@@ -165,6 +173,7 @@ class Harness:
             environment="test",
             log_level="WARNING",
             database_url=database_url or self.database_url,
+            supabase_jwt_secret=BENCH_JWT_SECRET,
             **extra,
         )
 
@@ -246,6 +255,7 @@ class Harness:
                 DB_MAX_OVERFLOW=str(self.args.db_max_overflow),
                 TAVUS_MAX_CONCURRENT_REQUESTS=str(self.tavus_slots),
                 SESSION_START_LIMIT=str(START_LIMIT),
+                SUPABASE_JWT_SECRET=BENCH_JWT_SECRET,
             ),
             self.workdir / "serve.log",
             self.workdir,
