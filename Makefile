@@ -45,7 +45,7 @@ test: $(STAMP) lint typecheck
 
 ## screenshots: run the browser tests and refresh the README's docs/console/*.png
 screenshots: $(STAMP)
-	UPDATE_DOCS_SCREENSHOTS=1 $(BIN)/pytest -q tests/console/test_console_browser.py
+	UPDATE_DOCS_SCREENSHOTS=1 $(BIN)/pytest -q tests/console/test_console_browser.py tests/console/test_console_rough_edges.py tests/console/test_console_mentor_actions.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

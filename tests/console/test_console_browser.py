@@ -48,6 +48,12 @@ SCREENSHOTS = {
     "live-session-phone": "phone width: the rejoined live session with its room",
     "ops": "the operators' view: Tavus, live sessions, charts, reconciler, callbacks",
     "ops-refused": "a user opening the operators' view: the 403 problem, nothing else",
+    "starting": "a start under way: the progress bar and the seconds it has taken",
+    "retry-wait-phone": "phone width: a 503 with Retry-After, Start held back with a countdown",
+    "session-report": "a session's details: the mentor's report and what changed, with Undo",
+    "session-report-phone": "phone width: the report and the changes",
+    "memory": "what the mentor remembers: pinned facts, the learned profile and timeline",
+    "memory-phone": "phone width: what the mentor remembers",
 }
 EXPECT_MS = 10_000
 MARKUP = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'

@@ -95,7 +95,8 @@ async def test_live_sessions_show_every_users_session_with_its_age(
     stuck = await given_session(service, age=timedelta(hours=2))
     first = stuck.user_id
     old = {"id": str(stuck.session_id)}
-    new = await start(service, await create_user(service.db))
+    newcomer = await create_user(service.db, full_name="Noor Haddad")
+    new = await start(service, newcomer)
 
     response = await service.client.get("/v1/ops/sessions/live", headers=operator(service))
 
@@ -115,6 +116,12 @@ async def test_live_sessions_show_every_users_session_with_its_age(
     assert 0 <= items[new["id"]]["age_seconds"] < 60
     assert items[new["id"]]["conversation_id"] == new["conversation_id"]
     assert items[new["id"]]["conversation_status"] == "active"
+    # Operators see who, not only a UUID: each user's name and email (their own profiles,
+    # read under row-level security acting for each user).
+    assert items[new["id"]]["user_name"] == "Noor Haddad"
+    assert items[new["id"]]["user_email"] == f"{newcomer.hex[:8]}@example.com"
+    assert items[old["id"]]["user_name"]
+    assert items[old["id"]]["user_email"].endswith("@example.com")
 
 
 @THROUGH_PGBOUNCER

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from facetoface.models import GoalChange, MentorToolCall, SessionReport, UserGoal
 from facetoface.tools.signature import SIGNATURE_HEADER, sign
@@ -91,4 +91,20 @@ async def snapshot(service: RunningService) -> dict[str, Any]:
         "changes": sorted(tuple(r) for r in changes),
         "calls": sorted(tuple(r) for r in calls),
         "reports": sorted(tuple(r) for r in reports),
+        "app events": await app_events(service),
     }
+
+
+async def app_events(service: RunningService, *types: str) -> list[dict[str, Any]]:
+    """The app's webhook events about the mentor's actions (`goal.changed`,
+    `session.report_ready`, or `types`), oldest first: their payloads, with their type."""
+    wanted = list(types or ("goal.changed", "session.report_ready"))
+    async with service.db.transaction() as session:
+        rows = await session.execute(
+            text(
+                "SELECT event_type, data FROM webhook_events WHERE event_type = ANY(:types) "
+                "ORDER BY occurred_at, created_at, event_key"
+            ),
+            {"types": wanted},
+        )
+        return [{"type": event_type, **data} for event_type, data in rows]

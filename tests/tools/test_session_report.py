@@ -15,7 +15,15 @@ import pytest
 from facetoface.clock import utcnow
 from tests.conftest import RunningService
 from tests.support.sessions import given_session
-from tests.support.tool_calls import REPORT_PATH, call_body, deliver, goal_id, progress, snapshot
+from tests.support.tool_calls import (
+    REPORT_PATH,
+    app_events,
+    call_body,
+    deliver,
+    goal_id,
+    progress,
+    snapshot,
+)
 
 MEDITATE = "Meditate 10 minutes every morning"
 PRICE = Decimal("0.37")
@@ -65,6 +73,11 @@ async def test_the_report_is_stored_shown_with_cost_and_its_updates_applied(
         )
     ).json()["items"]
     assert [(c["source"], c["before"], c["after"]) for c in changes] == [("report", 40, 70)]
+    events = await app_events(service)
+    assert [(e["type"], e.get("source"), e["session_id"]) for e in events] == [
+        ("goal.changed", "report", str(live.session_id)),
+        ("session.report_ready", None, str(live.session_id)),
+    ]
 
     before = await snapshot(service)
     second = await deliver(

@@ -16,7 +16,15 @@ from facetoface.models import UserGoal
 from tests.conftest import RunningService
 from tests.support.factories import create_user
 from tests.support.sessions import given_session
-from tests.support.tool_calls import call_body, deliver, goal_id, progress, snapshot, tool_path
+from tests.support.tool_calls import (
+    app_events,
+    call_body,
+    deliver,
+    goal_id,
+    progress,
+    snapshot,
+    tool_path,
+)
 
 MEDITATE = "Meditate 10 minutes every morning"
 UPDATE = tool_path("update_goal_progress")
@@ -62,6 +70,17 @@ async def test_update_goal_progress_moves_the_goal_logs_it_and_undo_restores_it(
     assert again.status_code == 200
     assert again.json()["undone_at"] == undo.json()["undone_at"]
     assert await progress(service, goal) == 40
+
+    # The app hears of the change and of its undo, once each (the second undo adds nothing).
+    events = await app_events(service)
+    assert [
+        (e["type"], e["progress_before"], e["progress_after"], e["undone"]) for e in events
+    ] == [
+        ("goal.changed", 40, 60, False),
+        ("goal.changed", 60, 40, True),
+    ]
+    assert {e["change_id"] for e in events} == {change["id"]}
+    assert {e["session_id"] for e in events} == {str(live.session_id)}
 
 
 async def test_undo_refuses_when_the_goal_changed_since(service: RunningService) -> None:

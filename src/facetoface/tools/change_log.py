@@ -21,6 +21,7 @@ from facetoface.errors import BadRequest
 from facetoface.models.mentor_action import GoalChangeKind
 from facetoface.models.user_goal import GoalStatus
 from facetoface.tools.errors import GoalChangedSince, GoalChangeNotFound
+from facetoface.tools.recording import record_undo
 from facetoface.tools.repository import ActionsRepository, ChangeRow
 from facetoface.tools.schemas import GoalChangeOut, GoalChangePage
 
@@ -118,7 +119,7 @@ class GoalChangeLog:
                     )
                 before = int((change.before_value or {}).get("progress_percentage") or 0)
                 await repo.set_progress(change.goal_id, before, now)
-            await repo.mark_undone(change.id, now)
+            await record_undo(repo, change, now)
             undone = change_out(row).model_copy(update={"undone_at": now})
         log.info("goal_change.undone", kind=change.kind)
         return undone

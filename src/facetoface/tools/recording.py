@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from facetoface.models.mentor_action import ChangeSource, GoalChangeKind
+from facetoface.models.mentor_action import ChangeSource, GoalChange, GoalChangeKind
+from facetoface.outbox import EventType, enqueue
 from facetoface.tools.repository import ActionsRepository
 
 
@@ -45,8 +46,9 @@ class NewSessionReport:
 
 
 async def record_goal_change(repository: ActionsRepository, change: NewGoalChange) -> uuid.UUID:
-    """Log a goal change (the goal itself is already changed, in the same transaction)."""
-    return await repository.insert_change(
+    """Log a goal change (the goal itself is already changed, in the same transaction) and
+    tell the app (`goal.changed`)."""
+    change_id = await repository.insert_change(
         {
             "user_id": change.user_id,
             "goal_id": change.goal_id,
@@ -60,10 +62,79 @@ async def record_goal_change(repository: ActionsRepository, change: NewGoalChang
             "created_at": change.at,
         }
     )
+    await _goal_changed(
+        repository,
+        user_id=change.user_id,
+        goal_id=change.goal_id,
+        change_id=change_id,
+        session_id=change.session_id,
+        kind=change.kind,
+        source=change.source,
+        before=change.before,
+        after=change.after,
+        undone=False,
+        at=change.at,
+    )
+    return change_id
+
+
+async def record_undo(repository: ActionsRepository, change: GoalChange, at: datetime) -> None:
+    """Mark a change undone (the goal itself is already restored, in the same transaction)
+    and tell the app (`goal.changed` with `undone`: the goal is back as it was before)."""
+    await repository.mark_undone(change.id, at)
+    await _goal_changed(
+        repository,
+        user_id=change.user_id,
+        goal_id=change.goal_id,
+        change_id=change.id,
+        session_id=change.session_id,
+        kind=GoalChangeKind(change.kind),
+        source=ChangeSource(change.source),
+        before=change.after_value,
+        after=change.before_value,
+        undone=True,
+        at=at,
+    )
+
+
+async def _goal_changed(
+    repository: ActionsRepository,
+    *,
+    user_id: uuid.UUID,
+    goal_id: uuid.UUID,
+    change_id: uuid.UUID,
+    session_id: uuid.UUID,
+    kind: GoalChangeKind,
+    source: ChangeSource,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    undone: bool,
+    at: datetime,
+) -> None:
+    await enqueue(
+        repository.session,
+        EventType.goal_changed,
+        {
+            "user_id": user_id,
+            "goal_id": goal_id,
+            "change_id": change_id,
+            "session_id": session_id,
+            "kind": kind.value,
+            "source": source.value,
+            "progress_before": (before or {}).get("progress_percentage"),
+            "progress_after": (after or {}).get("progress_percentage"),
+            "undone": undone,
+            "changed_at": at,
+        },
+        # One event for the change and one for its undo, however often either is retried.
+        key=f"{change_id}:{'undone' if undone else 'made'}",
+        user_id=user_id,
+    )
 
 
 async def record_session_report(repository: ActionsRepository, report: NewSessionReport) -> None:
-    """Store a session's report (once per session: the table's key holds it)."""
+    """Store a session's report (once per session: the table's key holds it) and tell the app
+    (`session.report_ready`)."""
     await repository.insert_report(
         {
             "mentor_conversation_id": report.mentor_conversation_id,
@@ -74,4 +145,17 @@ async def record_session_report(repository: ActionsRepository, report: NewSessio
             "goal_updates": report.goal_updates,
             "received_at": report.at,
         }
+    )
+    await enqueue(
+        repository.session,
+        EventType.session_report_ready,
+        {
+            "session_id": report.session_id,
+            "user_id": report.user_id,
+            # A session has one report, keyed by its conversation row.
+            "report_id": report.mentor_conversation_id,
+            "created_at": report.at,
+        },
+        key=str(report.mentor_conversation_id),
+        user_id=report.user_id,
     )

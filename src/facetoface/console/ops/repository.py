@@ -15,6 +15,7 @@ from facetoface.conversations.status import LIVE_STATUSES, FailureCode
 from facetoface.models import (
     DailySession,
     MentorConversation,
+    Profile,
     ReconcileRun,
     TavusCallbackEvent,
 )
@@ -39,6 +40,14 @@ class LiveSessionRow:
     start_time: datetime | None
     replica_joined_at: datetime | None
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserLabel:
+    """How an operator recognises a user: their email and display name."""
+
+    email: str | None
+    full_name: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +122,16 @@ class OpsRepository:
             .limit(limit)
         )
         return [LiveSessionRow(**row._mapping) for row in rows]
+
+    async def user_label(self, user_id: uuid.UUID) -> UserLabel | None:
+        """The user's email and name; run it acting for that user (row-level security shows
+        the service a profile only then)."""
+        row = (
+            await self.session.execute(
+                select(Profile.email, Profile.full_name).where(Profile.id == user_id)
+            )
+        ).one_or_none()
+        return UserLabel(email=row.email, full_name=row.full_name) if row is not None else None
 
     async def sessions_per_day(self, since: date) -> list[DayCount]:
         """Face-to-face sessions by the user's calendar date and status, from `since` on."""

@@ -14,6 +14,12 @@ class LiveSession(BaseModel):
 
     id: uuid.UUID = Field(description="The session id (`daily_sessions.id`).")
     user_id: uuid.UUID
+    user_email: str | None = Field(
+        default=None, description="The user's email (operators only), when they have a profile."
+    )
+    user_name: str | None = Field(
+        default=None, description="The user's display name (operators only)."
+    )
     status: str = Field(description="The session's status as its user sees it.")
     conversation_status: str = Field(description="starting | active | ending | indeterminate")
     conversation_id: str | None = Field(description="Tavus's conversation id, once known.")

@@ -15,7 +15,7 @@ import structlog
 
 from facetoface.clock import utcnow
 from facetoface.config import Settings
-from facetoface.console.ops.repository import DURATION_BUCKETS, OpsRepository
+from facetoface.console.ops.repository import DURATION_BUCKETS, OpsRepository, UserLabel
 from facetoface.console.ops.schemas import (
     BreakerState,
     BulkheadState,
@@ -80,15 +80,19 @@ class OpsService:
         """Every user's live sessions, oldest first, with their age against the cap."""
         async with self.db.transaction(role="service") as session:
             rows = await OpsRepository(session).live_sessions(LIVE_SESSIONS_LIMIT)
+        labels = await self._user_labels({row.user_id for row in rows})
         cap = self.settings.session_max_call_duration_seconds
         now = utcnow()
         items = []
         for row in rows:
             age = int((now - (row.start_time or row.created_at)).total_seconds())
+            label = labels.get(row.user_id)
             items.append(
                 LiveSession(
                     id=row.session_id,
                     user_id=row.user_id,
+                    user_email=label.email if label is not None else None,
+                    user_name=label.full_name if label is not None else None,
                     status=row.session_status,
                     conversation_status=row.conversation_status,
                     conversation_id=row.tavus_conversation_id,
@@ -107,6 +111,21 @@ class OpsService:
             reconciler_closes_after_seconds=cap + self.settings.reconcile_overdue_grace_seconds,
             items=items,
         )
+
+    async def _user_labels(self, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, UserLabel]:
+        """Each user's email and name, so operators see who, not only a UUID.
+
+        Row-level security shows the service a profile only while it acts for that user (the
+        service has no read of every profile, and this view adds none): one short read per
+        distinct user, bounded by the live list's limit.
+        """
+        labels: dict[uuid.UUID, UserLabel] = {}
+        for user_id in sorted(user_ids):
+            async with self.db.transaction(Identity(user_id), role="service") as session:
+                label = await OpsRepository(session).user_label(user_id)
+            if label is not None:
+                labels[user_id] = label
+        return labels
 
     async def stats(self, days: int) -> Stats:
         """Sessions per day, the duration distribution and start failures over `days` days."""

@@ -45,6 +45,24 @@ export function dropOfferedToken() {
   sessionStorage.removeItem(OFFER_KEY);
 }
 
+const RETURN_KEY = "facetoface.return_to";
+const RETURNABLE = /^\/console#session\/[0-9a-f-]{36}$/i;
+
+/** Keep where a signed-out visitor was going (a session's details), for after sign-in. */
+export function rememberReturn(path) {
+  if (RETURNABLE.test(path)) {
+    sessionStorage.setItem(RETURN_KEY, path);
+  }
+}
+
+/** Where to go after sign-in, once (only a session's details in this console, never a URL
+ * from elsewhere). */
+export function takeReturn() {
+  const path = sessionStorage.getItem(RETURN_KEY);
+  sessionStorage.removeItem(RETURN_KEY);
+  return path && RETURNABLE.test(path) ? path : null;
+}
+
 export function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
@@ -101,8 +119,21 @@ export class Problem extends Error {
     this.requestId = doc.request_id || null;
     this.body = doc;
     // Seconds to wait before trying again, when the service said (`Retry-After`).
-    this.retryAfter = /^\d+$/.test(retryAfter || "") ? Number(retryAfter) : null;
+    this.retryAfter = retryAfterSeconds(retryAfter);
   }
+}
+
+/** Seconds a `Retry-After` header asks for (delay-seconds or an HTTP date); null if none. */
+export function retryAfterSeconds(value, now = Date.now()) {
+  if (!value) {
+    return null;
+  }
+  const text = value.trim();
+  if (/^\d+$/.test(text)) {
+    return Number(text);
+  }
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
 }
 
 /** A fresh Idempotency-Key (random, 128 bits, hex). */

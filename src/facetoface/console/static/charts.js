@@ -70,8 +70,9 @@ export function barChart({ title, bars, series, summary }) {
     if (total) {
       svg.append(el("text", { x: x + barWidth / 2, y: y - 3, "text-anchor": "middle", "font-size": 11, fill: "#1b2430" }, total));
     }
-    if (index % labelEvery === 0) {
-      svg.append(el("text", { x: x + barWidth / 2, y: height - bottom + 16, "text-anchor": "middle", "font-size": 11, fill: "#4a5568" }, bar.label));
+    // Counted back from the last bar, so the newest (today, the open bucket) is always named.
+    if ((bars.length - 1 - index) % labelEvery === 0) {
+      svg.append(el("text", { class: "axis-label", x: x + barWidth / 2, y: height - bottom + 16, "text-anchor": "middle", "font-size": 11, fill: "#4a5568" }, bar.label));
     }
   });
   svg.append(el("line", { x1: left, x2: width - 8, y1: top + plotHeight, y2: top + plotHeight, stroke: "#8a93a6" }));

@@ -131,6 +131,17 @@ function ageCell(item, cap) {
   );
 }
 
+/** The user as operators recognise them: name and email (the ids follow, for support). */
+function who(item) {
+  const name = item.user_name || item.user_email || "A user without a profile";
+  return h(
+    "div",
+    { class: "who-user" },
+    h("strong", { text: name }),
+    item.user_name && item.user_email ? h("span", { class: "muted", text: ` · ${item.user_email}` }) : null,
+  );
+}
+
 async function loadLive() {
   const live = await api("/v1/ops/sessions/live");
   const cap = live.max_call_duration_seconds;
@@ -154,7 +165,8 @@ async function loadLive() {
       h(
         "td",
         {},
-        h("code", { text: item.id }),
+        who(item),
+        h("div", { class: "muted small" }, "session ", h("code", { text: item.id })),
         h("div", { class: "muted small" }, "user ", h("code", { text: item.user_id })),
       ),
       h(
@@ -374,7 +386,7 @@ async function refresh() {
 function askEnd(item) {
   endTarget = item;
   $("end-text").textContent =
-    `Session ${item.id} of user ${item.user_id} has been live for ${formatDuration(item.age_seconds)}. ` +
+    `Session ${item.id} of ${item.user_name || item.user_email || "user"} (${item.user_id}) has been live for ${formatDuration(item.age_seconds)}. ` +
     "Ending it ends the conversation at Tavus and closes its records, as if its user had ended it.";
   showProblem($("end-error"), null);
   $("confirm-end").showModal();

@@ -10,11 +10,14 @@ import {
   offeredToken,
   setToken,
   signOut,
+  takeReturn,
   token,
 } from "./api.js";
 import { $, h, showProblem } from "./ui.js";
 
-const landing = () => (isOperator() ? "/console/ops" : "/console");
+// An operator lands on the operators' view; a user on their sessions, or on the session
+// whose link brought them here.
+const landing = () => (isOperator() ? "/console/ops" : takeReturn() || "/console");
 
 async function signInWith(value) {
   const before = token();

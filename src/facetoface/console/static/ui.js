@@ -1,7 +1,7 @@
 // DOM helpers. Every piece of text goes in with textContent (or a text node): names, goals,
 // transcripts and error messages are data, never markup.
 
-import { claims, isOperator, offeredToken, signOut, token } from "./api.js";
+import { claims, isOperator, offeredToken, rememberReturn, signOut, token } from "./api.js";
 
 /**
  * Create an element: h("p", { class: "muted" }, "text", child, …). Props: `class`, `text`,
@@ -143,9 +143,25 @@ const STATUS_WORDS = {
   failed: "failed",
 };
 
+/**
+ * The mentor's name as every screen shows it: the name the service gave (the user's chosen
+ * mentor), else one wording for the configured default, capitalised where a sentence starts.
+ */
+export function mentorName(name, { capital = false } = {}) {
+  if (name) {
+    return name;
+  }
+  return capital ? "Your mentor" : "your mentor";
+}
+
+/** A status in words (the same words in the history, the session card and the details). */
+export function statusWord(status) {
+  return STATUS_WORDS[status] || status;
+}
+
 export function statusBadge(status) {
   const tone = STATUS_TONES[status] ?? "warn";
-  return h("span", { class: `badge ${tone}`.trim(), text: STATUS_WORDS[status] || status });
+  return h("span", { class: `badge ${tone}`.trim(), text: statusWord(status) });
 }
 
 export function isLive(session) {
@@ -156,6 +172,7 @@ export function isLive(session) {
 export function requireSignIn() {
   // A link offered another user's token: the sign-in page asks which user to be.
   if (!token() || offeredToken()) {
+    rememberReturn(location.pathname + location.hash); // a link to a session's details
     location.replace("/console/sign-in");
     return false;
   }

@@ -1,6 +1,8 @@
 // The user's console: what the mentor knows, a live session in the page, history, details.
 
 import { adoptTokenFromFragment, api, idempotencyKey, signOut } from "./api.js";
+import { changesSection, reportSection } from "./changes.js";
+import { loadMemory, setUpMemory } from "./memory.js";
 import {
   $,
   describeEnding,
@@ -9,20 +11,31 @@ import {
   formatTime,
   h,
   isLive,
+  mentorName,
   requireSignIn,
   setUpTopBar,
   showProblem,
   statusBadge,
+  statusWord,
 } from "./ui.js";
 
 const POLL_MS = 3000;
 const PAGE_SIZE = 10;
+const FOLLOW_UP_READS = 20; // an ended session's transcript is awaited for about a minute
 
 let current = null; // the live session shown in the panel
 let pollTimer = null;
 let tickTimer = null;
 let nextCursor = null;
 let detailId = null;
+let knownMentor = null; // the mentor's name as the context names it (null: the default)
+let followUp = 0; // bumps to stop an ended session's follow-up reads
+let retryTimer = null;
+
+/** A session's mentor, named the same way on every screen. */
+function mentorOf(session, options) {
+  return mentorName(session?.mentor?.name || knownMentor, options);
+}
 
 /** Show a problem; a 401 also offers a fresh sign-in (the token expired or is not valid). */
 function report(container, problem) {
@@ -68,14 +81,29 @@ function fact(list, term, ...value) {
 }
 
 // --- what the mentor knows -----------------------------------------------------------------
-function sectionBody(section) {
+/**
+ * A context line as the user reads it: the lines written to the mentor ("Last session you
+ * moved …; the user undid this") name the mentor and the user the other way round, and the
+ * goal ids the mentor needs to call its tools are left out (the exact text is one click away,
+ * under "Exactly what the mentor is told").
+ */
+function forTheUser(line, mentor) {
+  return line
+    .replace(/, goal_id [0-9a-f-]{36}/gi, "")
+    .replace(/^(- )?Last session you (added|moved) /, (_, dash, verb) => `${dash || ""}Last session ${mentor} ${verb} `)
+    .replace(/; the user undid this$/, "; you undid this")
+    .replace(/; the user kept it$/, "; you kept it");
+}
+
+function sectionBody(section, mentor) {
   const lines = section.text.split("\n");
   if (lines.length > 1 && lines[0].toLowerCase().startsWith(section.title.toLowerCase())) {
     lines.shift(); // the heading line repeats the title
   }
   const nodes = [];
   let list = null;
-  for (const line of lines) {
+  for (const raw of lines) {
+    const line = forTheUser(raw, mentor);
     if (line.startsWith("- ")) {
       list = list || h("ul");
       list.append(h("li", { text: line.slice(2) }));
@@ -95,12 +123,29 @@ function sectionBody(section) {
   return nodes;
 }
 
+/**
+ * The opening is written to the mentor ("You are …"): shown to the user as what the mentor
+ * is told, quoted, never as if it were said to them.
+ */
+function openingBody(section, mentor) {
+  return [
+    h("p", {
+      class: "muted",
+      text: `${mentor} is told this first (these words are addressed to the mentor, not to you):`,
+    }),
+    h("blockquote", { class: "told" }, h("p", { class: "pre", text: section.text })),
+  ];
+}
+
 async function loadContext() {
   const body = $("context-body");
   try {
     const context = await api("/v1/me/context");
+    showProblem($("context-error"), null);
+    knownMentor = context.mentor.name || null;
+    const mentor = mentorName(knownMentor, { capital: true });
     const facts = h("dl", { class: "facts" });
-    fact(facts, "Mentor", context.mentor.name || "The default mentor");
+    fact(facts, "Mentor", mentor);
     const language = context.language || "";
     fact(facts, "Language", language.charAt(0).toUpperCase() + language.slice(1));
     const parts = [facts];
@@ -113,9 +158,9 @@ async function loadContext() {
       parts.push(
         h(
           "div",
-          { class: "context-section" },
+          { class: "context-section", "data-section": section.name },
           h("h3", { text: section.name === "opening" ? "Who meets whom" : section.title }),
-          ...sectionBody(section),
+          ...(section.name === "opening" ? openingBody(section, mentor) : sectionBody(section, mentorName(knownMentor))),
         ),
       );
     }
@@ -147,11 +192,12 @@ function stopPolling() {
 function renderLiveFacts(session) {
   const facts = $("live-facts");
   facts.replaceChildren();
-  fact(facts, "Mentor", session.mentor?.name || "Your mentor");
+  fact(facts, "Mentor", mentorOf(session, { capital: true }));
   fact(facts, "Started", formatTime(session.started_at || session.created_at));
   fact(facts, "Elapsed", h("span", { id: "elapsed" }));
   updateElapsed();
   $("session-status").replaceChildren(statusBadge(session.status));
+  updateHistoryRow(session);
 }
 
 function updateElapsed() {
@@ -209,15 +255,42 @@ function showEnded(session) {
   $("idle").hidden = true;
   $("ended").hidden = false;
   $("session-status").replaceChildren(statusBadge(session.status));
-  const mentor = session.mentor?.name || "your mentor";
+  const mentor = mentorOf(session);
   const summary = [
-    `Your session with ${mentor} has ended: ${session.status}`,
+    `Your session with ${mentor} has ended: ${statusWord(session.status)}`,
     session.duration_seconds !== null ? `, ${formatDuration(session.duration_seconds)}` : "",
     `. ${describeEnding(session)}.`,
   ].join("");
   $("ended-summary").textContent = summary;
   $("ended-details").onclick = () => openDetail(session.id);
   loadHistory(true);
+  // What the mentor knows changed with this session ("since last time"); what the user said
+  // last arrives with the transcript, a moment after the end: read again once it is there.
+  loadContext();
+  loadMemory();
+  followEnded(session);
+}
+
+/** After a session ends: wait (a bounded number of reads) for its transcript, then refresh
+ * what the mentor knows and the history row once more. */
+async function followEnded(session) {
+  const mine = ++followUp;
+  for (let attempt = 0; attempt < FOLLOW_UP_READS && session.transcript == null; attempt += 1) {
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    if (mine !== followUp) {
+      return;
+    }
+    try {
+      session = await api(`/v1/sessions/${encodeURIComponent(session.id)}`);
+    } catch {
+      return; // deleted, or signed out: nothing more to follow
+    }
+  }
+  if (mine === followUp && session.transcript != null) {
+    updateHistoryRow(session);
+    loadContext();
+    loadMemory(); // learned from this session
+  }
 }
 
 function showIdle() {
@@ -250,12 +323,68 @@ async function poll() {
   }
 }
 
+/** While a start runs: a progress bar and the seconds it has taken so far. */
+function showStarting() {
+  const box = $("start-progress");
+  const text = $("start-progress-text");
+  const since = Date.now();
+  const mentor = mentorOf(null);
+  const render = () => {
+    text.textContent = `Starting your session with ${mentor}… ${formatDuration((Date.now() - since) / 1000)}`;
+  };
+  render();
+  box.hidden = false;
+  const timer = setInterval(render, 1000);
+  return () => {
+    clearInterval(timer);
+    box.hidden = true;
+  };
+}
+
+/** Only one primary button at a time: while another action is offered, Start steps back. */
+function startIsPrimary(primary) {
+  for (const id of ["start", "start-again"]) {
+    $(id).classList.toggle("secondary", !primary);
+  }
+}
+
+/** A 429/503 with Retry-After: Start stays disabled, with a countdown, until then. */
+function waitBeforeRetry(seconds) {
+  clearInterval(retryTimer);
+  const note = $("retry-wait");
+  const buttons = [$("start"), $("start-again")];
+  const until = Date.now() + seconds * 1000;
+  const tick = () => {
+    const left = Math.ceil((until - Date.now()) / 1000);
+    if (left <= 0) {
+      clearInterval(retryTimer);
+      retryTimer = null;
+      note.hidden = true;
+      for (const button of buttons) {
+        button.disabled = false;
+      }
+      return;
+    }
+    note.textContent = `You can try again in ${left} s.`;
+  };
+  for (const button of buttons) {
+    button.disabled = true;
+  }
+  note.hidden = false;
+  retryTimer = setInterval(tick, 250);
+  tick();
+}
+
 async function start() {
   const button = $("start");
   const again = $("start-again");
   button.disabled = true;
   again.disabled = true;
+  followUp += 1; // a new session: the previous one's follow-up stops
+  startIsPrimary(true);
   showProblem($("session-error"), null);
+  const done = showStarting();
+  let waiting = false;
   try {
     // One key per click: a retried request (a flaky network) is answered, not started twice.
     const session = await api("/v1/sessions", {
@@ -274,21 +403,30 @@ async function start() {
           on: {
             click: () => {
               showProblem($("session-error"), null);
+              startIsPrimary(true);
               showLive(live, { focus: true });
             },
           },
         },
         "Rejoin your live session",
       );
+      startIsPrimary(false); // Rejoin is this state's one primary action
       showProblem($("session-error"), problem, h("div", { class: "row" }, rejoin));
       rejoin.focus();
       loadHistory(true); // the live session started elsewhere belongs in the history too
     } else {
       report($("session-error"), problem);
+      if ((problem.status === 429 || problem.status === 503) && problem.retryAfter) {
+        waiting = true;
+        waitBeforeRetry(problem.retryAfter);
+      }
     }
   } finally {
-    button.disabled = false;
-    again.disabled = false;
+    done();
+    if (!waiting) {
+      button.disabled = false;
+      again.disabled = false;
+    }
   }
 }
 
@@ -327,12 +465,20 @@ function historyRow(session) {
   return h(
     "tr",
     { "data-session-id": session.id },
-    h("td", {}, h("div", { text: when }), h("div", { class: "muted small", text: session.mentor?.name || "" })),
+    h("td", {}, h("div", { text: when }), h("div", { class: "muted small", text: mentorOf(session, { capital: true }) })),
     h("td", {}, statusBadge(session.status)),
     h("td", { text: formatDuration(session.duration_seconds) }),
     h("td", { text: describeEnding(session) }),
     h("td", {}, details),
   );
+}
+
+/** Show a session's newest state in its history row (the card and the row agree). */
+function updateHistoryRow(session) {
+  const row = document.querySelector(`#history-rows tr[data-session-id="${CSS.escape(session.id)}"]`);
+  if (row) {
+    row.replaceWith(historyRow(session));
+  }
 }
 
 async function loadHistory(reset) {
@@ -383,9 +529,9 @@ function offset(seconds) {
 }
 
 function renderDetail(detail) {
-  const mentor = detail.mentor?.name || "Mentor";
+  const mentor = mentorOf(detail, { capital: true });
   $("detail-title").textContent =
-    `Session with ${mentor} · ${formatTime(detail.started_at || detail.created_at)}`;
+    `Session with ${mentorOf(detail)} · ${formatTime(detail.started_at || detail.created_at)}`;
   const facts = h("dl", { class: "facts" });
   fact(facts, "Status", statusBadge(detail.status));
   fact(facts, "Started", formatTime(detail.started_at));
@@ -398,7 +544,13 @@ function renderDetail(detail) {
     detail.shutdown_reason ? h("span", { class: "muted small", text: ` (${detail.shutdown_reason})` }) : null,
   );
   fact(facts, "Conversation", h("code", { text: detail.conversation_id || "—" }));
-  const parts = [facts, h("h3", { text: "Transcript" })];
+  const changes = h("div", { class: "changes-slot" });
+  changesSection(detail.id, { onChange: loadContext, report }).then((section) => {
+    if (detailId === detail.id) {
+      changes.replaceChildren(section);
+    }
+  });
+  const parts = [facts, reportSection(detail, mentorOf(detail, { capital: true }), () => showDetail(detail.id)), changes, h("h3", { text: "Transcript" })];
   if (detail.transcript === null) {
     parts.push(
       h("p", {
@@ -407,7 +559,7 @@ function renderDetail(detail) {
           ? "The transcript arrives after the call."
           : "The transcript arrives from Tavus shortly after the call ends.",
       }),
-      h("button", { type: "button", class: "secondary", on: { click: () => openDetail(detail.id) } }, "Check again"),
+      h("button", { type: "button", class: "secondary", on: { click: () => showDetail(detail.id) } }, "Check again"),
     );
   } else if (detail.transcript.length === 0) {
     parts.push(h("p", { class: "muted", text: "Nothing was said in this call." }));
@@ -459,7 +611,42 @@ function renderDetail(detail) {
   $("detail-body").replaceChildren(...parts);
 }
 
-async function openDetail(id) {
+// A session's details have an address, `#session/<id>`: opening them pushes it, closing
+// them leaves it, and loading it (a link, a reload, back or forward) opens them.
+const DETAIL_HASH = /^#session\/([0-9a-f-]{36})$/i;
+
+function detailInUrl() {
+  const match = location.hash.match(DETAIL_HASH);
+  return match ? match[1].toLowerCase() : null;
+}
+
+function openDetail(id) {
+  if (detailInUrl() !== id) {
+    history.pushState(null, "", `${location.pathname}${location.search}#session/${id}`);
+  }
+  showDetail(id);
+}
+
+/** The dialog closed (Close, Escape, a delete): the address stops naming the session. */
+function detailClosed() {
+  if (detailInUrl()) {
+    history.pushState(null, "", `${location.pathname}${location.search}`);
+  }
+}
+
+/** Back or forward: show what the address names. */
+function followAddress() {
+  const id = detailInUrl();
+  if (id) {
+    if (!(id === detailId && $("detail").open)) {
+      showDetail(id);
+    }
+  } else if ($("detail").open) {
+    $("detail").close();
+  }
+}
+
+async function showDetail(id) {
   detailId = id;
   const dialog = $("detail");
   showProblem($("detail-error"), null);
@@ -468,7 +655,10 @@ async function openDetail(id) {
     dialog.showModal();
   }
   try {
-    renderDetail(await api(`/v1/sessions/${encodeURIComponent(id)}`));
+    const detail = await api(`/v1/sessions/${encodeURIComponent(id)}`);
+    if (detailId === id) {
+      renderDetail(detail);
+    }
   } catch (problem) {
     $("detail-body").replaceChildren();
     report($("detail-error"), problem);
@@ -509,6 +699,8 @@ async function main() {
   $("history-more").addEventListener("click", () => loadHistory(false));
   $("history-refresh").addEventListener("click", () => loadHistory(true));
   $("detail-close").addEventListener("click", () => $("detail").close());
+  $("detail").addEventListener("close", detailClosed);
+  window.addEventListener("popstate", followAddress);
   $("detail-delete").addEventListener("click", () => {
     showProblem($("confirm-error"), null);
     $("confirm-delete").showModal();
@@ -516,7 +708,10 @@ async function main() {
   });
   $("confirm-cancel").addEventListener("click", () => $("confirm-delete").close());
   $("confirm-yes").addEventListener("click", confirmDelete);
+  setUpMemory(report);
   loadContext();
+  loadMemory();
+  followAddress(); // a session's address opens its details
   const page = await loadHistory(true);
   const newest = page?.items?.[0];
   if (newest && isLive(newest)) {
