@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.payloads import PERSONA_ID, REPLICA_ID
 from bench.support import (
@@ -34,6 +35,7 @@ from bench.support import (
     cpu_delta,
     cpu_snapshot,
     free_port,
+    parse_server_timing,
     summarise_collapsed,
     wait_http_ready,
 )
@@ -45,6 +47,9 @@ RESULTS = ROOT / "bench" / "results"
 #: Each user starts many sessions in minutes: the per-user start limit (an abuse guard, not
 #: part of what is measured) is lifted.
 START_LIMIT = 1_000_000
+#: The HS256 secret the benchmark's server and its token minting share (only development
+#: trusts the development issuer's published secret; the benchmark runs as `test`).
+BENCH_JWT_SECRET = "facetoface-bench-secret-0123456789abcdef"
 
 
 # --- URLs ---------------------------------------------------------------------------------
@@ -141,7 +146,12 @@ class Harness:
         self.count_users: list[uuid.UUID] = []
         self.open_loop_users: list[uuid.UUID] = []
         self.sequential: dict[str, Any] = {}
-        self.settings = Settings(_env_file=None, environment="test", log_level="WARNING")
+        self.settings = Settings(
+            _env_file=None,
+            environment="test",
+            log_level="WARNING",
+            supabase_jwt_secret=BENCH_JWT_SECRET,
+        )
         self.pool_size = args.db_pool_size or args.concurrency
         self.tavus_slots = args.tavus_max_concurrency or max(args.concurrency, 16)
         self.py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
@@ -163,6 +173,7 @@ class Harness:
             environment="test",
             log_level="WARNING",
             database_url=database_url or self.database_url,
+            supabase_jwt_secret=BENCH_JWT_SECRET,
             **extra,
         )
 
@@ -246,6 +257,7 @@ class Harness:
                 DB_MAX_OVERFLOW=str(self.args.db_max_overflow),
                 TAVUS_MAX_CONCURRENT_REQUESTS=str(self.tavus_slots),
                 SESSION_START_LIMIT=str(START_LIMIT),
+                SUPABASE_JWT_SECRET=BENCH_JWT_SECRET,
             ),
             self.workdir / "serve.log",
             self.workdir,
@@ -306,6 +318,8 @@ class Harness:
             out = self.args.results_dir / f"{self.stamp}-{phase.name}.pyspy.txt"
             self.args.results_dir.mkdir(parents=True, exist_ok=True)
             recorder = await asyncio.to_thread(PySpyRecorder, self.py_spy, server_pid, out)
+        lag_before = await self.loop_lag()
+        wal_before = await wal_counters(monitor)
         before = cpu_snapshot(server_pid, sim_pid, await self.pg_pids(monitor))
         started = time.monotonic()
         try:
@@ -314,6 +328,8 @@ class Harness:
             phase.wall_s = time.monotonic() - started
             after = cpu_snapshot(server_pid, sim_pid, await self.pg_pids(monitor))
             phase.cpu = cpu_delta(before, after)
+            phase.extra["loop_lag"] = lag_delta(lag_before, await self.loop_lag())
+            phase.extra["wal"] = wal_delta(wal_before, await wal_counters(monitor))
             if recorder is not None:
                 error = await asyncio.to_thread(recorder.stop)
                 if error:
@@ -321,6 +337,27 @@ class Harness:
                 else:
                     phase.profile = summarise_collapsed(recorder.out, keep=_interesting)
                     phase.profile["file"] = display(recorder.out)
+
+    async def loop_lag(self) -> dict[str, float]:
+        """The server's `facetoface_event_loop_lag_seconds` histogram now (cumulative bucket
+        counts by upper bound, `sum`, `count`); {} when it cannot be read."""
+        if not self.server_url:
+            return {}
+        try:
+            async with httpx.AsyncClient(base_url=self.server_url, timeout=10) as client:
+                text = (await client.get("/metrics")).text
+        except httpx.HTTPError:
+            return {}
+        out: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            if family.name != "facetoface_event_loop_lag_seconds":
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    out[sample.labels["le"]] = sample.value
+                elif sample.name.endswith(("_sum", "_count")):
+                    out[sample.name.rsplit("_", 1)[1]] = sample.value
+        return out
 
     def tokens(
         self, users: list[uuid.UUID], public_base_url: str
@@ -361,6 +398,7 @@ class Harness:
             op.fail(str(status), payload.decode(errors="replace"))
             return None
         op.latencies.append(elapsed)
+        op.spans.append(parse_server_timing(conn.server_timing))
         return json.loads(payload) if payload else {}
 
     async def callback_path(self, sim: RawHttp, conversation_id: str, phase: Phase) -> str | None:
@@ -380,6 +418,44 @@ class Harness:
             url: str = json.loads(payload)["callback_url"]
             return url.removeprefix(self.server_url)
         return None
+
+
+async def wal_counters(monitor: Any) -> dict[str, int]:
+    """The server's commits (this database's) and WAL flushes (the whole server's) so far."""
+    row = await monitor.fetchrow(
+        "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()) "
+        "AS commits, wal_sync AS syncs, wal_write AS writes FROM pg_stat_wal"
+    )
+    return {k: int(row[k]) for k in ("commits", "syncs", "writes")}
+
+
+def wal_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, Any]:
+    """Commits and WAL flushes during a phase: PostgreSQL's own group commit shows as more
+    than one commit per flush (the question for issue 20's group commit at our end)."""
+    delta: dict[str, Any] = {k: after[k] - before[k] for k in before}
+    delta["commits_per_sync"] = (
+        round(delta["commits"] / delta["syncs"], 2) if delta["syncs"] else None
+    )
+    return delta
+
+
+def lag_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, Any] | None:
+    """The loop-lag samples taken between two scrapes: how many, the share over 10 and 50 ms
+    (histogram bucket bounds), the mean."""
+    count = after.get("count", 0.0) - before.get("count", 0.0)
+    if not after or count <= 0:
+        return None
+
+    def over(bound: str) -> float:
+        within = after.get(bound, 0.0) - before.get(bound, 0.0)
+        return round(100 * (count - within) / count, 2)
+
+    return {
+        "samples": int(count),
+        "over_10ms_pct": over("0.01"),
+        "over_50ms_pct": over("0.05"),
+        "mean_ms": round(1000 * (after.get("sum", 0.0) - before.get("sum", 0.0)) / count, 2),
+    }
 
 
 #: Phases `--profile` records with py-spy.

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import ROOT, Phase
-from bench.support import latency_summary
+from bench.support import latency_summary, tail_breakdown
 
 #: Issue 11's targets, for this 2-core machine with the load generator on it.
 RATIO_CALLBACKS_TO_FLOOR = 0.25
@@ -29,6 +29,15 @@ STATEMENT_BUDGETS = {"start": 3, "end": 2, "callback": 2}
 CLOSED_LOOP_P99_MS = 25.0
 CALLBACKS_PER_S = 1000.0
 TARGET_CONCURRENCY = 50
+#: Issue 20's targets: every CPU figure a ratio to `GET /healthz` in the same run (the
+#: machine's speed varies from run to run; the ratio does not).
+RATIO_CALLBACKS_TO_FLOOR_20 = 0.5
+CPU_CALLBACK_OVER_HEALTHZ = 2.0
+CPU_SESSION_OVER_HEALTHZ = 20.0
+OPEN_LOOP_START_P99_MS_20 = 15.0
+#: Growth: p50 at the largest size within this factor of the smallest size's.
+GROWTH_FLAT = 1.25
+GROWTH_TARGETS = ("start", "callback", "list", "context", "reconcile pass")
 
 
 def machine_info() -> dict[str, Any]:
@@ -79,6 +88,7 @@ def phase_json(phase: Phase, latency_ms: float) -> dict[str, Any]:
             "errors": dict(op.errors),
             "first_error": op.first_error,
             "outcomes": dict(op.outcomes),
+            "breakdown": tail_breakdown(op.latencies, op.spans, tavus_ms=subtract),
         }
     completed = phase.completed
     cpu = phase.cpu
@@ -133,11 +143,96 @@ class _Targets:
         self.rows.append(row)
 
 
+def _ratio(a: float | None, b: float | None, digits: int = 3) -> float | None:
+    return round(a / b, digits) if a is not None and b else None
+
+
 def evaluate(results: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
     """Every target with its value, PASS/MISS and margin (N/A when not measured)."""
+    t = _Targets()
+    if results["phases"]:
+        _issue_11_and_earlier(t, results, args)
+        _issue_20(t, results, args)
+    _growth(t, results)
+    return t.rows
+
+
+def _issue_20(t: _Targets, results: dict[str, Any], args: argparse.Namespace) -> None:
+    phases, issue = results["phases"], "issue 20"
+    floor = phases["floor"]
+    healthz_cpu = floor["server_cpu_ms_per_unit"]
+    t.add(
+        issue,
+        "callbacks/s / healthz/s",
+        _ratio(phases["callbacks"]["per_s"], floor["per_s"]),
+        RATIO_CALLBACKS_TO_FLOOR_20,
+        higher_is_better=True,
+    )
+    t.add(
+        issue,
+        "server CPU per callback / per healthz",
+        _ratio(phases["callbacks"]["server_cpu_ms_per_unit"], healthz_cpu, 2),
+        CPU_CALLBACK_OVER_HEALTHZ,
+    )
+    t.add(
+        issue,
+        "server CPU per session / per healthz",
+        _ratio(phases["sessions"]["server_cpu_ms_per_unit"], healthz_cpu, 2),
+        CPU_SESSION_OVER_HEALTHZ,
+    )
+    at_2ms = next((r for r in results["origin"].get("by_rtt", []) if r["rtt_ms"] == 2), None)
+    t.add(
+        issue,
+        "origin / ours at 2 ms RTT (p50)",
+        at_2ms["ratio_p50"] if at_2ms else None,
+        ORIGIN_OVER_OURS_AT_2MS,
+        higher_is_better=True,
+        note=None if at_2ms else "2 is not among --db-rtt-ms",
+    )
+    note = None
+    if args.concurrency != TARGET_CONCURRENCY:
+        note = f"target is stated at {TARGET_CONCURRENCY} users"
+    for op in ("start", "end", "callback"):
+        value = phases["sessions"]["ops"].get(op, {}).get("breakdown", {}).get("ours_p99_ms")
+        t.add(
+            issue,
+            f"ours p99 {op} ms @ {args.concurrency} users (minus Tavus span)",
+            value,
+            CLOSED_LOOP_P99_MS,
+            note=note,
+        )
+    open_loop = phases.get("open-loop")
+    p99 = open_loop["ops"].get("start", {}).get("overhead_ms", {}).get("p99") if open_loop else None
+    rate = args.open_loop_rate
+    t.add(
+        issue,
+        f"start overhead p99 ms, open loop {rate:g}/s",
+        p99,
+        OPEN_LOOP_START_P99_MS_20,
+        note=None if rate == TARGET_OPEN_LOOP_RATE else f"target is stated at {50}/s",
+    )
+
+
+def _growth(t: _Targets, results: dict[str, Any]) -> None:
+    growth = results.get("growth")
+    if not growth:
+        return
+    sizes = growth["sizes"]
+    label = f"{sizes[-1]:,} / {sizes[0]:,}"
+    note = None if sizes[-1] >= 1_000_000 else "target is stated at 10^6 / 10^4"
+    for op in GROWTH_TARGETS:
+        t.add(
+            "issue 20 growth",
+            f"{op} p50 at {label} sessions",
+            growth["ratio_largest_to_smallest"].get(op),
+            GROWTH_FLAT,
+            note=note,
+        )
+
+
+def _issue_11_and_earlier(t: _Targets, results: dict[str, Any], args: argparse.Namespace) -> None:
     phases = results["phases"]
     statements = results["statements"]
-    t = _Targets()
     issue = "issue 11"
 
     floor_per_s = phases["floor"]["per_s"]
@@ -213,7 +308,6 @@ def evaluate(results: dict[str, Any], args: argparse.Namespace) -> list[dict[str
     t.add(
         earlier, "callbacks ingested per s", callbacks_per_s, CALLBACKS_PER_S, higher_is_better=True
     )
-    return t.rows
 
 
 # --- notes --------------------------------------------------------------------------------
@@ -251,7 +345,7 @@ def auto_notes(results: dict[str, Any], args: argparse.Namespace) -> list[str]:
             f"after their slot) and {open_loop['dropped']} dropped: this client fell behind "
             "its schedule (it shares the cores with the server)"
         )
-    if args.sim_latency_ms and args.concurrency and args.sessions_per_user:
+    if "sessions" in results["phases"] and args.sim_latency_ms and args.concurrency:
         ideal = args.concurrency / (2 * args.sim_latency_ms / 1000)
         got = results["phases"]["sessions"]["per_s"]
         notes.append(
@@ -309,6 +403,7 @@ def render(results: dict[str, Any], targets: list[dict[str, Any]]) -> str:
                 f"{_fmt(e2e.get('p50'), 9)}{_fmt(e2e.get('p99'), 9)}{_fmt(ovh.get('p50'), 9)}"
                 f"{_fmt(ovh.get('p95'), 9)}{_fmt(ovh.get('p99'), 9)}{_fmt(ovh.get('max'), 9)}"
             )
+    lines += _render_breakdown(phases)
     open_loop = phases.get("open-loop")
     if open_loop:
         lag = open_loop["schedule_lag_ms"]
@@ -340,14 +435,16 @@ def render(results: dict[str, Any], targets: list[dict[str, Any]]) -> str:
             + ("  (stopped at --duration)" if phase["stopped_early"] else "")
             + f"  [{UNITS[phase_name]}]"
         )
-    sessions_cpu = phases["sessions"]["server_cpu_ms_per_unit"]
-    floor_cpu = phases["floor"]["server_cpu_ms_per_unit"]
-    lines.append(
-        f"CPU seconds per session (server): {_fmt((sessions_cpu or 0) / 1000, 0)}  "
-        f"floor per request: {_fmt((floor_cpu or 0) / 1000, 0)}"
-    )
-    lines += _render_operations(results)
-    lines += _render_origin(results)
+    if phases:
+        sessions_cpu = phases["sessions"]["server_cpu_ms_per_unit"]
+        floor_cpu = phases["floor"]["server_cpu_ms_per_unit"]
+        lines.append(
+            f"CPU seconds per session (server): {_fmt((sessions_cpu or 0) / 1000, 0)}  "
+            f"floor per request: {_fmt((floor_cpu or 0) / 1000, 0)}"
+        )
+        lines += _render_operations(results)
+        lines += _render_origin(results)
+    lines += _render_growth(results)
     lines += ["", "Targets (margin: how far inside the limit; negative: outside it)"]
     group = None
     for row in targets:
@@ -462,4 +559,74 @@ def _render_origin(results: dict[str, Any]) -> list[str]:
             f"{_fmt(row['ratio_p50'], 12)}x{_fmt(row['ratio_mean'], 11)}x"
             f"{_fmt(trips_origin, 14)}{_fmt(trips_ours, 12)}"
         )
+    return lines
+
+
+def _render_growth(results: dict[str, Any]) -> list[str]:
+    growth = results.get("growth")
+    if not growth:
+        return []
+    sizes = [str(n) for n in growth["sizes"]]
+    lines = [
+        "",
+        f"Growth: p50 ms, one request at a time, {growth['samples']} samples per operation "
+        f"(history over {growth['users']:,} users, filled in SQL; simulator latency 0)",
+        f"{'operation':<18}" + "".join(f"{int(n):>12,}" for n in sizes) + f"{'ratio':>9}",
+    ]
+    for op, ratio in growth["ratio_largest_to_smallest"].items():
+        row = [growth["by_size"][n]["operations"][op]["p50_ms"] for n in sizes]
+        lines.append(f"{op:<18}" + "".join(_fmt(v, 12) for v in row) + _fmt(ratio, 9))
+    first = [growth["by_size"][n]["operations"]["reconcile pass"]["first_ms"] for n in sizes]
+    lines.append(f"{'(first pass)':<18}" + "".join(_fmt(v, 12) for v in first))
+    for n in sizes:
+        tables = growth["by_size"][n]["tables"]
+        fill = growth["by_size"][n]["fill"]
+        lines.append(
+            f"  at {int(n):,}: "
+            + ", ".join(
+                f"{t} {v['rows']:,} rows {v['bytes'] / 2**20:.0f} MiB" for t, v in tables.items()
+            )
+            + f"; filled in {fill['insert_s']} s + {fill['vacuum_analyze_s']} s VACUUM ANALYZE"
+        )
+    return lines
+
+
+def _render_breakdown(phases: dict[str, Any]) -> list[str]:
+    """The slowest 1 % of each operation split by the server's `Server-Timing` spans."""
+    rows = []
+    for phase_name in LOAD_PHASES:
+        for op_name, op in phases.get(phase_name, {}).get("ops", {}).items():
+            b = op.get("breakdown") or {}
+            if b:
+                rows.append((f"{phase_name}/{op_name}", b))
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Slowest 1 % of each operation, mean ms (Server-Timing): e2e = outside + app; app = "
+        "db_wait + db + tavus + other (our CPU and the event loop's waits); ours = e2e - tavus",
+        f"{'phase/op':<22}{'tail n':>7}{'e2e':>8}{'outside':>8}{'app':>8}{'db_wait':>8}"
+        f"{'db':>8}{'tavus':>8}{'other':>8}{'ours p50':>9}{'ours p99':>9}",
+    ]
+    for name, b in rows:
+        lines.append(
+            f"{name:<22}{b['tail_n']:>7}{_fmt(b['tail_e2e_ms'])}{_fmt(b['tail_outside_ms'])}"
+            f"{_fmt(b['tail_app_ms'])}{_fmt(b['tail_db_wait_ms'])}{_fmt(b['tail_db_ms'])}"
+            f"{_fmt(b['tail_tavus_ms'])}{_fmt(b['tail_app_other_ms'])}"
+            f"{_fmt(b['ours_p50_ms'], 9)}{_fmt(b['ours_p99_ms'], 9)}"
+        )
+    for phase_name in LOAD_PHASES:
+        wal = phases.get(phase_name, {}).get("wal")
+        if wal:
+            lines.append(
+                f"{phase_name}: {wal['commits']} commits, {wal['syncs']} WAL flushes "
+                f"({wal['commits_per_sync']} commits per flush: PostgreSQL's own group commit)"
+            )
+        lag = phases.get(phase_name, {}).get("loop_lag")
+        if lag:
+            lines.append(
+                f"{phase_name}: event-loop lag {lag['samples']} samples, "
+                f"{lag['over_10ms_pct']}% over 10 ms, {lag['over_50ms_pct']}% over 50 ms, "
+                f"mean {lag['mean_ms']} ms"
+            )
     return lines

@@ -22,6 +22,8 @@ Phases, in order (every phase bounded in count and in time), one module each in 
    one end and each callback, each in isolation.
 9. origin replay (sequential): the origin's database flow for a start beside ours, at each
    `--db-rtt-ms` round-trip time.
+10. growth (before 8 and 9, the server still up): history filled in SQL to each
+   `--growth-sizes` size, the operations and a reconciler pass measured at each.
 
 bench/report.py turns the figures into the JSON results, the targets and the printed table.
 """
@@ -46,6 +48,7 @@ import asyncpg
 from bench.harness import RESULTS, Harness, Phase, Target, asyncpg_dsn, display, errors_of
 from bench.phases.callbacks import callbacks_phase
 from bench.phases.floor import floor_phase
+from bench.phases.growth import growth_phase
 from bench.phases.open_loop import open_loop_phase
 from bench.phases.origin import origin_phase
 from bench.phases.sequential import sequential_phase
@@ -57,6 +60,18 @@ from facetoface.observability.logging import configure_logging
 
 
 # --- arguments ----------------------------------------------------------------------------
+def _sizes(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.replace("_", "").split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of counts: {text!r}") from None
+    if values == [0]:
+        return []
+    if not values or values != sorted(values) or values[0] < 1:
+        raise argparse.ArgumentTypeError("sizes must be positive and ascending")
+    return values
+
+
 def _rtts(text: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
@@ -138,6 +153,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="record the server with py-spy during the sessions, callbacks and open-loop phases",
     )
+    parser.add_argument(
+        "--growth-sizes",
+        type=_sizes,
+        default=[10_000, 100_000],
+        help="growth phase: past sessions to fill to, comma-separated, ascending (10⁶ adds "
+        "about 3 GB and 5 minutes on the 2-core machine); 0: no growth phase",
+    )
+    parser.add_argument(
+        "--growth-users", type=int, default=2000, help="growth phase: users owning the history"
+    )
+    parser.add_argument(
+        "--growth-samples",
+        type=int,
+        default=40,
+        help="growth phase: sequential samples of each operation at each size",
+    )
+    parser.add_argument(
+        "--only-growth",
+        action="store_true",
+        help="run the growth phase alone (no load phases, statements or origin replay)",
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.users < args.concurrency:
@@ -145,6 +181,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("sessions_per_user", "callbacks", "floor_requests", "iterations"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.growth_sizes and not 1 <= args.growth_samples <= args.growth_users:
+        parser.error("--growth-samples must be within 1..--growth-users")
+    if args.only_growth and not args.growth_sizes:
+        parser.error("--only-growth needs --growth-sizes")
     if args.duration <= 0:
         parser.error("--duration must be > 0")
     if args.open_loop_rate <= 0 or args.open_loop_seconds < 0:
@@ -200,12 +240,25 @@ async def load_phases(h: Harness, monitor: Any) -> dict[str, Phase]:
 
 async def measure(h: Harness) -> dict[str, Any]:
     monitor = await asyncpg.connect(asyncpg_dsn(h.database_url), timeout=10)
+    phases: dict[str, Phase] = {}
     try:
         pg_version = await monitor.fetchval("SHOW server_version")
-        phases = await load_phases(h, monitor)
+        if not h.args.only_growth:
+            phases = await load_phases(h, monitor)
     finally:
         await monitor.close()
+    # Last against the server: the other phases keep measuring nearly empty tables.
+    growth = await growth_phase(h) if h.args.growth_sizes else None
     await asyncio.to_thread(h.stop_server)
+    if h.args.only_growth:
+        return {
+            "pg_version": pg_version,
+            "phases": phases,
+            "sequential": {},
+            "statements": {},
+            "origin": {},
+            "growth": growth,
+        }
     statements = await statements_phase(h)
     origin = await origin_phase(h)
     return {
@@ -214,6 +267,7 @@ async def measure(h: Harness) -> dict[str, Any]:
         "sequential": h.sequential,
         "statements": statements,
         "origin": origin,
+        "growth": growth,
     }
 
 
@@ -256,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             "sequential": measured["sequential"],
             "statements": measured["statements"],
             "origin": measured["origin"],
+            "growth": measured["growth"],
         }
         results["targets"] = evaluate(results, args)
         results["notes"] = auto_notes(results, args)

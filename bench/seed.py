@@ -27,7 +27,9 @@ async def seed_users(settings: Settings, count: int) -> list[uuid.UUID]:
     db = Database(settings)
     users = [uuid.uuid4() for _ in range(count)]
     try:
-        async with db.transaction() as session:
+        # A bulk administrative insert (2,000 users for the growth phase): bounded by the
+        # server's own timeouts, not a request's call deadline.
+        async with db.transaction(deadline=False) as session:
             avatar = avatar_row(
                 id=uuid.uuid4(), tavus_replica_id=REPLICA_ID, tavus_persona_id=PERSONA_ID
             )

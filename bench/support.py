@@ -134,6 +134,8 @@ class RawHttp:
         self._writer: asyncio.StreamWriter | None = None
         self._host = f"127.0.0.1:{port}".encode()
         self._last_used = 0.0
+        #: The last answer's `Server-Timing` header value (raw), if it had one.
+        self.server_timing: bytes | None = None
 
     async def request(
         self, method: str, path: str, body: bytes = b"", headers: bytes = b""
@@ -165,6 +167,7 @@ class RawHttp:
         status_line = await reader.readuntil(b"\r\n")
         status = int(status_line.split(None, 2)[1])
         length, chunked, close = 0, False, False
+        self.server_timing = None
         for _ in range(200):  # header lines
             line = await reader.readuntil(b"\r\n")
             if line == b"\r\n":
@@ -177,6 +180,8 @@ class RawHttp:
                 chunked = True
             elif name == b"connection" and b"close" in value.lower():
                 close = True
+            elif name == b"server-timing":
+                self.server_timing = value.strip()
         else:
             raise ValueError("too many header lines")
         if chunked:
@@ -338,6 +343,8 @@ class OpStats:
     """Latencies and failures of one kind of request in a load phase."""
 
     latencies: list[float] = field(default_factory=list)
+    #: The answer's `Server-Timing` spans (ms) beside each latency, when the server sent them.
+    spans: list[dict[str, float]] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
     first_error: str | None = None
@@ -346,6 +353,50 @@ class OpStats:
         self.errors[what] += 1
         if self.first_error is None:
             self.first_error = detail[:500]
+
+
+def parse_server_timing(value: bytes | None) -> dict[str, float]:
+    """`db;dur=1.20, app;dur=3.40` → {"db": 1.2, "app": 3.4} (ms); {} for none."""
+    out: dict[str, float] = {}
+    for entry in (value or b"").split(b","):
+        name, _, dur = entry.strip().partition(b";dur=")
+        if name and dur:
+            out[name.decode()] = float(dur)
+    return out
+
+
+def tail_breakdown(
+    latencies_s: Sequence[float], spans: Sequence[dict[str, float]], *, tavus_ms: float = 0.0
+) -> dict[str, Any]:
+    """Where the slowest 1 % of requests (at least one) spent their time, in mean ms: the
+    service's spans, the rest of the service's time (`app_other`: our CPU and the waits for
+    the event loop) and what happened outside the service (`outside`: the network stack,
+    the kernel, this client). `ours_*`: end-to-end minus the Tavus span, i.e. without the
+    simulator's time (its latency and its own processing)."""
+    pairs = [(1000 * e, s) for e, s in zip(latencies_s, spans, strict=False) if s]
+    if not pairs:
+        return {}
+    ours = sorted(e - s.get("tavus", 0.0) for e, s in pairs)
+    pairs.sort(key=lambda p: p[0])
+    tail = pairs[-max(1, len(pairs) // 100) :]
+
+    def mean(values: list[float]) -> float:
+        return round(sum(values) / len(values), 2)
+
+    parts = {name: mean([s.get(name, 0.0) for _, s in tail]) for name in ("db_wait", "db", "tavus")}
+    app = mean([s.get("app", 0.0) for _, s in tail])
+    return {
+        "n": len(pairs),
+        "tail_n": len(tail),
+        "tail_e2e_ms": mean([e for e, _ in tail]),
+        "tail_app_ms": app,
+        **{f"tail_{k}_ms": v for k, v in parts.items()},
+        "tail_app_other_ms": round(app - sum(parts.values()), 2),
+        "tail_outside_ms": mean([e - s.get("app", 0.0) for e, s in tail]),
+        "ours_p50_ms": round(percentile(ours, 0.50), 2),
+        "ours_p99_ms": round(percentile(ours, 0.99), 2),
+        "tavus_configured_ms": tavus_ms,
+    }
 
 
 # --- profiling ----------------------------------------------------------------------------

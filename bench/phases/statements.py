@@ -48,7 +48,7 @@ async def statements_phase(h: Harness) -> dict[str, Any]:
             app.router.lifespan_context(app),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client,
         ):
-            counter = StatementCounter(app.state.db.engine)
+            counter = StatementCounter(app.state.services.db.engine)
             try:
                 for i in range(iterations + 1):  # the first cycle warms caches
                     cycle = await _count_cycle(client, sim, headers, counter, proxy)

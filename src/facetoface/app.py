@@ -42,6 +42,7 @@ from facetoface.health import TavusHealth
 from facetoface.health import router as health_router
 from facetoface.limits import BodyDeadlineMiddleware, BodyLimitMiddleware
 from facetoface.models import Base
+from facetoface.observability.loop_lag import sample_loop_lag
 from facetoface.observability.metrics import (
     LabelSets,
     configure_labels,
@@ -249,6 +250,7 @@ def create_app(
         tavus_health = TavusHealth()
         tavus = build_tavus_client(settings, on_request=tavus_health.on_request)
         reconcile_task: asyncio.Task[None] | None = None
+        lag_task: asyncio.Task[None] | None = None
         webhook_task: asyncio.Task[None] | None = None
         state: AppState | None = None
         try:
@@ -272,6 +274,7 @@ def create_app(
             shutdown.on_drain(lambda: tavus.cut_off_at(loop.time() + tavus_cutoff(settings)))
             if drain_on_sigterm:
                 install_sigterm_drain(shutdown, settings)
+            lag_task = asyncio.create_task(sample_loop_lag())
             if freeze_heap:
                 # What startup built lives as long as the process: frozen, a full collection
                 # no longer walks it. Measured (make bench, open loop at 50 starts/s): start
@@ -301,6 +304,10 @@ def create_app(
                     reconcile_task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await reconcile_task
+            if lag_task is not None:
+                lag_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lag_task
             if state is not None:
                 await state.compat.aclose()
                 await state.webhooks.aclose()

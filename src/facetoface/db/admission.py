@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 from facetoface.db.failures import database_unavailable
+from facetoface.observability import timing
 
 #: Set while a request records what Tavus already did (see `recording_tavus_outcome`).
 _RECORDING = contextvars.ContextVar("facetoface_db_recording", default=False)
@@ -60,6 +62,7 @@ class Admission:
             if self.waiting >= self.max_waiting and not recording:
                 raise database_unavailable("saturated")
             self.waiting += 1
+            waiting_since = time.perf_counter()
             try:
                 async with asyncio.timeout(
                     self.recording_wait_seconds if recording else self.wait_seconds
@@ -69,6 +72,7 @@ class Admission:
                 raise database_unavailable("saturated") from None
             finally:
                 self.waiting -= 1
+                timing.add("db_wait", time.perf_counter() - waiting_since)
         else:
             await self._slots.acquire()
         try:

@@ -45,7 +45,7 @@ from facetoface.db.failures import DeadlineExceeded, classified
 from facetoface.db.migrations import head_revision, known_revisions
 from facetoface.db.roles import DB_ROLES, Identity, Role
 from facetoface.db.statements import IDENTITY_SQL, TIMEOUT_SQL, Rows, Statement
-from facetoface.observability import metrics
+from facetoface.observability import metrics, timing
 
 _PING = Statement("SELECT 1")
 _TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
@@ -168,6 +168,7 @@ class Database:
         started = time.perf_counter()
         with classified():
             async with self.admission.slot():
+                admitted = time.perf_counter()
                 fairy = await self._checkout()
                 try:
                     driver = fairy.driver_connection
@@ -183,6 +184,8 @@ class Database:
                         (rendered, *(s.render(params, adapt) for s in (statement, *then)))
                     )
                     rows = await self._fetch(driver, message)
+                    # The request's `db` span: checkout and round trip, not the slot's wait.
+                    timing.add("db", time.perf_counter() - admitted)
                 except BaseException:
                     await discard_if_broken(fairy)
                     raise

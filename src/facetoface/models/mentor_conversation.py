@@ -7,12 +7,18 @@ from typing import Any
 from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from facetoface.conversations.status import LIVE_STATUSES_SQL, ConversationStatus
+from facetoface.conversations.status import LIVE_STATUSES_SQL, ConversationStatus, FailureCode
 from facetoface.models.base import Base, IDMixin, JSONType, TimestampsMixin, check_in
 
 SESSION_TYPES = ("face_to_face", "extended")
 #: The one-live-session index's predicate: the live statuses (as migration 0001 spelt them).
 LIVE_SQL = f"status IN ({LIVE_STATUSES_SQL})"
+#: Ended sessions not yet compared with Tavus's record, or whose Tavus end failed: the
+#: reconciler's `claim_unverified` condition, which its partial index (migration 0015) serves.
+UNVERIFIED_SQL = (
+    f"status = '{ConversationStatus.ended.value}' AND tavus_conversation_id IS NOT NULL"
+    f" AND (callbacks_verified_at IS NULL OR failure_code = '{FailureCode.tavus_end_failed.value}')"
+)
 
 
 class MentorConversation(IDMixin, TimestampsMixin, Base):
@@ -93,7 +99,22 @@ class MentorConversation(IDMixin, TimestampsMixin, Base):
             unique=True,
             postgresql_where=text(LIVE_SQL),
         ),
-        Index(None, "user_id", "created_at"),
+        # A user's sessions newest first ("since last time", the quota), walked backward to
+        # a limit: the id breaks ties in the key, so no sort (migration 0015).
+        Index(None, "user_id", "created_at", "id"),
+        # The reconciler's "recently ended, not yet compared with Tavus" claim
+        # (`claim_unverified`): only the rows still waiting, by end time.
+        Index(
+            "ix_mentor_conversations_unverified_end_time",
+            "end_time",
+            postgresql_where=text(UNVERIFIED_SQL),
+        ),
+        # Retention's search for transcripts past their time (`expire_transcripts`).
+        Index(
+            "ix_mentor_conversations_transcript_end_time",
+            "end_time",
+            postgresql_where=text("transcript IS NOT NULL"),
+        ),
         # The reconciler's scan: live rows by age.
         Index(
             "ix_mentor_conversations_live_updated_at",

@@ -19,6 +19,7 @@ one file is the whole list, with the label bounds and the SQL-operation labeller
 | facetoface_callbacks_total | counter | event_type, outcome | callbacks stored (2xx) |
 | facetoface_reconciler_actions_total | counter | action | reconciler actions |
 | facetoface_tool_calls_total | counter | outcome | the mentor's tool calls and reports |
+| facetoface_event_loop_lag_seconds | histogram | | how late the event loop ran a timer |
 | facetoface_live_sessions | gauge, on scrape | | live sessions in the database |
 | facetoface_sessions_past_max_duration | gauge, on scrape | | live past the call cap + grace |
 | facetoface_webhook_deliveries_total | counter | outcome | app webhook attempts and give-ups |
@@ -83,8 +84,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Dialect, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from facetoface.observability import timing
+
 __all__ = [
     "DB_QUERY_DURATION",
+    "EVENT_LOOP_LAG",
     "UNMATCHED_ROUTE",
     "UNTRACKED_ROUTES",
     "callback_event_type",
@@ -139,6 +143,15 @@ HTTP_IN_PROGRESS = Gauge(
     "facetoface_http_requests_in_progress",
     "Requests being served now (summed over live worker processes).",
     multiprocess_mode="livesum",
+)
+
+# --- the event loop ----------------------------------------------------------------------
+#: Every request of a worker waits for its one event loop: lag here is latency everywhere
+#: (observability/loop_lag.py samples it).
+EVENT_LOOP_LAG = Histogram(
+    "facetoface_event_loop_lag_seconds",
+    "How late the event loop woke a timer: time every request waited for CPU-bound work.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 
 # --- database ----------------------------------------------------------------------------
@@ -340,6 +353,7 @@ def record_tavus_request(endpoint: str, outcome: str, seconds: float) -> None:
     outcome = _bounded(outcome, _TAVUS_OUTCOMES)
     TAVUS_REQUESTS.labels(endpoint, outcome).inc()
     TAVUS_DURATION.labels(endpoint, outcome).observe(seconds)
+    timing.add("tavus", seconds)
 
 
 def record_session_started() -> None:
@@ -516,7 +530,9 @@ def _after_cursor_execute(
 ) -> None:
     started = getattr(context, _STARTED, None)
     if started is not None:
-        DB_QUERY_DURATION.labels(sql_operation(statement)).observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        DB_QUERY_DURATION.labels(sql_operation(statement)).observe(seconds)
+        timing.add("db", seconds)
 
 
 def _handle_error(ctx: ExceptionContext) -> None:

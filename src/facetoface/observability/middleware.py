@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware: request id, one log line and the HTTP metrics per request.
+"""Pure-ASGI middleware: request id, one log line, the HTTP metrics and a `Server-Timing`
+header (observability/timing.py) per request.
 
 Both are labelled by route template, never by the raw path.
 """
@@ -12,6 +13,7 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from facetoface.observability import timing
 from facetoface.observability.context import reset_request_id, set_request_id
 from facetoface.observability.metrics import (
     HTTP_IN_PROGRESS,
@@ -53,6 +55,7 @@ class RequestContextMiddleware:
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = set_request_id(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        spans, timing_token = timing.begin()
         started = time.perf_counter()
         status = 500
         HTTP_IN_PROGRESS.inc()
@@ -77,6 +80,8 @@ class RequestContextMiddleware:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                elapsed = time.perf_counter() - started
+                headers.append((b"server-timing", timing.server_timing(spans, elapsed)))
                 message["headers"] = headers
             await send(message)
 
@@ -120,3 +125,4 @@ class RequestContextMiddleware:
             )
             structlog.contextvars.unbind_contextvars("request_id")
             reset_request_id(token)
+            timing.end(timing_token)

@@ -199,10 +199,24 @@ GET_SQL = Statement(
     f"SELECT {session_columns_sql()} {_FROM} "
     "WHERE d.id = %(session_id)s AND d.user_id = %(user_id)s"
 )
+#: The conversation columns `session_columns_sql` reads (the list's lateral selects them).
+_LIST_M_COLUMNS = (
+    "m.id, m.status, m.tavus_conversation_id, m.conversation_url, m.conversation_name, "
+    "m.start_time, m.end_time, m.shutdown_at, m.shutdown_reason, m.failure_code, "
+    "m.mentor_name, m.mentor_avatar_url"
+)
+#: A page of the caller's sessions. It walks `(user_id, created_at, id)` of daily_sessions
+#: backward from the cursor (a row comparison: an index condition) and looks each row's
+#: conversation up by its unique key until the page is full, so a page costs its own size
+#: whatever the user's history. `OFFSET 0` keeps the lateral a per-row lookup: as a plain
+#: join the planner read all of the user's conversations, hashed and sorted them (bench
+#: growth phase, bench/README.md).
 LIST_SQL = Statement(
-    f"SELECT {session_columns_sql()} {_FROM} WHERE d.user_id = %(user_id)s "
-    "AND (%(before_at)s::timestamptz IS NULL OR d.created_at < %(before_at)s::timestamptz "
-    "OR (d.created_at = %(before_at)s::timestamptz AND d.id < %(before_id)s::uuid)) "
+    f"SELECT {session_columns_sql()} FROM daily_sessions d "
+    f"CROSS JOIN LATERAL (SELECT {_LIST_M_COLUMNS} FROM mentor_conversations m "
+    "WHERE m.daily_session_id = d.id OFFSET 0) m "
+    "WHERE d.user_id = %(user_id)s AND (%(before_at)s::timestamptz IS NULL "
+    "OR (d.created_at, d.id) < (%(before_at)s::timestamptz, %(before_id)s::uuid)) "
     "ORDER BY d.created_at DESC, d.id DESC LIMIT %(limit)s"
 )
 #: Run as `facetoface_service` acting for the caller (its policies confine it to the caller's

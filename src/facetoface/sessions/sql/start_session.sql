@@ -41,6 +41,22 @@ DECLARE
   v_last_id uuid;
   v_last_end timestamptz;
   v_erasing boolean := false;
+  v_previous integer := 0;
+  v_row record;
+  -- "Since last time": the user's sessions that ran and ended, newest first. A cursor, read
+  -- only as far as needed: a cursor's plan is chosen for its first rows, so it walks the
+  -- (user_id, created_at, id) index backward and stops. As one `ORDER BY … LIMIT` statement
+  -- the planner read and sorted every session the user ever had: facetoface_service's
+  -- row-level-security policy (`caller IS NULL OR user_id = caller`) hides how selective
+  -- the filter is, so it expected too few rows for a limit to pay (bench growth phase).
+  previous CURSOR FOR
+    SELECT m.id, m.created_at, coalesce(d.started_at, m.created_at) AS started_at,
+           d.completed_at, d.duration_seconds, d.session_status,
+           left(m.shutdown_reason, 64) AS shutdown_reason
+      FROM public.mentor_conversations m
+      JOIN public.daily_sessions d ON d.id = m.daily_session_id
+     WHERE m.user_id = p_user_id AND m.status = 'ended'
+     ORDER BY m.created_at DESC, m.id DESC;
 BEGIN
   -- 0. An erasure of this user (`purge-user`, migration 0011) first marks them, holding this
   -- lock exclusively: a start that may write waits for the mark to commit (or the mark waits
@@ -155,23 +171,24 @@ BEGIN
   r.changed_goals := '[]'::jsonb;
   r.mentor_changes := '[]'::jsonb;
   IF r.mentor_memory AND p_previous_rows > 0 THEN
-    SELECT coalesce(jsonb_agg(jsonb_build_object(
-             'started_at', s.started_at,
-             'duration_seconds', s.duration_seconds,
-             'status', s.session_status,
-             'shutdown_reason', s.shutdown_reason) ORDER BY s.created_at DESC, s.id DESC),
-           '[]'::jsonb),
-           (array_agg(s.id ORDER BY s.created_at DESC, s.id DESC))[1],
-           (array_agg(s.completed_at ORDER BY s.created_at DESC, s.id DESC))[1]
-      INTO r.previous_sessions, v_last_id, v_last_end
-      FROM (SELECT m.id, m.created_at, coalesce(d.started_at, m.created_at) AS started_at,
-                   d.completed_at, d.duration_seconds, d.session_status,
-                   left(m.shutdown_reason, 64) AS shutdown_reason
-              FROM public.mentor_conversations m
-              JOIN public.daily_sessions d ON d.id = m.daily_session_id
-             WHERE m.user_id = p_user_id AND m.status = 'ended'
-             ORDER BY m.created_at DESC, m.id DESC
-             LIMIT p_previous_rows) s;
+    -- FETCH, one row at a time: a FOR loop over the cursor would read ahead in batches.
+    OPEN previous;
+    LOOP
+      FETCH previous INTO v_row;
+      EXIT WHEN NOT FOUND;
+      IF v_previous = 0 THEN
+        v_last_id := v_row.id;
+        v_last_end := v_row.completed_at;
+      END IF;
+      r.previous_sessions := r.previous_sessions || jsonb_build_array(jsonb_build_object(
+        'started_at', v_row.started_at,
+        'duration_seconds', v_row.duration_seconds,
+        'status', v_row.session_status,
+        'shutdown_reason', v_row.shutdown_reason));
+      v_previous := v_previous + 1;
+      EXIT WHEN v_previous >= p_previous_rows;
+    END LOOP;
+    CLOSE previous;
   END IF;
   IF v_last_id IS NOT NULL AND p_recap_rows > 0 THEN
     SELECT coalesce(jsonb_agg(t.content ORDER BY t.i), '[]'::jsonb) INTO r.recap
