@@ -3,6 +3,9 @@
 Every variable is documented in the README's configuration table. Outside development,
 `Settings.check_production_ready()` refuses missing or default secrets; `serve` calls it before
 it binds a port.
+
+It is long on purpose: every setting, its bounds, its comment and the rules that refuse unsafe
+combinations are in this one file, so a reader (and `.env.example`'s test) finds them all here.
 """
 
 from __future__ import annotations

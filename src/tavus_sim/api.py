@@ -22,6 +22,9 @@ Choices where Tavus documents nothing:
   ``Invalid conversation_id``) but stay visible under ``/_sim``; ``?hard=true`` removes them.
 - Test-mode conversations are validated like live ones, answered ``status: "ended"``, hold no
   concurrency slot, start no timers, generate no callbacks and touch no memory store.
+
+The conversation routes are kept whole in this one module (hence its length); catalog, memory
+and tool routes live in their own modules.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ exactly as production does.
 
 initdb refuses to run as root; as root, the server runs as the system user
 `facetoface-postgres` (created when missing), which owns the data directory.
+
+One module, a little over 400 lines, because the server's whole lifecycle (install, initdb,
+credentials, start, adopt, stop) shares its locking and paths.
 """
 
 from __future__ import annotations

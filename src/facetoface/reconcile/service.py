@@ -25,6 +25,9 @@ recorded on that row (`reconcile_error`) and counted, and the pass goes on; the 
 always runs. Rows are leased (`FOR UPDATE SKIP LOCKED` + a lease timestamp), so N replicas
 can run passes at once without working on the same row; nothing is held in process memory
 between passes.
+
+The steps above are this module, in that order, one method each: it is longer than most
+because a pass reads best whole (the statements live in repository.py).
 """
 
 from __future__ import annotations

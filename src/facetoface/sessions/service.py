@@ -22,6 +22,10 @@ What happens when a phase fails is decided by what Tavus may have done:
   what Tavus made is ended and deleted there, and the start answers `410 session_deleted`.
 - Tavus created it but we cannot record it (the database failed): it is ended at Tavus at
   once; if that fails too, the `starting` row is the trace the reconciler resolves by name.
+
+The module is longer than most because these phases and their failure branches read best in
+one place, in the order they run; the pieces that stand alone live beside it (start_protocol,
+idempotency, tavus_failures, unknown_outcomes, data_rights, loading).
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ timestamps are accepted as ISO-8601, epoch numbers or RFC-1123 dates.
 Fields that hold secrets or room credentials (`callback_url`, `conversational_context`,
 `conversation_url`, `meeting_token`) are hidden from `repr()` so that logging a model by
 accident does not leak them.
+
+Every Tavus request and answer model is here, one place to compare with Tavus's documentation:
+hence its length.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`build_mentor_context` and its sections, in the order and shape the package docstring
-describes."""
+describes: one function per section, in the order the mentor reads them (hence the length)."""
 
 from __future__ import annotations
 
