@@ -57,7 +57,7 @@ from tests.support.postgres import (
     fresh_database,
     postgres_server,
 )
-from tests.support.signing import TEST_CALLBACK_SIGNING_SECRET, TEST_JWT_SECRET
+from tests.support.signing import TEST_CALLBACK_SIGNING_SECRET, TEST_JWT_SECRET, TEST_TOOL_SECRET
 from tests.support.statements import StatementCounter
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -104,6 +104,7 @@ def base_settings(**overrides: Any) -> Settings:
         "environment": "test",
         "log_level": "WARNING",
         "callback_signing_secret": TEST_CALLBACK_SIGNING_SECRET,
+        "tavus_tool_secret": TEST_TOOL_SECRET,
     }
     values.update(overrides)
     if values["environment"] != "development":

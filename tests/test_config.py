@@ -8,6 +8,7 @@ import pytest
 
 from facetoface.config import (
     DEV_JWT_SECRET,
+    DEV_TOOL_SECRET,
     ConfigurationError,
     Settings,
     get_settings,
@@ -293,3 +294,11 @@ def test_production_asks_for_a_pal_or_a_face() -> None:
         ConfigurationError, match="TAVUS_DEFAULT_PAL_ID and/or TAVUS_DEFAULT_FACE_ID"
     ):
         s.check_production_ready()
+
+
+@pytest.mark.parametrize("environment", ["test", "production"])
+def test_only_development_signs_tool_calls_with_the_published_secret(environment: str) -> None:
+    """The development tool secret is published: outside development the tools are off until
+    TAVUS_TOOL_SECRET is set (a forged tool call in a test deployment changes nothing)."""
+    assert settings(environment=environment, tavus_tool_secret=None).tool_secret is None
+    assert Settings(_env_file=None, environment="development").tool_secret == DEV_TOOL_SECRET  # type: ignore[call-arg]

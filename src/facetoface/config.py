@@ -432,11 +432,11 @@ class Settings(BaseSettings):
 
     @property
     def tool_secret(self) -> str | None:
-        """The tools' signing secret: `TAVUS_TOOL_SECRET`, else the development one (never in
-        production); None: the tools are off."""
+        """The tools' signing secret: `TAVUS_TOOL_SECRET`, else the published development one
+        (in development only, like the development token secret); None: the tools are off."""
         if self.tavus_tool_secret is not None:
             return self.tavus_tool_secret.get_secret_value() or None
-        return DEV_TOOL_SECRET if self.environment is not Environment.production else None
+        return DEV_TOOL_SECRET if self.is_development else None
 
     @property
     def jwt_issuer(self) -> str:
