@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 
+from tavus_sim.background import BackgroundTasks
 from tavus_sim.config import SimConfig
 from tavus_sim.faults import plan_deliveries
 from tavus_sim.responses import dumps
@@ -55,7 +56,7 @@ class CallbackSender:
     def __init__(self, runtime: SenderSettings) -> None:
         self._runtime = runtime
         self._client: httpx.AsyncClient | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
         self._chains: dict[str, asyncio.Lock] = {}
 
     async def start(self) -> None:
@@ -90,30 +91,18 @@ class CallbackSender:
             conversation.deliveries.append(Delivery(event["event_type"], "dropped"))
         if not conversation.callback_url or not plan.send:
             return
-        task = asyncio.create_task(
+        self._tasks.start(
             self._deliver_batch(conversation, plan.send),
             name=f"tavus_sim.callbacks:{conversation.conversation_id}",
         )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait until every queued delivery finished; return whether that happened in time."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while self._tasks:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
-            await asyncio.wait(set(self._tasks), timeout=remaining)
-        return True
+        return await self._tasks.drain(timeout_s)
 
     async def cancel_all(self) -> None:
         """Cancel every pending delivery and wait for the cancellations to land."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         self._chains.clear()
 
     async def _deliver_batch(

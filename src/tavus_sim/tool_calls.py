@@ -14,7 +14,6 @@ secrets.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -28,6 +27,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 import structlog
 
+from tavus_sim.background import BackgroundTasks
 from tavus_sim.config import SimConfig
 from tavus_sim.faults import FaultQueue
 from tavus_sim.responses import dumps
@@ -176,7 +176,7 @@ class ToolCaller:
     def __init__(self, runtime: ToolCallSettings) -> None:
         self._runtime = runtime
         self._client: httpx.AsyncClient | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks()
         self.calls: list[ToolCall] = []
 
     async def start(self) -> None:
@@ -202,27 +202,15 @@ class ToolCaller:
 
     def in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run a coroutine as a tracked task (drain waits for it, reset cancels it)."""
-        task = asyncio.create_task(work, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(work, name)
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait until every background call finished; return whether that happened in time."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while self._tasks:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
-            await asyncio.wait(set(self._tasks), timeout=remaining)
-        return True
+        return await self._tasks.drain(timeout_s)
 
     async def cancel_all(self) -> None:
         """Cancel every background call and wait for the cancellations to land."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
 
     async def call(
         self, conversation: Conversation, tool: Tool, arguments: dict[str, Any]
