@@ -50,6 +50,9 @@ START_LIMIT = 1_000_000
 #: The HS256 secret the benchmark's server and its token minting share (only development
 #: trusts the development issuer's published secret; the benchmark runs as `test`).
 BENCH_JWT_SECRET = "facetoface-bench-secret-0123456789abcdef"
+#: The key of the callback URLs' MACs: the bench's processes and in-process apps are one
+#: deployment (required outside development).
+BENCH_CALLBACK_SIGNING_SECRET = "bench-callback-signing-secret-0123456789abcdef"
 
 
 # --- URLs ---------------------------------------------------------------------------------
@@ -151,6 +154,7 @@ class Harness:
             environment="test",
             log_level="WARNING",
             supabase_jwt_secret=BENCH_JWT_SECRET,
+            callback_signing_secret=BENCH_CALLBACK_SIGNING_SECRET,
         )
         self.pool_size = args.db_pool_size or args.concurrency
         self.tavus_slots = args.tavus_max_concurrency or max(args.concurrency, 16)
@@ -174,6 +178,7 @@ class Harness:
             log_level="WARNING",
             database_url=database_url or self.database_url,
             supabase_jwt_secret=BENCH_JWT_SECRET,
+            callback_signing_secret=BENCH_CALLBACK_SIGNING_SECRET,
             **extra,
         )
 
@@ -210,7 +215,7 @@ class Harness:
         }
         env.update({"ENVIRONMENT": "test", "LOG_LEVEL": "WARNING", "LOG_FORMAT": "json"})
         # Required outside development; the bench's processes are one deployment.
-        env.setdefault("CALLBACK_SIGNING_SECRET", "bench-callback-signing-secret-0123456789abcdef")
+        env.setdefault("CALLBACK_SIGNING_SECRET", BENCH_CALLBACK_SIGNING_SECRET)
         env.update(extra)
         return env
 
