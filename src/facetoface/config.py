@@ -52,24 +52,31 @@ class ConfigurationError(Exception):
     """The configuration cannot run safely; the message says what to set."""
 
 
-def _is_private_host(host: str) -> bool:
-    """True when `host` cannot be reached from the internet: this machine, a private or
-    link-local address, or a name that only resolves inside a network (`*.localhost`,
-    `*.local`, `*.internal`, a name without a dot)."""
+def unreachable_host_reason(host: str) -> str | None:
+    """Why `host` cannot be reached from the internet (this machine, a private, link-local or
+    reserved address, or a name that only resolves inside a network: `*.localhost`,
+    `*.local`, `*.internal`, a name without a dot), or None when it may be public. The one
+    rule behind production's refusals and the doctor's public-address check."""
     host = host.lower().rstrip(".")
-    if not host or host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
-        return True
+    if not host or host == "localhost" or host.endswith(".localhost"):
+        return "a loopback name"
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return "." not in host
-    return (
-        address.is_loopback
-        or address.is_private
-        or address.is_link_local
-        or address.is_unspecified
-        or address.is_reserved
-    )
+        if host.endswith((".local", ".internal")) or "." not in host:
+            return "a name that resolves only inside a network"
+        return None
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_unspecified:
+        return "an unspecified address"
+    if address.is_private or address.is_link_local or address.is_reserved:
+        return "a private address"
+    return None
+
+
+def _is_private_host(host: str) -> bool:
+    return unreachable_host_reason(host) is not None
 
 
 def _strong_secret(value: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -16,6 +15,7 @@ from facetoface.config import (
     Environment,
     Settings,
     describe_settings_error,
+    unreachable_host_reason,
 )
 from facetoface.doctor.report import Check, CheckResult
 
@@ -96,23 +96,6 @@ async def check_signing_keys(settings: Settings) -> CheckResult:
     )
 
 
-def _local_reason(host: str) -> str | None:
-    """Why Tavus could not reach `host`, or None when it may be public."""
-    if host == "localhost" or host.endswith(".localhost"):
-        return "a loopback name"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if address.is_loopback:
-        return "a loopback address"
-    if address.is_unspecified:
-        return "an unspecified address"
-    if address.is_private or address.is_link_local:
-        return "a private address"
-    return None
-
-
 def check_public_base_url(settings: Settings) -> CheckResult:
     """The address Tavus posts callbacks to: HTTPS and publicly reachable in production."""
     url = settings.public_base_url
@@ -127,7 +110,7 @@ def check_public_base_url(settings: Settings) -> CheckResult:
         parts, host = None, ""
     if parts is None or parts.scheme not in ("http", "https") or not host:
         return PUBLIC_BASE_URL.failed(f"{url!r} is not an absolute http(s) URL", fix)
-    local = _local_reason(host)
+    local = unreachable_host_reason(host)
     if settings.environment is Environment.production:
         if parts.scheme != "https":
             return PUBLIC_BASE_URL.failed(f"{url} is not HTTPS", fix)
