@@ -14,14 +14,12 @@ import pytest
 from sqlalchemy import text
 
 from facetoface.clock import utcnow
-from facetoface.db import Database, Identity, Statement
+from facetoface.db import Database, Identity
 from facetoface.outbox import (
     PAYLOAD_FIELDS,
     DeliveryStatus,
     EventType,
     enqueue,
-    enqueue_statement,
-    enqueue_statement_params,
 )
 from facetoface.webhooks.service import GAVE_UP, WebhookDelivery, backoff_seconds
 from tests.conftest import RunningService
@@ -155,29 +153,6 @@ async def test_enqueue_is_idempotent_and_works_in_a_users_own_transaction(
             await enqueue(
                 session, EventType.goal_changed, {"goal_text": "Run 5 km"}, key="x", user_id=user
             )
-
-
-async def test_the_one_round_trip_form_records_with_the_main_statement(
-    service: RunningService,
-) -> None:
-    """`enqueue_statement` rides in the same message as a hot path's statement (`then=`)."""
-    user = await create_user(service.db)
-    params = enqueue_statement_params(
-        EventType.session_report_ready, {"user_id": user}, key="rt-1", user_id=user
-    )
-    rows = await service.state.db.run(
-        Statement("SELECT 1 AS one"), params, role="service", then=(enqueue_statement,)
-    )
-    assert rows == [{"one": 1}]
-    rows = await service.state.db.run(
-        Statement("SELECT 2 AS two"), params, role="service", then=(enqueue_statement,)
-    )
-    [event] = await outbox(service)
-    assert (event.event_type, event.event_key, event.user_id) == (
-        "session.report_ready",
-        "rt-1",
-        user,
-    )
 
 
 # --- delivery -------------------------------------------------------------------------------

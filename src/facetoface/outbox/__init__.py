@@ -19,10 +19,6 @@ records its own with `enqueue` inside the transaction that makes the change:
             key=f"{change_id}",          # the same (type, key) twice records one event
             user_id=user_id,
         )
-
-On the hot path (`Database.run`), `enqueue_statement` is the same insert as a `Statement`, with
-its parameters from `enqueue_statement_params(...)` (same arguments), to send in the same
-message (`then=(enqueue_statement,)`, the parameters merged into the main statement's).
 """
 
 from __future__ import annotations
@@ -37,7 +33,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from facetoface.clock import utcnow
-from facetoface.db import Statement
 from facetoface.outbox.events import PAYLOAD_FIELDS, DeliveryStatus, EventType
 
 __all__ = [
@@ -46,8 +41,6 @@ __all__ = [
     "EventType",
     "enqueue",
     "enqueue_params",
-    "enqueue_statement",
-    "enqueue_statement_params",
 ]
 
 #: `(event_type, event_key)` is unique: recording the same event again changes nothing.
@@ -60,9 +53,6 @@ _INSERT = (
 )
 _NAMES = ("id", "event_type", "event_key", "user_id", "data", "status", "now")
 ENQUEUE_SQL = text(_INSERT.format(**{name: f":{name}" for name in _NAMES}))
-#: The same insert for `Database.run` (client-side `%(name)s` parameters, prefixed so they
-#: never clash with the main statement's).
-enqueue_statement = Statement(_INSERT.format(**{name: f"%(outbox_{name})s" for name in _NAMES}))
 
 #: The outbox belongs to the service's role; a transaction acting as the user
 #: (`authenticated`, which may not touch it) switches for the insert and back.
@@ -105,19 +95,6 @@ def enqueue_params(
         "status": DeliveryStatus.pending.value,
         "now": now or utcnow(),
     }
-
-
-def enqueue_statement_params(
-    event_type: EventType,
-    data: Mapping[str, Any],
-    *,
-    key: str,
-    user_id: uuid.UUID | None = None,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """`enqueue_params` named for `enqueue_statement` (`outbox_*`)."""
-    params = enqueue_params(event_type, data, key=key, user_id=user_id, now=now)
-    return {f"outbox_{name}": value for name, value in params.items()}
 
 
 async def enqueue(
