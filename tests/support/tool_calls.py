@@ -3,6 +3,8 @@ the mentor's actions may change (to assert a refused call changed nothing)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import uuid
 from typing import Any
@@ -11,7 +13,7 @@ import httpx
 from sqlalchemy import select, text
 
 from facetoface.models import GoalChange, MentorToolCall, SessionReport, UserGoal
-from facetoface.tools.signature import SIGNATURE_HEADER, sign
+from facetoface.tools.signature import SIGNATURE_HEADER
 from tests.conftest import RunningService
 
 REPORT_PATH = "/v1/tavus/post-call/session_report"
@@ -49,7 +51,10 @@ async def deliver(
     if signature:
         key = secret if secret is not None else service.settings.tool_secret
         assert key is not None
-        headers[SIGNATURE_HEADER] = sign(key, signed_body if signed_body is not None else body)
+        # Signed here as Tavus documents it (lowercase hex HMAC-SHA256 of the raw body), not
+        # with the service's own function: a change to the service's scheme must fail these.
+        signed = signed_body if signed_body is not None else body
+        headers[SIGNATURE_HEADER] = hmac.new(key.encode(), signed, hashlib.sha256).hexdigest()
     return await service.client.post(path, content=body, headers=headers)
 
 
