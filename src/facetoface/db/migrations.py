@@ -20,8 +20,10 @@ def alembic_config(settings: Settings) -> AlembicConfig:
     return cfg
 
 
+@functools.cache
 def head_revision() -> str | None:
-    """The newest revision this code knows (read from the migration scripts)."""
+    """The newest revision this code knows (read once from the migration scripts: `/readyz`
+    asks on every probe)."""
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory(MIGRATIONS_PATH).get_current_head()
