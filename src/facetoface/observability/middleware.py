@@ -92,8 +92,8 @@ class RequestContextMiddleware:
         except Exception:
             if aborted:
                 # The client went away mid-body (the app's read failed because of it): nobody
-                # is waiting for an answer, and it is the client's doing, not a bug.
-                status = ABORTED_STATUS
+                # is waiting for an answer, and it is the client's doing, not a bug (counted
+                # as aborted below).
                 return
             # A bug: answer with a problem document that still carries the request id, and
             # log the traceback (never request bodies or headers) instead of re-raising.
