@@ -11,11 +11,12 @@ from typing import Any
 import structlog
 
 from facetoface.config import Settings
+from facetoface.conversations.names import memory_tag
 from facetoface.conversations.status import LIVE_STATUSES
 from facetoface.db import Database, Identity
 from facetoface.sessions.data_rights_repository import DataRightsRepository
 from facetoface.sessions.errors import TavusUnavailableError
-from facetoface.sessions.service import SessionService, memory_tag
+from facetoface.sessions.service import SessionService
 from facetoface.tavus import TavusClient, TavusError, TavusNotFound
 
 log = structlog.get_logger(__name__)

@@ -97,7 +97,7 @@ from facetoface.tavus import (
 log = structlog.get_logger(__name__)
 
 #: `SessionSelector` belongs to `end`'s signature: callers import it from here.
-__all__ = ["SessionSelector", "SessionService", "memory_tag"]
+__all__ = ["SessionSelector", "SessionService"]
 
 
 @dataclass(frozen=True, slots=True)
