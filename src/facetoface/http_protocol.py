@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from http import HTTPStatus
 from typing import Any, ClassVar
 
 import structlog
@@ -185,14 +186,16 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             problem_document(status=status, code=code, title=title, detail=detail),
             separators=(",", ":"),
         ).encode()
-        reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}.get(
-            status, b"Service Unavailable"
-        )
+        reason = HTTPStatus(status).phrase.encode()
         self.transport.write(
             b"HTTP/1.1 " + str(status).encode() + b" " + reason + b"\r\n"
             b"content-type: " + PROBLEM_JSON.encode() + b"\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\n" + extra_headers + b""
-            b"connection: close\r\n\r\n" + body
+            b"content-length: "
+            + str(len(body)).encode()
+            + b"\r\n"
+            + extra_headers
+            + b"connection: close\r\n\r\n"
+            + body
         )
         self._lingering = True
         if not linger:
