@@ -27,8 +27,9 @@ DEV_JWT_SECRET = "facetoface-development-secret-do-not-use-in-production"
 #: The `iss` of tokens signed with an HS256 secret when no `SUPABASE_URL` is set: a constant,
 #: so a token from `facetoface token` works whatever port `serve` listens on.
 LOCAL_ISSUER = "facetoface-local/auth/v1"
-#: Shortest `METRICS_TOKEN` production accepts (a bearer secret guessed at scrape speed).
-METRICS_TOKEN_MIN_CHARS = 32
+#: The shortest secret production accepts: the signing keys, and `METRICS_TOKEN` (a bearer
+#: secret guessed at scrape speed).
+MIN_SECRET_CHARS = 32
 #: API key the built-in simulator accepts; meaningless against the real Tavus.
 SIM_API_KEY = "sim-key"
 #: PAL/Face (Tavus's current names for persona/replica, same ids) the simulator is given when
@@ -80,12 +81,12 @@ def _is_private_host(host: str) -> bool:
 
 
 def _strong_secret(value: str) -> bool:
-    """At least `METRICS_TOKEN_MIN_CHARS` characters, and not a repetition of a few (entropy of
+    """At least `MIN_SECRET_CHARS` characters, and not a repetition of a few (entropy of
     its characters ≥ 3 bits each: `1`, `aaaa…` or `abab…` are not secrets)."""
     import math
     from collections import Counter
 
-    if len(value) < METRICS_TOKEN_MIN_CHARS:
+    if len(value) < MIN_SECRET_CHARS:
         return False
     counts = Counter(value)
     entropy = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
@@ -548,13 +549,13 @@ class Settings(BaseSettings):
                     "SUPABASE_JWT_SECRET is the development issuer's published secret (works "
                     "with ENVIRONMENT=development only): set your project's JWT secret"
                 )
-            elif len(value) < 32:
+            elif len(value) < MIN_SECRET_CHARS:
                 problems.append(
                     "SUPABASE_JWT_SECRET is shorter than 32 characters: set your project's "
                     "JWT secret"
                 )
         signing = self.callback_signing_secret
-        if signing is None or len(signing.get_secret_value()) < 32:
+        if signing is None or len(signing.get_secret_value()) < MIN_SECRET_CHARS:
             problems.append(
                 "CALLBACK_SIGNING_SECRET must be set to at least 32 random characters (it signs "
                 "the callback URLs given to Tavus; e.g. `openssl rand -base64 48`)"
@@ -562,7 +563,7 @@ class Settings(BaseSettings):
         tool_secret = self.tavus_tool_secret
         if tool_secret is not None:
             value = tool_secret.get_secret_value()
-            if value == DEV_TOOL_SECRET or len(value) < 32:
+            if value == DEV_TOOL_SECRET or len(value) < MIN_SECRET_CHARS:
                 problems.append(
                     "TAVUS_TOOL_SECRET is the development default or shorter than 32 "
                     "characters: set a random one (e.g. `openssl rand -hex 32`)"
@@ -642,7 +643,7 @@ class Settings(BaseSettings):
         token = self.metrics_token.get_secret_value() if self.metrics_token else None
         if token is not None and not _strong_secret(token):
             return [
-                f"METRICS_TOKEN is weak: use at least {METRICS_TOKEN_MIN_CHARS} random "
+                f"METRICS_TOKEN is weak: use at least {MIN_SECRET_CHARS} random "
                 "characters (e.g. the output of `openssl rand -hex 32`)"
             ]
         if self.metrics_port:
