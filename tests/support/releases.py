@@ -1,6 +1,12 @@
 """Another release of the service, installed as a user installs it: its wheel, built from a
-commit of this repository, in a venv of its own (cached across runs in the temporary
-directory, keyed by the commit), for tests that run an older release beside this code."""
+commit of this repository, in a venv of its own, for tests that run an older release beside
+this code.
+
+Cached across runs, keyed by the commit, inside the venv running the tests: a release whose
+locked dependencies equal this checkout's borrows that venv's packages (a `.pth` file names
+its site-packages), so the cache must live and die with it. A cache in the temporary
+directory outlived the checkout that built it and then ran a release without its packages.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +18,11 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-_CACHE = Path(tempfile.gettempdir()) / "facetoface-releases"
+_CACHE = Path(sys.prefix) / "facetoface-releases"
 _LOCK = "requirements/main.txt"
 
 
