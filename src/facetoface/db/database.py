@@ -43,7 +43,7 @@ from facetoface.db.compatibility import (
 from facetoface.db.connections import Watchdog, create_engine, discard_if_broken
 from facetoface.db.failures import DeadlineExceeded, classified
 from facetoface.db.migrations import head_revision, known_revisions
-from facetoface.db.roles import DB_ROLES, Identity, Role
+from facetoface.db.roles import Identity, Role, db_role
 from facetoface.db.statements import IDENTITY_SQL, TIMEOUT_SQL, Rows, Statement
 from facetoface.observability import metrics, timing
 
@@ -113,7 +113,7 @@ class Database:
 
         - `transaction(identity)`: the caller's own work, as the caller (`authenticated`).
         - `transaction(identity, role="service")`: the service's writes for the caller;
-          `facetoface_service`, confined by its policies to the caller's rows.
+          `facetoface_delegate`, confined by its policies to the caller's rows.
         - `transaction(role="service")`: the service's own work for no user (callbacks, the
           reconciler); `facetoface_service` with no claims.
         - `transaction()`: the login role itself, which in production has no table privileges
@@ -228,7 +228,7 @@ class Database:
         params: dict[str, Any] = {"_db_timeout": self._timeout}
         if not self.row_level_security or (identity is None and role is None):
             return TIMEOUT_SQL, params
-        params["_db_role"] = DB_ROLES[role or "user"]
+        params["_db_role"] = db_role(role or "user", for_user=identity is not None)
         params["_db_claims"] = identity.claims_json() if identity is not None else ""
         params["_db_sub"] = str(identity.user_id) if identity is not None else ""
         return IDENTITY_SQL, params

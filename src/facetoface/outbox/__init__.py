@@ -33,6 +33,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from facetoface.clock import utcnow
+from facetoface.db.roles import USER_DB_ROLE, db_role
 from facetoface.outbox.events import PAYLOAD_FIELDS, DeliveryStatus, EventType
 
 __all__ = [
@@ -54,10 +55,11 @@ _INSERT = (
 _NAMES = ("id", "event_type", "event_key", "user_id", "data", "status", "now")
 ENQUEUE_SQL = text(_INSERT.format(**{name: f":{name}" for name in _NAMES}))
 
-#: The outbox belongs to the service's role; a transaction acting as the user
-#: (`authenticated`, which may not touch it) switches for the insert and back.
-_SERVICE_ROLE = "facetoface_service"
-_USER_ROLE = "authenticated"
+#: The outbox belongs to the service; a transaction acting as the user (`authenticated`,
+#: which may not touch it, and always carries the caller's claims) switches to the service
+#: acting for that user for the insert, and back.
+_SERVICE_ROLE = db_role("service", for_user=True)
+_USER_ROLE = USER_DB_ROLE
 
 
 def _json_default(value: Any) -> Any:
