@@ -266,7 +266,37 @@ async def test_serving_role_that_cannot_switch_roles(
     )
 
     assert failure.id == "database_role"
-    assert "not a member of both authenticated and facetoface_service" in failure.detail
+    assert failure.detail.startswith(
+        f"{scratch_role} is not a member of authenticated, facetoface_delegate, "
+        "facetoface_service, so it cannot take those roles per transaction"
+    )
+
+
+async def test_serving_role_that_cannot_act_for_a_user(
+    doctor: Doctor, pg_server: PostgresServer, pg_database_url: str, scratch_role: str
+) -> None:
+    """A login role set up as before migration 0016 (authenticated and facetoface_service
+    only) cannot take facetoface_delegate, which every service transaction for a user needs."""
+    await owner_sql(
+        pg_database_url,
+        f"CREATE ROLE {scratch_role} LOGIN NOINHERIT PASSWORD '{SCRATCH_PASSWORD}'",
+        f"GRANT authenticated, facetoface_service TO {scratch_role}",
+        f"GRANT SELECT ON public.alembic_version TO {scratch_role}",
+    )
+
+    failure = only_failure(
+        await doctor(
+            database_url=login_url(pg_server, pg_database_url, scratch_role, SCRATCH_PASSWORD)
+        )
+    )
+
+    assert failure.id == "database_role"
+    assert failure.detail == (
+        f"{scratch_role} is not a member of facetoface_delegate, so it cannot take that role "
+        "per transaction (it needs each of authenticated, facetoface_delegate, "
+        "facetoface_service)"
+    )
+    assert "app_login_role_sql" in failure.fix
 
 
 async def test_a_table_without_row_level_security(doctor: Doctor, pg_database_url: str) -> None:

@@ -3,8 +3,10 @@
 Every table in `public` has RLS; the application login role is no superuser, has no BYPASSRLS,
 owns nothing and can reach no role that has any of those; no view bypasses RLS; no SECURITY
 DEFINER function runs with a mutable search_path; every column a policy filters on leads an
-index; and the privileges of `anon`, `authenticated` and `facetoface_service` are exactly the
-designed ones. Plus the migration's downgrade, and its behaviour on a Supabase database.
+index; the privileges of `anon`, `authenticated`, `facetoface_service` and
+`facetoface_delegate` are exactly the designed ones, the delegate's the service's, and its
+policies plain predicates. Plus the migrations' downgrade, and their behaviour on a Supabase
+database.
 """
 
 from __future__ import annotations
@@ -45,12 +47,13 @@ TABLES = {
 #: from 0009 (user_preferences' five; the service reading the caller's own events).
 #: One from 0012 (schema_revisions, read by the service); ten from 0013 (the mentor's tool
 #: calls, goal changes and reports: three each, and undo's update); four from 0014
-#: (webhook_events: the service's only).
-POLICIES = 70
+#: (webhook_events: the service's only); twenty from 0016 (facetoface_delegate's in public).
+POLICIES = 90
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 CRUD = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 
 #: Table-level privileges (a privilege granted on some columns only is listed apart below).
+#: `facetoface_delegate` (0016) holds exactly `facetoface_service`'s.
 EXPECTED_TABLE_PRIVILEGES: dict[str, dict[str, set[str]]] = {
     "anon": {},
     "authenticated": {
@@ -91,6 +94,9 @@ EXPECTED_TABLE_PRIVILEGES: dict[str, dict[str, set[str]]] = {
         "session_reports": {"SELECT"},
     },
 }
+EXPECTED_TABLE_PRIVILEGES["facetoface_delegate"] = EXPECTED_TABLE_PRIVILEGES["facetoface_service"]
+#: The service's two roles: acting for nobody, and for one user (0016).
+SERVICE_ROLES = ("facetoface_service", "facetoface_delegate")
 #: (table, privilege) granted to `authenticated` on some columns only, and columns it lacks.
 EXPECTED_COLUMN_PRIVILEGES = {
     ("profiles", "INSERT"): {"subscription_tier"},
@@ -163,6 +169,7 @@ async def test_the_application_role_cannot_bypass_row_level_security(owner: Data
     assert [r.rolname for r in reachable] == [
         "authenticated",
         "facetoface_app",
+        "facetoface_delegate",
         "facetoface_service",
     ]
     assert [r.rolname for r in reachable if r.rolsuper or r.rolbypassrls] == []
@@ -252,7 +259,71 @@ async def test_policies_use_the_supabase_idiom(owner: Database) -> None:
             assert p.roles == ["authenticated"], p.policyname
             assert "auth.uid()" not in text.replace("( SELECT auth.uid() AS uid)", ""), p.policyname
         elif p.policyname != "alembic_version_select":
-            assert p.roles == ["facetoface_service"], p.policyname
+            assert p.roles in ([role] for role in SERVICE_ROLES), p.policyname
+
+
+async def test_the_delegates_policies_name_the_user_plainly(owner: Database) -> None:
+    """`facetoface_delegate` acts for one user: no policy of its own may read "or nobody"
+    (`caller IS NULL OR …`, which hides the user's id from the planner), and it is no member
+    of `facetoface_service`, whose policies would otherwise apply to it too."""
+    policies = await _query(
+        owner,
+        "SELECT schemaname, tablename, policyname, coalesce(qual, '') AS qual,"
+        " coalesce(with_check, '') AS with_check FROM pg_policies"
+        " WHERE 'facetoface_delegate' = ANY (roles)",
+    )
+    assert policies
+    for p in policies:
+        assert "IS NULL" not in f"{p.qual} {p.with_check}".upper(), p.policyname
+    # Every table the service reaches for a user, the delegate reaches too (by a policy).
+    tables = {(p.schemaname, p.tablename) for p in policies}
+    served = await _query(
+        owner,
+        "SELECT DISTINCT schemaname, tablename FROM pg_policies"
+        " WHERE 'facetoface_service' = ANY (roles)"
+        " AND coalesce(qual, with_check) NOT LIKE '%IS NULL)'",
+    )
+    assert {(s.schemaname, s.tablename) for s in served} <= tables
+    [member] = await _query(
+        owner,
+        "SELECT pg_has_role('facetoface_delegate', 'facetoface_service', 'MEMBER') AS service,"
+        " pg_has_role('facetoface_service', 'facetoface_delegate', 'MEMBER') AS delegate,"
+        " (SELECT rolcanlogin OR rolsuper OR rolbypassrls FROM pg_roles"
+        "   WHERE rolname = 'facetoface_delegate') AS unsafe",
+    )
+    assert (member.service, member.delegate, member.unsafe) == (False, False, False)
+
+
+async def test_the_delegate_holds_exactly_the_services_privileges(owner: Database) -> None:
+    """Granted explicitly (0016), one for one, on every table, column, function and schema of
+    `public` and `facetoface`: a later migration that grants the service something must grant
+    the delegate the same."""
+    acl = (
+        "SELECT kind, object, privilege FROM ("
+        " SELECT 'table' AS kind, c.oid::regclass::text AS object, a.privilege_type AS privilege,"
+        "  a.grantee FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a"
+        "  WHERE c.relnamespace IN ('public'::regnamespace, 'facetoface'::regnamespace)"
+        " UNION ALL"
+        " SELECT 'column', c.oid::regclass::text || '.' || t.attname, a.privilege_type, a.grantee"
+        "  FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid"
+        "  CROSS JOIN LATERAL aclexplode(t.attacl) a"
+        "  WHERE c.relnamespace IN ('public'::regnamespace, 'facetoface'::regnamespace)"
+        " UNION ALL"
+        " SELECT 'function', p.oid::regprocedure::text, a.privilege_type, a.grantee"
+        "  FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) a"
+        "  WHERE p.pronamespace IN ('public'::regnamespace, 'facetoface'::regnamespace)"
+        " UNION ALL"
+        " SELECT 'schema', n.nspname::text, a.privilege_type, a.grantee"
+        "  FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a"
+        "  WHERE n.nspname IN ('public', 'facetoface', 'auth')"
+        ") g WHERE g.grantee = CAST(:role AS regrole)"
+    )
+    service = {tuple(r) for r in await _query(owner, acl, role="facetoface_service")}
+    delegate = {tuple(r) for r in await _query(owner, acl, role="facetoface_delegate")}
+    assert ("function", "facetoface.start_session", "EXECUTE") in {
+        (kind, name.split("(")[0], privilege) for kind, name, privilege in delegate
+    }
+    assert delegate == service
 
 
 async def test_privileges_are_exactly_the_designed_ones(owner: Database) -> None:
@@ -286,22 +357,24 @@ async def test_privileges_are_exactly_the_designed_ones(owner: Database) -> None
             t=f"public.{table}",
         )
         assert {c.attname for c in columns if not c.ok} == missing, (table, privilege)
-    for (table, privilege), allowed in EXPECTED_SERVICE_COLUMN_PRIVILEGES.items():
-        columns = await _query(
-            owner,
-            "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass)"
-            " AND attnum > 0 AND NOT attisdropped"
-            " AND has_column_privilege('facetoface_service', attrelid, attnum, :p)",
-            p=privilege,
-            t=f"public.{table}",
-        )
-        assert {c.attname for c in columns} == allowed, (table, privilege)
+    for role in SERVICE_ROLES:
+        for (table, privilege), allowed in EXPECTED_SERVICE_COLUMN_PRIVILEGES.items():
+            columns = await _query(
+                owner,
+                "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass)"
+                " AND attnum > 0 AND NOT attisdropped"
+                " AND has_column_privilege(:role, attrelid, attnum, :p)",
+                role=role,
+                p=privilege,
+                t=f"public.{table}",
+            )
+            assert {c.attname for c in columns} == allowed, (role, table, privilege)
 
 
 async def test_only_the_service_may_run_the_merge_functions(owner: Database) -> None:
     """`facetoface.*` (the one-round-trip merge and start) run with the caller's rights, but
-    only `facetoface_service` may call them: not a signed-in user through Supabase's REST
-    API, not anon, not the login role itself."""
+    only the service's roles (`facetoface_service`, `facetoface_delegate`) may call them: not
+    a signed-in user through Supabase's REST API, not anon, not the login role itself."""
     functions = await _query(
         owner,
         "SELECT p.oid::regprocedure::text AS name, p.prosecdef AS definer,"
@@ -322,6 +395,7 @@ async def test_only_the_service_may_run_the_merge_functions(owner: Database) -> 
         assert "search_path=" in function.config, function.name
         for role, allowed in (
             ("facetoface_service", True),
+            ("facetoface_delegate", True),
             ("authenticated", False),
             ("anon", False),
             (APP_ROLE, False),
@@ -350,7 +424,8 @@ def _state(url: str) -> dict[str, Any]:
             " (SELECT prosrc FROM pg_proc WHERE oid = to_regprocedure('auth.uid()')) AS uid,"
             " (SELECT to_regnamespace('auth') IS NOT NULL) AS schema,"
             " (SELECT count(*) FROM information_schema.role_table_grants"
-            "   WHERE grantee IN ('anon', 'authenticated', 'facetoface_service')"
+            "   WHERE grantee IN ('anon', 'authenticated', 'facetoface_service',"
+            "   'facetoface_delegate')"
             "   AND table_schema = 'public') AS grants"
         ).fetchall()
         assert row is not None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from facetoface.db import Database, Identity
+from facetoface.db import Database, Identity, Role
 from facetoface.db.statements import IDENTITY_SQL
 from tests.conftest import RunningService
 from tests.security.rls import db_settings, rows
@@ -17,22 +17,27 @@ from tests.support.statements import StatementCounter
 
 
 async def test_the_service_connects_as_the_application_role(service: RunningService) -> None:
-    """The whole PostgreSQL suite runs the app as `facetoface_app`, not as the owner."""
+    """The whole PostgreSQL suite runs the app as `facetoface_app`, not as the owner, and
+    switches per transaction: the caller as `authenticated`, the service acting for a caller
+    as `facetoface_delegate` (plain `user_id = caller` policies), acting for nobody as
+    `facetoface_service`."""
     user_id = await create_user(service.db)
     identity = Identity(user_id)
-    checks = {
-        None: "facetoface_app",
-        "service": "facetoface_service",
-    }
-    for role, expected in checks.items():
+    checks: list[tuple[Identity | None, Role | None, str]] = [
+        (None, None, "facetoface_app"),
+        (None, "service", "facetoface_service"),
+        (identity, "service", "facetoface_delegate"),
+        (identity, "user", "authenticated"),
+        (identity, None, "authenticated"),
+    ]
+    for who, role, expected in checks:
         [row] = await rows(
             service.state.db,
             "SELECT current_user AS role, session_user AS login",
-            role=role,  # type: ignore[arg-type]
+            identity=who,
+            role=role,
         )
-        assert (row.role, row.login) == (expected, "facetoface_app")
-    [user] = await rows(service.state.db, "SELECT current_user AS role", identity=identity)
-    assert user.role == "authenticated"
+        assert (row.role, row.login) == (expected, "facetoface_app"), (who, role)
 
 
 async def test_every_transaction_of_start_and_end_pays_one_identity_statement(

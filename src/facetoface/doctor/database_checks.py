@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 
 from facetoface.config import Environment, Settings
 from facetoface.db import Database, alembic_config
+from facetoface.db.roles import SWITCHED_DB_ROLES
 from facetoface.doctor import repository
 from facetoface.doctor.report import Check, CheckResult
 
@@ -118,14 +119,11 @@ async def check_role(settings: Settings, state: DatabaseState) -> CheckResult:
             f"{role.name} {', '.join(escapes)}: row-level security does not apply to it",
             _ROLE_FIX,
         )
-    if (
-        state.migrated
-        and settings.db_row_level_security
-        and not (role.user_member and role.service_member)
-    ):
+    if state.migrated and settings.db_row_level_security and role.not_member_of:
         return ROLE.failed(
-            f"{role.name} is not a member of both authenticated and facetoface_service, so "
-            "it cannot take either role per transaction",
+            f"{role.name} is not a member of {', '.join(role.not_member_of)}, so it cannot "
+            f"take {'that role' if len(role.not_member_of) == 1 else 'those roles'} per "
+            f"transaction (it needs each of {', '.join(SWITCHED_DB_ROLES)})",
             _ROLE_FIX,
         )
     return ROLE.passed(f"{role.name}: not superuser, no BYPASSRLS, owns no table")
@@ -174,7 +172,7 @@ async def serving_role_problem(db: Database, settings: Settings) -> str | None:
     if not settings.db_row_level_security and not role.reads_tables:
         return (
             f"DB_ROW_LEVEL_SECURITY=false runs every query as {role.name}, which may not read "
-            "the tables (it only switches to authenticated/facetoface_service per "
+            f"the tables (it only switches to {'/'.join(SWITCHED_DB_ROLES)} per "
             "transaction): unset DB_ROW_LEVEL_SECURITY (it defaults to true)"
         )
     return None

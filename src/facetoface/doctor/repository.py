@@ -11,19 +11,17 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from facetoface.db.roles import SERVICE_DB_ROLE, USER_DB_ROLE
+from facetoface.db.roles import SWITCHED_DB_ROLES
 
 _ROLE_SQL = text(
     """
     SELECT r.rolname AS name,
            r.rolsuper AS superuser,
            r.rolbypassrls AS bypass_rls,
-           CASE WHEN to_regrole(CAST(:user_role AS text)) IS NULL THEN false
-                ELSE pg_has_role(r.oid, to_regrole(CAST(:user_role AS text))::oid, 'MEMBER')
-           END AS user_member,
-           CASE WHEN to_regrole(CAST(:service_role AS text)) IS NULL THEN false
-                ELSE pg_has_role(r.oid, to_regrole(CAST(:service_role AS text))::oid, 'MEMBER')
-           END AS service_member,
+           ARRAY(SELECT s.name FROM unnest(CAST(:switched AS text[])) AS s(name)
+                 WHERE to_regrole(s.name) IS NULL
+                    OR NOT pg_has_role(r.oid, to_regrole(s.name)::oid, 'MEMBER')
+                 ORDER BY s.name) AS not_member_of,
            ARRAY(SELECT t.tablename::text FROM pg_catalog.pg_tables t
                  WHERE t.schemaname = 'public' AND t.tableowner = r.rolname
                  ORDER BY t.tablename) AS owned_tables,
@@ -54,13 +52,12 @@ class ServingRole:
     superuser: bool
     bypass_rls: bool
     owned_tables: tuple[str, ...]
-    user_member: bool
-    """Member of `authenticated` (may switch to it per transaction)."""
-    service_member: bool
-    """Member of `facetoface_service`."""
+    not_member_of: tuple[str, ...] = ()
+    """The roles of `SWITCHED_DB_ROLES` it is not a member of (cannot switch to per
+    transaction), or that do not exist."""
     reads_tables: bool = False
     """May read the service's tables as itself (the least-privilege login role may not: it
-    only switches to `authenticated`/`facetoface_service` per transaction)."""
+    only switches to `SWITCHED_DB_ROLES` per transaction)."""
 
     def escapes(self) -> list[str]:
         """What lets this role escape row-level security (empty: nothing): the one rule the
@@ -78,18 +75,13 @@ class ServingRole:
 
 async def serving_role(session: AsyncSession) -> ServingRole:
     """The connection's own role (`current_user`)."""
-    row = (
-        await session.execute(
-            _ROLE_SQL, {"user_role": USER_DB_ROLE, "service_role": SERVICE_DB_ROLE}
-        )
-    ).one()
+    row = (await session.execute(_ROLE_SQL, {"switched": list(SWITCHED_DB_ROLES)})).one()
     return ServingRole(
         name=row.name,
         superuser=row.superuser,
         bypass_rls=row.bypass_rls,
         owned_tables=tuple(row.owned_tables),
-        user_member=row.user_member,
-        service_member=row.service_member,
+        not_member_of=tuple(row.not_member_of),
         reads_tables=row.reads_tables,
     )
 

@@ -122,13 +122,14 @@ POLICIES: tuple[tuple[str, str, str, str | None, str | None], ...] = (
     ),
     ("schema_revisions_delegate_select", "public.schema_revisions", "SELECT", "true", None),
     ("erasures_delegate_all", "facetoface.erasures", "ALL", FOR_USER, FOR_USER),
-    # Written by the deletion trigger; the table has no user column (ids only).
+    # Written by the deletion trigger (`INSERT … ON CONFLICT`, which needs the new row
+    # visible too); ids only, no user column: 0011's policy as it is.
     (
-        "deleted_conversations_delegate_insert",
+        "deleted_conversations_delegate_all",
         "facetoface.deleted_conversations",
-        "INSERT",
-        None,
+        "ALL",
         "true",
+        None,
     ),
 )
 
