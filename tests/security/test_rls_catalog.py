@@ -11,6 +11,7 @@ database.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import psycopg
@@ -486,6 +487,55 @@ def test_supabase_auth_functions_are_left_alone(pg_server: PostgresServer) -> No
     assert up["rls"] == len(TABLES)
     assert down["uid"].strip() == SUPABASE_UID
     assert down["schema"] is True
+
+
+def test_a_login_role_set_up_before_the_delegate_may_take_it_after_migrating(
+    pg_server: PostgresServer,
+) -> None:
+    """A deployment ran `app_login_role_sql` once, when it granted `authenticated` and
+    `facetoface_service` only: migration 0016 makes that login role a member of
+    `facetoface_delegate` too, so the new code's first transaction for a user can switch to
+    it; the downgrade leaves the role holding nothing, and upgrading again is idempotent."""
+    login = f"rls_login_{uuid.uuid4().hex[:10]}"
+    with fresh_database(pg_server, "rls_delegate") as name:
+        url = pg_server.url(name)
+        settings = db_settings(url)
+        run_migrations(settings, "0015")
+        _execute(url, f"CREATE ROLE {login} LOGIN NOINHERIT")
+        try:
+            _execute(url, f"GRANT authenticated, facetoface_service TO {login}")
+            run_migrations(settings)
+            with psycopg.connect(url) as conn:
+                conn.execute(f"SET ROLE {login}")
+                conn.execute(f"SET ROLE {DELEGATE}")  # as the login role may now
+                [runs] = conn.execute(
+                    "SELECT bool_and(has_function_privilege(oid, 'EXECUTE')) FROM pg_proc"
+                    " WHERE pronamespace = 'facetoface'::regnamespace"
+                ).fetchall()
+            assert runs == (True,)
+            command.downgrade(alembic_config(settings), "0015")
+            assert _delegate_grants(url) == 0
+            run_migrations(settings)
+            assert _delegate_grants(url) > 0
+        finally:
+            _execute(url, f"DROP OWNED BY {login}; DROP ROLE {login}")
+
+
+DELEGATE = "facetoface_delegate"
+
+
+def _delegate_grants(url: str) -> int:
+    """The delegate's table and function grants and its policies in the database at `url`."""
+    with psycopg.connect(url) as conn:
+        [row] = conn.execute(
+            "SELECT (SELECT count(*) FROM information_schema.role_table_grants"
+            "        WHERE grantee = %(r)s)"
+            " + (SELECT count(*) FROM information_schema.role_routine_grants"
+            "    WHERE grantee = %(r)s)"
+            " + (SELECT count(*) FROM pg_policies WHERE %(r)s = ANY (roles))",
+            {"r": DELEGATE},
+        ).fetchall()
+    return int(row[0])
 
 
 # --- the operator's helper ------------------------------------------------------------------

@@ -28,6 +28,10 @@ read their whole history (bench/README.md, growth).
   deployment needs no step of its own.
 - `facetoface.remember_deleted_conversation` is reinstalled with its comment naming the
   new role (its body is unchanged).
+- `facetoface.start_session` (same signature, same results): "since last time" looks each
+  session's daily row up by its key. As a join, the daily rows' new policy
+  (`user_id = caller`) made the planner expect the join to yield almost nothing, so the
+  cursor hashed all of the user's daily sessions (tests/test_query_plans.py).
 
 `facetoface_service`'s own policies are unchanged in this release: the previous release
 still runs every service transaction as it. A later release can narrow them to work for
@@ -50,7 +54,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 #: Expand only: a new role with its own grants and policies; facetoface_service's privileges
-#: and policies, which the previous release runs under, are untouched.
+#: and policies, which the previous release runs under, are untouched; two functions
+#: reinstalled with their signatures and results unchanged.
 backward_compatible = True
 
 SERVICE = "facetoface_service"
@@ -250,11 +255,13 @@ def upgrade() -> None:
         op.execute(sql)
     op.execute(GRANT_TO_MEMBERS)
     op.execute(frozen("0016", "remember_deleted_conversation"))
+    op.execute(frozen("0016", "start_session"))
 
 
 def downgrade() -> None:
     """Drop the delegate's policies and privileges. The role and its memberships are
     cluster-wide (other databases may use them) and stay, holding nothing here."""
+    op.execute(frozen("0015", "start_session"))
     op.execute(frozen("0011", "remember_deleted_conversation"))
     for name, table, *_ in reversed(POLICIES):
         op.execute(f"DROP POLICY {name} ON {table}")

@@ -46,15 +46,22 @@ DECLARE
   -- "Since last time": the user's sessions that ran and ended, newest first. A cursor, read
   -- only as far as needed: a cursor's plan is chosen for its first rows, so it walks the
   -- (user_id, created_at, id) index backward and stops. As one `ORDER BY … LIMIT` statement
-  -- the planner read and sorted every session the user ever had: facetoface_service's
-  -- row-level-security policy (`caller IS NULL OR user_id = caller`) hides how selective
-  -- the filter is, so it expected too few rows for a limit to pay (bench growth phase).
+  -- run as facetoface_service (the previous release's role for a start) the planner read and
+  -- sorted every session the user ever had: its row-level-security policy (`caller IS NULL
+  -- OR user_id = caller`) hides how selective the filter is (bench growth phase).
+  -- Each session's daily row by its key (a lateral, `OFFSET 0`): as a join, the daily rows'
+  -- own policy (`user_id = caller`, facetoface_delegate's) made the planner expect the join
+  -- to yield almost nothing and hash all of the user's daily sessions instead.
   previous CURSOR FOR
     SELECT m.id, m.created_at, coalesce(d.started_at, m.created_at) AS started_at,
            d.completed_at, d.duration_seconds, d.session_status,
            left(m.shutdown_reason, 64) AS shutdown_reason
       FROM public.mentor_conversations m
-      JOIN public.daily_sessions d ON d.id = m.daily_session_id
+     CROSS JOIN LATERAL (
+           SELECT x.started_at, x.completed_at, x.duration_seconds, x.session_status
+             FROM public.daily_sessions x
+            WHERE x.id = m.daily_session_id
+           OFFSET 0) d
      WHERE m.user_id = p_user_id AND m.status = 'ended'
      ORDER BY m.created_at DESC, m.id DESC;
 BEGIN
