@@ -9,7 +9,8 @@
   body only says *which* conversation to ask about, too.
 - `end_at_tavus`: end a conversation at Tavus (the one place that does it);
   `discard_at_tavus`: end it and delete it there (its session's rows are gone);
-  `find_at_tavus`: find a conversation of ours by its name (an unknown create outcome).
+  `find_at_tavus`: find a conversation of ours by its name (an unknown create outcome,
+  decided in `unknown_starts`).
 - The transitions of an unresolved start: `adopt` (Tavus has it), `fail` (it never did),
   `mark_unresolved` (it may have); and `close` (our side ended it).
 
@@ -200,10 +201,12 @@ class ConversationService:
             details = await (tavus or self.tavus).get_conversation(conversation_id, verbose=True)
         except TavusNotFound:
             return None
-        assert isinstance(details, ConversationDetails)
-        counts = await self.ingest_reported(
-            row_id, conversation_id, (event.model_dump(mode="json") for event in details.events)
-        )
+        return await self.ingest_details(row_id, details)
+
+    async def ingest_details(self, row_id: uuid.UUID, details: ConversationDetails) -> Recovered:
+        """Ingest every event a verbose fetch of the conversation listed (`ingest_reported`)."""
+        events = (event.model_dump(mode="json") for event in details.events)
+        counts = await self.ingest_reported(row_id, details.conversation_id, events)
         return Recovered(details, counts)
 
     async def ingest_reported(
