@@ -2,21 +2,19 @@
 tables and data (the app whose Edge Functions facetoface replaces), in place, keeping every row.
 It is one long procedure read top to bottom, in the order it runs.
 
-What it does, in one transaction (so it either happens whole or not at all):
+What it does, in one transaction (so it either happens whole or not at all), in two phases: the
+origin app keeps running during an adoption, so its reads are blocked only for the last one.
 
 1. **Detects** the origin's schema: its six migrated tables in `public` and no `alembic_version`.
 2. **Derives the target** from migration 0001 itself: 0001 is run into a scratch schema inside
    the transaction and read back from the catalog (columns, types, defaults, NOT NULL,
    constraints, indexes), so "the state 0001 would have produced" is never restated by hand.
-3. **Brings `public` to that state**: creates the tables the origin never migrated (or completes
-   the hand-made ones: missing columns added, an avatar foreign key renamed to
-   `mentor_avatar_id`), sets 0001's defaults, replaces the origin's constraints with 0001's
-   (same CHECK value sets; named by our convention), creates 0001's indexes (renaming the
-   origin's equivalent ones, dropping the ones a unique constraint makes redundant), and makes
-   columns NOT NULL where the data allows. The origin's row-level security policies on these
-   tables are dropped: migration 0005 installs facetoface's own.
-4. **Fixes the origin's data where it can, and reports what it cannot** (table, id, reason,
-   what was done) instead of failing half-way:
+3. **Plans**, holding the tables `SHARE ROW EXCLUSIVE` (`PLAN_LOCK`: plain reads go on, every
+   write waits, so nothing planned from can change before it is applied). Each table is copied
+   into a temporary *working copy*, given 0001's columns there (the avatar foreign key renamed
+   to `mentor_avatar_id`, missing columns added, 0001's defaults), and every data decision is
+   made by changing the copies, never `public`. What it cannot simply carry over it reports
+   (table, id, reason, what was done) instead of failing half-way:
    - Rows that belong to nobody (`user_id` NULL, or naming no profile) and rows that break a
      new constraint (a CHECK, a duplicate Tavus conversation) are moved, whole, as JSON, to
      `facetoface_adopt.quarantined_rows` (a schema the APIs do not expose), not deleted.
@@ -24,12 +22,6 @@ What it does, in one transaction (so it either happens whole or not at all):
      no default and NULLs left (e.g. an avatar without a Tavus replica) stays nullable.
    - `mentor_conversations`: the origin's `completed` becomes `ended`; a callback-token hash
      nobody knows and a name outside this deployment's prefix (`origin:<id>`) are filled in.
-   - Each conversation is linked to its `daily_sessions` row where that is provable: same
-     user, a face-to-face row started at the very same instant (the origin stamped both rows
-     with one clock reading), or the only such row within 10 s and vice versa. Otherwise it
-     gets a new `daily_sessions` row of its own (`session_metadata.adopted`). Linking is
-     set-based (temporary tables and window counts: a handful of statements whatever the
-     number of rows), so the locks are held for seconds, not minutes; the report says how long.
    - Impossible rows: a Tavus id the client refuses (`conv 42/../x`) is cleared (the row as it
      was kept in quarantine) and, if live, the row is closed; a live row that starts in the
      future (beyond `FUTURE_SKEW`) is closed. Both are listed.
@@ -38,14 +30,33 @@ What it does, in one transaction (so it either happens whole or not at all):
      then) is closed — `status = ended`, `failure_code = closed_by_adoption`, its end time left
      unknown — and its `daily_sessions` row becomes `interrupted`; of a user's younger live
      conversations the newest stays live (so the user can rejoin or end it) and the others are
-     closed the same way. `daily_sessions` rows still `started`/`in_progress` an hour after
-     they started, with no live conversation, become `interrupted`.
-5. **Fixes the origin's defects the schema allows**: every view in `public` gets
-   `security_invoker` (the origin's `user_dashboard` ran with its owner's rights and bypassed
-   RLS), every SECURITY DEFINER function there gets `search_path = ''` when its body names
-   its tables with their schema (else it is reported), and `virtue_collection`'s foreign key
-   to `daily_sessions` gets `ON DELETE SET NULL` (so deleting a session is possible).
-6. **Stamps 0001**; after the commit the normal upgrade runs to the head revision.
+     closed the same way.
+   - Each conversation is linked to its `daily_sessions` row where that is provable: same
+     user, a face-to-face row started at the very same instant (the origin stamped both rows
+     with one clock reading), or the only such row within 10 s and vice versa. Otherwise it
+     gets a new `daily_sessions` row of its own (`session_metadata.adopted`). Linking is
+     set-based (temporary tables and window counts: a handful of statements whatever the
+     number of rows). `daily_sessions` rows still `started`/`in_progress` an hour after they
+     started, with no live conversation, become `interrupted`.
+   - The columns that can become NOT NULL are those with no NULL left in the copy; the rows
+     to apply are those whose digest (`_DIGEST`) the plan changed.
+4. **Applies it: the final step**, holding the tables `ACCESS EXCLUSIVE` (every DDL statement
+   takes that lock until the commit anyway, so all of it is here, after the plan): the origin's
+   row-level security policies on these tables are dropped (migration 0005 installs
+   facetoface's own), the tables the origin never migrated are created and the others given
+   the copies' columns, `virtue_collection`'s foreign key to `daily_sessions` gets `ON DELETE
+   SET NULL` (so deleting a session is possible), the origin's constraints are dropped, the
+   planned rows applied (three set-based statements a table) and the quarantined ones stored,
+   then 0001's NOT NULLs, constraints (same CHECK value sets; named by our convention) and
+   indexes (renaming the origin's equivalent ones, dropping the ones a unique constraint makes
+   redundant) are made. The origin's defects the schema allows are fixed: every view in
+   `public` gets `security_invoker` (the origin's `user_dashboard` ran with its owner's rights
+   and bypassed RLS), every SECURITY DEFINER function there gets `search_path = ''` when its
+   body names its tables with their schema (else it is reported).
+5. **Stamps 0001**; after the commit the normal upgrade runs to the head revision.
+
+The report says how long writes waited (both phases) and how long reads did (the final step,
+counted from when ACCESS EXCLUSIVE was asked for: new reads queue behind that request).
 
 The origin's other tables (`user_streaks`, `virtue_collection`, `app_settings`), their policies,
 and the profiles' foreign key to `auth.users` are kept as they are. Running it again reports
