@@ -285,8 +285,6 @@ class Settings(BaseSettings):
     reconcile_lease_seconds: Annotated[int, Field(ge=5)] = 120
     #: A `starting` session older than this lost its process between the start's phases.
     reconcile_starting_grace_seconds: Annotated[int, Field(ge=0)] = 60
-    #: A start not found at Tavus after this long was never created: mark it failed.
-    reconcile_not_created_after_seconds: Annotated[int, Field(ge=0)] = 300
     #: Grace beyond `SESSION_MAX_CALL_DURATION_SECONDS` before a live session is closed.
     reconcile_overdue_grace_seconds: Annotated[int, Field(ge=0)] = 120
     #: Ask Tavus about a live session we have heard nothing about for this long.

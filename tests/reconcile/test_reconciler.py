@@ -19,6 +19,7 @@ from sqlalchemy import select
 from facetoface.models import DailySession
 from facetoface.reconcile.service import Reconciler
 from tests.conftest import RunningService
+from tests.support.clock import Clock
 from tests.support.eventually import eventually
 from tests.support.factories import create_user, session_rows
 from tests.support.sessions import EAGER_RECONCILER, given_session
@@ -112,12 +113,24 @@ async def test_fills_the_join_url_of_a_session_a_callback_adopted(
     assert rows["conversation"]["conversation_url"] == created["conversation_url"]
 
 
-async def test_marks_failed_what_tavus_never_created(service: RunningService) -> None:
+def settle_seconds(service: RunningService) -> float:
+    """How long after a start Tavus having none of its conversation means it never will."""
+    tavus = service.reconciler.tavus
+    return tavus.longest_call_seconds + tavus.total_timeout_seconds
+
+
+async def test_marks_failed_what_tavus_never_created(service: RunningService, clock: Clock) -> None:
+    """Not found is no answer while the create may still be running at Tavus (the same rule
+    as the user's next start: conversations/unknown_starts.py); once it cannot, it is."""
     service.sim.set_config(callback_drop_probability=1.0)
     service.sim.add_fault(endpoint="create", kind="drop_connection", apply_first=False)
     user_id = await create_user(service.db)
     assert (await start(service, user_id)).json()["code"] == "session_outcome_unknown"
 
+    early = await service.reconciler.run_once()
+    assert early.actions["marked_not_created"] == 0
+    assert (await only_session(service, user_id))["conversation"]["status"] == "indeterminate"
+    clock.advance(settle_seconds(service) + 1 + service.settings.reconcile_lease_seconds)
     report = await service.reconciler.run_once()
 
     assert report.actions["marked_not_created"] == 1
@@ -126,6 +139,25 @@ async def test_marks_failed_what_tavus_never_created(service: RunningService) ->
     assert rows["conversation"]["failure_code"] == "not_created_at_tavus"
     assert rows["daily"]["session_status"] == "failed"
     assert (await start(service, user_id)).status_code == 201
+
+
+async def test_a_failed_listing_is_no_answer(service: RunningService, clock: Clock) -> None:
+    """Listing the account's conversations failed: a start Tavus has is not "not found" for
+    it. The row asks Tavus itself, that fails too, and the row keeps the error — never
+    marked failed (its user told so while Tavus bills the room)."""
+    service.sim.set_config(callback_drop_probability=1.0)
+    service.sim.add_fault(endpoint="create", kind="drop_connection", apply_first=True)
+    user_id = await create_user(service.db)
+    assert (await start(service, user_id)).json()["code"] == "session_outcome_unknown"
+    clock.advance(600)  # long past any wait before "not found" may mean "never created"
+    service.sim.add_fault(endpoint="list", kind="status", status=503, count=100)
+
+    report = await service.reconciler.run_once()
+
+    assert report.actions["marked_not_created"] == 0
+    rows = await only_session(service, user_id)
+    assert rows["conversation"]["status"] == "indeterminate"
+    assert rows["conversation"]["reconcile_error"] is not None
 
 
 async def test_resumes_a_start_whose_process_died_between_phases(

@@ -44,7 +44,6 @@ async def start_quiet(service: RunningService) -> Started:
 #: Tavus timeouts are short, for tests that run passes themselves.
 EAGER_RECONCILER: dict[str, float] = {
     "reconcile_starting_grace_seconds": 0,
-    "reconcile_not_created_after_seconds": 0,
     "reconcile_overdue_grace_seconds": 0,
     "reconcile_settle_seconds": 0,
     "reconcile_live_check_seconds": 0,

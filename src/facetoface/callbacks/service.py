@@ -22,6 +22,7 @@ from facetoface.conversations.service import ConversationService
 from facetoface.conversations.status import CallbackOutcome
 from facetoface.conversations.tokens import TokenForm, hash_callback_token, token_form
 from facetoface.errors import BadRequest, NotFound
+from facetoface.observability.context import add_request_facts
 
 log = structlog.get_logger(__name__)
 
@@ -91,4 +92,7 @@ class CallbackService:
             raise CallbackNotFound("No such callback URL.")
         outcome = result.outcome
         assert outcome is not None
+        # The hottest route logs once: its facts ride on the request's `http.request` line.
+        if not add_request_facts(**result.facts):
+            log.info("callback.ingested", **result.facts)
         return CallbackOutcome(outcome).value

@@ -9,7 +9,8 @@
   body only says *which* conversation to ask about, too.
 - `end_at_tavus`: end a conversation at Tavus (the one place that does it);
   `discard_at_tavus`: end it and delete it there (its session's rows are gone);
-  `find_at_tavus`: find a conversation of ours by its name (an unknown create outcome).
+  `find_at_tavus`: find a conversation of ours by its name (an unknown create outcome,
+  decided in `unknown_starts`).
 - The transitions of an unresolved start: `adopt` (Tavus has it), `fail` (it never did),
   `mark_unresolved` (it may have); and `close` (our side ended it).
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -85,6 +86,9 @@ class Ingested:
     outcome: CallbackOutcome | None
     #: The conversation had another Tavus id bound (logged apart from unknown ones).
     misbound: bool = False
+    #: What to log about it (no personal data): the caller logs it — a callback on its
+    #: request's one line, an event fetched from Tavus on a line of its own.
+    facts: dict[str, object] = field(default_factory=dict)
 
 
 class ConversationService:
@@ -177,17 +181,16 @@ class ConversationService:
             return Ingested(False, None, misbound=applied.found and applied.token_ok)
         outcome = applied.outcome if applied.stored else CallbackOutcome.duplicate
         assert outcome is not None
-        log.info(
-            "callback.ingested",
-            mentor_conversation_id=str(row_id),
-            event_type=envelope.event_type[:100],
-            outcome=outcome.value,
-            normalized=event.normalized or None,
-        )
         metrics.record_callback(envelope.event_type, outcome.value)
         if applied.ended_now:
             metrics.record_session_ended(applied.shutdown_reason)
-        return Ingested(True, outcome)
+        facts: dict[str, object] = {
+            "mentor_conversation_id": str(row_id),
+            "event_type": envelope.event_type[:100],
+            "callback_outcome": outcome.value,
+            "normalized": event.normalized or None,
+        }
+        return Ingested(True, outcome, facts=facts)
 
     async def ingest_from_tavus(
         self, row_id: uuid.UUID, conversation_id: str, *, tavus: TavusClient | None = None
@@ -200,10 +203,12 @@ class ConversationService:
             details = await (tavus or self.tavus).get_conversation(conversation_id, verbose=True)
         except TavusNotFound:
             return None
-        assert isinstance(details, ConversationDetails)
-        counts = await self.ingest_reported(
-            row_id, conversation_id, (event.model_dump(mode="json") for event in details.events)
-        )
+        return await self.ingest_details(row_id, details)
+
+    async def ingest_details(self, row_id: uuid.UUID, details: ConversationDetails) -> Recovered:
+        """Ingest every event a verbose fetch of the conversation listed (`ingest_reported`)."""
+        events = (event.model_dump(mode="json") for event in details.events)
+        counts = await self.ingest_reported(row_id, details.conversation_id, events)
         return Recovered(details, counts)
 
     async def ingest_reported(
@@ -223,6 +228,8 @@ class ConversationService:
                 log.warning("conversation.reported_event_malformed", row=str(row_id))
                 continue
             result = await self.ingest(row_id, event)
+            if result.accepted:
+                log.info("callback.ingested", source="tavus_fetch", **result.facts)
             counts[result.outcome.value if result.outcome else "refused"] += 1
             if result.outcome is CallbackOutcome.applied:
                 counts[f"recovered:{event.envelope.event_type[:60]}"] += 1

@@ -14,7 +14,12 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facetoface.observability import timing
-from facetoface.observability.context import reset_request_id, set_request_id
+from facetoface.observability.context import (
+    begin_request_facts,
+    end_request_facts,
+    reset_request_id,
+    set_request_id,
+)
 from facetoface.observability.metrics import (
     HTTP_IN_PROGRESS,
     UNMATCHED_ROUTE,
@@ -54,6 +59,7 @@ class RequestContextMiddleware:
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = set_request_id(request_id)
+        facts, facts_token = begin_request_facts()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         spans, timing_token = timing.begin()
         started = time.perf_counter()
@@ -121,8 +127,10 @@ class RequestContextMiddleware:
                 route=route,
                 status=status,
                 duration_ms=round(seconds * 1000, 2),
+                **facts,
                 **({"outcome": "aborted"} if status == ABORTED_STATUS else {}),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+            end_request_facts(facts_token)
             reset_request_id(token)
             timing.end(timing_token)

@@ -1,9 +1,10 @@
 """The reconciler: one bounded, idempotent pass over what callbacks and crashes left open.
 
 1. **Unresolved starts** (`indeterminate`, or `starting` past a start's longest duration):
-   find the conversation at Tavus — by its bound id, else by its name among the account's
-   recent conversations — and adopt it (the session becomes active or ended with Tavus's
-   data) or, when Tavus never created it, mark the session failed.
+   the decision a user's next start or read makes too (conversations/unknown_starts.py) —
+   find the conversation at Tavus (by its bound id, else by its name among the account's
+   recent conversations), adopt it (the session becomes active or ended with Tavus's data)
+   or, once Tavus can no longer be creating it, mark the session failed.
 2. **Overdue sessions** (live past `max_call_duration` + grace): fetch Tavus's view; if it
    ended, apply its events; else end it at Tavus and close our records. **Quiet live
    sessions** (no news for `RECONCILE_LIVE_CHECK_SECONDS`): if Tavus ended them and the
@@ -53,6 +54,7 @@ from facetoface.conversations.status import (
     UNRESOLVED_STATUSES,
     FailureCode,
 )
+from facetoface.conversations.unknown_starts import Failed, Undecided, UnknownStart, UnknownStarts
 from facetoface.db import Database, DatabaseUnavailable
 from facetoface.models.reconcile_run import RECONCILE_RUNS_KEPT
 from facetoface.observability import metrics
@@ -63,7 +65,6 @@ from facetoface.tavus import (
     ConversationDetails,
     TavusClient,
     TavusError,
-    TavusNotFound,
     TavusStatus,
 )
 
@@ -102,6 +103,7 @@ class Reconciler:
         self.db = db
         self.tavus = tavus
         self.conversations = conversations
+        self.starts = UnknownStarts(conversations, list_pages=settings.reconcile_list_pages)
         self._prefix = name_prefix(settings.deployment_name, installation_id)
         self._stopping = asyncio.Event()
 
@@ -151,11 +153,15 @@ class Reconciler:
         return report
 
     async def _pass(self, report: ReconcileReport, held: dict[uuid.UUID, datetime]) -> None:
+        # One listing serves every row without a Tavus id. If it failed, each row asks Tavus
+        # itself: an empty listing would read as "not created" and fail starts Tavus has.
         listing: dict[str, Conversation] | None = None
+        listed = False
         for claimed in self._worked(await self._claim("unresolved", report, held), held):
-            if claimed.tavus_conversation_id is None and listing is None:
-                listing = await self._step(report, None, self._list_ours(status=None)) or {}
-            await self._step(report, claimed, self._resolve_start(claimed, listing or {}, report))
+            if claimed.tavus_conversation_id is None and not listed:
+                listed = True
+                listing = await self._step(report, None, self._list_ours(status=None))
+            await self._step(report, claimed, self._resolve_start(claimed, listing, report))
         for claimed in self._worked(await self._claim("overdue", report, held), held):
             await self._step(report, claimed, self._close_overdue(claimed, report))
         for claimed in self._worked(await self._claim("quiet", report, held), held):
@@ -286,32 +292,28 @@ class Reconciler:
 
     # --- 1. unresolved starts ------------------------------------------------------------
     async def _resolve_start(
-        self, claimed: Claimed, listing: dict[str, Conversation], report: ReconcileReport
+        self, claimed: Claimed, listing: dict[str, Conversation] | None, report: ReconcileReport
     ) -> None:
-        found: Conversation | None
-        if claimed.tavus_conversation_id:
-            found = await self._get(claimed.tavus_conversation_id)
-        else:
-            found = listing.get(claimed.conversation_name)
-        if found is None:
-            age = utcnow() - claimed.created_at
-            if age.total_seconds() >= self.settings.reconcile_not_created_after_seconds:
-                applied = await self.conversations.fail(
-                    claimed.id, FailureCode.not_created_at_tavus
-                )
-                if applied.session is not None and applied.before_status in UNRESOLVED_STATUSES:
-                    report.add("marked_not_created")
-            return
-        applied = await self.conversations.adopt(
-            claimed.id,
-            conversation_id=found.conversation_id,
-            conversation_url=found.conversation_url,
-            start_time=found.created_at or utcnow(),
+        """The one decision (conversations/unknown_starts.py); undecided rows wait for a
+        later pass."""
+        start = UnknownStart(
+            row_id=claimed.id,
+            conversation_name=claimed.conversation_name,
+            tavus_conversation_id=claimed.tavus_conversation_id,
+            created_at=claimed.created_at,
+            failure_code=claimed.failure_code,
         )
-        if applied.before_status in UNRESOLVED_STATUSES:
+        decision = await self.starts.decide(start, listing=listing)
+        if isinstance(decision, Undecided):
+            return
+        unresolved = decision.applied.before_status in UNRESOLVED_STATUSES
+        if isinstance(decision, Failed):
+            if decision.applied.session is not None and unresolved:
+                report.add("marked_not_created")
+            return
+        if unresolved:
             report.add("adopted")
-        # Whatever Tavus already knows (a shutdown, a transcript) goes through the inbox.
-        await self._apply_verbose(claimed.id, found.conversation_id, report)
+        self._report_recovered(decision.counts, report)
 
     # --- 2. overdue and quiet live sessions ----------------------------------------------
     async def _close_overdue(self, claimed: Claimed, report: ReconcileReport) -> None:
@@ -361,10 +363,15 @@ class Reconciler:
         recovered = await self.conversations.ingest_from_tavus(row_id, conversation_id)
         if recovered is None:
             return None
-        for action, count in recovered.counts.items():
+        self._report_recovered(recovered.counts, report)
+        return recovered.details
+
+    @staticmethod
+    def _report_recovered(counts: Counter[str], report: ReconcileReport) -> None:
+        """Count the events Tavus reported that were missing here (and the malformed ones)."""
+        for action, count in counts.items():
             if action.startswith("recovered:") or action == "malformed":
                 report.add(action, count)
-        return recovered.details
 
     # --- 4. orphans ------------------------------------------------------------------------
     async def _end_orphans(self, report: ReconcileReport) -> None:
@@ -460,9 +467,3 @@ class Reconciler:
             if len(result.data) < _PAGE_SIZE:
                 break
         return conversations
-
-    async def _get(self, conversation_id: str, *, verbose: bool = False) -> Conversation | None:
-        try:
-            return await self.tavus.get_conversation(conversation_id, verbose=verbose)
-        except TavusNotFound:
-            return None

@@ -384,7 +384,7 @@ class SessionService:
                 )
         except DatabaseUnavailable:
             # The row stays `starting`; the reconciler resolves it by name (a conversation
-            # Tavus never created is marked failed after RECONCILE_NOT_CREATED_AFTER_SECONDS).
+            # Tavus never created is marked failed: conversations/unknown_starts.py).
             log.warning(
                 "session.failure_unrecorded",
                 mentor_conversation_id=str(new.mentor_conversation_id),

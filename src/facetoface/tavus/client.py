@@ -387,6 +387,19 @@ class TavusClient:
         return self._in_flight, self._max_concurrency
 
     @property
+    def total_timeout_seconds(self) -> float:
+        """One attempt's deadline: how long this client waits for one answer."""
+        return self._total_timeout_s
+
+    @property
+    def longest_call_seconds(self) -> float:
+        """The longest one call can run at this client: its last attempt starts within the
+        retry budget plus one backoff (a 429's wait fits inside the budget), waits for a lane,
+        then has its own deadline. A request sent by this call reached Tavus within it."""
+        backoff = self._retry_wait_max_s + self._retry_wait_jitter_s
+        return self._retry_timeout_s + backoff + self._bulkhead_timeout_s + self._total_timeout_s
+
+    @property
     def retry_budget_tokens(self) -> float:
         """Retries the budget still allows now."""
         return self._budget.tokens

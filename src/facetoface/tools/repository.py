@@ -79,15 +79,12 @@ class ActionsRepository:
         ).first()
         return CallSession(*row) if row is not None else None
 
-    async def session_status(self, mentor_conversation_id: uuid.UUID) -> tuple[str, Any] | None:
-        """The session's status and end time now, as its user sees them."""
+    async def session_status(self, mentor_conversation_id: uuid.UUID) -> str | None:
+        """The session's conversation status now (None: no such session)."""
         mc = MentorConversation
-        row = (
-            await self.session.execute(
-                select(mc.status, mc.end_time).where(mc.id == mentor_conversation_id)
-            )
-        ).first()
-        return (row[0], row[1]) if row is not None else None
+        return (
+            await self.session.execute(select(mc.status).where(mc.id == mentor_conversation_id))
+        ).scalar_one_or_none()
 
     async def lock_session(self, mentor_conversation_id: uuid.UUID) -> None:
         """Serialise one session's tool calls until the transaction ends (the per-session
@@ -133,14 +130,14 @@ class ActionsRepository:
         *,
         changes: int,
         now: datetime,
-    ) -> bool:
-        """Record a call and its answer; False if it was recorded already (a replay that
-        raced this one)."""
-        result = await self.session.execute(
+    ) -> None:
+        """Record a call and its answer; one recorded already (a replay that raced this one)
+        is left as it is."""
+        await self.session.execute(
             text(
                 "INSERT INTO mentor_tool_calls (mentor_conversation_id, tool_call_id, user_id,"
                 " tool_name, answer, changes, created_at) VALUES (:mc, :tc, :user, :name,"
-                " :answer, :changes, :now) ON CONFLICT DO NOTHING RETURNING 1"
+                " :answer, :changes, :now) ON CONFLICT DO NOTHING"
             ),
             {
                 "mc": call.mentor_conversation_id,
@@ -152,7 +149,6 @@ class ActionsRepository:
                 "now": now,
             },
         )
-        return result.first() is not None
 
     async def mentor_memory(self, user_id: uuid.UUID) -> bool:
         """The user's `mentor_memory` preference (default on)."""

@@ -202,8 +202,8 @@ class MentorActions:
         """Under the session's lock: refuse a replay (404); the polite refusal once the limit
         is reached (recorded, so its replay is refused too); None to go on."""
         await repo.lock_session(session.mentor_conversation_id)
-        now = await repo.session_status(session.mentor_conversation_id)
-        if now is None or now[0] not in statuses:
+        status = await repo.session_status(session.mentor_conversation_id)
+        if status is None or status not in statuses:
             raise self._refused(tool, "session_not_live")
         if await repo.recorded_answer(session.mentor_conversation_id, call.tool_call_id):
             # A replay: answered like any other call we do not act on (it changed things
