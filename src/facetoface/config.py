@@ -177,8 +177,9 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 8000
     #: Run every transaction under a database role with
     #: row-level security — `authenticated` plus the caller's claims for user requests,
-    #: `facetoface_service` for the service's own writes (docs/security.md). Needs migration
-    #: 0005 and a login role that is a member of both; off = queries run as the login role.
+    #: `facetoface_delegate`/`facetoface_service` for the service's own writes for a user/for
+    #: nobody (docs/security.md). Needs migration 0016 and a login role that is a member of
+    #: all three (`facetoface.db.roles.SWITCHED_DB_ROLES`); off = queries run as the login role.
     db_row_level_security: bool = True
 
     # --- Tavus ----------------------------------------------------------------------------

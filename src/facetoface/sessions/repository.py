@@ -219,8 +219,9 @@ LIST_SQL = Statement(
     "OR (d.created_at, d.id) < (%(before_at)s::timestamptz, %(before_id)s::uuid)) "
     "ORDER BY d.created_at DESC, d.id DESC LIMIT %(limit)s"
 )
-#: Run as `facetoface_service` acting for the caller (its policies confine it to the caller's
-#: rows): only the service may read a private room's meeting token, shown while live.
+#: Run as the service acting for the caller (`facetoface_delegate`, whose policies confine it
+#: to the caller's rows): only the service may read a private room's meeting token, shown
+#: while live.
 DETAIL_SQL = Statement(
     f"SELECT {session_columns_sql()}, m.transcript, m.recording, m.perception_analysis, "
     "m.post_call_actions, m.replica_joined_at, d.conversation_transcript, "
