@@ -39,7 +39,7 @@ nobody (`caller IS NULL`).
 
 Revision ID: 0016
 Revises: 0015
-Create Date: 2026-12-08 09:00:00.000000
+Create Date: 2026-12-07 21:00:00.000000
 """
 
 from collections.abc import Sequence
