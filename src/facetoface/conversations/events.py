@@ -7,14 +7,15 @@ same envelope arrives as a callback and as an entry of the verbose conversation 
 
 Data PostgreSQL cannot store is normalised here (`storable`), never refused: an event whose
 transcript holds U+0000 is kept with that character replaced. A timestamp outside the range
-we can store is treated as absent (the time of receipt stands in), not as a malformed event.
+we can store is treated as absent (the time of receipt stands in), not as a malformed event;
+so is one that cannot be true of an event we just received (`believable_time`).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -133,13 +134,31 @@ def dedupe_key(mentor_conversation_id: Any, event: ParsedEvent) -> str:
     return f"{base}:{canonical_digest(event.payload)}"
 
 
+#: Tavus's clock may run ahead of ours by this much; an event stamped later than that after
+#: its receipt is stamped wrongly.
+CLOCK_SKEW = timedelta(minutes=5)
+#: The oldest an event's time may be when it reaches us (a callback comes within seconds; the
+#: reconciler's fetch of a conversation Tavus still holds, within weeks).
+OLDEST_EVENT = timedelta(days=366)
+
+
+def believable_time(stamped: datetime | None, received_at: datetime) -> datetime:
+    """When an event happened: its own timestamp, unless it has none or that cannot be true —
+    after its receipt beyond `CLOCK_SKEW`, or older than `OLDEST_EVENT` — and then the time it
+    was received. (Believed, a shutdown stamped in the year 9999 made a session last millennia:
+    a duration no column holds, and a 500.)"""
+    if stamped is None or not (received_at - OLDEST_EVENT <= stamped <= received_at + CLOCK_SKEW):
+        return received_at
+    return stamped
+
+
 def event_delta(event: CallbackEnvelope, received_at: datetime) -> Delta:
     """What `event` contributes to its conversation (nothing for an unknown type).
 
     The Tavus id it names is always bound (an event can beat the create's answer to it).
     """
     kind, props = event.event_type, event.properties
-    at = event.timestamp or received_at
+    at = believable_time(event.timestamp, received_at)
     bind = event.conversation_id
     if kind in JOINED:
         return Delta(conversation_id=bind, joined_at=at)
