@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Parallel workers for the test suite; the suite's wall time roughly halves on 2 cores.
-TEST_WORKERS ?= 2
+# Parallel workers for the test suite: three on 2 cores (the suite waits on servers, browsers
+# and subprocesses; a third worker fills those waits).
+TEST_WORKERS ?= 3
 
 .PHONY: run test suite lint typecheck check install clean bench screenshots lock
 
