@@ -127,17 +127,18 @@ async def test_a_session_from_start_to_details_without_rough_edges(
     dialog = page.locator("#detail")
     await expect(dialog).to_be_visible()
     address = f"{service.url}/console#session/{session_id}"
-    assert page.url == address
+    # The address changes after the click's handler ran: waited for, not read at once.
+    await expect(page).to_have_url(address)
     await page.reload()
     await expect(dialog).to_be_visible()
     await expect(dialog.locator("#detail-title")).to_contain_text("Session with Sage")
     await expect(dialog.locator(".transcript")).to_contain_text("I slept badly")
     await dialog.get_by_role("button", name="Close").click()
     await expect(dialog).to_be_hidden()
-    assert page.url == f"{service.url}/console"
+    await expect(page).to_have_url(f"{service.url}/console")
     await page.go_back()
     await expect(dialog).to_be_visible()
-    assert page.url == address
+    await expect(page).to_have_url(address)
     await page.go_forward()
     await expect(dialog).to_be_hidden()
     # A link to a session opens it in a new tab as well (the token is the tab's own).
