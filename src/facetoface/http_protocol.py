@@ -7,8 +7,8 @@ by `serve --workers N` can import it by name; its bounds are then read from the 
 
 - **a head cap** (`HTTP_MAX_HEADER_BYTES`) on *every* request of a connection: beyond it, 431
   and close, before the rest of the head is read;
-- **an idle timeout** (`HTTP_IDLE_TIMEOUT_SECONDS`) for a connection that sends nothing at all
-  (uvicorn's own keep-alive timeout, set to the same value, covers the time between requests);
+- **an idle timeout** (`HTTP_IDLE_TIMEOUT_SECONDS`) for a connection that sends nothing at all,
+  and between its requests (the protocol sets uvicorn's keep-alive timer to the same value);
 - **a head deadline** (`HTTP_HEAD_TIMEOUT_SECONDS`): a request's line and headers must arrive
   within it of their first byte, else 408 and close (the body's deadline is the app's,
   `limits.BodyDeadlineMiddleware`, so its 408 is logged and counted like any answer);
@@ -28,21 +28,20 @@ from typing import Any, ClassVar
 import structlog
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from facetoface.config import Settings
 from facetoface.errors import PROBLEM_JSON, problem_document
 from facetoface.observability.metrics import record_connection_refused
 
 log = structlog.get_logger("facetoface.http")
 
 
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name) or default)
+def _bound(field: str) -> float:
+    """A bound of this process: its setting's environment variable (`serve --workers` exports
+    the bounds to its workers), else the setting's default (`config.Settings` is the one
+    source of both)."""
+    default = Settings.model_fields[field].default
+    return float(os.environ.get(field.upper()) or default)
 
-
-#: The defaults here and in `config.Settings` are the same numbers.
-DEFAULT_MAX_HEAD_BYTES = 32 * 1024
-DEFAULT_IDLE_TIMEOUT_SECONDS = 5.0
-DEFAULT_HEAD_TIMEOUT_SECONDS = 10.0
-DEFAULT_MAX_CONNECTIONS = 1000
 
 #: After a refusal, what is still arriving is read and dropped for this long (or this much)
 #: before the connection closes: closing with unread data makes the kernel send a reset,
@@ -56,19 +55,18 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     a problem document written by the protocol itself (the app never sees the request), then
     a lingering close, so the client gets the answer rather than a reset."""
 
-    max_head_bytes: ClassVar[int] = int(_env_float("HTTP_MAX_HEADER_BYTES", DEFAULT_MAX_HEAD_BYTES))
-    idle_timeout_seconds: ClassVar[float] = _env_float(
-        "HTTP_IDLE_TIMEOUT_SECONDS", DEFAULT_IDLE_TIMEOUT_SECONDS
-    )
-    head_timeout_seconds: ClassVar[float] = _env_float(
-        "HTTP_HEAD_TIMEOUT_SECONDS", DEFAULT_HEAD_TIMEOUT_SECONDS
-    )
-    max_connections: ClassVar[int] = int(
-        _env_float("HTTP_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS)
-    )
+    # Class attributes named as the `Settings` fields they come from (`limits` subclasses
+    # with other values when a process's settings differ from its environment's).
+    http_max_header_bytes: ClassVar[int] = int(_bound("http_max_header_bytes"))
+    http_idle_timeout_seconds: ClassVar[float] = _bound("http_idle_timeout_seconds")
+    http_head_timeout_seconds: ClassVar[float] = _bound("http_head_timeout_seconds")
+    http_max_connections: ClassVar[int] = int(_bound("http_max_connections"))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # One idle timeout: between requests (uvicorn's keep-alive timer) as before the first.
+        # (uvicorn types it int; it is a delay for `call_later`, a float.)
+        self.timeout_keep_alive = self.http_idle_timeout_seconds  # type: ignore[assignment]
         self._head_bytes = 0
         self._head_tail = b""
         # True from the connection's start and from the end of each request: the next bytes
@@ -82,10 +80,10 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     # --- connection ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections:
+        if len(self.connections) > self.http_max_connections:
             record_connection_refused("too_many_connections")
             # Past twice the cap, lingering would itself hold descriptors: close at once.
-            linger = len(self.connections) <= 2 * self.max_connections
+            linger = len(self.connections) <= 2 * self.http_max_connections
             self._refuse(
                 503,
                 "too_many_connections",
@@ -98,7 +96,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         # Nothing sent yet: the same idle timer uvicorn arms between requests (its
         # `data_received` cancels it at the first byte).
         self.timeout_keep_alive_task = self.loop.call_later(
-            self.idle_timeout_seconds, self.timeout_keep_alive_handler
+            self.http_idle_timeout_seconds, self.timeout_keep_alive_handler
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -130,7 +128,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._reading_head:
             if self._head_deadline is None:
                 self._head_deadline = self.loop.call_later(
-                    self.head_timeout_seconds, self._head_too_slow
+                    self.http_head_timeout_seconds, self._head_too_slow
                 )
             # Only the head counts: a chunk may carry the end of the head and a body after it
             # (the body has limits of its own). The blank line may straddle two chunks.
@@ -139,13 +137,13 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             head = len(data) if end < 0 else max(0, end + 4 - len(self._head_tail))
             self._head_bytes += head
             self._head_tail = seen[-3:]
-            if self._head_bytes > self.max_head_bytes:
+            if self._head_bytes > self.http_max_header_bytes:
                 record_connection_refused("head_too_large")
                 self._refuse(
                     431,
                     "request_header_fields_too_large",
                     "Request header fields too large",
-                    f"The request head exceeds {self.max_head_bytes} bytes.",
+                    f"The request head exceeds {self.http_max_header_bytes} bytes.",
                 )
                 return
         super().data_received(data)
@@ -156,12 +154,12 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._lingering or self.transport.is_closing():
             return
         record_connection_refused("head_timeout")
-        log.info("http.head_timeout", seconds=self.head_timeout_seconds)
+        log.info("http.head_timeout", seconds=self.http_head_timeout_seconds)
         self._refuse(
             408,
             "request_timeout",
             "Request timeout",
-            f"The request head did not arrive within {self.head_timeout_seconds:g} s.",
+            f"The request head did not arrive within {self.http_head_timeout_seconds:g} s.",
         )
 
     def _cancel_head_deadline(self) -> None:

@@ -170,22 +170,21 @@ def bounded_http_protocol(settings: Settings) -> type[asyncio.Protocol]:
     """
     from facetoface.http_protocol import HeadLimitedHttpToolsProtocol as Default
 
-    bounds: dict[str, Any] = {
-        "max_head_bytes": settings.http_max_header_bytes,
-        "idle_timeout_seconds": settings.http_idle_timeout_seconds,
-        "head_timeout_seconds": settings.http_head_timeout_seconds,
-        "max_connections": settings.http_max_connections,
-    }
+    bounds: dict[str, Any] = {field: getattr(settings, field) for field in PROTOCOL_BOUNDS}
     if all(getattr(Default, name) == value for name, value in bounds.items()):
         return Default  # importable by name: works with --workers too
     return type("HeadLimitedHttpToolsProtocol", (Default,), bounds)
 
 
+#: The settings the HTTP protocol enforces itself (`http_protocol`, before the app).
+PROTOCOL_BOUNDS = (
+    "http_max_header_bytes",
+    "http_idle_timeout_seconds",
+    "http_head_timeout_seconds",
+    "http_max_connections",
+)
+
+
 def protocol_environment(settings: Settings) -> dict[str, str]:
     """The bounds as the environment `http_protocol` reads in worker processes."""
-    return {
-        "HTTP_MAX_HEADER_BYTES": str(settings.http_max_header_bytes),
-        "HTTP_IDLE_TIMEOUT_SECONDS": str(settings.http_idle_timeout_seconds),
-        "HTTP_HEAD_TIMEOUT_SECONDS": str(settings.http_head_timeout_seconds),
-        "HTTP_MAX_CONNECTIONS": str(settings.http_max_connections),
-    }
+    return {field.upper(): str(getattr(settings, field)) for field in PROTOCOL_BOUNDS}

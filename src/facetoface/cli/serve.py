@@ -227,10 +227,8 @@ def _server_options(settings: Settings) -> dict[str, Any]:
     from facetoface.shutdown import requests_timeout
 
     return {
+        # The bounds, the idle timeout between keep-alive requests among them.
         "http": bounded_http_protocol(settings),
-        # Between requests on a keep-alive connection (the protocol closes a connection that
-        # never sends anything after the same time).
-        "timeout_keep_alive": settings.http_idle_timeout_seconds,
         # Our logging is configured already; uvicorn's access log would print raw paths
         # (callback paths carry secret tokens): `RequestContextMiddleware` logs instead.
         "log_config": None,
