@@ -281,12 +281,15 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 
     app = create_app(settings, freeze_heap=True, drain_on_sigterm=True)
     main_server = uvicorn.Server(server_config(app, settings, host, port))
-    tasks = [asyncio.ensure_future(main_server.serve())]
+    # The servers beside the main one stop with it; only the main one handles signals.
+    beside: list[uvicorn.Server] = []
+    tasks = [asyncio.ensure_future(_serve_main(main_server, beside))]
     if settings.metrics_port:
         # `/metrics` on a private address of its own; the app's lifespan runs once (above).
         metrics_config = server_config(app, settings, settings.metrics_host, settings.metrics_port)
         metrics_config.lifespan = "off"
-        tasks.append(asyncio.ensure_future(uvicorn.Server(metrics_config).serve()))
+        beside.append(_ServerBeside(metrics_config))
+        tasks.append(asyncio.ensure_future(beside[-1].serve()))
         log.info(
             "serve.metrics_port", url=f"http://{settings.metrics_host}:{settings.metrics_port}"
         )
@@ -294,7 +297,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         from tavus_sim import SimConfig, create_sim_app
 
         sim_config = SimConfig(latency_ms=settings.tavus_sim_latency_ms)
-        sim_server = uvicorn.Server(
+        sim_server = _ServerBeside(
             uvicorn.Config(
                 create_sim_app(sim_config),
                 host="127.0.0.1",
@@ -303,6 +306,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
                 access_log=False,
             )
         )
+        beside.append(sim_server)
         logging.getLogger("uvicorn.error").addFilter(_QuietEmbeddedServer())
         quiet = contextvars.copy_context()
         quiet.run(_EMBEDDED.set, True)
@@ -314,6 +318,26 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
         )
         tasks.append(asyncio.ensure_future(_set_up_embedded_tools(settings, sim_server)))
     await asyncio.gather(*tasks)
+
+
+class _ServerBeside(uvicorn.Server):
+    """A uvicorn server beside the main one (the metrics port, the embedded simulator): it
+    leaves signals to the main server and stops when that one stops. (Each server installing
+    its own handlers stacked them in start order: which one heard Ctrl-C, and whether the
+    process then exited 130 or 0, depended on that order.)"""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve_main(main_server: uvicorn.Server, beside: list[uvicorn.Server]) -> None:
+    """Serve until a signal (or a failure) stops the main server, then stop the others."""
+    try:
+        await main_server.serve()
+    finally:
+        for server in beside:
+            server.should_exit = True
 
 
 async def _set_up_embedded_tools(settings: Settings, sim_server: uvicorn.Server) -> None:
