@@ -44,6 +44,11 @@ def serve(
     # SIGTERM drains (facetoface.shutdown), then uvicorn re-raises it; without a handler of
     # ours that would end the process before the `with` below stops the embedded database.
     signal.signal(signal.SIGTERM, _exit_after_drain)
+    # Ctrl-C: uvicorn stops gracefully, then re-raises SIGINT into this handler, which ends
+    # the process as Ctrl-C does (130). With Python's own handler in place, asyncio's runner
+    # would take SIGINT over and merely cancel the main task: when that task was finishing
+    # anyway, the process exited 0 (seen in the walkthrough test, now and then).
+    signal.signal(signal.SIGINT, _interrupted)
     with database(settings, "app") as settings:
         if workers == 1:
             _run_fast(_serve(settings, host, port))
@@ -150,6 +155,10 @@ def _simulator_process(settings: Settings) -> Iterator[None]:
 
 def _exit_after_drain(signum: int, frame: object) -> None:
     raise SystemExit(0)
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> None:
@@ -323,8 +332,7 @@ async def _serve(settings: Settings, host: str, port: int) -> None:
 class _ServerBeside(uvicorn.Server):
     """A uvicorn server beside the main one (the metrics port, the embedded simulator): it
     leaves signals to the main server and stops when that one stops. (Each server installing
-    its own handlers stacked them in start order: which one heard Ctrl-C, and whether the
-    process then exited 130 or 0, depended on that order.)"""
+    its own handlers stacked them in start order, and which one heard Ctrl-C depended on it.)"""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
