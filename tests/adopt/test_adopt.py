@@ -25,6 +25,13 @@ from facetoface.config import Settings
 from facetoface.db.migrations import head_revision
 from facetoface.migrations.adopt import adopt_database
 from tavus_sim import SimServer
+from tests.adopt.origin_db import (
+    STATEMENT_TIMEOUT_MS,
+    execute,
+    fetch,
+    origin_with_data,
+    settings,
+)
 from tests.support import cli as command
 from tests.support.postgres import PostgresServer, create_app_role, fresh_database
 from tests.support.signing import TEST_JWT_SECRET
@@ -59,42 +66,6 @@ OWNERLESS = {
 }
 
 
-#: The adoption is one transaction, and the database layer's deadline (the statement timeout
-#: plus 2 s) covers a whole transaction: on a busy machine an adoption outlasts the default
-#: 8 s. Ten minutes, as an operator adopting a large database would set.
-STATEMENT_TIMEOUT_MS = 600_000
-
-
-def settings(url: str) -> Settings:
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        environment="test",
-        database_url=url,
-        db_statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-    )
-
-
-async def _execute(url: str, *scripts: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        for script in scripts:
-            await conn.execute(script)
-    finally:
-        await conn.close()
-
-
-async def _fetch(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(url)
-    try:
-        return list(await conn.fetch(sql, *args))
-    finally:
-        await conn.close()
-
-
-def fetch(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    return asyncio.run(_fetch(url, sql, *args))
-
-
 def as_maria(url: str, sql: str) -> list[asyncpg.Record]:
     """A query as Maria would run it through Supabase's REST API (`authenticated`, her claims)."""
 
@@ -121,13 +92,7 @@ def origin_db(pg_server: PostgresServer) -> Iterator[tuple[str, str]]:
     """(name, owner URL) of a database as the origin left it."""
     with fresh_database(pg_server, "origin") as name:
         url = pg_server.url(name)
-        asyncio.run(
-            _execute(
-                url,
-                (HERE / "origin_schema.sql").read_text(),
-                (HERE / "origin_data.sql").read_text(),
-            )
-        )
+        origin_with_data(url)
         yield name, url
 
 
@@ -323,13 +288,11 @@ def test_adopting_the_origins_database(
     assert "profiles_select_own" in policies
     # After: Maria's dashboard is hers alone, and signing up still makes a profile.
     assert [str(r["id"]) for r in as_maria(url, "SELECT id FROM public.user_dashboard")] == [MARIA]
-    asyncio.run(
-        _execute(
-            url,
-            "INSERT INTO auth.users (id, email, raw_user_meta_data) VALUES"
-            " ('44444444-4444-4444-8444-444444444444', 'lia@example.com',"
-            ' \'{"full_name": "Lia"}\')',
-        )
+    execute(
+        url,
+        "INSERT INTO auth.users (id, email, raw_user_meta_data) VALUES"
+        " ('44444444-4444-4444-8444-444444444444', 'lia@example.com',"
+        ' \'{"full_name": "Lia"}\')',
     )
     [lia] = fetch(url, "SELECT full_name, language FROM profiles WHERE email = 'lia@example.com'")
     assert (lia["full_name"], lia["language"]) == ("Lia", "en")
@@ -392,8 +355,8 @@ def test_adopting_the_origins_database(
     readme = (HERE.parents[1] / "README.md").read_text()
     block = re.search(r"\*\*Rolling back\.\*\*.*?```sql\n(.*?)```", readme, re.S)
     assert block is not None, "the README lost its rollback SQL"
-    asyncio.run(_execute(url, block.group(1)))
-    asyncio.run(_execute(url, ORIGIN_START_AND_END))
+    execute(url, block.group(1))
+    execute(url, ORIGIN_START_AND_END)
     rows = fetch(
         url,
         "SELECT mc.status, ds.session_status FROM mentor_conversations mc, daily_sessions ds"

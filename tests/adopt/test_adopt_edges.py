@@ -2,65 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
-
-import asyncpg
 import pytest
 
-from facetoface.config import Settings
 from facetoface.db import run_migrations
 from facetoface.migrations.adopt import AdoptRefused, adopt_database
+from tests.adopt.origin_db import execute, scalar, settings
+from tests.adopt.origin_db import origin_with_data as origin
 from tests.support.postgres import PostgresServer, fresh_database
-
-HERE = Path(__file__).resolve().parent
-
-
-#: The adoption is one transaction, and the database layer's deadline (the statement timeout
-#: plus 2 s) covers a whole transaction: on a busy machine an adoption outlasts the default
-#: 8 s. Ten minutes, as an operator adopting a large database would set.
-STATEMENT_TIMEOUT_MS = 600_000
-
-
-def settings(url: str) -> Settings:
-    return Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        environment="test",
-        database_url=url,
-        db_statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-    )
-
-
-def execute(url: str, *scripts: str) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(url)
-        try:
-            for script in scripts:
-                await conn.execute(script)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
-def scalar(url: str, sql: str) -> object:
-    async def run() -> object:
-        conn = await asyncpg.connect(url)
-        try:
-            return await conn.fetchval(sql)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
-
-
-def origin(url: str, *extra: str) -> None:
-    execute(
-        url,
-        (HERE / "origin_schema.sql").read_text(),
-        (HERE / "origin_data.sql").read_text(),
-        *extra,
-    )
 
 
 def test_an_empty_database_is_refused(pg_server: PostgresServer) -> None:

@@ -23,9 +23,9 @@ from sqlalchemy import Engine, event
 
 from bench.adopt_scale import generated
 from facetoface.migrations.adopt import adopt_database
-from tests.adopt.test_adopt import settings as adopt_settings
-from tests.adopt.test_adopt_edges import origin as origin_with_data
-from tests.adopt.test_adopt_scale import origin
+from tests.adopt.origin_db import origin_schema as origin
+from tests.adopt.origin_db import origin_with_data
+from tests.adopt.origin_db import settings as adopt_settings
 from tests.support.postgres import PostgresServer, fresh_database
 
 pytestmark = [pytest.mark.e2e]

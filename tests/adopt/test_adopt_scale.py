@@ -13,12 +13,10 @@ The times for 2,000 / 8,000 / 10,000 rows are measured by `bench/adopt_scale.py`
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from sqlalchemy import Engine, event
@@ -27,12 +25,13 @@ from bench.adopt_scale import generated
 from facetoface.auth.dev_issuer import mint_token
 from facetoface.migrations.adopt import adopt_database
 from tavus_sim import SimServer
-from tests.adopt.test_adopt import serve, settings
+from tests.adopt.origin_db import fetch, settings
+from tests.adopt.origin_db import origin_schema as origin
+from tests.adopt.test_adopt import serve
 from tests.support.postgres import PostgresServer, create_app_role, fresh_database
 
 pytestmark = [pytest.mark.e2e]
 
-HERE = Path(__file__).resolve().parent
 
 BAD_ID_USER = "0dd00000-0000-4000-8000-000000000001"
 FUTURE_USER = "0dd00000-0000-4000-8000-000000000002"
@@ -55,29 +54,6 @@ INSERT INTO public.mentor_conversations (id, user_id, tavus_conversation_id, ses
 """
 
 
-def execute(url: str, *scripts: str) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(url)
-        try:
-            for script in scripts:
-                await conn.execute(script)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
-def fetch(url: str, sql: str) -> list[Any]:
-    async def run() -> list[Any]:
-        conn = await asyncpg.connect(url)
-        try:
-            return list(await conn.fetch(sql))
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
-
-
 def adopt_counting(url: str) -> tuple[int, str]:
     """Adopt the database at `url`; (statements the adoption sent, its report)."""
     sent: list[str] = []
@@ -91,10 +67,6 @@ def adopt_counting(url: str) -> tuple[int, str]:
     finally:
         event.remove(Engine, "before_cursor_execute", record)
     return len(sent), report
-
-
-def origin(url: str, *extra: str) -> None:
-    execute(url, (HERE / "origin_schema.sql").read_text(), *extra)
 
 
 def test_adoption_is_set_based(pg_server: PostgresServer) -> None:
