@@ -159,6 +159,15 @@ class BodyDeadlineMiddleware:
             # The app failed reading a body it was told will never come: the 408 answered.
 
 
+#: The settings the HTTP protocol enforces itself (`http_protocol`, before the app).
+PROTOCOL_BOUNDS = (
+    "http_max_header_bytes",
+    "http_idle_timeout_seconds",
+    "http_head_timeout_seconds",
+    "http_max_connections",
+)
+
+
 def bounded_http_protocol(settings: Settings) -> type[asyncio.Protocol]:
     """uvicorn's HTTP/1.1 protocol (httptools) with the bounds of `http_protocol`: the head
     cap, the idle and head timeouts and the connection cap, as `settings` say.
@@ -174,15 +183,6 @@ def bounded_http_protocol(settings: Settings) -> type[asyncio.Protocol]:
     if all(getattr(Default, name) == value for name, value in bounds.items()):
         return Default  # importable by name: works with --workers too
     return type("HeadLimitedHttpToolsProtocol", (Default,), bounds)
-
-
-#: The settings the HTTP protocol enforces itself (`http_protocol`, before the app).
-PROTOCOL_BOUNDS = (
-    "http_max_header_bytes",
-    "http_idle_timeout_seconds",
-    "http_head_timeout_seconds",
-    "http_max_connections",
-)
 
 
 def protocol_environment(settings: Settings) -> dict[str, str]:
