@@ -72,6 +72,17 @@ def pytest_configure(config: pytest.Config) -> None:
     configure_logging("WARNING", "console", cache=False)
 
 
+#: What starts processes or a browser: seconds a test, where most take milliseconds.
+_LONG_RUNNING = ("e2e", "browser")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long-running files first, the rest in their order: `--dist loadfile` hands files out
+    in this order as workers free up, and a long file taken last keeps one worker busy while
+    the others idle (the suite's tail was 10-15 s of one busy core)."""
+    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in _LONG_RUNNING))
+
+
 def unavailable(reason: str) -> None:
     """A tool the test needs is missing: fail under CI=true, else skip loudly."""
     if IN_CI:

@@ -30,6 +30,8 @@ from tests.support.factories import create_user
 from tests.support.replicas import Replica, replica_auth, serve_replicas
 from tests.support.tcp_proxy import TcpProxy
 
+pytestmark = pytest.mark.e2e
+
 POOL = {"db_pool_size": 2, "db_max_overflow": 1}
 #: Longer than any answer may take: a request that waited for the pool would show here.
 POOL_TIMEOUT_S = 30

@@ -37,6 +37,8 @@ from tests.support.hosts import Instance, instances
 from tests.support.postgres import PostgresServer, create_app_role, fresh_database
 from tests.support.replicas import ISSUER_BASE, SECRET, Replica, replica_auth, serve_replicas
 
+pytestmark = pytest.mark.e2e
+
 #: No Tavus timeouts are injected here: time enough for a busy machine's simulator to answer.
 SETTINGS = {**CHAOS_SETTINGS, "tavus_read_timeout_seconds": 2.0, "tavus_total_timeout_seconds": 2.5}
 

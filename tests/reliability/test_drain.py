@@ -32,6 +32,8 @@ from tests.support.eventually import eventually
 from tests.support.factories import create_user
 from tests.support.replicas import Replica, replica_auth, serve_replicas
 
+pytestmark = pytest.mark.e2e
+
 #: Tavus answers each create after CREATE_S; the service waits for it. The grace covers it.
 CREATE_S = 3.0
 SETTINGS: dict[str, Any] = {

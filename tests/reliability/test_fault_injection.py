@@ -36,6 +36,8 @@ from tests.support.sessions import EAGER_RECONCILER
 from tests.support.signing import TEST_CALLBACK_SIGNING_SECRET, TEST_JWT_SECRET
 from tests.support.tavus_timing import no_backoff
 
+pytestmark = pytest.mark.e2e
+
 REPORT = Path(__file__).resolve().parents[2] / "bench" / "results" / "fault-report.jsonl"
 ALLOWED = {200, 201, 409, 502, 503}
 

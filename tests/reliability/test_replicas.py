@@ -22,6 +22,8 @@ from tests.support.checker import History, callback_body, check
 from tests.support.factories import create_user
 from tests.support.replicas import replica_auth, serve_replicas
 
+pytestmark = pytest.mark.e2e
+
 JSON = {"content-type": "application/json"}
 
 

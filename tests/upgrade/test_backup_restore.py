@@ -10,11 +10,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import RunningService
 from tests.support.factories import create_user
 from tests.support.postgres import APP_ROLE, PostgresServer, fresh_database
 from tests.support.replicas import replica_auth, serve_replicas
 from tests.support.whole_sessions import finished_session
+
+pytestmark = pytest.mark.e2e
 
 
 def _run(*command: str) -> None:

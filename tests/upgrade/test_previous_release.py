@@ -15,12 +15,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from facetoface.db.migrations import head_revision
 from tests.conftest import RunningService
 from tests.support.eventually import eventually
 from tests.support.factories import create_user
 from tests.support.releases import release_python
 from tests.support.replicas import replica_auth, serve_replicas
+
+pytestmark = pytest.mark.e2e
 
 #: The release before this code (its head: 0010; this code's migrations after it are all
 #: expand-only).

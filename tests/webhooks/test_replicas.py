@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from facetoface.outbox import DeliveryStatus
 from tests.conftest import RunningService
 from tests.support.eventually import eventually
@@ -13,6 +15,8 @@ from tests.support.replicas import serve_replicas
 from tests.support.webhook_receiver import WebhookReceiver
 from tests.webhooks.conftest import outbox
 from tests.webhooks.test_delivery import goal_events
+
+pytestmark = pytest.mark.e2e
 
 
 async def test_two_serve_replicas_deliver_each_event_once(
