@@ -105,7 +105,7 @@ async def test_every_way_a_session_starts_or_ends_records_one_event_each(
     third = await start_session(service, overdue)
     clock.advance(service.settings.session_max_call_duration_seconds + 3600)
     report = await service.reconciler.run_once()
-    assert report.actions["closed_overdue"] == 1
+    assert report.actions["closed_overdue"] == 1, report
 
     for started in (first, second, third):
         assert await events_of(service, uuid.UUID(started["id"])) == [
