@@ -43,12 +43,9 @@ from urllib.parse import quote
 import httpx
 import jwt
 import pytest
-import schemathesis
 from click.testing import CliRunner
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from schemathesis import GenerationMode
-from schemathesis.cli import schemathesis as schemathesis_cli
 
 from facetoface.conversations.events import KNOWN, SHUTDOWN, TRANSCRIPT
 from tests.conftest import RunningService
@@ -151,6 +148,8 @@ async def test_schemathesis_finds_nothing(service: RunningService, tmp_path: Pat
         "--report-json-path",
         str(report),
     ]
+
+    from schemathesis.cli import schemathesis as schemathesis_cli  # lazily: see _fuzz_without_token
 
     result = await asyncio.to_thread(CliRunner().invoke, schemathesis_cli, arguments)
     output = result.output
@@ -257,6 +256,11 @@ async def test_user_operations_require_a_token(service: RunningService) -> None:
 
 
 def _fuzz_without_token(base_url: str, operations: list[tuple[str, str]]) -> None:
+    # Imported here, not at the top: every xdist worker collects this module, and importing
+    # schemathesis costs each of them a second of CPU for two tests one worker runs.
+    import schemathesis
+    from schemathesis import GenerationMode
+
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     with httpx.Client(base_url=base_url, timeout=10) as client:
         for method, path in operations:
