@@ -11,7 +11,7 @@ TEST_WORKERS ?= 3
 .PHONY: run test suite lint typecheck check install clean bench screenshots lock
 
 # The lock: every dependency pinned with its hashes (pip-compile), installed by uv.
-LOCKS  := requirements/build.txt requirements/dev.txt
+LOCKS  := requirements/build.txt requirements/installer.txt requirements/dev.txt
 LOCK_VENV := .venv-lock
 # `make lock LOCK_ARGS=--upgrade` moves every pin to the newest version allowed.
 LOCK_ARGS ?=
@@ -25,7 +25,7 @@ PIP_COMPILE = $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-uns
 $(STAMP): pyproject.toml $(LOCKS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --require-hashes -r requirements/build.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements/build.txt -r requirements/installer.txt
 	$(UV) --require-hashes --compile-bytecode -r requirements/dev.txt
 	$(UV) --no-deps --no-build-isolation -e .
 	$(BIN)/python -m compileall -q -j0 src
@@ -35,6 +35,7 @@ $(STAMP): pyproject.toml $(LOCKS)
 lock:
 	@test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet pip-tools; }
 	$(PIP_COMPILE) --output-file requirements/build.txt requirements/build.in
+	$(PIP_COMPILE) --output-file requirements/installer.txt requirements/installer.in
 	$(PIP_COMPILE) --output-file requirements/main.txt pyproject.toml
 	$(PIP_COMPILE) --extra dev --extra embedded --output-file requirements/dev.txt pyproject.toml
 
