@@ -138,6 +138,8 @@ def test_readme_walkthrough(env: dict[str, str], tmp_path: Path) -> None:
 
     assert served.returncode == 130  # Ctrl-C's, as a shell reports it
     stdout, stderr = served.stdout, served.stderr
+    # A graceful stop: nothing cancelled mid-way, no traceback for the user to read.
+    assert "Traceback" not in stderr, stderr
     assert token not in stdout + stderr, "the access token reached the logs"
     assert token.split(".")[2] not in stderr
     # One server process, announced once (the embedded simulator's uvicorn lines are quiet).

@@ -44,14 +44,16 @@ def serve(
     # SIGTERM drains (facetoface.shutdown), then uvicorn re-raises it; without a handler of
     # ours that would end the process before the `with` below stops the embedded database.
     signal.signal(signal.SIGTERM, _exit_after_drain)
-    # Ctrl-C: uvicorn stops gracefully, then re-raises SIGINT into this handler, which ends
-    # the process as Ctrl-C does (130). With Python's own handler in place, asyncio's runner
+    # Ctrl-C: uvicorn stops gracefully, then re-raises SIGINT into this handler, and the
+    # process ends as Ctrl-C does (130). With Python's own handler in place, asyncio's runner
     # would take SIGINT over and merely cancel the main task: when that task was finishing
     # anyway, the process exited 0 (seen in the walkthrough test, now and then).
     signal.signal(signal.SIGINT, _interrupted)
     with database(settings, "app") as settings:
         if workers == 1:
             _run_fast(_serve(settings, host, port))
+            if _interrupted_while_serving:
+                raise KeyboardInterrupt
             return
         if settings.metrics_port:
             raise fail(
@@ -157,8 +159,22 @@ def _exit_after_drain(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+#: Set when Ctrl-C came while the event loop ran: the process ends 130 once the loop is done.
+_interrupted_while_serving = False
+
+
 def _interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    """Ctrl-C. Outside the event loop (starting the embedded database, say), as Python's own
+    handler: KeyboardInterrupt. Inside it, the SIGINT uvicorn re-raises after stopping
+    gracefully is only noted, and `serve` raises KeyboardInterrupt once the loop has ended:
+    raised inside the loop, it cut the loop short and the app's lifespan task, still
+    finishing, was cancelled and logged a traceback on every Ctrl-C."""
+    global _interrupted_while_serving
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise KeyboardInterrupt from None
+    _interrupted_while_serving = True
 
 
 def _serve_workers(settings: Settings, host: str, port: int, workers: int) -> None:
