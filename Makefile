@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-UV     := $(BIN)/uv pip install --quiet --python $(BIN)/python
+UV_INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
 # Parallel workers for the test suite: three on 2 cores (the suite waits on servers, browsers
 # and subprocesses; a third worker fills those waits).
 TEST_WORKERS ?= 3
@@ -26,8 +26,8 @@ $(STAMP): pyproject.toml $(LOCKS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes -r requirements/build.txt -r requirements/installer.txt
-	$(UV) --require-hashes --compile-bytecode -r requirements/dev.txt
-	$(UV) --no-deps --no-build-isolation -e .
+	$(UV_INSTALL) --require-hashes --compile-bytecode -r requirements/dev.txt
+	$(UV_INSTALL) --no-deps --no-build-isolation -e .
 	$(BIN)/python -m compileall -q -j0 src
 	@touch $(STAMP)
 

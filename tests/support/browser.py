@@ -8,8 +8,8 @@ engine, Blink and V8, of the same Chromium release, without the browser's window
 user interface), which Playwright itself uses for headless runs. The full `chromium` runs that
 interface even headless (a renderer for its built-in pages among them): with it, the browser
 tests' Chromium used 18 s of CPU for 8 tests, with the shell 8 s. Without the shell, the tests
-use `chromium`. Without it, browser tests are skipped with a loud reason on a
-developer machine and fail under `CI=true`.
+use `chromium`; without either, they are skipped with a loud reason on a developer machine and
+fail under `CI=true`.
 
 Use the `browser_page` fixture (an async Playwright page in a fresh incognito context) and
 `save_screenshot` to keep a PNG of what the test saw.
