@@ -83,6 +83,7 @@ DB_API = frozenset(
     {
         "Database",
         "DatabaseUnavailable",
+        "GroupCommit",
         "Identity",
         "Role",
         "Rows",

@@ -36,7 +36,7 @@ from facetoface.conversations.status import (
     CallbackOutcome,
     ConversationStatus,
 )
-from facetoface.db import Database, Identity, Role, Statement
+from facetoface.db import Database, GroupCommit, Identity, Role, Statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +145,9 @@ class ConversationRepository:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        #: Callbacks (an inbox event, for nobody) arrive many at once under load: concurrent
+        #: ones share a round trip and a commit.
+        self._callbacks = GroupCommit(db, role="service", operation=_APPLY_OPERATION)
 
     async def apply(
         self,
@@ -167,6 +170,9 @@ class ConversationRepository:
         """
         delta = delta.with_digests()
         params = _apply_params(row_id, delta, token_hash, owner, inbox, now)
+        if inbox is not None and identity is None and role == "service" and extra is None:
+            rows = await self._callbacks.run(APPLY_SQL, params, order=str(row_id))
+            return _applied(rows[0], True)
         if extra is not None:
             params.update(extra.params)
         rows = await self.db.run(
@@ -175,7 +181,7 @@ class ConversationRepository:
             identity,
             role=role,
             then=(extra.sql,) if extra is not None else (),
-            operation="apply:mentor_conversations",
+            operation=_APPLY_OPERATION,
         )
         return _applied(rows[0], inbox is not None)
 
@@ -287,6 +293,7 @@ _APPLY_ARGS = (
 )
 #: The merge runs as `facetoface.apply_delta` (migration 0006): a PL/pgSQL function, so its
 #: statements' plans are cached per server connection; each argument is named.
+_APPLY_OPERATION = "apply:mentor_conversations"
 APPLY_SQL = Statement(
     "SELECT * FROM facetoface.apply_delta("
     + ", ".join(f"p_{name} => %({name})s" for name in _APPLY_ARGS)

@@ -2,9 +2,10 @@
 
 What the rest of the service uses is listed in `__all__` (a test keeps it curated); the
 modules behind it: `database` (the boundary), `roles` (who a transaction acts as),
-`statements` (SQL parsed once), `failures` (every failure as a 503 or a bug), `admission`
-(load shedding), `connections` (engine, liveness, deadlines), `migrations` (Alembic) and
-`embedded` (the development PostgreSQL).
+`statements` (SQL parsed once), `group_commit` (concurrent writes sharing one commit),
+`failures` (every failure as a 503 or a bug), `admission` (load shedding), `connections`
+(engine, liveness, deadlines), `migrations` (Alembic) and `embedded` (the development
+PostgreSQL).
 
 Names are imported on first use (PEP 562): a command that only needs `db.embedded` or
 `db.roles` does not pay for SQLAlchemy, psycopg and Alembic at startup.
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from facetoface.db.connections import create_engine
     from facetoface.db.database import Database
     from facetoface.db.failures import DatabaseUnavailable
+    from facetoface.db.group_commit import GroupCommit
     from facetoface.db.migrations import alembic_config, run_migrations
     from facetoface.db.roles import Identity, Role, app_login_role_sql
     from facetoface.db.statements import Rows, Statement
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 _WHERE = {
     "Database": "database",
     "DatabaseUnavailable": "failures",
+    "GroupCommit": "group_commit",
     "Identity": "roles",
     "Role": "roles",
     "Rows": "statements",
@@ -42,6 +45,7 @@ _WHERE = {
 __all__ = [
     "Database",
     "DatabaseUnavailable",
+    "GroupCommit",
     "Identity",
     "Role",
     "Rows",

@@ -76,6 +76,17 @@ def _notify(engine: AsyncEngine, *statements: str) -> None:
                 listener(statement)
 
 
+async def _rows(cursor: AsyncClientCursor[Any]) -> Rows:
+    """The current result's rows as dicts (none for a statement that returns no rows)."""
+    result = cursor.pgresult
+    if result is None or result.status != _TUPLES_OK:
+        return []
+    # Names straight from the result: psycopg's `description` (what `dict_row` reads)
+    # builds a typed column object per field, per call.
+    names = [result.fname(i).decode() for i in range(result.nfields)]  # type: ignore[union-attr]
+    return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+
+
 class Database:
     """Owns the engine and hands out transactions; created in the app lifespan."""
 
@@ -163,8 +174,37 @@ class Database:
         """
         if role == "user" and identity is None:
             raise ValueError("a user transaction needs the caller's identity")
+        statements = [(statement, params), *((later, params) for later in then)]
+        (rows,) = await self._round_trip(
+            statements, identity, role, operation or metrics.sql_operation(statement.text), 1
+        )
+        return rows
+
+    async def run_each(
+        self,
+        statements: Sequence[tuple[Statement, Mapping[str, Any]]],
+        *,
+        role: Role | None = None,
+        operation: str,
+    ) -> list[Rows]:
+        """Run each statement with its own parameters, in order, as one transaction in one
+        round trip (one commit for all: `db.group_commit`); the rows of each. An error in
+        any rolls all of them back. Work for no user only: one prefix serves them all."""
+        if role == "user":
+            raise ValueError("a user transaction needs the caller's identity")
+        return await self._round_trip(statements, None, role, operation, len(statements))
+
+    async def _round_trip(
+        self,
+        statements: Sequence[tuple[Statement, Mapping[str, Any]]],
+        identity: Identity | None,
+        role: Role | None,
+        operation: str,
+        results: int,
+    ) -> list[Rows]:
+        """The prefix and `statements` in one message; the rows of the first `results`."""
         prefix, prefix_params = self._prefix(identity, role)
-        _notify(self.engine, prefix.text, statement.text, *(s.text for s in then))
+        _notify(self.engine, prefix.text, *(statement.text for statement, _ in statements))
         started = time.perf_counter()
         with classified():
             async with self.admission.slot():
@@ -181,9 +221,9 @@ class Database:
                         if identity is None:
                             self._rendered_prefixes[role] = rendered
                     message = b"; ".join(
-                        (rendered, *(s.render(params, adapt) for s in (statement, *then)))
+                        (rendered, *(s.render(params, adapt) for s, params in statements))
                     )
-                    rows = await self._fetch(driver, message)
+                    rows = await self._fetch(driver, message, results)
                     # The request's `db` span: checkout and round trip, not the slot's wait.
                     timing.add("db", time.perf_counter() - admitted)
                 except BaseException:
@@ -191,29 +231,24 @@ class Database:
                     raise
                 finally:
                     await greenlet_spawn(fairy.close)
-        metrics.record_db_round_trip(
-            operation or metrics.sql_operation(statement.text), time.perf_counter() - started
-        )
+        metrics.record_db_round_trip(operation, time.perf_counter() - started)
         return rows
 
     async def _checkout(self) -> PoolProxiedConnection:
         return await greenlet_spawn(self.engine.sync_engine.pool.connect)
 
-    async def _fetch(self, driver: Any, message: bytes) -> Rows:
-        """Send `message` (the prefix, the statement, then any others); the statement's rows.
-        psycopg raises for an error in any of them."""
+    async def _fetch(self, driver: Any, message: bytes, results: int) -> list[Rows]:
+        """Send `message` (the prefix, then the statements); the rows of the first `results`
+        statements. psycopg raises for an error in any of them."""
         watchdog = Watchdog(driver, self._deadline_s)
         try:
             cursor = AsyncClientCursor(driver)
             await cursor.execute(message)
-            cursor.nextset()  # past the prefix
-            result = cursor.pgresult
-            if result is None or result.status != _TUPLES_OK:
-                return []
-            # Names straight from the result: psycopg's `description` (what `dict_row`
-            # reads) builds a typed column object per field, per call.
-            names = [result.fname(i).decode() for i in range(result.nfields)]  # type: ignore[union-attr]
-            return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+            out: list[Rows] = []
+            for _ in range(results):
+                cursor.nextset()  # past the prefix, then past each statement read
+                out.append(await _rows(cursor))
+            return out
         except psycopg.Error as exc:
             if watchdog.fired:
                 raise DeadlineExceeded from exc

@@ -1,0 +1,226 @@
+"""Group commit (`facetoface.db.group_commit`) on a real PostgreSQL: a lone write goes at
+once, concurrent writes share round trips and commits, a batch that fails for one write's
+reason is answered write by write, a database failure is every write's answer, and neither
+a cancelled leader nor a failure leaves a write unanswered or the queue stalled.
+
+Round trips are counted as the identity statements `Database` sends (one per message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from facetoface.db import Database, DatabaseUnavailable, GroupCommit, Statement
+from tests.conftest import RunningService, base_settings
+from tests.support.chaos import proxy  # noqa: F401 (a fixture)
+from tests.support.sessions import start_quiet
+from tests.support.statements import StatementCounter
+from tests.support.tcp_proxy import TcpProxy
+
+#: The statement every write runs: `n` back, after `sleep` seconds, divided by `d`.
+WRITE = Statement(
+    "SELECT %(n)s::int AS n, pg_sleep(%(sleep)s::float8) AS slept, 1 / %(d)s::int AS one"
+)
+
+
+def _params(n: int, *, sleep: float = 0.0, d: int = 1) -> dict[str, Any]:
+    return {"n": n, "sleep": sleep, "d": d}
+
+
+@pytest.fixture
+async def db(pg_database_url: str) -> AsyncIterator[Database]:
+    database = Database(base_settings(database_url=pg_database_url))
+    yield database
+    await database.dispose()
+
+
+def _group(db: Database, lanes: int = 1) -> GroupCommit:
+    return GroupCommit(db, role=None, operation="test:group", lanes=lanes)
+
+
+async def _round_trips(db: Database, work: Any) -> tuple[Any, int]:
+    counter = StatementCounter(db.engine)
+    try:
+        result = await work
+    finally:
+        counter.close()
+    return result, counter.identity_count
+
+
+async def _behind_a_slow_write(group: GroupCommit, writes: list[dict[str, Any]]) -> list[Any]:
+    """One slow write takes the only lane; `writes` queue behind it and go as one batch.
+    Each result or exception, the slow write's first."""
+    slow = asyncio.ensure_future(group.run(WRITE, _params(-1, sleep=0.3), order="0"))
+    await asyncio.sleep(0.1)  # the slow write is on the wire
+    queued = [group.run(WRITE, params, order=f"{i:03}") for i, params in enumerate(writes)]
+    return await asyncio.gather(slow, *queued, return_exceptions=True)
+
+
+async def test_a_lone_write_goes_at_once_in_one_round_trip(db: Database) -> None:
+    rows, trips = await _round_trips(db, _group(db).run(WRITE, _params(7), order="a"))
+    assert [row["n"] for row in rows] == [7]
+    assert trips == 1
+
+
+async def test_concurrent_writes_share_one_round_trip_and_get_their_own_rows(
+    db: Database,
+) -> None:
+    group = _group(db)
+    results, trips = await _round_trips(
+        db, _behind_a_slow_write(group, [_params(n) for n in range(20)])
+    )
+    assert [rows[0]["n"] for rows in results] == [-1, *range(20)]
+    assert trips == 2  # the slow write alone, then the 20 together
+
+
+async def test_one_writes_error_is_its_own_and_the_others_commit(db: Database) -> None:
+    group = _group(db)
+    writes = [_params(n, d=0 if n == 5 else 1) for n in range(10)]
+    results, trips = await _round_trips(db, _behind_a_slow_write(group, writes))
+    [slow, *answers] = results
+    assert slow[0]["n"] == -1
+    assert isinstance(answers[5], psycopg.errors.DivisionByZero)
+    assert [rows[0]["n"] for i, rows in enumerate(answers) if i != 5] == [
+        n for n in range(10) if n != 5
+    ]
+    assert trips == 1 + 1 + 10  # the slow write, the failed batch, then each alone
+
+
+async def test_a_write_of_a_failed_batch_is_not_committed_twice(db: Database) -> None:
+    """The failed batch rolled back as a whole: the writes run again alone write once."""
+    await _create_counts(db)
+    group = _group(db)
+    bump = Statement(
+        "INSERT INTO group_commit_probe VALUES (%(k)s) RETURNING 1 / %(d)s::int AS one"
+    )
+    try:
+        slow = asyncio.ensure_future(group.run(WRITE, _params(-1, sleep=0.3), order="0"))
+        await asyncio.sleep(0.1)
+        answers = await asyncio.gather(
+            *(group.run(bump, {"k": k, "d": 0 if k == 3 else 1}, order=str(k)) for k in range(6)),
+            return_exceptions=True,
+        )
+        await slow
+        assert isinstance(answers[3], psycopg.errors.DivisionByZero)
+        async with db.transaction() as session:
+            stored = (await session.execute(text("SELECT k FROM group_commit_probe"))).all()
+        assert sorted(k for (k,) in stored) == [0, 1, 2, 4, 5]
+    finally:
+        async with db.transaction() as session:
+            await session.execute(text("DROP TABLE group_commit_probe"))
+
+
+async def _create_counts(db: Database) -> None:
+    async with db.transaction() as session:
+        await session.execute(text("DROP TABLE IF EXISTS group_commit_probe"))
+        await session.execute(text("CREATE TABLE group_commit_probe (k int PRIMARY KEY)"))
+
+
+async def test_the_database_failing_is_every_writes_answer_and_nothing_stalls(
+    proxy: TcpProxy,  # noqa: F811
+    pg_database_url: str,
+) -> None:
+    db = Database(base_settings(database_url=proxy.url_for(pg_database_url)))
+    try:
+        group = _group(db)
+        await group.run(WRITE, _params(0), order="a")  # a pooled connection, through the proxy
+        slow = asyncio.ensure_future(group.run(WRITE, _params(-1, sleep=1.0), order="0"))
+        await asyncio.sleep(0.2)
+        counter = StatementCounter(db.engine)
+        queued = asyncio.gather(
+            *(group.run(WRITE, _params(n), order=str(n)) for n in range(8)),
+            return_exceptions=True,
+        )
+        await asyncio.sleep(0.1)
+        with proxy.resetting():
+            answers = await asyncio.wait_for(queued, timeout=20)
+            with pytest.raises(DatabaseUnavailable):
+                await slow
+        counter.close()
+        assert all(isinstance(answer, DatabaseUnavailable) for answer in answers), answers
+        assert counter.identity_count == 1  # one attempt for the 8, not one each
+        # The lane is free again: the next write goes through.
+        rows = await asyncio.wait_for(group.run(WRITE, _params(9), order="b"), timeout=20)
+        assert rows[0]["n"] == 9
+    finally:
+        await db.dispose()
+
+
+async def test_a_cancelled_leader_leaves_no_write_unanswered(db: Database) -> None:
+    """The request leading a batch is cut off while the batch is on the wire: its batch's
+    other writes are told the outcome is unknown (503: retry), and writes queued later get a
+    leader of their own."""
+    group = _group(db)
+    first = asyncio.ensure_future(group.run(WRITE, _params(-1, sleep=0.3), order="0"))
+    await asyncio.sleep(0.1)
+    leader = asyncio.ensure_future(group.run(WRITE, _params(-2, sleep=0.6), order="1"))
+    mates = asyncio.gather(
+        *(group.run(WRITE, _params(n), order=f"2{n}") for n in range(3)), return_exceptions=True
+    )
+    await first
+    await asyncio.sleep(0.05)  # the leader's batch (it and its three mates) is on the wire
+    later = asyncio.gather(*(group.run(WRITE, _params(n), order=f"3{n}") for n in range(3)))
+    await asyncio.sleep(0.1)
+    leader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leader
+    answers = await asyncio.wait_for(mates, timeout=10)
+    assert all(isinstance(answer, DatabaseUnavailable) for answer in answers), answers
+    results = await asyncio.wait_for(later, timeout=10)
+    assert [rows[0]["n"] for rows in results] == list(range(3))
+
+
+async def test_a_flood_beyond_the_queue_is_shed(db: Database) -> None:
+    group = GroupCommit(db, role=None, operation="test:group", lanes=1, max_queued=4)
+    answers = await _behind_a_slow_write(group, [_params(n) for n in range(8)])
+    shed = [a for a in answers if isinstance(a, DatabaseUnavailable)]
+    served = [a for a in answers if isinstance(a, list)]
+    assert len(shed) == 4
+    assert len(served) == 5
+    assert all(a.extra["reason"] == "saturated" for a in shed)
+
+
+async def test_concurrent_callbacks_share_commits_and_each_is_stored_once(
+    service: RunningService,
+) -> None:
+    """Through HTTP: 40 distinct callbacks and 10 repeats of them at once to one session:
+    every answer says what one alone would have said, the inbox holds each once, and they
+    took fewer round trips than callbacks."""
+    live = await start_quiet(service)
+    bodies = [
+        json.dumps(
+            {
+                "event_type": "application.probe_event",
+                "conversation_id": live.conversation_id,
+                "properties": {"n": n},
+            }
+        )
+        for n in range(40)
+    ]
+    counter = service.count_statements()
+    try:
+        answers = await asyncio.gather(
+            *(service.client.post(live.callback_path, content=b) for b in bodies + bodies[:10])
+        )
+    finally:
+        counter.close()
+    assert [a.status_code for a in answers] == [200] * 50, [a.text for a in answers]
+    # Which of two equal bodies came first is the race's; that one of them is a duplicate is not.
+    assert sorted(a.json()["status"] for a in answers) == ["duplicate"] * 10 + ["ignored"] * 40
+    async with service.db.transaction() as session:
+        stored = await session.scalar(
+            text(
+                "SELECT count(*) FROM tavus_callback_events "
+                "WHERE mentor_conversation_id = :id AND event_type = 'application.probe_event'"
+            ),
+            {"id": live.callback_path.split("/")[4]},
+        )
+    assert stored == 40
+    assert counter.identity_count < 50
