@@ -26,7 +26,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -74,13 +74,28 @@ def pytest_configure(config: pytest.Config) -> None:
 
 #: What starts processes or a browser: seconds a test, where most take milliseconds.
 _LONG_RUNNING = ("e2e", "browser")
+#: Where each file drives a load or a fault for seconds (chaos, floods, thousands of
+#: connections) without starting a process: as long, and so also handed out first.
+_LONG_RUNNING_DIRS = ("reliability",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Long-running files first, the rest in their order: `--dist loadfile` hands files out
-    in this order as workers free up, and a long file taken last keeps one worker busy while
-    the others idle (the suite's tail was 10-15 s of one busy core)."""
-    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in _LONG_RUNNING))
+    """Long-running files first (in their order), then the rest, files with more tests first.
+
+    `--dist loadfile` hands files out in this order as workers free up (`addopts` turns off
+    xdist's own reordering, by test count alone, which put the few-test files that start
+    processes last); a long file taken last keeps one worker busy while the others idle."""
+    long_files: set[str] = set()
+    counts: Counter[str] = Counter()
+    for item in items:
+        counts[str(item.path)] += 1
+        if item.path.parent.name in _LONG_RUNNING_DIRS or any(
+            item.get_closest_marker(m) for m in _LONG_RUNNING
+        ):
+            long_files.add(str(item.path))
+    items.sort(
+        key=lambda item: (0, 0) if str(item.path) in long_files else (1, -counts[str(item.path)])
+    )
 
 
 def unavailable(reason: str) -> None:
