@@ -75,7 +75,7 @@ class GroupCommit:
         *,
         role: Role | None,
         operation: str,
-        lanes: int = 2,
+        lanes: int = 4,
         max_batch: int = 32,
         max_queued: int = 1024,
     ) -> None:
