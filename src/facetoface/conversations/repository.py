@@ -147,7 +147,7 @@ class ConversationRepository:
         self.db = db
         #: Callbacks (an inbox event, for nobody) arrive many at once under load: concurrent
         #: ones share a round trip and a commit.
-        self._callbacks = GroupCommit(db, role="service", operation=_APPLY_OPERATION)
+        self.callback_writes = GroupCommit(db, role="service", operation=_APPLY_OPERATION)
 
     async def apply(
         self,
@@ -171,7 +171,7 @@ class ConversationRepository:
         delta = delta.with_digests()
         params = _apply_params(row_id, delta, token_hash, owner, inbox, now)
         if inbox is not None and identity is None and role == "service" and extra is None:
-            rows = await self._callbacks.run(APPLY_SQL, params, order=str(row_id))
+            rows = await self.callback_writes.run(APPLY_SQL, params, order=str(row_id))
             return _applied(rows[0], True)
         if extra is not None:
             params.update(extra.params)

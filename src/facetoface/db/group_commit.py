@@ -88,6 +88,11 @@ class GroupCommit:
         self._queue: deque[_Write] = deque()
         self._leading = 0
 
+    @property
+    def queued(self) -> int:
+        """Writes waiting for a lane."""
+        return len(self._queue)
+
     async def run(self, statement: Statement, params: Mapping[str, Any], *, order: str) -> Rows:
         """Run `statement` with `params` in a group commit; its rows (or its error)."""
         if len(self._queue) >= self.max_queued:
