@@ -42,22 +42,38 @@ _LEAD = object()
 
 
 class _Write:
-    __slots__ = ("done", "error", "order", "params", "rows", "statement", "turn")
+    __slots__ = (
+        "done",
+        "error",
+        "order",
+        "params",
+        "rows",
+        "settled",
+        "statement",
+        "taken",
+        "turn",
+    )
 
     def __init__(self, statement: Statement, params: Mapping[str, Any], order: str) -> None:
+        loop = asyncio.get_running_loop()
         self.statement = statement
         self.params = params
         self.order = order
         self.rows: Rows | None = None
         self.error: BaseException | None = None
+        #: In a batch (out of the queue); answered (`done`, and `settled` resolved).
+        self.taken = False
         self.done = False
+        self.settled: asyncio.Future[None] = loop.create_future()
         #: Resolved when the write is done, or with `_LEAD` when its request must lead.
-        self.turn: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self.turn: asyncio.Future[object] = loop.create_future()
 
     def finish(self, rows: Rows | None = None, error: BaseException | None = None) -> None:
         self.rows, self.error, self.done = rows, error, True
         if not self.turn.done():
             self.turn.set_result(None)
+        if not self.settled.done():
+            self.settled.set_result(None)
 
     def result(self) -> Rows:
         if self.error is not None:
@@ -113,16 +129,22 @@ class GroupCommit:
                 timing.add("db", time.perf_counter() - queued_at)
                 return write.result()
         try:
-            while not write.done:
+            # Lead until its own write has gone; promoted after another leader took it, it
+            # has nothing to send.
+            while not write.taken:
                 await self._flush(self._take())
         finally:
             self._pass_the_lead()
+        if not write.done:
+            await write.settled  # in another leader's batch, on the wire
         return write.result()
 
     def _take(self) -> list[_Write]:
         batch: list[_Write] = []
         while self._queue and len(batch) < self.max_batch:
-            batch.append(self._queue.popleft())
+            write = self._queue.popleft()
+            write.taken = True
+            batch.append(write)
         return batch
 
     def _pass_the_lead(self) -> None:
