@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -147,6 +148,7 @@ def pg_database_url(pg_server: PostgresServer) -> Iterator[str]:
         run_migrations(base_settings(database_url=url))
         create_app_role(pg_server, name)
         yield url
+        forget_emptying(url)
 
 
 def app_role_url(owner_url: str) -> str:
@@ -167,12 +169,30 @@ _TABLES = [
 _EMPTY_ALL = "; ".join(f"DELETE FROM public.{table}" for table in _TABLES)
 
 
+#: One connection per database for `empty_tables`, kept for the run: a connection costs
+#: PostgreSQL ~3.5 ms of CPU to set up, and every test empties the tables first. (Blocking:
+#: one message of sub-millisecond DELETEs, between tests.)
+_EMPTYING: dict[str, psycopg.Connection[Any]] = {}
+
+
 async def empty_tables(owner_url: str) -> None:
     """Delete every row a test may have written."""
-    import psycopg
+    conn = _EMPTYING.get(owner_url)
+    if conn is not None:
+        try:
+            conn.execute(_EMPTY_ALL.encode())
+            return
+        except psycopg.OperationalError:  # a chaos test terminated it: connect again
+            conn.close()
+    conn = _EMPTYING[owner_url] = psycopg.connect(owner_url, autocommit=True)
+    conn.execute(_EMPTY_ALL.encode())
 
-    async with await psycopg.AsyncConnection.connect(owner_url, autocommit=True) as conn:
-        await conn.execute(_EMPTY_ALL.encode())
+
+def forget_emptying(owner_url: str) -> None:
+    """Close `empty_tables`' connection to a database about to be dropped."""
+    conn = _EMPTYING.pop(owner_url, None)
+    if conn is not None:
+        conn.close()
 
 
 @pytest.fixture(scope="session")
