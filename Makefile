@@ -19,16 +19,18 @@ PIP_COMPILE = $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-uns
 	--no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
 
 # pip installs the build backend and uv; uv installs the locked wheels and compiles their bytecode
-# up front, in parallel (src/ too). Where PYTHONDONTWRITEBYTECODE is set, as on this project's CI
-# machines, nothing would ever be compiled later: every process, each test's server among them,
-# would compile the whole dependency tree again (1.5 s of CPU more per `import facetoface.app`).
+# up front, in parallel; compileall does src/ and what tests and the benchmark import
+# (tests/support, bench; pytest compiles test modules itself). Where PYTHONDONTWRITEBYTECODE is
+# set, as on this project's CI machines, nothing would ever be compiled later: every process,
+# each test's server among them, would compile the whole dependency tree again (1.5 s of CPU
+# more per `import facetoface.app`).
 $(STAMP): pyproject.toml $(LOCKS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes -r requirements/build.txt -r requirements/installer.txt
 	$(UV_INSTALL) --require-hashes --compile-bytecode -r requirements/dev.txt
 	$(UV_INSTALL) --no-deps --no-build-isolation -e .
-	$(BIN)/python -m compileall -q -j0 src
+	$(BIN)/python -m compileall -q -j0 src tests/support bench
 	@touch $(STAMP)
 
 ## lock: resolve pyproject.toml's dependencies into requirements/*.txt, pinned with hashes
