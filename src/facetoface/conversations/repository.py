@@ -291,9 +291,10 @@ _APPLY_ARGS = (
     "pca",
     "pca_digest",
 )
+#: How the merge's round trips are labelled in the metrics, whichever way they are sent.
+_APPLY_OPERATION = "apply:mentor_conversations"
 #: The merge runs as `facetoface.apply_delta` (migration 0006): a PL/pgSQL function, so its
 #: statements' plans are cached per server connection; each argument is named.
-_APPLY_OPERATION = "apply:mentor_conversations"
 APPLY_SQL = Statement(
     "SELECT * FROM facetoface.apply_delta("
     + ", ".join(f"p_{name} => %({name})s" for name in _APPLY_ARGS)

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from facetoface.db.failures import DatabaseUnavailable, database_unavailable
+from facetoface.db.failures import UNAVAILABLE_REASONS, DatabaseUnavailable, database_unavailable
 from facetoface.db.statements import Rows, Statement
 from facetoface.observability import timing
 
@@ -35,24 +35,16 @@ if TYPE_CHECKING:
     from facetoface.db.database import Database
     from facetoface.db.roles import Role
 
-#: Failures of the database itself: a batch that met one is not run again write by write.
-_SHARED_FAILURES = frozenset({"refused", "connection_lost", "timeout", "saturated", "shutdown"})
+#: Failures of the database itself, which every write of a batch shares: a batch that met one
+#: is not run again write by write. A conflict (a deadlock, a serialization failure) is the
+#: batch's own: alone, its writes may well pass.
+_SHARED_FAILURES = UNAVAILABLE_REASONS - {"conflict"}
 
 _LEAD = object()
 
 
 class _Write:
-    __slots__ = (
-        "done",
-        "error",
-        "order",
-        "params",
-        "rows",
-        "settled",
-        "statement",
-        "taken",
-        "turn",
-    )
+    __slots__ = ("error", "order", "params", "rows", "settled", "statement", "taken", "turn")
 
     def __init__(self, statement: Statement, params: Mapping[str, Any], order: str) -> None:
         loop = asyncio.get_running_loop()
@@ -61,19 +53,22 @@ class _Write:
         self.order = order
         self.rows: Rows | None = None
         self.error: BaseException | None = None
-        #: In a batch (out of the queue); answered (`done`, and `settled` resolved).
+        #: In a batch, out of the queue.
         self.taken = False
-        self.done = False
+        #: Resolved when the write is answered.
         self.settled: asyncio.Future[None] = loop.create_future()
-        #: Resolved when the write is done, or with `_LEAD` when its request must lead.
+        #: Resolved when the write is answered, or with `_LEAD` when its request must lead.
         self.turn: asyncio.Future[object] = loop.create_future()
 
+    @property
+    def done(self) -> bool:
+        return self.settled.done()
+
     def finish(self, rows: Rows | None = None, error: BaseException | None = None) -> None:
-        self.rows, self.error, self.done = rows, error, True
+        self.rows, self.error = rows, error
+        self.settled.set_result(None)
         if not self.turn.done():
             self.turn.set_result(None)
-        if not self.settled.done():
-            self.settled.set_result(None)
 
     def result(self) -> Rows:
         if self.error is not None:
@@ -157,47 +152,38 @@ class GroupCommit:
                 return
 
     async def _flush(self, batch: list[_Write]) -> None:
-        """Send `batch` and give each write its answer; never raises but for cancellation,
-        which leaves no write of the batch without an answer."""
+        """Send `batch` and give each write its answer; raises only when cancelled, and then
+        every write of the batch still unanswered is told the outcome is unknown (the
+        leader's request was cut off: whether the database committed is unknown; 503, and
+        the writes are idempotent, so their senders retry)."""
         batch.sort(key=lambda write: write.order)
         try:
-            try:
-                if len(batch) == 1:
-                    results = [await self._alone(batch[0])]
-                else:
-                    results = await self.db.run_each(
-                        [(write.statement, write.params) for write in batch],
-                        role=self.role,
-                        operation=self.operation,
-                    )
-            except Exception as exc:
-                if len(batch) > 1 and not _shared(exc):
-                    await self._one_by_one(batch)
-                else:
-                    for write in batch:
-                        write.finish(error=exc)
-            else:
-                for write, rows in zip(batch, results, strict=True):
-                    write.finish(rows)
-        except BaseException:
-            # Cancelled (the leader's request was cut off): whether the database committed
-            # is unknown; the writes' senders are told to retry (the writes are idempotent).
+            await self._answer(batch)
+        finally:
             for write in batch:
                 if not write.done:
                     write.finish(error=database_unavailable("connection_lost"))
-            raise
 
-    async def _one_by_one(self, batch: list[_Write]) -> None:
-        """The batch failed as a whole: each write alone gets its own answer."""
-        for write in batch:
-            try:
-                write.finish(await self._alone(write))
-            except Exception as exc:
+    async def _answer(self, batch: list[_Write]) -> None:
+        try:
+            results = await self._send(batch)
+        except Exception as exc:
+            if len(batch) > 1 and not _shared(exc):
+                # Failed as a whole: each write alone gets its own answer.
+                for write in batch:
+                    await self._answer([write])
+                return
+            for write in batch:
                 write.finish(error=exc)
+            return
+        for write, rows in zip(batch, results, strict=True):
+            write.finish(rows)
 
-    async def _alone(self, write: _Write) -> Rows:
-        return await self.db.run(
-            write.statement, write.params, role=self.role, operation=self.operation
+    async def _send(self, batch: list[_Write]) -> list[Rows]:
+        return await self.db.run_each(
+            [(write.statement, write.params) for write in batch],
+            role=self.role,
+            operation=self.operation,
         )
 
 
