@@ -4,6 +4,9 @@ reason is answered write by write, a database failure is every write's answer, a
 a cancelled leader nor a failure leaves a write unanswered or the queue stalled.
 
 Round trips are counted as the identity statements `Database` sends (one per message).
+Three tests run on a stand-in that holds round trips until told (`_HeldDatabase`): the
+interleavings they need (two lanes freeing up in one turn of the loop, a cancel landing
+between an answer and its wake-up) happen under load on a real server but not on demand.
 """
 
 from __future__ import annotations
@@ -174,6 +177,62 @@ async def test_a_leader_whose_write_went_in_another_batch_sends_nothing() -> Non
     results = await asyncio.wait_for(asyncio.gather(*queued), timeout=5)
     assert [rows[0]["n"] for rows in results] == list(range(10))
     assert db.sent == [[-1], [-2], list(range(10))]
+
+
+async def test_a_waiter_cancelled_after_its_answer_frees_no_lane() -> None:
+    """A queued write is answered by another request's batch, and its own request is cancelled
+    before it wakes up (a client gone at that moment): it never led, so it frees no lane. (It
+    once freed one, and from then on one lane more than configured was sent at once.)"""
+    db = _HeldDatabase()
+    group = GroupCommit(db, role=None, operation="test:group", lanes=1)  # type: ignore[arg-type]
+    first = asyncio.ensure_future(group.run(WRITE, _params(0), order="0"))
+    await asyncio.sleep(0)
+    leader, waiter = (
+        asyncio.ensure_future(group.run(WRITE, _params(n), order=str(n))) for n in (1, 2)
+    )
+    await eventually(lambda: group.queued == 2, what="two writes behind the lane")
+    db.release_all()
+    await first
+    await eventually(lambda: db.sent[1:] == [[1, 2]], what="the two writes' batch")
+    db.release_all()
+    # The batch's answer reaches the waiter in the leader's next step; the cancel lands after
+    # it, before the waiter wakes.
+    asyncio.get_running_loop().call_soon(waiter.cancel)
+    await leader
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    # One lane: of two new writes, one is sent and the other waits for it.
+    later = [asyncio.ensure_future(group.run(WRITE, _params(n), order=str(n))) for n in (3, 4)]
+    await eventually(lambda: len(db.sent) >= 3, what="the next write")
+    await asyncio.sleep(0.05)
+    assert db.sent[2:] == [[3]]
+    db.release_all()
+    await eventually(lambda: len(db.sent) >= 4, what="the write after it")
+    db.release_all()
+    assert [rows[0]["n"] for rows in await asyncio.gather(*later)] == [3, 4]
+
+
+async def test_a_waiter_cancelled_as_it_is_promoted_passes_the_lead_on() -> None:
+    """The lane frees up and promotes a queued write whose request is cancelled before it
+    wakes: the lead goes to the next one, and the queue does not stall. (The cancelled
+    request's write is still sent: it was accepted, and a callback is idempotent.)"""
+    db = _HeldDatabase()
+    group = GroupCommit(db, role=None, operation="test:group", lanes=1)  # type: ignore[arg-type]
+    first = asyncio.ensure_future(group.run(WRITE, _params(0), order="0"))
+    await asyncio.sleep(0)
+    promoted, next_one = (
+        asyncio.ensure_future(group.run(WRITE, _params(n), order=str(n))) for n in (1, 2)
+    )
+    await eventually(lambda: group.queued == 2, what="two writes behind the lane")
+    db.release_all()
+    asyncio.get_running_loop().call_soon(promoted.cancel)  # after the promotion, before it wakes
+    await first
+    with pytest.raises(asyncio.CancelledError):
+        await promoted
+    await eventually(lambda: len(db.sent) >= 2, what="the next leader's batch")
+    db.release_all()
+    assert (await asyncio.wait_for(next_one, timeout=5))[0]["n"] == 2
+    assert db.sent == [[0], [1, 2]]
 
 
 async def test_the_database_failing_is_every_writes_answer_and_nothing_stalls(

@@ -117,8 +117,11 @@ class GroupCommit:
             try:
                 turn = await write.turn
             except asyncio.CancelledError:
-                if write.turn.done() and not write.turn.cancelled():
-                    self._pass_the_lead()  # promoted as it was cancelled: lead no more
+                # Promoted as it was cancelled: it passes the lead on. Answered as it was
+                # cancelled (or not yet either): it never led, and frees no lane.
+                turn = write.turn
+                if turn.done() and not turn.cancelled() and turn.result() is _LEAD:
+                    self._pass_the_lead()
                 raise
             if turn is not _LEAD:
                 timing.add("db", time.perf_counter() - queued_at)
