@@ -1,6 +1,7 @@
 """Group commit (`facetoface.db.group_commit`) on a real PostgreSQL: a lone write goes at
 once, concurrent writes share round trips and commits, a batch that fails for one write's
-reason is answered write by write, a database failure is every write's answer, and neither
+reason (a statement's error, a deadlock between two batches) is answered write by write, a
+database failure is every write's answer, and neither
 a cancelled leader nor a failure leaves a write unanswered or the queue stalled.
 
 Round trips are counted as the identity statements `Database` sends (one per message).
@@ -126,6 +127,45 @@ async def test_a_write_of_a_failed_batch_is_not_committed_twice(db: Database) ->
         async with db.transaction() as session:
             stored = (await session.execute(text("SELECT k FROM group_commit_probe"))).all()
         assert sorted(k for (k,) in stored) == [0, 1, 2, 4, 5]
+    finally:
+        async with db.transaction() as session:
+            await session.execute(text("DROP TABLE group_commit_probe"))
+
+
+async def test_two_batches_that_deadlock_are_answered_write_by_write(db: Database) -> None:
+    """Two batches (two replicas' lanes) lock the same two rows in opposite orders: PostgreSQL
+    breaks the deadlock by aborting one (SQLSTATE 40P01, a conflict: that batch's own
+    failure), whose writes then run alone, after the other batch, and each gets its rows."""
+    await _create_probe_table(db)
+    lock = Statement("SELECT k AS n FROM group_commit_probe WHERE k = %(n)s FOR UPDATE")
+    try:
+        async with db.transaction() as session:
+            await session.execute(text("INSERT INTO group_commit_probe VALUES (1), (2)"))
+        replicas = [_group(db), _group(db)]
+        counter = StatementCounter(db.engine)
+        slow = [
+            asyncio.ensure_future(group.run(WRITE, _params(0, sleep=0.3), order="0"))
+            for group in replicas
+        ]
+        await asyncio.sleep(0.1)  # both lanes busy: the writes below queue into two batches
+        batches = [
+            [(lock, {"n": first}), (WRITE, _params(0, sleep=0.2)), (lock, {"n": second})]
+            for first, second in ((1, 2), (2, 1))
+        ]
+        answers = await asyncio.gather(
+            *(
+                group.run(statement, params, order=str(i))
+                for group, batch in zip(replicas, batches, strict=True)
+                for i, (statement, params) in enumerate(batch)
+            ),
+            return_exceptions=True,
+        )
+        await asyncio.gather(*slow)
+        counter.close()
+        got = [a if isinstance(a, BaseException) else a[0]["n"] for a in answers]
+        assert got == [1, 0, 2, 2, 0, 1]
+        # The slow writes, the two batches, then the aborted batch's three writes alone.
+        assert counter.identity_count == 2 + 2 + 3
     finally:
         async with db.transaction() as session:
             await session.execute(text("DROP TABLE group_commit_probe"))
