@@ -1,8 +1,8 @@
 """Group commit (`facetoface.db.group_commit`) on a real PostgreSQL: a lone write goes at
 once, concurrent writes share round trips and commits, a batch that fails for one write's
 reason (a statement's error, a deadlock between two batches) is answered write by write, a
-database failure is every write's answer, and neither
-a cancelled leader nor a failure leaves a write unanswered or the queue stalled.
+database failure is every write's answer, and neither a cancelled leader nor a failure
+leaves a write unanswered or the queue stalled.
 
 Round trips are counted as the identity statements `Database` sends (one per message).
 Three tests run on a stand-in that holds round trips until told (`_HeldDatabase`): the
