@@ -263,7 +263,7 @@ async def test_connections_reset_mid_flight(service: RunningService, proxy: TcpP
     # (replayed) or, when that attempt wrote nothing, a new one — never a second
     # conversation for one session (the checker counts duplicates).
     for retried in await asyncio.gather(*(start(user) for user in users)):
-        assert answered(retried).status_code == 201, retried
+        assert answered(retried).status_code == 201, (retried, retried.text)
     await asyncio.to_thread(service.sim.drain, 5.0)
 
     verdict = await check(service.db, service.sim, history, service.name_prefix, verify_events=True)
